@@ -1,0 +1,1081 @@
+/* fs.c: FUSE low-level operations over the store. Each callback takes its
+ * context from the request, makes one store call and maps the result to a reply. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs/fs_i.h"
+#include "log.h"
+#include "util.h"
+
+#define DOMAIN "fs"
+#define RESERVED_NAME ".sigil"
+
+static sg_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static uint32_t type_bits(uint32_t type)
+{
+	switch (type) {
+	case SG_TYPE_DIR:
+		return S_IFDIR;
+	case SG_TYPE_SYMLINK:
+		return S_IFLNK;
+	default:
+		return S_IFREG;
+	}
+}
+
+static void ts_of(int64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) {
+		ts->tv_nsec += 1000000000;
+		ts->tv_sec--;
+	}
+}
+
+static int64_t ns_of(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/* A file's attributes as the kernel should see them: a dirty buffer's size and mtime win. */
+static void stat_of(const sg_attr *a, struct sg_inode *in, struct stat *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->st_ino = a->id;
+	s->st_mode = type_bits(a->type) | (a->mode & 07777);
+	s->st_nlink = a->nlink;
+	s->st_uid = a->uid;
+	s->st_gid = a->gid;
+	s->st_size = (off_t)a->size;
+	s->st_blksize = 4096;
+	ts_of(a->mtime_ns, &s->st_mtim);
+	ts_of(a->ctime_ns, &s->st_ctim);
+	if (in) {
+		pthread_mutex_lock(&in->lock);
+		if (in->dirty) {
+			s->st_size = (off_t)in->len;
+			ts_of(in->mtime_ns, &s->st_mtim);
+		}
+		pthread_mutex_unlock(&in->lock);
+	}
+	s->st_atim = s->st_mtim;
+	s->st_blocks = (s->st_size + 511) / 512;
+}
+
+static int name_ok(fuse_ino_t parent, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n > SG_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (parent == SG_ROOT_ID && strcmp(name, RESERVED_NAME) == 0)
+		return -EPERM;
+	return 0;
+}
+
+static void reply_entry(fuse_req_t req, const sg_attr *a)
+{
+	sg_fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	struct sg_inode *in = sg_inode_get(&fs->inodes, a->id, 0);
+
+	memset(&e, 0, sizeof(e));
+	e.ino = a->id;
+	e.generation = 1;
+	e.attr_timeout = fs->attr_timeout;
+	e.entry_timeout = fs->entry_timeout;
+	stat_of(a, in, &e.attr);
+	if (in)
+		sg_inode_put(&fs->inodes, in, 0, 0);
+	if (fuse_reply_entry(req, &e) == 0)
+		sg_inode_ref(&fs->inodes, a->id, 1);
+}
+
+static void reply_attr(fuse_req_t req, const sg_attr *a, struct sg_inode *in)
+{
+	struct stat s;
+
+	stat_of(a, in, &s);
+	fuse_reply_attr(req, &s, fs_of(req)->attr_timeout);
+}
+
+/* Commit a dirty buffer as one change. Called with in->lock held. */
+static int commit(sg_fs *fs, struct sg_inode *in)
+{
+	sg_attr a;
+	int rc;
+
+	if (!in->dirty || in->gone)
+		return 0;
+	rc = sg_store_write(fs->st, NULL, in->ino, in->buf, in->len, in->mtime_ns, sg_now_ns(), &a);
+	if (rc == -ENOENT) {
+		/* unlinked or replaced meanwhile: as on a local fs, the data goes with it */
+		in->gone = 1;
+		in->dirty = 0;
+		return 0;
+	}
+	if (rc) {
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-FS-COMMIT",
+		       "cannot save inode %llu (%zu bytes): %s", (unsigned long long)in->ino,
+		       in->len, strerror(-rc));
+		return rc;
+	}
+	in->dirty = 0;
+	in->last = a;
+	return 0;
+}
+
+static int buf_reserve(struct sg_inode *in, size_t want)
+{
+	char *nb;
+	size_t cap;
+
+	if (want <= in->cap)
+		return 0;
+	cap = in->cap ? in->cap : 4096;
+	while (cap < want)
+		cap *= 2;
+	nb = realloc(in->buf, cap);
+	if (!nb)
+		return -ENOMEM;
+	in->buf = nb;
+	in->cap = cap;
+	return 0;
+}
+
+/* Set the buffer's length, zero-filling growth. Called with in->lock held. */
+static int buf_resize(struct sg_inode *in, size_t len)
+{
+	int rc = buf_reserve(in, len);
+
+	if (rc)
+		return rc;
+	if (len > in->len)
+		memset(in->buf + in->len, 0, len - in->len);
+	in->len = len;
+	return 0;
+}
+
+/* ---- lifecycle ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* the kernel's write-back cache would reorder and delay our one-change-per-save */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* POSIX ACLs are not stored: system.posix_acl_* answers EOPNOTSUPP */
+	conn->want &= ~FUSE_CAP_POSIX_ACL;
+}
+
+static void commit_each(struct sg_inode *in, void *ctx)
+{
+	pthread_mutex_lock(&in->lock);
+	commit(ctx, in);
+	pthread_mutex_unlock(&in->lock);
+}
+
+static void op_destroy(void *userdata)
+{
+	sg_fs *fs = userdata;
+
+	sg_itable_each(&fs->inodes, commit_each, fs);
+}
+
+/* ---- names ---- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	sg_attr a;
+	int rc;
+
+	if (strlen(name) > SG_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	if (parent == SG_ROOT_ID && strcmp(name, RESERVED_NAME) == 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	rc = sg_store_lookup(fs_of(req)->st, parent, name, &a);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_entry(req, &a);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	sg_fs *fs = fs_of(req);
+	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
+
+	if (in)
+		sg_inode_put(&fs->inodes, in, nlookup, 0);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	sg_fs *fs = fs_of(req);
+
+	for (size_t i = 0; i < count; i++) {
+		struct sg_inode *in = sg_inode_get(&fs->inodes, forgets[i].ino, 0);
+		if (in)
+			sg_inode_put(&fs->inodes, in, forgets[i].nlookup, 0);
+	}
+	fuse_reply_none(req);
+}
+
+/* Attributes of ino; an unlinked file still open is served from its last attributes. */
+static int attr_get(sg_fs *fs, fuse_ino_t ino, struct sg_inode *in, sg_attr *a)
+{
+	int rc = sg_store_getattr(fs->st, ino, a);
+
+	if (rc == -ENOENT && in) {
+		pthread_mutex_lock(&in->lock);
+		if (in->loaded) {
+			*a = in->last;
+			a->nlink = 0;
+			rc = 0;
+		}
+		pthread_mutex_unlock(&in->lock);
+	}
+	return rc;
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	sg_fs *fs = fs_of(req);
+	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
+	sg_attr a;
+	int rc = attr_get(fs, ino, in, &a);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_attr(req, &a, in);
+	if (in)
+		sg_inode_put(&fs->inodes, in, 0, 0);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	sg_fs *fs = fs_of(req);
+	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
+	int64_t now = sg_now_ns();
+	unsigned mask = 0;
+	sg_attr want, a;
+	int rc = 0;
+
+	memset(&want, 0, sizeof(want));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		mask |= SG_SET_MODE;
+		want.mode = attr->st_mode & 07777;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		mask |= SG_SET_UID;
+		want.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		mask |= SG_SET_GID;
+		want.gid = attr->st_gid;
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		mask |= SG_SET_MTIME;
+		want.mtime_ns = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now : ns_of(&attr->st_mtim);
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		want.size = (uint64_t)attr->st_size;
+		if (attr->st_size < 0) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if (want.size > sg_store_max_file_size(fs->st)) {
+			rc = -EFBIG;
+			goto out;
+		}
+	}
+	if (in) {
+		/* an open file's buffer takes the size (and a new mtime) */
+		pthread_mutex_lock(&in->lock);
+		if (in->loaded && !in->gone) {
+			if (to_set & FUSE_SET_ATTR_SIZE) {
+				rc = buf_resize(in, want.size);
+				if (rc == 0) {
+					in->dirty = 1;
+					in->mtime_ns = now;
+				}
+				to_set &= ~FUSE_SET_ATTR_SIZE;
+			}
+			if (mask & SG_SET_MTIME)
+				in->mtime_ns = want.mtime_ns;
+		}
+		pthread_mutex_unlock(&in->lock);
+		if (rc)
+			goto out;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		mask |= SG_SET_SIZE;
+	if (mask) {
+		rc = sg_store_setattr(fs->st, NULL, ino, mask, &want, now, &a);
+	} else {
+		rc = attr_get(fs, ino, in, &a);
+	}
+out:
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_attr(req, &a, in);
+	if (in)
+		sg_inode_put(&fs->inodes, in, 0, 0);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	void *data;
+	size_t len;
+	sg_attr a;
+	int rc = sg_store_getattr(fs_of(req)->st, ino, &a);
+
+	if (rc == 0 && a.type != SG_TYPE_SYMLINK)
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = sg_store_read(fs_of(req)->st, ino, &data, &len);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fuse_reply_readlink(req, data ? data : "");
+	free(data);
+}
+
+static int do_create(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t type,
+		     mode_t mode, const char *target, sg_attr *a)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	int rc = name_ok(parent, name);
+
+	if (rc)
+		return rc;
+	return sg_store_create(fs_of(req)->st, NULL, parent, name, type, mode & 07777, ctx->uid,
+			       ctx->gid, target, target ? strlen(target) : 0, sg_now_ns(), a);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	sg_attr a;
+	int rc;
+
+	/* device nodes, FIFOs and sockets have no meaning in replicated config */
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = do_create(req, parent, name, SG_TYPE_FILE, mode, NULL, &a);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	sg_attr a;
+	int rc = do_create(req, parent, name, SG_TYPE_DIR, mode, NULL, &a);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	sg_attr a;
+	int rc = do_create(req, parent, name, SG_TYPE_SYMLINK, 0777, link, &a);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	/* one entry, one path: replication and the mirror have no hard links */
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	int rc = sg_store_remove(fs_of(req)->st, NULL, parent, name, 0, sg_now_ns());
+
+	fuse_reply_err(req, -rc);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	int rc = sg_store_remove(fs_of(req)->st, NULL, parent, name, 1, sg_now_ns());
+
+	fuse_reply_err(req, -rc);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	unsigned sflags = 0;
+	int rc = name_ok(newparent, newname);
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		rc = -EINVAL; /* RENAME_WHITEOUT is for overlay filesystems */
+	if (flags & RENAME_NOREPLACE)
+		sflags |= SG_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		sflags |= SG_RENAME_EXCHANGE;
+	if (rc == 0)
+		rc = sg_store_rename(fs_of(req)->st, NULL, parent, name, newparent, newname, sflags,
+				     sg_now_ns());
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- files ---- */
+
+/* Pin the inode for an open handle and make sure its buffer holds the content. */
+static int open_inode(sg_fs *fs, fuse_ino_t ino, int flags, struct sg_inode **out, int *keep)
+{
+	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 1);
+	sg_attr a;
+	int rc = 0;
+
+	if (!in)
+		return -ENOMEM;
+	pthread_mutex_lock(&in->lock);
+	*keep = !in->stale;
+	if (!in->loaded || (in->stale && !in->dirty)) {
+		void *data;
+		size_t len;
+
+		rc = sg_store_getattr(fs->st, ino, &a);
+		if (rc == 0 && a.type == SG_TYPE_DIR)
+			rc = -EISDIR;
+		if (rc == 0)
+			rc = sg_store_read(fs->st, ino, &data, &len);
+		if (rc == 0) {
+			free(in->buf);
+			in->buf = data;
+			in->len = in->cap = len;
+			in->loaded = 1;
+			in->dirty = 0;
+			in->gone = 0;
+			in->mtime_ns = a.mtime_ns;
+			in->last = a;
+		}
+	}
+	if (rc == 0) {
+		in->stale = 0;
+		if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && in->len) {
+			in->len = 0;
+			in->dirty = 1;
+			in->mtime_ns = sg_now_ns();
+		}
+		in->nopen++;
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (rc) {
+		sg_inode_put(&fs->inodes, in, 0, 0);
+		return rc;
+	}
+	*out = in;
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sg_inode *in;
+	int keep, rc = open_inode(fs_of(req), ino, fi->flags, &in, &keep);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)in;
+	fi->keep_cache = keep;
+	if (fuse_reply_open(req, fi) != 0) {
+		pthread_mutex_lock(&in->lock);
+		in->nopen--;
+		pthread_mutex_unlock(&in->lock);
+		sg_inode_put(&fs_of(req)->inodes, in, 0, 0);
+	}
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	sg_fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	struct sg_inode *in;
+	sg_attr a;
+	int keep, rc = do_create(req, parent, name, SG_TYPE_FILE, mode, NULL, &a);
+
+	rc = rc ? rc : open_inode(fs, a.id, fi->flags & ~O_TRUNC, &in, &keep);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = a.id;
+	e.generation = 1;
+	e.attr_timeout = fs->attr_timeout;
+	e.entry_timeout = fs->entry_timeout;
+	stat_of(&a, NULL, &e.attr);
+	fi->fh = (uint64_t)(uintptr_t)in;
+	if (fuse_reply_create(req, &e, fi) == 0) {
+		sg_inode_ref(&fs->inodes, a.id, 1);
+	} else {
+		pthread_mutex_lock(&in->lock);
+		in->nopen--;
+		pthread_mutex_unlock(&in->lock);
+		sg_inode_put(&fs->inodes, in, 0, 0);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
+	char *copy = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&in->lock);
+	if (off >= 0 && (size_t)off < in->len) {
+		n = in->len - (size_t)off < size ? in->len - (size_t)off : size;
+		copy = malloc(n);
+		if (copy)
+			memcpy(copy, in->buf + off, n);
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (n && !copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fuse_reply_buf(req, copy, n);
+	free(copy);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	sg_fs *fs = fs_of(req);
+	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
+	uint64_t end = (uint64_t)off + size;
+	int rc = 0;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (end > sg_store_max_file_size(fs->st)) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	pthread_mutex_lock(&in->lock);
+	if (end > in->len)
+		rc = buf_resize(in, end);
+	if (rc == 0) {
+		memcpy(in->buf + off, buf, size);
+		in->dirty = 1;
+		in->mtime_ns = sg_now_ns();
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
+	int rc;
+
+	pthread_mutex_lock(&in->lock);
+	rc = commit(fs_of(req), in);
+	pthread_mutex_unlock(&in->lock);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
+	int rc;
+
+	pthread_mutex_lock(&in->lock);
+	rc = commit(fs_of(req), in);
+	pthread_mutex_unlock(&in->lock);
+	if (rc == 0)
+		rc = sg_store_sync(fs_of(req)->st);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	sg_fs *fs = fs_of(req);
+	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
+
+	pthread_mutex_lock(&in->lock);
+	commit(fs, in);
+	if (--in->nopen == 0 && !in->dirty) {
+		/* the last handle: the kernel's page cache keeps what it needs */
+		free(in->buf);
+		in->buf = NULL;
+		in->len = in->cap = 0;
+		in->loaded = 0;
+	}
+	pthread_mutex_unlock(&in->lock);
+	sg_inode_put(&fs->inodes, in, 0, 0);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- directories ---- */
+
+struct dirsnap {
+	size_t n, cap;
+	struct {
+		uint64_t ino;
+		uint32_t type;
+		char *name;
+	} *e;
+};
+
+static int snap_add(struct dirsnap *d, uint64_t ino, uint32_t type, const char *name)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		void *ne = realloc(d->e, cap * sizeof(*d->e));
+		if (!ne)
+			return -ENOMEM;
+		d->e = ne;
+		d->cap = cap;
+	}
+	d->e[d->n].name = strdup(name);
+	if (!d->e[d->n].name)
+		return -ENOMEM;
+	d->e[d->n].ino = ino;
+	d->e[d->n].type = type;
+	d->n++;
+	return 0;
+}
+
+static int snap_cb(void *ctx, const sg_dirent *d)
+{
+	return snap_add(ctx, d->id, d->type, d->name);
+}
+
+static void snap_free(struct dirsnap *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->e[i].name);
+	free(d->e);
+	free(d);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	sg_fs *fs = fs_of(req);
+	struct dirsnap *d = calloc(1, sizeof(*d));
+	sg_attr a;
+	int rc = d ? 0 : -ENOMEM;
+
+	rc = rc ? rc : sg_store_getattr(fs->st, ino, &a);
+	rc = rc ? rc : snap_add(d, ino, SG_TYPE_DIR, ".");
+	rc = rc ? rc : snap_add(d, a.parent, SG_TYPE_DIR, "..");
+	rc = rc ? rc : sg_store_list(fs->st, ino, NULL, snap_cb, d);
+	if (rc) {
+		if (d)
+			snap_free(d);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi) != 0)
+		snap_free(d);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t pos = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->n; i++) {
+		struct stat s = {0};
+		size_t need;
+
+		s.st_ino = d->e[i].ino;
+		s.st_mode = type_bits(d->e[i].type);
+		need = fuse_add_direntry(req, buf + pos, size - pos, d->e[i].name, &s, (off_t)i + 1);
+		if (need > size - pos)
+			break;
+		pos += need;
+	}
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	snap_free((struct dirsnap *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -sg_store_sync(fs_of(req)->st));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	sg_fs *fs = fs_of(req);
+	sg_store_stats ss;
+	struct statvfs sv;
+
+	if (statvfs(fs->data_dir, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sg_store_stats_get(fs->st, &ss);
+	sv.f_namemax = SG_NAME_MAX;
+	sv.f_files = ss.entries + sv.f_ffree;
+	sv.f_favail = sv.f_ffree;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes: user.* stored with the entry ---- */
+
+static int xattr_ns(const char *name)
+{
+	if (strncmp(name, "system.posix_acl_", 17) == 0)
+		return -EOPNOTSUPP;
+	if (strncmp(name, "user.", 5) == 0)
+		return 0;
+	return -ENOTSUP;
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	int rc = xattr_ns(name);
+
+	if (rc == 0)
+		rc = sg_store_setxattr(fs_of(req)->st, NULL, ino, name, value, size, flags,
+				       sg_now_ns());
+	fuse_reply_err(req, -rc);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	void *val = NULL;
+	size_t len = 0;
+	int rc = xattr_ns(name);
+
+	if (rc == -ENOTSUP)
+		rc = -ENODATA; /* security.capability and friends: simply not there */
+	if (rc == 0)
+		rc = sg_store_getxattr(fs_of(req)->st, ino, name, &val, &len);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, len);
+	free(val);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *names = NULL;
+	size_t len = 0;
+	int rc = sg_store_listxattr(fs_of(req)->st, ino, &names, &len);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, names, len);
+	free(names);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	int rc = xattr_ns(name);
+
+	if (rc == -ENOTSUP)
+		rc = -ENODATA;
+	if (rc == 0)
+		rc = sg_store_removexattr(fs_of(req)->st, NULL, ino, name, sg_now_ns());
+	fuse_reply_err(req, -rc);
+}
+
+static const struct fuse_lowlevel_ops sg_ops = {
+	.init = op_init,
+	.destroy = op_destroy,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.create = op_create,
+};
+
+/* ---- changes that did not come through the kernel ---- */
+
+static void inval_push(sg_fs *fs, uint64_t parent, const char *name, uint64_t ino)
+{
+	struct inval *iv = calloc(1, sizeof(*iv));
+
+	if (!iv)
+		return;
+	iv->parent = parent;
+	iv->ino = ino;
+	if (name && !(iv->name = strdup(name))) {
+		free(iv);
+		return;
+	}
+	pthread_mutex_lock(&fs->inval_lock);
+	if (fs->inval_tail)
+		fs->inval_tail->next = iv;
+	else
+		fs->inval_head = iv;
+	fs->inval_tail = iv;
+	pthread_cond_signal(&fs->inval_cond);
+	pthread_mutex_unlock(&fs->inval_lock);
+}
+
+static void mark_stale(sg_fs *fs, uint64_t ino)
+{
+	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
+
+	if (!in)
+		return;
+	pthread_mutex_lock(&in->lock);
+	in->stale = 1;
+	if (!in->dirty && in->nopen == 0) {
+		free(in->buf);
+		in->buf = NULL;
+		in->len = in->cap = 0;
+		in->loaded = 0;
+	}
+	pthread_mutex_unlock(&in->lock);
+	sg_inode_put(&fs->inodes, in, 0, 0);
+}
+
+void sg_fs_on_commit(void *arg, const sg_note *notes, size_t n)
+{
+	sg_fs *fs = arg;
+
+	for (size_t i = 0; i < n; i++) {
+		const sg_note *nt = &notes[i];
+
+		if (nt->local)
+			continue; /* the kernel made it, the kernel knows */
+		mark_stale(fs, nt->id);
+		if (sg_inode_known(&fs->inodes, nt->parent))
+			inval_push(fs, nt->parent, nt->name, 0);
+		if (sg_inode_known(&fs->inodes, nt->id))
+			inval_push(fs, 0, NULL, nt->id);
+		if (nt->old_id && nt->old_id != nt->id) {
+			mark_stale(fs, nt->old_id);
+			if (sg_inode_known(&fs->inodes, nt->old_id))
+				inval_push(fs, 0, NULL, nt->old_id);
+		}
+	}
+}
+
+static void *inval_main(void *arg)
+{
+	sg_fs *fs = arg;
+
+	for (;;) {
+		struct inval *iv;
+
+		pthread_mutex_lock(&fs->inval_lock);
+		while (!fs->inval_head && !fs->inval_stop)
+			pthread_cond_wait(&fs->inval_cond, &fs->inval_lock);
+		iv = fs->inval_head;
+		if (iv) {
+			fs->inval_head = iv->next;
+			if (!fs->inval_head)
+				fs->inval_tail = NULL;
+		}
+		pthread_mutex_unlock(&fs->inval_lock);
+		if (!iv)
+			break;
+		if (fs->mounted) {
+			int rc;
+			if (iv->name)
+				rc = fuse_lowlevel_notify_inval_entry(fs->se, iv->parent, iv->name,
+								      strlen(iv->name));
+			else
+				rc = fuse_lowlevel_notify_inval_inode(fs->se, iv->ino, 0, 0);
+			if (rc == 0)
+				atomic_fetch_add(&fs->invalidations, 1);
+			else if (rc != -ENOENT)
+				sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-FS-INVAL",
+				       "invalidation of %llu/%s: %s",
+				       (unsigned long long)(iv->name ? iv->parent : iv->ino),
+				       iv->name ? iv->name : "", strerror(-rc));
+		}
+		free(iv->name);
+		free(iv);
+	}
+	return NULL;
+}
+
+uint64_t sg_fs_invalidations(sg_fs *fs)
+{
+	return atomic_load(&fs->invalidations);
+}
+
+/* ---- session ---- */
+
+int sg_fs_new(sg_fs **out, sg_store *st, const sg_fs_opts *opts, struct fuse_args *args)
+{
+	sg_fs *fs = calloc(1, sizeof(*fs));
+	int rc;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->st = st;
+	fs->data_dir = strdup(opts && opts->data_dir ? opts->data_dir : "/");
+	fs->entry_timeout = opts && opts->entry_timeout > 0 ? opts->entry_timeout : 10.0;
+	fs->attr_timeout = opts && opts->attr_timeout > 0 ? opts->attr_timeout : 10.0;
+	fs->debug = opts ? opts->debug : 0;
+	pthread_mutex_init(&fs->inval_lock, NULL);
+	pthread_cond_init(&fs->inval_cond, NULL);
+	rc = fs->data_dir ? sg_itable_init(&fs->inodes) : -ENOMEM;
+	if (rc) {
+		free(fs->data_dir);
+		free(fs);
+		return rc;
+	}
+	fs->se = fuse_session_new(args, &sg_ops, sizeof(sg_ops), fs);
+	if (!fs->se) {
+		sg_itable_fini(&fs->inodes);
+		free(fs->data_dir);
+		free(fs);
+		return -EINVAL;
+	}
+	rc = pthread_create(&fs->inval_thread, NULL, inval_main, fs);
+	if (rc == 0)
+		fs->inval_started = 1;
+	*out = fs;
+	return 0;
+}
+
+int sg_fs_mount(sg_fs *fs, const char *mountpoint)
+{
+	if (fuse_session_mount(fs->se, mountpoint) != 0)
+		return -EIO;
+	fs->mounted = 1;
+	return 0;
+}
+
+int sg_fs_signals(sg_fs *fs)
+{
+	return fuse_set_signal_handlers(fs->se) == 0 ? 0 : -EIO;
+}
+
+int sg_fs_run(sg_fs *fs, int single)
+{
+	struct fuse_loop_config cfg = {.clone_fd = 1, .max_idle_threads = 10};
+	int rc = single ? fuse_session_loop(fs->se) : fuse_session_loop_mt(fs->se, &cfg);
+
+	return rc < 0 ? rc : 0;
+}
+
+void sg_fs_exit(sg_fs *fs)
+{
+	fuse_session_exit(fs->se);
+}
+
+void sg_fs_free(sg_fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->inval_started) {
+		pthread_mutex_lock(&fs->inval_lock);
+		fs->inval_stop = 1;
+		pthread_cond_signal(&fs->inval_cond);
+		pthread_mutex_unlock(&fs->inval_lock);
+		pthread_join(fs->inval_thread, NULL);
+	}
+	/* anything not yet saved (a crash of the kernel side, a lazy unmount) */
+	sg_itable_each(&fs->inodes, commit_each, fs);
+	fuse_remove_signal_handlers(fs->se);
+	if (fs->mounted)
+		fuse_session_unmount(fs->se);
+	fs->mounted = 0;
+	fuse_session_destroy(fs->se);
+	for (struct inval *iv = fs->inval_head, *next; iv; iv = next) {
+		next = iv->next;
+		free(iv->name);
+		free(iv);
+	}
+	sg_itable_fini(&fs->inodes);
+	pthread_mutex_destroy(&fs->inval_lock);
+	pthread_cond_destroy(&fs->inval_cond);
+	free(fs->data_dir);
+	free(fs);
+}

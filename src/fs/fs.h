@@ -1,0 +1,54 @@
+/* fs.h: the FUSE filesystem of sigilfs (low-level API), the one public contract
+ * of src/fs/. Callbacks are thin: they translate kernel requests to store calls. */
+#ifndef SIGIL_FS_H
+#define SIGIL_FS_H
+
+#include <stdint.h>
+
+#include "lmdb/store.h"
+
+struct fuse_args;
+
+typedef struct sg_fs sg_fs;
+
+typedef struct sg_fs_opts {
+	const char *data_dir;   /**< for statfs: the file system that holds the store */
+	double entry_timeout;   /**< seconds the kernel may cache names; default 10 */
+	double attr_timeout;    /**< seconds the kernel may cache attributes; default 10 */
+	int debug;              /**< log every request */
+} sg_fs_opts;
+
+/**
+ * Make a filesystem over `st` (borrowed: it must outlive the fs).
+ * @param args  FUSE's own options (-o allow_other, fsname, ...); consumed.
+ * @return 0, -EINVAL for options FUSE refuses, -ENOMEM.
+ */
+int sg_fs_new(sg_fs **out, sg_store *st, const sg_fs_opts *opts, struct fuse_args *args);
+
+/** Mount on `mountpoint`. 0 or -errno (FUSE has logged why). */
+int sg_fs_mount(sg_fs *fs, const char *mountpoint);
+
+/** Serve requests until unmounted or sg_fs_exit(); multi-threaded unless single. */
+int sg_fs_run(sg_fs *fs, int single);
+
+/** Ask sg_fs_run() to return (async-signal-safe through FUSE's own handlers). */
+void sg_fs_exit(sg_fs *fs);
+
+/** Install SIGINT/SIGTERM/SIGHUP handlers that end sg_fs_run(). */
+int sg_fs_signals(sg_fs *fs);
+
+/** Unmount (if mounted), commit every open file's pending content, free. NULL accepted. */
+void sg_fs_free(sg_fs *fs);
+
+/**
+ * Store observer: pass to sg_store_set_observer(st, sg_fs_on_commit, fs).
+ * For changes that did not come through the kernel (notes with local == 0)
+ * it drops stale buffers and queues kernel cache invalidations, sent from
+ * the fs's own thread (never from a request handler).
+ */
+void sg_fs_on_commit(void *fs, const sg_note *notes, size_t n);
+
+/** Count of kernel invalidations sent so far (for tests and status). */
+uint64_t sg_fs_invalidations(sg_fs *fs);
+
+#endif

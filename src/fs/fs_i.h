@@ -1,0 +1,73 @@
+/* fs_i.h: private to src/fs/: the inode table (what the kernel knows, and
+ * each open file's shared content buffer) and the fs handle. */
+#ifndef SIGIL_FS_I_H
+#define SIGIL_FS_I_H
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "fs/fs.h"
+
+/* One inode the kernel holds (nlookup > 0) or that has open handles. */
+struct sg_inode {
+	uint64_t ino;
+	uint64_t nlookup;   /* kernel references (lookup/create/mkdir... minus forget) */
+	unsigned nopen;     /* open file handles */
+	unsigned refs;      /* table users right now */
+	pthread_mutex_t lock; /* guards the buffer fields below */
+	char *buf;          /* content, shared by every handle, loaded at first open */
+	size_t len, cap;
+	int loaded;         /* buf holds the content */
+	int dirty;          /* buf differs from the store: commit at flush/fsync/release */
+	int stale;          /* changed by a peer since the kernel cached it */
+	int gone;           /* unlinked: serve open handles from buf, commit nothing */
+	int64_t mtime_ns;   /* of the buffered content */
+	sg_attr last;       /* last attributes seen, for an unlinked open file */
+	struct sg_inode *next;
+};
+
+struct sg_itable {
+	pthread_mutex_t lock;
+	struct sg_inode **slots;
+	size_t nslots, count;
+};
+
+int sg_itable_init(struct sg_itable *t);
+void sg_itable_fini(struct sg_itable *t);
+/* Find (and pin) an inode; create it if `create`. NULL if absent (or ENOMEM). */
+struct sg_inode *sg_inode_get(struct sg_itable *t, uint64_t ino, int create);
+/* Unpin; adjust nlookup by -forget and nopen by -closed; frees when unused. */
+void sg_inode_put(struct sg_itable *t, struct sg_inode *in, uint64_t forget, unsigned closed);
+/* Add kernel references (a successful lookup/create reply). */
+void sg_inode_ref(struct sg_itable *t, uint64_t ino, uint64_t n);
+/* Is `ino` known to the kernel? */
+int sg_inode_known(struct sg_itable *t, uint64_t ino);
+/* Call fn for every inode (under the table lock; fn must not block). */
+void sg_itable_each(struct sg_itable *t, void (*fn)(struct sg_inode *, void *), void *ctx);
+
+struct inval {
+	uint64_t parent, ino;
+	char *name; /* NULL: inode only */
+	struct inval *next;
+};
+
+struct sg_fs {
+	sg_store *st;
+	struct fuse_session *se;
+	char *data_dir;
+	double entry_timeout, attr_timeout;
+	int debug;
+	int mounted;
+	struct sg_itable inodes;
+
+	/* kernel invalidations, sent by their own thread */
+	pthread_t inval_thread;
+	int inval_started, inval_stop;
+	pthread_mutex_t inval_lock;
+	pthread_cond_t inval_cond;
+	struct inval *inval_head, *inval_tail;
+	_Atomic uint64_t invalidations;
+};
+
+#endif

@@ -1,0 +1,1006 @@
+/* store.c: the versioned entry store over LMDB: open and close, every read, and
+ * the public mutation calls, which queue ops for the writer (writer.c). */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lmdb/store_i.h"
+#include "log.h"
+#include "util.h"
+
+#define DOMAIN "store"
+
+/* The one place LMDB's codes become errnos. */
+int sg_mdb_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_KEYEXIST:
+		return -EEXIST;
+	case MDB_MAP_FULL:
+		return -ENOSPC;
+	case MDB_TXN_FULL:
+	case MDB_CURSOR_FULL:
+	case MDB_PAGE_FULL:
+		return -E2BIG;
+	case MDB_BAD_VALSIZE:
+		return -ENAMETOOLONG;
+	case MDB_READERS_FULL:
+		return -EAGAIN;
+	case MDB_INVALID:
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_VERSION_MISMATCH:
+	case MDB_PANIC:
+	case MDB_BAD_TXN:
+	case MDB_BAD_RSLOT:
+	case MDB_INCOMPATIBLE:
+	case MDB_BAD_DBI:
+	case MDB_MAP_RESIZED:
+	case MDB_TLS_FULL:
+	case MDB_DBS_FULL:
+		return -EIO;
+	default:
+		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+void sg_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (unsigned char)v;
+		v >>= 8;
+	}
+}
+
+uint64_t sg_get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+int sg_name_check(const char *name, size_t len)
+{
+	if (len == 0 || (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+		return -EINVAL;
+	if (memchr(name, '/', len) || memchr(name, '\0', len))
+		return -EINVAL;
+	if (len > SG_NAME_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* ---- small readers shared with writer.c ---- */
+
+int sg_rec_get(sg_store *st, MDB_txn *txn, uint64_t id, struct sg_rec *rec, char *name)
+{
+	unsigned char k[8];
+	MDB_val key = {8, k}, val;
+	int rc;
+
+	sg_be64(k, id);
+	rc = mdb_get(txn, st->ent, &key, &val);
+	if (rc)
+		return sg_mdb_err(rc);
+	if (val.mv_size < sizeof(*rec))
+		return -EIO;
+	memcpy(rec, val.mv_data, sizeof(*rec));
+	if (rec->namelen > SG_NAME_MAX || val.mv_size != sizeof(*rec) + rec->namelen)
+		return -EIO;
+	if (name) {
+		memcpy(name, (char *)val.mv_data + sizeof(*rec), rec->namelen);
+		name[rec->namelen] = '\0';
+	}
+	return 0;
+}
+
+void sg_rec_to_attr(uint64_t id, const struct sg_rec *rec, sg_attr *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = id;
+	out->parent = rec->parent;
+	out->type = rec->type;
+	out->mode = rec->mode & 07777;
+	out->uid = rec->uid;
+	out->gid = rec->gid;
+	out->nlink = rec->type == SG_TYPE_DIR ? 2 + rec->nsubdir : 1;
+	out->size = rec->size;
+	out->mtime_ns = rec->mtime_ns;
+	out->ctime_ns = rec->ctime_ns;
+	out->version = rec->version;
+	out->stamp.hlc = rec->hlc;
+	out->stamp.origin = rec->origin;
+	out->stamp.seq = rec->seq;
+}
+
+int sg_dirent_get(sg_store *st, MDB_txn *txn, uint64_t parent, const char *name, uint64_t *id,
+		  uint32_t *type)
+{
+	unsigned char k[8 + SG_NAME_MAX];
+	size_t n = strlen(name);
+	MDB_val key, val;
+	int rc;
+
+	if (n > SG_NAME_MAX)
+		return -ENAMETOOLONG;
+	sg_be64(k, parent);
+	memcpy(k + 8, name, n);
+	key.mv_size = 8 + n;
+	key.mv_data = k;
+	rc = mdb_get(txn, st->dir, &key, &val);
+	if (rc)
+		return sg_mdb_err(rc);
+	if (val.mv_size != 9)
+		return -EIO;
+	*id = sg_get_be64(val.mv_data);
+	if (type)
+		*type = ((unsigned char *)val.mv_data)[8];
+	return 0;
+}
+
+int sg_meta_get(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out)
+{
+	MDB_val k = {strlen(key), (void *)key}, v;
+	int rc = mdb_get(txn, st->meta, &k, &v);
+
+	if (rc)
+		return sg_mdb_err(rc);
+	if (v.mv_size != 8)
+		return -EIO;
+	memcpy(out, v.mv_data, 8);
+	return 0;
+}
+
+int sg_path_build(sg_store *st, MDB_txn *txn, uint64_t id, char **out)
+{
+	char name[SG_NAME_MAX + 1];
+	char *buf, *p;
+	struct sg_rec rec;
+	size_t cap = SG_PATH_MAX + 1;
+	int rc, depth = 0;
+
+	buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	p = buf + cap - 1;
+	*p = '\0';
+	while (id != SG_ROOT_ID) {
+		rc = sg_rec_get(st, txn, id, &rec, name);
+		if (rc)
+			goto fail;
+		if ((size_t)(p - buf) < rec.namelen + (*p ? 1u : 0u)) {
+			rc = -ENAMETOOLONG;
+			goto fail;
+		}
+		if (*p)
+			*--p = '/';
+		p -= rec.namelen;
+		memcpy(p, name, rec.namelen);
+		id = rec.parent;
+		if (++depth > SG_PATH_MAX) {
+			rc = -ELOOP;
+			goto fail;
+		}
+	}
+	memmove(buf, p, strlen(p) + 1);
+	*out = buf;
+	return 0;
+fail:
+	free(buf);
+	return rc;
+}
+
+/* ---- read transactions ---- */
+
+static int rd_begin(sg_store *st, MDB_txn **txn)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&st->map_lock);
+	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
+	if (rc) {
+		pthread_rwlock_unlock(&st->map_lock);
+		return sg_mdb_err(rc);
+	}
+	return 0;
+}
+
+static void rd_end(sg_store *st, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&st->map_lock);
+}
+
+/* ---- lifetime ---- */
+
+static int meta_init(sg_store *st, const sg_store_opts *opts)
+{
+	MDB_txn *txn;
+	uint64_t v;
+	int rc;
+
+	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc)
+		return sg_mdb_err(rc);
+	rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta);
+	rc = rc ? rc : mdb_dbi_open(txn, "ent", MDB_CREATE, &st->ent);
+	rc = rc ? rc : mdb_dbi_open(txn, "dir", MDB_CREATE, &st->dir);
+	rc = rc ? rc : mdb_dbi_open(txn, "data", MDB_CREATE, &st->data);
+	rc = rc ? rc : mdb_dbi_open(txn, "xattr", MDB_CREATE, &st->xattr);
+	rc = rc ? rc : mdb_dbi_open(txn, "log", MDB_CREATE, &st->log);
+	rc = rc ? rc : mdb_dbi_open(txn, "origins", MDB_CREATE, &st->origins);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return sg_mdb_err(rc);
+	}
+
+	rc = sg_meta_get(st, txn, "format", &v);
+	if (rc == -ENOENT) {
+		/* a new store: format, node id, and the root directory */
+		struct {
+			const char *k;
+			uint64_t v;
+		} init[] = {{"format", SG_STORE_FORMAT}, {"node_id", 0}, {"version", 0}, {"seq", 0},
+			    {"hlc", 0}, {"next_id", SG_ROOT_ID + 1}, {"live", 1}, {"tombs", 0}};
+		struct sg_rec root;
+		unsigned char k[8];
+		MDB_val key = {8, k}, val = {sizeof(root), &root};
+		uint64_t id = opts->node_id;
+
+		rc = 0;
+		while (id == 0 && getrandom(&id, sizeof(id), 0) != sizeof(id))
+			;
+		init[1].v = id;
+		for (size_t i = 0; i < sizeof(init) / sizeof(init[0]) && !rc; i++) {
+			MDB_val mk = {strlen(init[i].k), (void *)init[i].k}, mv = {8, &init[i].v};
+			rc = mdb_put(txn, st->meta, &mk, &mv, 0);
+		}
+		memset(&root, 0, sizeof(root));
+		root.parent = SG_ROOT_ID;
+		root.type = SG_TYPE_DIR;
+		root.mode = 0755;
+		root.mtime_ns = root.ctime_ns = sg_now_ns();
+		sg_be64(k, SG_ROOT_ID);
+		rc = rc ? rc : mdb_put(txn, st->ent, &key, &val, 0);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return sg_mdb_err(rc);
+		}
+	} else if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	} else if (v != SG_STORE_FORMAT) {
+		mdb_txn_abort(txn);
+		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-FORMAT", "%s: store format %llu, expected %d",
+		       st->path, (unsigned long long)v, SG_STORE_FORMAT);
+		return -EIO;
+	}
+
+	{
+		uint64_t node, ver, hlc, live, tombs;
+		rc = sg_meta_get(st, txn, "node_id", &node);
+		rc = rc ? rc : sg_meta_get(st, txn, "version", &ver);
+		rc = rc ? rc : sg_meta_get(st, txn, "hlc", &hlc);
+		rc = rc ? rc : sg_meta_get(st, txn, "live", &live);
+		rc = rc ? rc : sg_meta_get(st, txn, "tombs", &tombs);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return rc == -ENOENT ? -EIO : rc;
+		}
+		if (opts->node_id && opts->node_id != node) {
+			mdb_txn_abort(txn);
+			sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-NODE",
+			       "%s belongs to node id %016llx, not %016llx", st->path,
+			       (unsigned long long)node, (unsigned long long)opts->node_id);
+			return -EINVAL;
+		}
+		st->node_id = node;
+		atomic_store(&st->version, ver);
+		atomic_store(&st->hlc, hlc);
+		atomic_store(&st->live, live);
+		atomic_store(&st->tombs, tombs);
+	}
+	rc = mdb_txn_commit(txn);
+	return sg_mdb_err(rc);
+}
+
+int sg_store_open(sg_store **out, const sg_store_opts *opts)
+{
+	sg_store *st;
+	MDB_envinfo info;
+	int rc, dead = 0;
+
+	if (!opts || !opts->dir || !*opts->dir)
+		return -EINVAL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->path = strdup(opts->dir);
+	st->max_file = opts->max_file_size ? opts->max_file_size : SG_DEFAULT_MAX_FILE;
+	st->map_size = opts->initial_map ? opts->initial_map : (64ULL << 20);
+	st->max_map = opts->max_map ? opts->max_map : (64ULL << 30);
+	st->batch_max = opts->batch_max ? opts->batch_max : 1000;
+	pthread_rwlock_init(&st->map_lock, NULL);
+	pthread_mutex_init(&st->q_lock, NULL);
+	pthread_cond_init(&st->q_cond, NULL);
+	pthread_cond_init(&st->done_cond, NULL);
+	if (!st->path) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = sg_mkdir_p(opts->dir, 0700);
+	if (rc)
+		goto fail;
+	rc = mdb_env_create(&st->env);
+	if (rc) {
+		rc = sg_mdb_err(rc);
+		goto fail;
+	}
+	mdb_env_set_maxdbs(st->env, 8);
+	mdb_env_set_maxreaders(st->env, 256);
+	rc = mdb_env_set_mapsize(st->env, st->map_size);
+	/* MDB_NOTLS: FUSE worker threads come and go; MDB_NOMETASYNC: one
+	 * fdatasync per commit keeps integrity, sg_store_sync() makes the
+	 * last commit durable too. */
+	rc = rc ? rc : mdb_env_open(st->env, opts->dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+	if (rc) {
+		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-OPEN", "cannot open store in %s: %s",
+		       opts->dir, mdb_strerror(rc));
+		rc = sg_mdb_err(rc);
+		goto fail;
+	}
+	mdb_reader_check(st->env, &dead);
+	if (dead)
+		sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-STORE-READERS", "cleared %d stale readers", dead);
+	/* the map may be larger than asked, from an earlier run */
+	mdb_env_info(st->env, &info);
+	if (info.me_mapsize > st->map_size)
+		st->map_size = info.me_mapsize;
+	rc = meta_init(st, opts);
+	if (rc)
+		goto fail;
+	rc = sg_writer_start(st);
+	if (rc)
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	if (st->env)
+		mdb_env_close(st->env);
+	free(st->path);
+	pthread_rwlock_destroy(&st->map_lock);
+	pthread_mutex_destroy(&st->q_lock);
+	pthread_cond_destroy(&st->q_cond);
+	pthread_cond_destroy(&st->done_cond);
+	free(st);
+	return rc;
+}
+
+void sg_store_close(sg_store *st)
+{
+	if (!st)
+		return;
+	sg_writer_stop(st);
+	mdb_env_sync(st->env, 1);
+	mdb_env_close(st->env);
+	free(st->path);
+	pthread_rwlock_destroy(&st->map_lock);
+	pthread_mutex_destroy(&st->q_lock);
+	pthread_cond_destroy(&st->q_cond);
+	pthread_cond_destroy(&st->done_cond);
+	free(st);
+}
+
+uint64_t sg_store_node_id(const sg_store *st)
+{
+	return st->node_id;
+}
+
+uint64_t sg_store_version(sg_store *st)
+{
+	return atomic_load(&st->version);
+}
+
+uint64_t sg_store_hlc(sg_store *st)
+{
+	return atomic_load(&st->hlc);
+}
+
+uint64_t sg_store_max_file_size(const sg_store *st)
+{
+	return st->max_file;
+}
+
+void sg_store_set_observer(sg_store *st, sg_observer cb, void *ctx)
+{
+	pthread_mutex_lock(&st->q_lock);
+	st->observer = cb;
+	st->observer_ctx = ctx;
+	pthread_mutex_unlock(&st->q_lock);
+}
+
+int sg_store_stats_get(sg_store *st, sg_store_stats *out)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+
+	memset(out, 0, sizeof(*out));
+	out->entries = atomic_load(&st->live);
+	out->tombstones = atomic_load(&st->tombs);
+	out->commits = atomic_load(&st->commits);
+	out->ops = atomic_load(&st->ops);
+	pthread_rwlock_rdlock(&st->map_lock);
+	mdb_env_info(st->env, &info);
+	mdb_env_stat(st->env, &ms);
+	pthread_rwlock_unlock(&st->map_lock);
+	out->map_size = info.me_mapsize;
+	out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+	return 0;
+}
+
+/* ---- reads ---- */
+
+static int live_rec(sg_store *st, MDB_txn *txn, uint64_t id, struct sg_rec *rec, char *name)
+{
+	int rc = sg_rec_get(st, txn, id, rec, name);
+
+	if (rc == 0 && rec->type == SG_TYPE_TOMBSTONE)
+		rc = -ENOENT;
+	return rc;
+}
+
+static int lookup_txn(sg_store *st, MDB_txn *txn, uint64_t parent, const char *name, sg_attr *out)
+{
+	struct sg_rec rec;
+	uint64_t id;
+	uint32_t type;
+	int rc;
+
+	rc = live_rec(st, txn, parent, &rec, NULL);
+	if (rc)
+		return rc;
+	if (rec.type != SG_TYPE_DIR)
+		return -ENOTDIR;
+	rc = sg_dirent_get(st, txn, parent, name, &id, &type);
+	if (rc)
+		return rc;
+	if (type == SG_TYPE_TOMBSTONE)
+		return -ENOENT;
+	rc = live_rec(st, txn, id, &rec, NULL);
+	if (rc)
+		return rc;
+	sg_rec_to_attr(id, &rec, out);
+	return 0;
+}
+
+int sg_store_lookup(sg_store *st, uint64_t parent, const char *name, sg_attr *out)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (strlen(name) > SG_NAME_MAX)
+		return -ENAMETOOLONG;
+	rc = rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = lookup_txn(st, txn, parent, name, out);
+	rd_end(st, txn);
+	return rc;
+}
+
+int sg_store_getattr(sg_store *st, uint64_t id, sg_attr *out)
+{
+	struct sg_rec rec;
+	MDB_txn *txn;
+	int rc;
+
+	rc = rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = live_rec(st, txn, id, &rec, NULL);
+	if (rc == 0)
+		sg_rec_to_attr(id, &rec, out);
+	rd_end(st, txn);
+	return rc;
+}
+
+static int data_copy(sg_store *st, MDB_txn *txn, uint64_t id, void **out, size_t *len)
+{
+	unsigned char k[8];
+	MDB_val key = {8, k}, val;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	sg_be64(k, id);
+	rc = mdb_get(txn, st->data, &key, &val);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return sg_mdb_err(rc);
+	*out = malloc(val.mv_size + 1);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, val.mv_data, val.mv_size);
+	((char *)*out)[val.mv_size] = '\0';
+	*len = val.mv_size;
+	return 0;
+}
+
+int sg_store_read(sg_store *st, uint64_t id, void **out, size_t *len)
+{
+	struct sg_rec rec;
+	MDB_txn *txn;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	rc = rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = live_rec(st, txn, id, &rec, NULL);
+	if (rc == 0 && rec.type == SG_TYPE_DIR)
+		rc = -EISDIR;
+	if (rc == 0)
+		rc = data_copy(st, txn, id, out, len);
+	rd_end(st, txn);
+	return rc;
+}
+
+int sg_store_list(sg_store *st, uint64_t dir, const char *after, sg_dirent_cb cb, void *ctx)
+{
+	unsigned char k[8 + SG_NAME_MAX];
+	size_t alen = after ? strlen(after) : 0;
+	struct sg_rec rec;
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	int rc, op = MDB_SET_RANGE;
+
+	if (alen > SG_NAME_MAX)
+		return -ENAMETOOLONG;
+	rc = rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = live_rec(st, txn, dir, &rec, NULL);
+	if (rc == 0 && rec.type != SG_TYPE_DIR)
+		rc = -ENOTDIR;
+	if (rc)
+		goto out;
+	rc = sg_mdb_err(mdb_cursor_open(txn, st->dir, &cur));
+	if (rc)
+		goto out;
+	sg_be64(k, dir);
+	memcpy(k + 8, after, alen);
+	key.mv_size = 8 + alen;
+	key.mv_data = k;
+	for (;;) {
+		char name[SG_NAME_MAX + 1];
+		sg_dirent d;
+		size_t n;
+		int r = mdb_cursor_get(cur, &key, &val, op);
+
+		op = MDB_NEXT;
+		if (r == MDB_NOTFOUND)
+			break;
+		if (r) {
+			rc = sg_mdb_err(r);
+			break;
+		}
+		if (key.mv_size < 8 || sg_get_be64(key.mv_data) != dir)
+			break;
+		n = key.mv_size - 8;
+		if (val.mv_size != 9 || n > SG_NAME_MAX) {
+			rc = -EIO;
+			break;
+		}
+		if (alen && n == alen && memcmp((char *)key.mv_data + 8, after, n) == 0)
+			continue;
+		d.type = ((unsigned char *)val.mv_data)[8];
+		if (d.type == SG_TYPE_TOMBSTONE)
+			continue;
+		memcpy(name, (char *)key.mv_data + 8, n);
+		name[n] = '\0';
+		d.id = sg_get_be64(val.mv_data);
+		d.name = name;
+		rc = cb(ctx, &d);
+		if (rc)
+			break;
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	rd_end(st, txn);
+	return rc;
+}
+
+static int resolve_txn(sg_store *st, MDB_txn *txn, const char *path, sg_attr *out)
+{
+	char name[SG_NAME_MAX + 1];
+	struct sg_rec rec;
+	uint64_t id = SG_ROOT_ID;
+	const char *p = path;
+	int rc;
+
+	if (strlen(path) > SG_PATH_MAX)
+		return -ENAMETOOLONG;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		sg_attr a;
+
+		if (n == 0) { /* tolerate "a//b" and a trailing '/' */
+			p++;
+			continue;
+		}
+		rc = sg_name_check(p, n);
+		if (rc)
+			return rc;
+		memcpy(name, p, n);
+		name[n] = '\0';
+		rc = lookup_txn(st, txn, id, name, &a);
+		if (rc)
+			return rc;
+		id = a.id;
+		p += n;
+	}
+	rc = live_rec(st, txn, id, &rec, NULL);
+	if (rc)
+		return rc;
+	sg_rec_to_attr(id, &rec, out);
+	return 0;
+}
+
+int sg_store_resolve(sg_store *st, const char *path, sg_attr *out)
+{
+	MDB_txn *txn;
+	int rc;
+
+	rc = rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = resolve_txn(st, txn, path, out);
+	rd_end(st, txn);
+	return rc;
+}
+
+int sg_store_path(sg_store *st, uint64_t id, char **out)
+{
+	MDB_txn *txn;
+	int rc;
+
+	rc = rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = sg_path_build(st, txn, id, out);
+	rd_end(st, txn);
+	return rc;
+}
+
+int sg_store_getxattr(sg_store *st, uint64_t id, const char *name, void **out, size_t *len)
+{
+	unsigned char k[8 + SG_NAME_MAX];
+	size_t n = strlen(name);
+	struct sg_rec rec;
+	MDB_val key, val;
+	MDB_txn *txn;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (n == 0 || n > SG_NAME_MAX)
+		return -ERANGE;
+	rc = rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = live_rec(st, txn, id, &rec, NULL);
+	if (rc)
+		goto out;
+	sg_be64(k, id);
+	memcpy(k + 8, name, n);
+	key.mv_size = 8 + n;
+	key.mv_data = k;
+	rc = mdb_get(txn, st->xattr, &key, &val);
+	if (rc == MDB_NOTFOUND) {
+		rc = -ENODATA;
+		goto out;
+	}
+	rc = sg_mdb_err(rc);
+	if (rc)
+		goto out;
+	*out = malloc(val.mv_size ? val.mv_size : 1);
+	if (!*out) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	memcpy(*out, val.mv_data, val.mv_size);
+	*len = val.mv_size;
+out:
+	rd_end(st, txn);
+	return rc;
+}
+
+int sg_store_listxattr(sg_store *st, uint64_t id, char **out, size_t *len)
+{
+	unsigned char k[8];
+	struct sg_rec rec;
+	MDB_cursor *cur = NULL;
+	MDB_val key = {8, k}, val;
+	MDB_txn *txn;
+	char *buf = NULL;
+	size_t used = 0;
+	int rc, op = MDB_SET_RANGE;
+
+	*out = NULL;
+	*len = 0;
+	rc = rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = live_rec(st, txn, id, &rec, NULL);
+	if (rc)
+		goto out;
+	rc = sg_mdb_err(mdb_cursor_open(txn, st->xattr, &cur));
+	if (rc)
+		goto out;
+	sg_be64(k, id);
+	for (;;) {
+		int r = mdb_cursor_get(cur, &key, &val, op);
+		size_t n;
+		char *nb;
+
+		op = MDB_NEXT;
+		if (r == MDB_NOTFOUND)
+			break;
+		if (r) {
+			rc = sg_mdb_err(r);
+			goto out;
+		}
+		if (key.mv_size <= 8 || sg_get_be64(key.mv_data) != id)
+			break;
+		n = key.mv_size - 8;
+		nb = realloc(buf, used + n + 1);
+		if (!nb) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		buf = nb;
+		memcpy(buf + used, (char *)key.mv_data + 8, n);
+		buf[used + n] = '\0';
+		used += n + 1;
+	}
+	*out = buf;
+	*len = used;
+	buf = NULL;
+out:
+	free(buf);
+	if (cur)
+		mdb_cursor_close(cur);
+	rd_end(st, txn);
+	return rc;
+}
+
+int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_cb cb, void *ctx)
+{
+	unsigned char k[8];
+	MDB_cursor *cur = NULL;
+	MDB_val key = {8, k}, val;
+	MDB_txn *txn;
+	size_t count = 0;
+	int rc, op = MDB_SET_RANGE;
+
+	if (after == UINT64_MAX)
+		return 0;
+	rc = rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = sg_mdb_err(mdb_cursor_open(txn, st->log, &cur));
+	if (rc)
+		goto out;
+	sg_be64(k, after + 1);
+	while (max == 0 || count < max) {
+		struct sg_rec rec;
+		sg_change c;
+		char *path = NULL;
+		void *data = NULL;
+		size_t len = 0;
+		uint64_t id;
+		int r = mdb_cursor_get(cur, &key, &val, op);
+
+		op = MDB_NEXT;
+		if (r == MDB_NOTFOUND)
+			break;
+		if (r) {
+			rc = sg_mdb_err(r);
+			break;
+		}
+		if (key.mv_size != 8 || val.mv_size != 8) {
+			rc = -EIO;
+			break;
+		}
+		id = sg_get_be64(val.mv_data);
+		rc = sg_rec_get(st, txn, id, &rec, NULL);
+		rc = rc ? rc : sg_path_build(st, txn, id, &path);
+		if (rc == 0 && rec.type != SG_TYPE_DIR && rec.type != SG_TYPE_TOMBSTONE)
+			rc = data_copy(st, txn, id, &data, &len);
+		if (rc) {
+			free(path);
+			break;
+		}
+		memset(&c, 0, sizeof(c));
+		c.path = path;
+		c.type = rec.type;
+		c.mode = rec.mode;
+		c.uid = rec.uid;
+		c.gid = rec.gid;
+		c.mtime_ns = rec.mtime_ns;
+		c.ctime_ns = rec.ctime_ns;
+		c.data = data;
+		c.len = len;
+		c.version = sg_get_be64(key.mv_data);
+		c.id = id;
+		c.stamp.hlc = rec.hlc;
+		c.stamp.origin = rec.origin;
+		c.stamp.seq = rec.seq;
+		rc = cb(ctx, &c);
+		free(path);
+		free(data);
+		count++;
+		if (rc)
+			break;
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	rd_end(st, txn);
+	return rc;
+}
+
+/* ---- mutations: build an op, queue it, wait ---- */
+
+static int submit(sg_store *st, struct sg_op *op, sg_attr *out)
+{
+	int rc = sg_writer_submit(st, op);
+
+	if (rc == 0 && out)
+		*out = op->out;
+	return rc;
+}
+
+int sg_store_create(sg_store *st, const sg_stamp *stamp, uint64_t parent, const char *name,
+		    uint32_t type, uint32_t mode, uint32_t uid, uint32_t gid, const void *data,
+		    size_t len, int64_t now_ns, sg_attr *out)
+{
+	struct sg_op op = {.kind = OP_CREATE, .stamp = stamp, .parent = parent, .name = name,
+			   .type = type, .mode = mode, .uid = uid, .gid = gid, .data = data,
+			   .len = len, .now_ns = now_ns};
+	int rc = sg_name_check(name, strlen(name));
+
+	if (rc)
+		return rc;
+	if (type != SG_TYPE_FILE && type != SG_TYPE_DIR && type != SG_TYPE_SYMLINK)
+		return -EINVAL;
+	if (type == SG_TYPE_FILE && len > st->max_file)
+		return -EFBIG;
+	if (type == SG_TYPE_SYMLINK && (len == 0 || len > SG_PATH_MAX))
+		return len ? -ENAMETOOLONG : -EINVAL;
+	return submit(st, &op, out);
+}
+
+int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void *data, size_t len,
+		   int64_t mtime_ns, int64_t now_ns, sg_attr *out)
+{
+	struct sg_op op = {.kind = OP_WRITE, .stamp = stamp, .id = id, .data = data, .len = len,
+			   .mtime_ns = mtime_ns, .now_ns = now_ns};
+
+	if (len > st->max_file)
+		return -EFBIG;
+	return submit(st, &op, out);
+}
+
+int sg_store_setattr(sg_store *st, const sg_stamp *stamp, uint64_t id, unsigned mask,
+		     const sg_attr *in, int64_t now_ns, sg_attr *out)
+{
+	struct sg_op op = {.kind = OP_SETATTR, .stamp = stamp, .id = id, .mask = mask, .in = in,
+			   .now_ns = now_ns};
+
+	if (mask & ~(unsigned)(SG_SET_MODE | SG_SET_UID | SG_SET_GID | SG_SET_SIZE | SG_SET_MTIME))
+		return -EINVAL;
+	if ((mask & SG_SET_SIZE) && in->size > st->max_file)
+		return -EFBIG;
+	return submit(st, &op, out);
+}
+
+int sg_store_remove(sg_store *st, const sg_stamp *stamp, uint64_t parent, const char *name, int dir,
+		    int64_t now_ns)
+{
+	struct sg_op op = {.kind = OP_REMOVE, .stamp = stamp, .parent = parent, .name = name,
+			   .flags = dir ? 1u : 0u, .now_ns = now_ns};
+	int rc = sg_name_check(name, strlen(name));
+
+	if (rc)
+		return rc == -EINVAL ? -ENOENT : rc;
+	return submit(st, &op, NULL);
+}
+
+int sg_store_rename(sg_store *st, const sg_stamp *stamp, uint64_t oparent, const char *oname,
+		    uint64_t nparent, const char *nname, unsigned flags, int64_t now_ns)
+{
+	struct sg_op op = {.kind = OP_RENAME, .stamp = stamp, .parent = oparent, .name = oname,
+			   .nparent = nparent, .nname = nname, .flags = flags, .now_ns = now_ns};
+	int rc;
+
+	if (flags & ~(unsigned)(SG_RENAME_NOREPLACE | SG_RENAME_EXCHANGE))
+		return -EINVAL;
+	if ((flags & SG_RENAME_NOREPLACE) && (flags & SG_RENAME_EXCHANGE))
+		return -EINVAL;
+	rc = sg_name_check(oname, strlen(oname));
+	if (rc)
+		return rc == -EINVAL ? -ENOENT : rc;
+	rc = sg_name_check(nname, strlen(nname));
+	if (rc)
+		return rc;
+	return submit(st, &op, NULL);
+}
+
+int sg_store_setxattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const char *name,
+		      const void *value, size_t len, int flags, int64_t now_ns)
+{
+	struct sg_op op = {.kind = OP_SETXATTR, .stamp = stamp, .id = id, .name = name,
+			   .data = value, .len = len, .flags = (unsigned)flags, .now_ns = now_ns};
+	size_t n = strlen(name);
+
+	if (n == 0 || n > SG_NAME_MAX)
+		return -ERANGE;
+	if (len > SG_XATTR_MAX)
+		return -E2BIG;
+	return submit(st, &op, NULL);
+}
+
+int sg_store_removexattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const char *name,
+			 int64_t now_ns)
+{
+	struct sg_op op = {.kind = OP_REMOVEXATTR, .stamp = stamp, .id = id, .name = name,
+			   .now_ns = now_ns};
+	size_t n = strlen(name);
+
+	if (n == 0 || n > SG_NAME_MAX)
+		return -ERANGE;
+	return submit(st, &op, NULL);
+}
+
+int sg_store_apply(sg_store *st, const sg_change *c)
+{
+	struct sg_op op = {.kind = OP_APPLY, .stamp = &c->stamp, .change = c};
+
+	if (!c->path || !*c->path || strlen(c->path) > SG_PATH_MAX)
+		return c->path && *c->path ? -ENAMETOOLONG : -EINVAL;
+	if (c->type < SG_TYPE_FILE || c->type > SG_TYPE_TOMBSTONE)
+		return -EINVAL;
+	if (c->type == SG_TYPE_FILE && c->len > st->max_file)
+		return -EFBIG;
+	if (c->type == SG_TYPE_SYMLINK && (c->len == 0 || c->len > SG_PATH_MAX))
+		return -EINVAL;
+	if (c->stamp.origin == 0 || c->stamp.hlc == 0)
+		return -EINVAL;
+	return submit(st, &op, NULL);
+}
+
+int sg_store_sync(sg_store *st)
+{
+	struct sg_op op = {.kind = OP_SYNC};
+
+	return submit(st, &op, NULL);
+}

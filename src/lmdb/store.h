@@ -1,0 +1,313 @@
+/* store.h: the versioned entry store of sigilfs, the one public contract of src/lmdb/.
+ * Every other module reaches LMDB only through these functions. */
+#ifndef SIGIL_STORE_H
+#define SIGIL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Model
+ * -----
+ * The store holds entries: files, directories, symlinks and tombstones (what
+ * a delete leaves behind). Each entry has a stable 64-bit id, never reused,
+ * which the filesystem uses as its inode number; the root directory is
+ * SG_ROOT_ID. An entry is named by its parent directory's id and its name;
+ * its path relative to the mount root is built by walking parents.
+ *
+ * Every change (create, content update, delete, rename, metadata change) gets
+ * in the same LMDB transaction:
+ *   - the next store-wide version (1, 2, 3, ...), and
+ *   - a stamp: a 64-bit hybrid-logical-clock value, the origin node id and
+ *     the origin's sequence number.
+ * The change log keeps at most one row per entry: the entry's latest version.
+ * sg_store_changes_after() lists them in version order.
+ *
+ * Last-writer-wins is decided here: a change that carries an explicit stamp
+ * older, by (hlc, origin), than the entry it would replace is refused with
+ * -ESTALE and nothing changes. Local changes pass stamp == NULL: the store
+ * stamps them itself, at commit time, with its own clock, so a local change
+ * always wins over what the node has seen.
+ *
+ * Mutations are queued to one writer thread that groups the ops of many
+ * callers into one LMDB transaction (group commit), in arrival order. A
+ * mutation returns once its transaction has committed; sg_store_sync()
+ * returns once everything committed before it is on stable storage.
+ *
+ * Errors: every function that can fail returns 0 or a negative errno. No
+ * LMDB code crosses this header.
+ *
+ * Threads: every function may be called from any thread once the store is
+ * open, except sg_store_close().
+ */
+
+#define SG_ROOT_ID 1ULL
+
+/** Longest entry name, in bytes (as NAME_MAX). */
+#define SG_NAME_MAX 255
+/** Longest path the store builds or resolves, in bytes, without the NUL. */
+#define SG_PATH_MAX 4095
+
+typedef struct sg_store sg_store;
+
+enum sg_type {
+	SG_TYPE_NONE = 0,
+	SG_TYPE_FILE = 1,
+	SG_TYPE_DIR = 2,
+	SG_TYPE_SYMLINK = 3,
+	SG_TYPE_TOMBSTONE = 4,
+};
+
+/** The stamp a change carries. */
+typedef struct sg_stamp {
+	uint64_t hlc;    /**< (unix_ms << 16) | logical counter */
+	uint64_t origin; /**< node id of the node that made the change */
+	uint64_t seq;    /**< the origin's own sequence number, from 1 */
+} sg_stamp;
+
+/** An entry's attributes, as the store holds them. */
+typedef struct sg_attr {
+	uint64_t id;      /**< entry id, the inode number */
+	uint64_t parent;  /**< parent directory's id (the root is its own parent) */
+	uint32_t type;    /**< enum sg_type */
+	uint32_t mode;    /**< permission bits only (07777) */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t nlink;   /**< 1 for files and symlinks, 2 + subdirectories for a directory */
+	uint64_t size;    /**< content length; symlink target length; 0 for a directory */
+	int64_t mtime_ns; /**< nanoseconds since the epoch */
+	int64_t ctime_ns;
+	uint64_t version; /**< store-wide version of the entry's latest change */
+	sg_stamp stamp;   /**< stamp of the entry's latest change */
+} sg_attr;
+
+/** Options for sg_store_open(). Zero means "the default" for every number. */
+typedef struct sg_store_opts {
+	const char *dir;          /**< directory holding the store's files; created if missing */
+	uint64_t node_id;         /**< this node's id; 0: keep the stored one, or make one on first open */
+	uint64_t max_file_size;   /**< largest content accepted, bytes; default SG_DEFAULT_MAX_FILE */
+	uint64_t initial_map;     /**< first LMDB map size, bytes; default 64 MiB; the map grows when it fills */
+	uint64_t max_map;         /**< largest map the store grows to, bytes; default 64 GiB */
+	unsigned batch_max;       /**< most ops in one transaction; default 1000 */
+} sg_store_opts;
+
+#define SG_DEFAULT_MAX_FILE (64ULL << 20)
+
+/** One child of a directory, for sg_store_list(). */
+typedef struct sg_dirent {
+	uint64_t id;
+	uint32_t type; /**< enum sg_type, never SG_TYPE_TOMBSTONE */
+	const char *name; /**< borrowed: valid only during the callback */
+} sg_dirent;
+
+/** Called per child; return non-zero to stop the listing (that value is returned). */
+typedef int (*sg_dirent_cb)(void *ctx, const sg_dirent *d);
+
+/** One change, path based: what the log lists and what a peer applies. */
+typedef struct sg_change {
+	const char *path;   /**< normalized, relative to the root, no leading '/': "etc/app.conf" */
+	uint32_t type;      /**< enum sg_type; SG_TYPE_TOMBSTONE for a delete */
+	uint32_t mode, uid, gid;
+	int64_t mtime_ns, ctime_ns;
+	const void *data;   /**< file content or symlink target; NULL with len 0 otherwise */
+	size_t len;
+	uint64_t version;   /**< store-wide version (set by sg_store_changes_after; ignored by apply) */
+	uint64_t id;        /**< entry id (set by sg_store_changes_after; ignored by apply) */
+	sg_stamp stamp;
+} sg_change;
+
+/** Called per change; return non-zero to stop (that value is returned). Pointers are borrowed. */
+typedef int (*sg_change_cb)(void *ctx, const sg_change *c);
+
+/** What the store tells an observer after each commit, per change. */
+typedef struct sg_note {
+	uint64_t id;        /**< entry changed (for a tombstone: the tombstone's id) */
+	uint64_t parent;    /**< its parent */
+	const char *name;   /**< its name (borrowed) */
+	uint64_t old_id;    /**< entry that the change replaced or removed at that name, or 0 */
+	uint64_t version;
+	uint32_t type;      /**< type after the change */
+	int local;          /**< 1 when made through a local call with stamp == NULL */
+} sg_note;
+
+/** Observer: runs on the writer thread after the commit; must not call back into mutations. */
+typedef void (*sg_observer)(void *ctx, const sg_note *notes, size_t n);
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+/**
+ * Open (creating if needed) the store in opts->dir and start its writer.
+ * @param[out] out  the store, to be closed with sg_store_close()
+ * @return 0, -EINVAL for bad options, -ENOMEM, -EIO for a damaged store, or
+ *         another negative errno from the file system.
+ */
+int sg_store_open(sg_store **out, const sg_store_opts *opts);
+
+/** Drain the writer, sync and close. NULL is accepted. No call may be in flight. */
+void sg_store_close(sg_store *st);
+
+/** This node's id (as stored). */
+uint64_t sg_store_node_id(const sg_store *st);
+
+/** The newest store-wide version committed. */
+uint64_t sg_store_version(sg_store *st);
+
+/** The store's clock high-water mark (never goes back, persisted with every commit). */
+uint64_t sg_store_hlc(sg_store *st);
+
+/** Largest content accepted, bytes. */
+uint64_t sg_store_max_file_size(const sg_store *st);
+
+/** Register the (single) commit observer; NULL removes it. Call before traffic starts. */
+void sg_store_set_observer(sg_store *st, sg_observer cb, void *ctx);
+
+/** Statistics for statfs and status. */
+typedef struct sg_store_stats {
+	uint64_t entries;    /**< live entries, root included */
+	uint64_t tombstones;
+	uint64_t map_size;   /**< current LMDB map, bytes */
+	uint64_t used_bytes; /**< pages in use, bytes */
+	uint64_t commits;    /**< write transactions committed since open */
+	uint64_t ops;        /**< mutations committed since open */
+} sg_store_stats;
+
+int sg_store_stats_get(sg_store *st, sg_store_stats *out);
+
+/* ---- reads (each is one short read transaction) ------------------------- */
+
+/** Find child `name` of `parent`. -ENOENT if absent or a tombstone, -ENOTDIR if parent is not a directory. */
+int sg_store_lookup(sg_store *st, uint64_t parent, const char *name, sg_attr *out);
+
+/** Attributes of entry `id`. -ENOENT if unknown or a tombstone. */
+int sg_store_getattr(sg_store *st, uint64_t id, sg_attr *out);
+
+/**
+ * Content of a file, or target of a symlink.
+ * @param[out] out  malloc'd copy (NUL-terminated for convenience), owned by the caller; NULL when empty
+ * @param[out] len  its length
+ * @return 0, -ENOENT, -EISDIR for a directory, -ENOMEM.
+ */
+int sg_store_read(sg_store *st, uint64_t id, void **out, size_t *len);
+
+/**
+ * Call cb for every live child of directory `dir`, in name order, starting
+ * after `after` (NULL or "" from the beginning). Costs the number of
+ * children. -ENOTDIR, -ENOENT.
+ */
+int sg_store_list(sg_store *st, uint64_t dir, const char *after, sg_dirent_cb cb, void *ctx);
+
+/** Resolve a normalized relative path ("" is the root). -ENOENT, -ENOTDIR, -ENAMETOOLONG. */
+int sg_store_resolve(sg_store *st, const char *path, sg_attr *out);
+
+/** Build the path of entry `id` (tombstones too). @param[out] out malloc'd, "" for the root. */
+int sg_store_path(sg_store *st, uint64_t id, char **out);
+
+/** Extended attribute `name` of entry `id`: malloc'd copy in *out. -ENODATA if unset. */
+int sg_store_getxattr(sg_store *st, uint64_t id, const char *name, void **out, size_t *len);
+
+/** All extended attribute names of `id`, each NUL-terminated, concatenated; malloc'd. */
+int sg_store_listxattr(sg_store *st, uint64_t id, char **out, size_t *len);
+
+/**
+ * List the log: every entry whose latest version is > `after`, in version
+ * order, at most `max` of them (0: no limit), with paths built.
+ * Tombstones are listed as changes of type SG_TYPE_TOMBSTONE.
+ */
+int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_cb cb, void *ctx);
+
+/* ---- mutations (queued to the writer; each returns after its commit) ----- */
+
+/** Fields of sg_store_setattr(). */
+enum {
+	SG_SET_MODE = 1 << 0,
+	SG_SET_UID = 1 << 1,
+	SG_SET_GID = 1 << 2,
+	SG_SET_SIZE = 1 << 3,
+	SG_SET_MTIME = 1 << 4,
+};
+
+/** Flags of sg_store_rename() (the values of RENAME_NOREPLACE and RENAME_EXCHANGE). */
+enum {
+	SG_RENAME_NOREPLACE = 1 << 0,
+	SG_RENAME_EXCHANGE = 1 << 1,
+};
+
+/**
+ * Create child `name` in directory `parent`.
+ * @param stamp   NULL for a local change
+ * @param type    SG_TYPE_FILE, SG_TYPE_DIR or SG_TYPE_SYMLINK
+ * @param data    initial content of a file or the symlink target (len bytes)
+ * @param now_ns  mtime and ctime of the new entry
+ * @param[out] out attributes of the new entry (may be NULL)
+ * @return 0, -EEXIST, -ENOENT/-ENOTDIR for a bad parent, -ENAMETOOLONG,
+ *         -EINVAL for a bad name or type, -EFBIG, -ENOSPC, -ESTALE (stamp older
+ *         than the tombstone at that name).
+ */
+int sg_store_create(sg_store *st, const sg_stamp *stamp, uint64_t parent, const char *name,
+		    uint32_t type, uint32_t mode, uint32_t uid, uint32_t gid, const void *data,
+		    size_t len, int64_t now_ns, sg_attr *out);
+
+/**
+ * Replace the content of file `id` (one change).
+ * @return 0, -ENOENT, -EISDIR/-EINVAL for a non-file, -EFBIG, -ENOSPC, -ESTALE.
+ */
+int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void *data, size_t len,
+		   int64_t mtime_ns, int64_t now_ns, sg_attr *out);
+
+/**
+ * Change the fields of `in` selected by `mask` (SG_SET_*). SG_SET_SIZE
+ * truncates or zero-extends a file's content. ctime becomes now_ns.
+ * @return 0, -ENOENT, -EISDIR (size of a directory), -EFBIG, -EINVAL, -ESTALE.
+ */
+int sg_store_setattr(sg_store *st, const sg_stamp *stamp, uint64_t id, unsigned mask,
+		     const sg_attr *in, int64_t now_ns, sg_attr *out);
+
+/**
+ * Delete child `name` of `parent`, leaving a tombstone.
+ * @param dir  1 for rmdir semantics, 0 for unlink semantics
+ * @return 0, -ENOENT, -ENOTDIR (rmdir of a non-directory), -EISDIR (unlink
+ *         of a directory), -ENOTEMPTY, -ESTALE.
+ */
+int sg_store_remove(sg_store *st, const sg_stamp *stamp, uint64_t parent, const char *name, int dir,
+		    int64_t now_ns);
+
+/**
+ * Rename `oparent/oname` to `nparent/nname` in one transaction, replacing a
+ * file, symlink or empty directory there (atomically for readers), or
+ * swapping both (SG_RENAME_EXCHANGE). A tombstone stays at the old name.
+ * @return 0, -ENOENT, -EEXIST (NOREPLACE), -ENOTEMPTY, -EISDIR, -ENOTDIR,
+ *         -EINVAL (a directory into itself, or bad flags), -ESTALE.
+ */
+int sg_store_rename(sg_store *st, const sg_stamp *stamp, uint64_t oparent, const char *oname,
+		    uint64_t nparent, const char *nname, unsigned flags, int64_t now_ns);
+
+/** flags: 0, XATTR_CREATE or XATTR_REPLACE. -EEXIST, -ENODATA, -ERANGE (value over 64 KiB). */
+int sg_store_setxattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const char *name,
+		      const void *value, size_t len, int flags, int64_t now_ns);
+
+/** -ENODATA if unset. */
+int sg_store_removexattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const char *name,
+			 int64_t now_ns);
+
+/**
+ * Apply a path-based change, as a peer or a restore sends it. LWW: refused
+ * with -ESTALE when c->stamp is older, by (hlc, origin), than the entry held
+ * at that path (tombstones included); an equal stamp is a no-op (0).
+ * A change of type SG_TYPE_TOMBSTONE deletes what is there (a directory's
+ * whole subtree). The parent directory must exist (-ENOENT).
+ * The store's clock observes c->stamp.hlc.
+ */
+int sg_store_apply(sg_store *st, const sg_change *c);
+
+/** Durability barrier: returns once every change committed before the call is on disk. */
+int sg_store_sync(sg_store *st);
+
+/* ---- paths ---------------------------------------------------------------- */
+
+/**
+ * Check one name: -EINVAL for "", ".", "..", a '/' or a NUL inside;
+ * -ENAMETOOLONG over SG_NAME_MAX bytes.
+ */
+int sg_name_check(const char *name, size_t len);
+
+#endif

@@ -1,0 +1,125 @@
+/* store_i.h: private to src/lmdb/: the store's layout in LMDB, its handle, and
+ * the op queue shared by store.c (API, reads) and writer.c (group commit). */
+#ifndef SIGIL_STORE_I_H
+#define SIGIL_STORE_I_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "lmdb/store.h"
+
+/*
+ * LMDB databases (all integers big-endian in keys, native in values):
+ *   meta    "format","node_id","version","seq","hlc","next_id","live","tombs" -> u64
+ *   ent     id(8)                 -> struct sg_rec + name
+ *   dir     parent(8) + name      -> id(8) + type(1)     (a directory's children, name order)
+ *   data    id(8)                 -> content / symlink target
+ *   xattr   id(8) + name          -> value
+ *   log     version(8)            -> id(8)               (one row per entry: its latest version)
+ *   origins origin(8)             -> highest seq seen
+ * Keys are at most 8 + 255 bytes, well under LMDB's 511: any path depth works.
+ */
+
+#define SG_STORE_FORMAT 1
+#define SG_XATTR_MAX (64 * 1024)
+
+/** An entry as stored in `ent`, followed by namelen bytes of name. */
+struct sg_rec {
+	uint64_t parent;
+	uint64_t size;
+	int64_t mtime_ns;
+	int64_t ctime_ns;
+	uint64_t version;
+	uint64_t hlc;
+	uint64_t origin;
+	uint64_t seq;
+	uint32_t type;
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t nchild;  /* live children, for a directory */
+	uint32_t nsubdir; /* live subdirectories */
+	uint32_t namelen;
+	uint32_t pad;
+};
+
+enum sg_op_kind {
+	OP_CREATE,
+	OP_WRITE,
+	OP_SETATTR,
+	OP_REMOVE,
+	OP_RENAME,
+	OP_SETXATTR,
+	OP_REMOVEXATTR,
+	OP_APPLY,
+	OP_SYNC,
+};
+
+/** One queued mutation; lives on the caller's stack until done. */
+struct sg_op {
+	enum sg_op_kind kind;
+	const sg_stamp *stamp; /* NULL: local, stamped at commit */
+	uint64_t id, parent, nparent;
+	const char *name, *nname;
+	uint32_t type, mode, uid, gid;
+	unsigned mask, flags;
+	const void *data;
+	size_t len;
+	int64_t mtime_ns, now_ns;
+	const sg_attr *in;
+	const sg_change *change;
+	/* results */
+	int rc;
+	sg_attr out;
+	int done;
+	struct sg_op *next;
+};
+
+struct sg_store {
+	MDB_env *env;
+	MDB_dbi meta, ent, dir, data, xattr, log, origins;
+	char *path;
+	uint64_t node_id;
+	uint64_t max_file;
+	uint64_t map_size, max_map;
+	unsigned batch_max;
+
+	/* every transaction holds this shared; growing the map takes it exclusively */
+	pthread_rwlock_t map_lock;
+
+	_Atomic uint64_t version; /* newest committed version */
+	_Atomic uint64_t hlc;     /* clock high-water mark */
+	_Atomic uint64_t commits, ops;
+	_Atomic uint64_t live, tombs;
+
+	/* the writer */
+	pthread_t writer;
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond;    /* work arrived, or stop */
+	pthread_cond_t done_cond; /* some op completed */
+	struct sg_op *q_head, *q_tail;
+	int stop;
+	int writer_started;
+
+	sg_observer observer;
+	void *observer_ctx;
+};
+
+/* ---- store.c: shared helpers ---- */
+int sg_mdb_err(int rc);
+void sg_be64(unsigned char *p, uint64_t v);
+uint64_t sg_get_be64(const unsigned char *p);
+int sg_rec_get(sg_store *st, MDB_txn *txn, uint64_t id, struct sg_rec *rec, char *name);
+void sg_rec_to_attr(uint64_t id, const struct sg_rec *rec, sg_attr *out);
+int sg_dirent_get(sg_store *st, MDB_txn *txn, uint64_t parent, const char *name, uint64_t *id,
+		  uint32_t *type);
+int sg_path_build(sg_store *st, MDB_txn *txn, uint64_t id, char **out);
+int sg_meta_get(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out);
+
+/* ---- writer.c ---- */
+int sg_writer_start(sg_store *st);
+void sg_writer_stop(sg_store *st);
+int sg_writer_submit(sg_store *st, struct sg_op *op);
+
+#endif

@@ -1,0 +1,1238 @@
+/* writer.c: the store's single writer thread. It drains queued mutations in
+ * arrival order into one LMDB transaction (group commit), versions and stamps
+ * every change, decides last-writer-wins, and grows the map when it fills. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include "lmdb/store_i.h"
+#include "log.h"
+#include "util.h"
+
+#define DOMAIN "store"
+
+struct note_slot {
+	sg_note n;
+	char name[SG_NAME_MAX + 1];
+};
+
+/* State of one write transaction. */
+struct wctx {
+	sg_store *st;
+	MDB_txn *txn; /* the op's child transaction */
+	uint64_t version, seq, hlc, next_id, live, tombs;
+	int map_full;
+	struct note_slot *notes;
+	size_t nnotes, cap;
+};
+
+/* ---- low-level puts; every LMDB write goes through w_put/w_del ---- */
+
+static int w_put(struct wctx *w, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
+{
+	MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+	int rc = mdb_put(w->txn, dbi, &key, &val, 0);
+
+	if (rc == MDB_MAP_FULL)
+		w->map_full = 1;
+	return sg_mdb_err(rc);
+}
+
+static int w_del(struct wctx *w, MDB_dbi dbi, const void *k, size_t kl)
+{
+	MDB_val key = {kl, (void *)k};
+	int rc = mdb_del(w->txn, dbi, &key, NULL);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == MDB_MAP_FULL)
+		w->map_full = 1;
+	return sg_mdb_err(rc);
+}
+
+static int rec_put(struct wctx *w, uint64_t id, const struct sg_rec *rec, const char *name)
+{
+	unsigned char k[8];
+	unsigned char v[sizeof(struct sg_rec) + SG_NAME_MAX];
+
+	sg_be64(k, id);
+	memcpy(v, rec, sizeof(*rec));
+	memcpy(v + sizeof(*rec), name, rec->namelen);
+	return w_put(w, w->st->ent, k, 8, v, sizeof(*rec) + rec->namelen);
+}
+
+static size_t dkey(unsigned char *k, uint64_t parent, const char *name)
+{
+	size_t n = strlen(name);
+
+	sg_be64(k, parent);
+	memcpy(k + 8, name, n);
+	return 8 + n;
+}
+
+static int dirent_put(struct wctx *w, uint64_t parent, const char *name, uint64_t id, uint32_t type)
+{
+	unsigned char k[8 + SG_NAME_MAX], v[9];
+	size_t kl = dkey(k, parent, name);
+
+	sg_be64(v, id);
+	v[8] = (unsigned char)type;
+	return w_put(w, w->st->dir, k, kl, v, 9);
+}
+
+static int dirent_del(struct wctx *w, uint64_t parent, const char *name)
+{
+	unsigned char k[8 + SG_NAME_MAX];
+
+	return w_del(w, w->st->dir, k, dkey(k, parent, name));
+}
+
+static int data_put(struct wctx *w, uint64_t id, const void *data, size_t len)
+{
+	unsigned char k[8];
+
+	sg_be64(k, id);
+	if (len == 0)
+		return w_del(w, w->st->data, k, 8);
+	return w_put(w, w->st->data, k, 8, data, len);
+}
+
+static int xattrs_del_all(struct wctx *w, uint64_t id)
+{
+	for (;;) {
+		unsigned char k[8], dk[8 + SG_NAME_MAX];
+		MDB_cursor *cur;
+		MDB_val key = {8, k}, val;
+		size_t kl = 0;
+		int rc;
+
+		sg_be64(k, id);
+		rc = mdb_cursor_open(w->txn, w->st->xattr, &cur);
+		if (rc)
+			return sg_mdb_err(rc);
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		if (rc == 0 && key.mv_size > 8 && key.mv_size <= sizeof(dk) &&
+		    sg_get_be64(key.mv_data) == id) {
+			kl = key.mv_size;
+			memcpy(dk, key.mv_data, kl);
+		}
+		mdb_cursor_close(cur);
+		if (rc && rc != MDB_NOTFOUND)
+			return sg_mdb_err(rc);
+		if (!kl)
+			return 0;
+		rc = w_del(w, w->st->xattr, dk, kl);
+		if (rc)
+			return rc;
+	}
+}
+
+/* ---- versions, stamps, last-writer-wins ---- */
+
+static int log_bump(struct wctx *w, uint64_t id, struct sg_rec *rec)
+{
+	unsigned char k[8], v[8];
+	int rc;
+
+	if (rec->version) {
+		sg_be64(k, rec->version);
+		rc = w_del(w, w->st->log, k, 8);
+		if (rc)
+			return rc;
+	}
+	rec->version = ++w->version;
+	sg_be64(k, rec->version);
+	sg_be64(v, id);
+	return w_put(w, w->st->log, k, 8, v, 8);
+}
+
+static int log_drop(struct wctx *w, const struct sg_rec *rec)
+{
+	unsigned char k[8];
+
+	if (!rec->version)
+		return 0;
+	sg_be64(k, rec->version);
+	return w_del(w, w->st->log, k, 8);
+}
+
+static uint64_t hlc_tick(struct wctx *w)
+{
+	uint64_t now = (uint64_t)(sg_now_ns() / 1000000) << 16;
+
+	w->hlc = now > w->hlc ? now : w->hlc + 1;
+	return w->hlc;
+}
+
+/* Stamp `rec` for a change: local (stamp == NULL) or as given; then version it. */
+static int stamp_and_log(struct wctx *w, const sg_stamp *stamp, uint64_t id, struct sg_rec *rec)
+{
+	if (stamp) {
+		unsigned char k[8];
+		MDB_val key = {8, k}, val;
+		uint64_t have = 0;
+
+		rec->hlc = stamp->hlc;
+		rec->origin = stamp->origin;
+		rec->seq = stamp->seq;
+		if (stamp->hlc > w->hlc)
+			w->hlc = stamp->hlc;
+		sg_be64(k, stamp->origin);
+		if (mdb_get(w->txn, w->st->origins, &key, &val) == 0 && val.mv_size == 8)
+			memcpy(&have, val.mv_data, 8);
+		if (stamp->seq > have) {
+			int rc = w_put(w, w->st->origins, k, 8, &stamp->seq, 8);
+			if (rc)
+				return rc;
+		}
+	} else {
+		rec->hlc = hlc_tick(w);
+		rec->origin = w->st->node_id;
+		rec->seq = ++w->seq;
+	}
+	return log_bump(w, id, rec);
+}
+
+/* <0 when stamp a is older than the entry's, 0 equal, >0 newer (by hlc, then origin). */
+static int stamp_cmp(const sg_stamp *a, const struct sg_rec *rec)
+{
+	if (a->hlc != rec->hlc)
+		return a->hlc < rec->hlc ? -1 : 1;
+	if (a->origin != rec->origin)
+		return a->origin < rec->origin ? -1 : 1;
+	return 0;
+}
+
+static int refused(const sg_stamp *stamp, const struct sg_rec *rec)
+{
+	return stamp && stamp_cmp(stamp, rec) < 0;
+}
+
+/* ---- notes for the observer ---- */
+
+static void note(struct wctx *w, uint64_t id, uint64_t parent, const char *name, uint64_t old_id,
+		 uint32_t type, uint64_t version, int local)
+{
+	struct note_slot *s;
+
+	if (w->nnotes == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct note_slot *n = realloc(w->notes, cap * sizeof(*n));
+		if (!n)
+			return; /* the observer misses one note; the change itself stands */
+		w->notes = n;
+		w->cap = cap;
+	}
+	s = &w->notes[w->nnotes++];
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->n.id = id;
+	s->n.parent = parent;
+	s->n.name = NULL;
+	s->n.old_id = old_id;
+	s->n.version = version;
+	s->n.type = type;
+	s->n.local = local;
+}
+
+/* ---- entry helpers ---- */
+
+static int get_live(struct wctx *w, uint64_t id, struct sg_rec *rec, char *name)
+{
+	int rc = sg_rec_get(w->st, w->txn, id, rec, name);
+
+	return rc == 0 && rec->type == SG_TYPE_TOMBSTONE ? -ENOENT : rc;
+}
+
+static int get_dir(struct wctx *w, uint64_t id, struct sg_rec *rec, char *name)
+{
+	int rc = get_live(w, id, rec, name);
+
+	return rc == 0 && rec->type != SG_TYPE_DIR ? -ENOTDIR : rc;
+}
+
+/* A directory's child counts and times change with its children; not a versioned change. */
+static int parent_adjust(struct wctx *w, uint64_t pid, int dchild, int dsubdir, int64_t now)
+{
+	char name[SG_NAME_MAX + 1];
+	struct sg_rec p;
+	int rc = sg_rec_get(w->st, w->txn, pid, &p, name);
+
+	if (rc)
+		return rc;
+	p.nchild = (uint32_t)((int64_t)p.nchild + dchild);
+	p.nsubdir = (uint32_t)((int64_t)p.nsubdir + dsubdir);
+	if (now) {
+		p.mtime_ns = now;
+		p.ctime_ns = now;
+	}
+	return rec_put(w, pid, &p, name);
+}
+
+/* Forget an entry row entirely (record, content, xattrs, log row); not its dirent. */
+static int row_drop(struct wctx *w, uint64_t id, const struct sg_rec *rec)
+{
+	unsigned char k[8];
+	int rc;
+
+	sg_be64(k, id);
+	rc = w_del(w, w->st->ent, k, 8);
+	rc = rc ? rc : w_del(w, w->st->data, k, 8);
+	rc = rc ? rc : xattrs_del_all(w, id);
+	rc = rc ? rc : log_drop(w, rec);
+	if (rc)
+		return rc;
+	if (rec->type == SG_TYPE_TOMBSTONE)
+		w->tombs--;
+	else
+		w->live--;
+	return 0;
+}
+
+/* Delete everything below directory `id` (entries and tombstones), for a remote
+ * delete of a directory or a file replacing one. */
+static int subtree_drop(struct wctx *w, uint64_t id, int depth)
+{
+	unsigned char k[8 + SG_NAME_MAX];
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	if (depth > SG_PATH_MAX)
+		return -ELOOP;
+	for (;;) {
+		char name[SG_NAME_MAX + 1];
+		struct sg_rec rec;
+		uint64_t cid;
+		size_t n;
+
+		sg_be64(k, id);
+		key.mv_size = 8;
+		key.mv_data = k;
+		rc = mdb_cursor_open(w->txn, w->st->dir, &cur);
+		if (rc)
+			return sg_mdb_err(rc);
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		if (rc == 0 && (key.mv_size < 8 || sg_get_be64(key.mv_data) != id))
+			rc = MDB_NOTFOUND;
+		if (rc == 0) {
+			n = key.mv_size - 8;
+			memcpy(name, (char *)key.mv_data + 8, n);
+			name[n] = '\0';
+			cid = sg_get_be64(val.mv_data);
+		}
+		mdb_cursor_close(cur);
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		if (rc)
+			return sg_mdb_err(rc);
+		rc = sg_rec_get(w->st, w->txn, cid, &rec, NULL);
+		if (rc == 0 && rec.type == SG_TYPE_DIR)
+			rc = subtree_drop(w, cid, depth + 1);
+		rc = rc ? rc : row_drop(w, cid, &rec);
+		rc = rc ? rc : dirent_del(w, id, name);
+		if (rc)
+			return rc;
+	}
+}
+
+/* Move the children (tombstones) of a replaced directory under its successor. */
+static int children_move(struct wctx *w, uint64_t from, uint64_t to)
+{
+	for (;;) {
+		unsigned char k[8];
+		char name[SG_NAME_MAX + 1];
+		struct sg_rec rec;
+		MDB_cursor *cur;
+		MDB_val key = {8, k}, val;
+		uint64_t cid;
+		uint32_t type;
+		int rc;
+
+		sg_be64(k, from);
+		rc = mdb_cursor_open(w->txn, w->st->dir, &cur);
+		if (rc)
+			return sg_mdb_err(rc);
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		if (rc == 0 && (key.mv_size < 8 || sg_get_be64(key.mv_data) != from))
+			rc = MDB_NOTFOUND;
+		if (rc == 0) {
+			memcpy(name, (char *)key.mv_data + 8, key.mv_size - 8);
+			name[key.mv_size - 8] = '\0';
+			cid = sg_get_be64(val.mv_data);
+			type = ((unsigned char *)val.mv_data)[8];
+		}
+		mdb_cursor_close(cur);
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		if (rc)
+			return sg_mdb_err(rc);
+		rc = sg_rec_get(w->st, w->txn, cid, &rec, NULL);
+		if (rc)
+			return rc;
+		rec.parent = to;
+		rc = rec_put(w, cid, &rec, name);
+		rc = rc ? rc : dirent_del(w, from, name);
+		rc = rc ? rc : dirent_put(w, to, name, cid, type);
+		if (rc)
+			return rc;
+		if (type != SG_TYPE_TOMBSTONE) {
+			rc = parent_adjust(w, to, 1, type == SG_TYPE_DIR, 0);
+			if (rc)
+				return rc;
+		}
+	}
+}
+
+/* Turn a live entry into a tombstone in place (same id). */
+static int tombstone_in_place(struct wctx *w, const sg_stamp *stamp, uint64_t id, struct sg_rec *rec,
+			      const char *name, int64_t now)
+{
+	unsigned char k[8];
+	int was_dir = rec->type == SG_TYPE_DIR;
+	int rc;
+
+	sg_be64(k, id);
+	rc = w_del(w, w->st->data, k, 8);
+	rc = rc ? rc : xattrs_del_all(w, id);
+	if (rc)
+		return rc;
+	rec->type = SG_TYPE_TOMBSTONE;
+	rec->size = 0;
+	rec->nchild = rec->nsubdir = 0;
+	rec->ctime_ns = now;
+	rc = stamp_and_log(w, stamp, id, rec);
+	rc = rc ? rc : rec_put(w, id, rec, name);
+	rc = rc ? rc : dirent_put(w, rec->parent, name, id, SG_TYPE_TOMBSTONE);
+	rc = rc ? rc : parent_adjust(w, rec->parent, -1, was_dir ? -1 : 0, now);
+	if (rc)
+		return rc;
+	w->live--;
+	w->tombs++;
+	return 0;
+}
+
+/* A new entry row at parent/name (its dirent must be free). */
+static int entry_new(struct wctx *w, const sg_stamp *stamp, uint64_t parent, const char *name,
+		     uint32_t type, uint32_t mode, uint32_t uid, uint32_t gid, const void *data,
+		     size_t len, int64_t mtime, int64_t ctime, uint64_t *idp, struct sg_rec *rec)
+{
+	uint64_t id = w->next_id++;
+	int rc;
+
+	memset(rec, 0, sizeof(*rec));
+	rec->parent = parent;
+	rec->type = type;
+	rec->mode = mode & 07777;
+	rec->uid = uid;
+	rec->gid = gid;
+	rec->size = type == SG_TYPE_DIR || type == SG_TYPE_TOMBSTONE ? 0 : len;
+	rec->mtime_ns = mtime;
+	rec->ctime_ns = ctime;
+	rec->namelen = (uint32_t)strlen(name);
+	rc = stamp_and_log(w, stamp, id, rec);
+	rc = rc ? rc : rec_put(w, id, rec, name);
+	if (!rc && rec->size)
+		rc = data_put(w, id, data, len);
+	rc = rc ? rc : dirent_put(w, parent, name, id, type);
+	if (!rc && type != SG_TYPE_TOMBSTONE)
+		rc = parent_adjust(w, parent, 1, type == SG_TYPE_DIR, ctime);
+	if (rc)
+		return rc;
+	if (type == SG_TYPE_TOMBSTONE)
+		w->tombs++;
+	else
+		w->live++;
+	*idp = id;
+	return 0;
+}
+
+/* ---- the ops ---- */
+
+static int op_create(struct wctx *w, struct sg_op *op)
+{
+	struct sg_rec p, rec, old;
+	uint64_t eid = 0, id;
+	uint32_t etype;
+	int rc;
+
+	rc = get_dir(w, op->parent, &p, NULL);
+	if (rc)
+		return rc;
+	rc = sg_dirent_get(w->st, w->txn, op->parent, op->name, &eid, &etype);
+	if (rc == 0) {
+		if (etype != SG_TYPE_TOMBSTONE)
+			return -EEXIST;
+		rc = sg_rec_get(w->st, w->txn, eid, &old, NULL);
+		if (rc)
+			return rc;
+		if (refused(op->stamp, &old))
+			return -ESTALE;
+		rc = row_drop(w, eid, &old);
+		rc = rc ? rc : dirent_del(w, op->parent, op->name);
+		if (rc)
+			return rc;
+	} else if (rc != -ENOENT) {
+		return rc;
+	} else {
+		eid = 0;
+	}
+	rc = entry_new(w, op->stamp, op->parent, op->name, op->type, op->mode, op->uid, op->gid,
+		       op->data, op->len, op->now_ns, op->now_ns, &id, &rec);
+	if (!rc && eid)
+		rc = op->type == SG_TYPE_DIR ? children_move(w, eid, id) : subtree_drop(w, eid, 0);
+	if (rc)
+		return rc;
+	sg_rec_to_attr(id, &rec, &op->out);
+	note(w, id, op->parent, op->name, eid, op->type, rec.version, op->stamp == NULL);
+	return 0;
+}
+
+static int op_write(struct wctx *w, struct sg_op *op)
+{
+	char name[SG_NAME_MAX + 1];
+	struct sg_rec rec;
+	int rc;
+
+	rc = get_live(w, op->id, &rec, name);
+	if (rc)
+		return rc;
+	if (rec.type == SG_TYPE_DIR)
+		return -EISDIR;
+	if (rec.type != SG_TYPE_FILE)
+		return -EINVAL;
+	if (refused(op->stamp, &rec))
+		return -ESTALE;
+	rec.size = op->len;
+	rec.mtime_ns = op->mtime_ns;
+	rec.ctime_ns = op->now_ns;
+	rc = data_put(w, op->id, op->data, op->len);
+	rc = rc ? rc : stamp_and_log(w, op->stamp, op->id, &rec);
+	rc = rc ? rc : rec_put(w, op->id, &rec, name);
+	if (rc)
+		return rc;
+	sg_rec_to_attr(op->id, &rec, &op->out);
+	note(w, op->id, rec.parent, name, 0, rec.type, rec.version, op->stamp == NULL);
+	return 0;
+}
+
+static int op_setattr(struct wctx *w, struct sg_op *op)
+{
+	char name[SG_NAME_MAX + 1];
+	struct sg_rec rec;
+	int rc;
+
+	rc = get_live(w, op->id, &rec, name);
+	if (rc)
+		return rc;
+	if (refused(op->stamp, &rec))
+		return -ESTALE;
+	if (op->mask & SG_SET_SIZE) {
+		unsigned char k[8];
+		MDB_val key = {8, k}, val = {0, NULL};
+		uint64_t size = op->in->size;
+		char *buf;
+
+		if (rec.type == SG_TYPE_DIR)
+			return -EISDIR;
+		if (rec.type != SG_TYPE_FILE)
+			return -EINVAL;
+		if (size > w->st->max_file)
+			return -EFBIG;
+		if (size != rec.size) {
+			sg_be64(k, op->id);
+			rc = mdb_get(w->txn, w->st->data, &key, &val);
+			if (rc && rc != MDB_NOTFOUND)
+				return sg_mdb_err(rc);
+			buf = calloc(1, size ? size : 1);
+			if (!buf)
+				return -ENOMEM;
+			memcpy(buf, val.mv_data, val.mv_size < size ? val.mv_size : size);
+			rc = data_put(w, op->id, buf, size);
+			free(buf);
+			if (rc)
+				return rc;
+			rec.size = size;
+			rec.mtime_ns = op->now_ns;
+		}
+	}
+	if (op->mask & SG_SET_MODE)
+		rec.mode = op->in->mode & 07777;
+	if (op->mask & SG_SET_UID)
+		rec.uid = op->in->uid;
+	if (op->mask & SG_SET_GID)
+		rec.gid = op->in->gid;
+	if (op->mask & SG_SET_MTIME)
+		rec.mtime_ns = op->in->mtime_ns;
+	rec.ctime_ns = op->now_ns;
+	rc = stamp_and_log(w, op->stamp, op->id, &rec);
+	rc = rc ? rc : rec_put(w, op->id, &rec, name);
+	if (rc)
+		return rc;
+	sg_rec_to_attr(op->id, &rec, &op->out);
+	note(w, op->id, rec.parent, name, 0, rec.type, rec.version, op->stamp == NULL);
+	return 0;
+}
+
+static int op_remove(struct wctx *w, struct sg_op *op)
+{
+	struct sg_rec p, rec;
+	uint64_t id;
+	uint32_t type;
+	int rc;
+
+	rc = get_dir(w, op->parent, &p, NULL);
+	rc = rc ? rc : sg_dirent_get(w->st, w->txn, op->parent, op->name, &id, &type);
+	if (rc)
+		return rc;
+	if (type == SG_TYPE_TOMBSTONE)
+		return -ENOENT;
+	rc = sg_rec_get(w->st, w->txn, id, &rec, NULL);
+	if (rc)
+		return rc;
+	if (op->flags) {
+		if (rec.type != SG_TYPE_DIR)
+			return -ENOTDIR;
+		if (rec.nchild)
+			return -ENOTEMPTY;
+		if (id == SG_ROOT_ID)
+			return -EBUSY;
+	} else if (rec.type == SG_TYPE_DIR) {
+		return -EISDIR;
+	}
+	if (refused(op->stamp, &rec))
+		return -ESTALE;
+	rc = tombstone_in_place(w, op->stamp, id, &rec, op->name, op->now_ns);
+	if (rc)
+		return rc;
+	note(w, id, op->parent, op->name, id, SG_TYPE_TOMBSTONE, rec.version, op->stamp == NULL);
+	return 0;
+}
+
+/* Is `id` equal to `anc` or below it? */
+static int is_below(struct wctx *w, uint64_t id, uint64_t anc)
+{
+	struct sg_rec rec;
+
+	for (int depth = 0; depth <= SG_PATH_MAX; depth++) {
+		if (id == anc)
+			return 1;
+		if (id == SG_ROOT_ID)
+			return 0;
+		if (sg_rec_get(w->st, w->txn, id, &rec, NULL))
+			return 0;
+		id = rec.parent;
+	}
+	return 1;
+}
+
+/* Point parent/name at entry id (moving its record there), versioned. */
+static int entry_move(struct wctx *w, const sg_stamp *stamp, uint64_t id, struct sg_rec *rec,
+		      uint64_t np, const char *nn, int64_t now)
+{
+	int rc;
+
+	rec->parent = np;
+	rec->namelen = (uint32_t)strlen(nn);
+	rec->ctime_ns = now;
+	rc = stamp_and_log(w, stamp, id, rec);
+	rc = rc ? rc : rec_put(w, id, rec, nn);
+	rc = rc ? rc : dirent_put(w, np, nn, id, rec->type);
+	return rc;
+}
+
+static int op_rename(struct wctx *w, struct sg_op *op)
+{
+	struct sg_rec op_rec, np_rec, src, dst;
+	uint64_t sid, did = 0, tid;
+	uint32_t stype, dtype = SG_TYPE_NONE;
+	int rc, sdir, ddir;
+	int64_t now = op->now_ns;
+
+	rc = get_dir(w, op->parent, &op_rec, NULL);
+	rc = rc ? rc : get_dir(w, op->nparent, &np_rec, NULL);
+	rc = rc ? rc : sg_dirent_get(w->st, w->txn, op->parent, op->name, &sid, &stype);
+	if (rc)
+		return rc;
+	if (stype == SG_TYPE_TOMBSTONE)
+		return -ENOENT;
+	rc = sg_rec_get(w->st, w->txn, sid, &src, NULL);
+	if (rc)
+		return rc;
+	if (op->parent == op->nparent && strcmp(op->name, op->nname) == 0)
+		return 0;
+	sdir = src.type == SG_TYPE_DIR;
+	if (sdir && is_below(w, op->nparent, sid))
+		return -EINVAL;
+	rc = sg_dirent_get(w->st, w->txn, op->nparent, op->nname, &did, &dtype);
+	if (rc && rc != -ENOENT)
+		return rc;
+	if (rc == 0) {
+		rc = sg_rec_get(w->st, w->txn, did, &dst, NULL);
+		if (rc)
+			return rc;
+	} else {
+		did = 0;
+		rc = 0;
+	}
+	ddir = did && dst.type == SG_TYPE_DIR;
+
+	if (op->flags & SG_RENAME_EXCHANGE) {
+		if (!did || dtype == SG_TYPE_TOMBSTONE)
+			return -ENOENT;
+		if (ddir && is_below(w, op->parent, did))
+			return -EINVAL;
+		if (refused(op->stamp, &src) || refused(op->stamp, &dst))
+			return -ESTALE;
+		rc = entry_move(w, op->stamp, sid, &src, op->nparent, op->nname, now);
+		rc = rc ? rc : entry_move(w, op->stamp, did, &dst, op->parent, op->name, now);
+		if (!rc && op->parent != op->nparent && sdir != ddir) {
+			rc = parent_adjust(w, op->parent, 0, ddir - sdir, now);
+			rc = rc ? rc : parent_adjust(w, op->nparent, 0, sdir - ddir, now);
+		} else if (!rc) {
+			rc = parent_adjust(w, op->parent, 0, 0, now);
+			rc = rc ? rc : parent_adjust(w, op->nparent, 0, 0, now);
+		}
+		if (rc)
+			return rc;
+		note(w, sid, op->nparent, op->nname, did, src.type, src.version, op->stamp == NULL);
+		note(w, did, op->parent, op->name, sid, dst.type, dst.version, op->stamp == NULL);
+		return 0;
+	}
+
+	if (did && dtype != SG_TYPE_TOMBSTONE) {
+		if (op->flags & SG_RENAME_NOREPLACE)
+			return -EEXIST;
+		if (sdir && !ddir)
+			return -ENOTDIR;
+		if (!sdir && ddir)
+			return -EISDIR;
+		if (ddir && dst.nchild)
+			return -ENOTEMPTY;
+		if (refused(op->stamp, &dst))
+			return -ESTALE;
+		/* the replaced entry goes; its tombstone children (if a dir) too */
+		if (ddir)
+			rc = subtree_drop(w, did, 0);
+		rc = rc ? rc : row_drop(w, did, &dst);
+		rc = rc ? rc : parent_adjust(w, op->nparent, -1, ddir ? -1 : 0, now);
+	} else if (did) {
+		if (refused(op->stamp, &dst))
+			return -ESTALE;
+		rc = subtree_drop(w, did, 0);
+		rc = rc ? rc : row_drop(w, did, &dst);
+	}
+	if (rc)
+		return rc;
+	if (refused(op->stamp, &src))
+		return -ESTALE;
+	/* source leaves: a tombstone stays at the old name */
+	rc = dirent_del(w, op->parent, op->name);
+	rc = rc ? rc : parent_adjust(w, op->parent, -1, sdir ? -1 : 0, now);
+	rc = rc ? rc : entry_move(w, op->stamp, sid, &src, op->nparent, op->nname, now);
+	rc = rc ? rc : parent_adjust(w, op->nparent, 1, sdir, now);
+	if (rc)
+		return rc;
+	{
+		struct sg_rec t;
+		rc = entry_new(w, op->stamp, op->parent, op->name, SG_TYPE_TOMBSTONE, src.mode, src.uid,
+			       src.gid, NULL, 0, now, now, &tid, &t);
+		if (rc)
+			return rc;
+		note(w, tid, op->parent, op->name, sid, SG_TYPE_TOMBSTONE, t.version,
+		     op->stamp == NULL);
+	}
+	note(w, sid, op->nparent, op->nname, dtype != SG_TYPE_TOMBSTONE ? did : 0, src.type,
+	     src.version, op->stamp == NULL);
+	return 0;
+}
+
+static int op_setxattr(struct wctx *w, struct sg_op *op, int remove)
+{
+	unsigned char k[8 + SG_NAME_MAX];
+	char name[SG_NAME_MAX + 1];
+	struct sg_rec rec;
+	MDB_val key, val;
+	size_t kl;
+	int rc, exists;
+
+	rc = get_live(w, op->id, &rec, name);
+	if (rc)
+		return rc;
+	kl = dkey(k, op->id, op->name);
+	key.mv_size = kl;
+	key.mv_data = k;
+	rc = mdb_get(w->txn, w->st->xattr, &key, &val);
+	if (rc && rc != MDB_NOTFOUND)
+		return sg_mdb_err(rc);
+	exists = rc == 0;
+	if (remove && !exists)
+		return -ENODATA;
+	if (!remove && (op->flags & XATTR_CREATE) && exists)
+		return -EEXIST;
+	if (!remove && (op->flags & XATTR_REPLACE) && !exists)
+		return -ENODATA;
+	if (refused(op->stamp, &rec))
+		return -ESTALE;
+	rc = remove ? w_del(w, w->st->xattr, k, kl) : w_put(w, w->st->xattr, k, kl, op->data, op->len);
+	if (rc)
+		return rc;
+	rec.ctime_ns = op->now_ns;
+	rc = stamp_and_log(w, op->stamp, op->id, &rec);
+	rc = rc ? rc : rec_put(w, op->id, &rec, name);
+	if (rc)
+		return rc;
+	note(w, op->id, rec.parent, name, 0, rec.type, rec.version, op->stamp == NULL);
+	return 0;
+}
+
+/* Walk a path's directories; *leaf points at the last component. */
+static int apply_parent(struct wctx *w, const char *path, uint64_t *pid, char *leaf)
+{
+	const char *p = path;
+	uint64_t id = SG_ROOT_ID;
+
+	for (;;) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		struct sg_rec rec;
+		uint32_t type;
+		int rc = sg_name_check(p, n);
+
+		if (rc)
+			return rc;
+		memcpy(leaf, p, n);
+		leaf[n] = '\0';
+		if (!e) {
+			*pid = id;
+			return 0;
+		}
+		rc = sg_dirent_get(w->st, w->txn, id, leaf, &id, &type);
+		if (rc)
+			return rc;
+		if (type == SG_TYPE_TOMBSTONE)
+			return -ENOENT;
+		rc = get_dir(w, id, &rec, NULL);
+		if (rc)
+			return rc;
+		p = e + 1;
+	}
+}
+
+static int op_apply(struct wctx *w, struct sg_op *op)
+{
+	const sg_change *c = op->change;
+	char leaf[SG_NAME_MAX + 1];
+	struct sg_rec rec, p;
+	uint64_t pid, eid = 0, id;
+	uint32_t etype;
+	int rc, exists;
+	int64_t now = sg_now_ns();
+
+	rc = apply_parent(w, c->path, &pid, leaf);
+	rc = rc ? rc : get_dir(w, pid, &p, NULL);
+	if (rc)
+		return rc;
+	rc = sg_dirent_get(w->st, w->txn, pid, leaf, &eid, &etype);
+	if (rc && rc != -ENOENT)
+		return rc;
+	exists = rc == 0;
+	if (exists) {
+		rc = sg_rec_get(w->st, w->txn, eid, &rec, NULL);
+		if (rc)
+			return rc;
+		rc = stamp_cmp(&c->stamp, &rec);
+		if (rc < 0)
+			return -ESTALE;
+		if (rc == 0)
+			return 0; /* already applied: redelivery is harmless */
+	}
+
+	if (c->type == SG_TYPE_TOMBSTONE) {
+		if (!exists) {
+			rc = entry_new(w, &c->stamp, pid, leaf, SG_TYPE_TOMBSTONE, c->mode, c->uid,
+				       c->gid, NULL, 0, c->mtime_ns, c->ctime_ns, &id, &rec);
+			if (!rc)
+				note(w, id, pid, leaf, 0, SG_TYPE_TOMBSTONE, rec.version, 0);
+			return rc;
+		}
+		if (rec.type == SG_TYPE_TOMBSTONE) {
+			rec.ctime_ns = c->ctime_ns;
+			rc = stamp_and_log(w, &c->stamp, eid, &rec);
+			rc = rc ? rc : rec_put(w, eid, &rec, leaf);
+		} else {
+			if (rec.type == SG_TYPE_DIR)
+				rc = subtree_drop(w, eid, 0);
+			if (!rc && rec.type == SG_TYPE_DIR)
+				rec.nchild = rec.nsubdir = 0;
+			if (!rc && rec.type == SG_TYPE_DIR) {
+				/* subtree_drop did not adjust this directory's own counts */
+				rc = rec_put(w, eid, &rec, leaf);
+			}
+			rc = rc ? rc : tombstone_in_place(w, &c->stamp, eid, &rec, leaf, c->ctime_ns);
+		}
+		if (!rc)
+			note(w, eid, pid, leaf, eid, SG_TYPE_TOMBSTONE, rec.version, 0);
+		return rc;
+	}
+
+	if (exists && rec.type == c->type) {
+		/* same kind of entry: update in place, keep its id */
+		rec.mode = c->mode & 07777;
+		rec.uid = c->uid;
+		rec.gid = c->gid;
+		rec.mtime_ns = c->mtime_ns;
+		rec.ctime_ns = c->ctime_ns;
+		if (c->type != SG_TYPE_DIR) {
+			rec.size = c->len;
+			rc = data_put(w, eid, c->data, c->len);
+		}
+		rc = rc ? rc : stamp_and_log(w, &c->stamp, eid, &rec);
+		rc = rc ? rc : rec_put(w, eid, &rec, leaf);
+		if (!rc)
+			note(w, eid, pid, leaf, 0, rec.type, rec.version, 0);
+		return rc;
+	}
+	if (exists) {
+		/* a different kind, or a tombstone: the old row goes, a new one comes */
+		int was_live = rec.type != SG_TYPE_TOMBSTONE;
+		int was_dir = rec.type == SG_TYPE_DIR;
+
+		if (c->type != SG_TYPE_DIR)
+			rc = subtree_drop(w, eid, 0);
+		rc = rc ? rc : row_drop(w, eid, &rec);
+		rc = rc ? rc : dirent_del(w, pid, leaf);
+		if (!rc && was_live)
+			rc = parent_adjust(w, pid, -1, was_dir ? -1 : 0, now);
+		if (rc)
+			return rc;
+	}
+	{
+		struct sg_rec nrec;
+		rc = entry_new(w, &c->stamp, pid, leaf, c->type, c->mode, c->uid, c->gid, c->data,
+			       c->len, c->mtime_ns, c->ctime_ns, &id, &nrec);
+		if (!rc && exists && c->type == SG_TYPE_DIR)
+			rc = children_move(w, eid, id);
+		if (!rc)
+			note(w, id, pid, leaf, exists ? eid : 0, c->type, nrec.version, 0);
+	}
+	return rc;
+}
+
+static int exec_op(struct wctx *w, struct sg_op *op)
+{
+	switch (op->kind) {
+	case OP_CREATE:
+		return op_create(w, op);
+	case OP_WRITE:
+		return op_write(w, op);
+	case OP_SETATTR:
+		return op_setattr(w, op);
+	case OP_REMOVE:
+		return op_remove(w, op);
+	case OP_RENAME:
+		return op_rename(w, op);
+	case OP_SETXATTR:
+		return op_setxattr(w, op, 0);
+	case OP_REMOVEXATTR:
+		return op_setxattr(w, op, 1);
+	case OP_APPLY:
+		return op_apply(w, op);
+	case OP_SYNC:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* ---- the batch ---- */
+
+static int meta_load(struct wctx *w, MDB_txn *txn)
+{
+	sg_store *st = w->st;
+	int rc;
+
+	rc = sg_meta_get(st, txn, "version", &w->version);
+	rc = rc ? rc : sg_meta_get(st, txn, "seq", &w->seq);
+	rc = rc ? rc : sg_meta_get(st, txn, "hlc", &w->hlc);
+	rc = rc ? rc : sg_meta_get(st, txn, "next_id", &w->next_id);
+	rc = rc ? rc : sg_meta_get(st, txn, "live", &w->live);
+	rc = rc ? rc : sg_meta_get(st, txn, "tombs", &w->tombs);
+	return rc;
+}
+
+static int meta_save(struct wctx *w)
+{
+	struct {
+		const char *k;
+		uint64_t v;
+	} m[] = {{"version", w->version}, {"seq", w->seq},   {"hlc", w->hlc},
+		 {"next_id", w->next_id}, {"live", w->live}, {"tombs", w->tombs}};
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]) && !rc; i++)
+		rc = w_put(w, w->st->meta, m[i].k, strlen(m[i].k), &m[i].v, 8);
+	return rc;
+}
+
+/* Grow the map; 0, or -ENOSPC at the configured maximum. */
+static int map_grow(sg_store *st)
+{
+	uint64_t want = st->map_size * 2;
+	int rc;
+
+	if (st->map_size >= st->max_map)
+		return -ENOSPC;
+	if (want > st->max_map)
+		want = st->max_map;
+	pthread_rwlock_wrlock(&st->map_lock);
+	rc = mdb_env_set_mapsize(st->env, want);
+	pthread_rwlock_unlock(&st->map_lock);
+	if (rc) {
+		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-GROW", "cannot grow map to %llu bytes: %s",
+		       (unsigned long long)want, mdb_strerror(rc));
+		return sg_mdb_err(rc);
+	}
+	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-STORE-GROW", "map grown from %llu to %llu MiB",
+	       (unsigned long long)(st->map_size >> 20), (unsigned long long)(want >> 20));
+	st->map_size = want;
+	return 0;
+}
+
+struct snap {
+	uint64_t version, seq, hlc, next_id, live, tombs;
+	size_t nnotes;
+};
+
+static void snap_take(const struct wctx *w, struct snap *s)
+{
+	*s = (struct snap){w->version, w->seq, w->hlc, w->next_id, w->live, w->tombs, w->nnotes};
+}
+
+static void snap_restore(struct wctx *w, const struct snap *s)
+{
+	w->version = s->version;
+	w->seq = s->seq;
+	w->hlc = s->hlc;
+	w->next_id = s->next_id;
+	w->live = s->live;
+	w->tombs = s->tombs;
+	w->nnotes = s->nnotes;
+}
+
+/* Run ops[0..n) in one transaction; set each op's rc. */
+static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w)
+{
+	MDB_txn *parent = NULL;
+	int rc, need_sync = 0, hlc_floor_set = 0;
+	uint64_t hlc_floor = 0;
+
+retry:
+	w->nnotes = 0;
+	w->map_full = 0;
+	pthread_rwlock_rdlock(&st->map_lock);
+	rc = mdb_txn_begin(st->env, NULL, 0, &parent);
+	if (rc) {
+		pthread_rwlock_unlock(&st->map_lock);
+		rc = sg_mdb_err(rc);
+		goto fail_all;
+	}
+	w->txn = parent;
+	rc = meta_load(w, parent);
+	if (rc) {
+		mdb_txn_abort(parent);
+		pthread_rwlock_unlock(&st->map_lock);
+		goto fail_all;
+	}
+	/* a replayed batch must not reuse clock values handed out before */
+	if (hlc_floor_set && w->hlc < hlc_floor)
+		w->hlc = hlc_floor;
+	for (size_t i = 0; i < n; i++) {
+		struct sg_op *op = ops[i];
+		struct snap s;
+		MDB_txn *child;
+
+		if (op->kind == OP_SYNC) {
+			need_sync = 1;
+			op->rc = 0;
+			continue;
+		}
+		snap_take(w, &s);
+		rc = mdb_txn_begin(st->env, parent, 0, &child);
+		if (rc) {
+			op->rc = sg_mdb_err(rc);
+			continue;
+		}
+		w->txn = child;
+		op->rc = exec_op(w, op);
+		if (op->rc == 0 && !w->map_full) {
+			rc = mdb_txn_commit(child);
+			if (rc == MDB_MAP_FULL)
+				w->map_full = 1;
+			else if (rc)
+				op->rc = sg_mdb_err(rc);
+		} else {
+			mdb_txn_abort(child);
+		}
+		w->txn = parent;
+		if (w->map_full)
+			goto grow;
+		if (op->rc)
+			snap_restore(w, &s);
+	}
+	rc = meta_save(w);
+	if (w->map_full)
+		goto grow;
+	if (rc) {
+		mdb_txn_abort(parent);
+		pthread_rwlock_unlock(&st->map_lock);
+		goto fail_all;
+	}
+	rc = mdb_txn_commit(parent);
+	pthread_rwlock_unlock(&st->map_lock);
+	if (rc == MDB_MAP_FULL) {
+		parent = NULL;
+		goto grow_unlocked;
+	}
+	if (rc) {
+		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-COMMIT", "commit of %zu ops failed: %s", n,
+		       mdb_strerror(rc));
+		rc = sg_mdb_err(rc);
+		goto fail_all;
+	}
+	if (need_sync) {
+		rc = mdb_env_sync(st->env, 1);
+		if (rc) {
+			sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-SYNC", "sync failed: %s",
+			       mdb_strerror(rc));
+			for (size_t i = 0; i < n; i++)
+				if (ops[i]->kind == OP_SYNC)
+					ops[i]->rc = sg_mdb_err(rc);
+		}
+	}
+	atomic_store(&st->version, w->version);
+	atomic_store(&st->hlc, w->hlc);
+	atomic_store(&st->live, w->live);
+	atomic_store(&st->tombs, w->tombs);
+	atomic_fetch_add(&st->commits, 1);
+	for (size_t i = 0; i < n; i++)
+		if (ops[i]->rc == 0 && ops[i]->kind != OP_SYNC)
+			atomic_fetch_add(&st->ops, 1);
+	if (st->observer && w->nnotes) {
+		sg_note *notes = malloc(w->nnotes * sizeof(*notes));
+		if (notes) {
+			for (size_t i = 0; i < w->nnotes; i++) {
+				notes[i] = w->notes[i].n;
+				notes[i].name = w->notes[i].name;
+			}
+			st->observer(st->observer_ctx, notes, w->nnotes);
+			free(notes);
+		}
+	}
+	return;
+
+grow:
+	mdb_txn_abort(parent);
+	pthread_rwlock_unlock(&st->map_lock);
+grow_unlocked:
+	if (!hlc_floor_set || w->hlc > hlc_floor) {
+		hlc_floor = w->hlc;
+		hlc_floor_set = 1;
+	}
+	rc = map_grow(st);
+	if (rc == 0)
+		goto retry;
+	if (n > 1) {
+		/* at the maximum: run the ops one by one so only those that do not fit fail */
+		for (size_t i = 0; i < n; i++)
+			run_batch(st, &ops[i], 1, w);
+		return;
+	}
+fail_all:
+	for (size_t i = 0; i < n; i++)
+		ops[i]->rc = rc ? rc : -EIO;
+}
+
+static void *writer_main(void *arg)
+{
+	sg_store *st = arg;
+	struct wctx w = {.st = st};
+	struct sg_op **batch = calloc(st->batch_max, sizeof(*batch));
+
+	if (!batch)
+		abort();
+	for (;;) {
+		size_t n = 0;
+
+		pthread_mutex_lock(&st->q_lock);
+		while (!st->q_head && !st->stop)
+			pthread_cond_wait(&st->q_cond, &st->q_lock);
+		if (!st->q_head && st->stop) {
+			pthread_mutex_unlock(&st->q_lock);
+			break;
+		}
+		while (st->q_head && n < st->batch_max) {
+			batch[n++] = st->q_head;
+			st->q_head = st->q_head->next;
+		}
+		if (!st->q_head)
+			st->q_tail = NULL;
+		pthread_mutex_unlock(&st->q_lock);
+
+		run_batch(st, batch, n, &w);
+
+		pthread_mutex_lock(&st->q_lock);
+		for (size_t i = 0; i < n; i++)
+			batch[i]->done = 1;
+		pthread_cond_broadcast(&st->done_cond);
+		pthread_mutex_unlock(&st->q_lock);
+	}
+	free(w.notes);
+	free(batch);
+	return NULL;
+}
+
+int sg_writer_start(sg_store *st)
+{
+	int rc = pthread_create(&st->writer, NULL, writer_main, st);
+
+	if (rc)
+		return -rc;
+	st->writer_started = 1;
+	return 0;
+}
+
+void sg_writer_stop(sg_store *st)
+{
+	if (!st->writer_started)
+		return;
+	pthread_mutex_lock(&st->q_lock);
+	st->stop = 1;
+	pthread_cond_signal(&st->q_cond);
+	pthread_mutex_unlock(&st->q_lock);
+	pthread_join(st->writer, NULL);
+	st->writer_started = 0;
+}
+
+int sg_writer_submit(sg_store *st, struct sg_op *op)
+{
+	op->next = NULL;
+	op->done = 0;
+	pthread_mutex_lock(&st->q_lock);
+	if (st->stop) {
+		pthread_mutex_unlock(&st->q_lock);
+		return -ESHUTDOWN;
+	}
+	if (st->q_tail)
+		st->q_tail->next = op;
+	else
+		st->q_head = op;
+	st->q_tail = op;
+	pthread_cond_signal(&st->q_cond);
+	while (!op->done)
+		pthread_cond_wait(&st->done_cond, &st->q_lock);
+	pthread_mutex_unlock(&st->q_lock);
+	return op->rc;
+}
