@@ -600,7 +600,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	if (end > in->len)
 		rc = buf_resize(in, end);
 	if (rc == 0) {
-		memcpy(in->buf + off, buf, size);
+		if (size)
+			memcpy(in->buf + off, buf, size);
 		in->dirty = 1;
 		in->mtime_ns = sg_now_ns();
 	}
@@ -1034,7 +1035,10 @@ int sg_fs_mount(sg_fs *fs, const char *mountpoint)
 
 int sg_fs_signals(sg_fs *fs)
 {
-	return fuse_set_signal_handlers(fs->se) == 0 ? 0 : -EIO;
+	if (fuse_set_signal_handlers(fs->se) != 0)
+		return -EIO;
+	fs->signals = 1;
+	return 0;
 }
 
 int sg_fs_run(sg_fs *fs, int single)
@@ -1063,7 +1067,8 @@ void sg_fs_free(sg_fs *fs)
 	}
 	/* anything not yet saved (a crash of the kernel side, a lazy unmount) */
 	sg_itable_each(&fs->inodes, commit_each, fs);
-	fuse_remove_signal_handlers(fs->se);
+	if (fs->signals)
+		fuse_remove_signal_handlers(fs->se);
 	if (fs->mounted)
 		fuse_session_unmount(fs->se);
 	fs->mounted = 0;

@@ -20,7 +20,8 @@ typedef struct sg_fs_opts {
 
 /**
  * Make a filesystem over `st` (borrowed: it must outlive the fs).
- * @param args  FUSE's own options (-o allow_other, fsname, ...); consumed.
+ * @param args  FUSE's own options (-o allow_other, fsname, ...); FUSE may add to
+ *              them: the caller frees them with fuse_opt_free_args() afterwards.
  * @return 0, -EINVAL for options FUSE refuses, -ENOMEM.
  */
 int sg_fs_new(sg_fs **out, sg_store *st, const sg_fs_opts *opts, struct fuse_args *args);

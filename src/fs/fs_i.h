@@ -59,6 +59,7 @@ struct sg_fs {
 	double entry_timeout, attr_timeout;
 	int debug;
 	int mounted;
+	int signals;
 	struct sg_itable inodes;
 
 	/* kernel invalidations, sent by their own thread */

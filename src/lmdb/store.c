@@ -584,7 +584,8 @@ int sg_store_list(sg_store *st, uint64_t dir, const char *after, sg_dirent_cb cb
 	if (rc)
 		goto out;
 	sg_be64(k, dir);
-	memcpy(k + 8, after, alen);
+	if (alen)
+		memcpy(k + 8, after, alen);
 	key.mv_size = 8 + alen;
 	key.mv_data = k;
 	for (;;) {

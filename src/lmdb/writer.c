@@ -550,7 +550,8 @@ static int op_setattr(struct wctx *w, struct sg_op *op)
 			buf = calloc(1, size ? size : 1);
 			if (!buf)
 				return -ENOMEM;
-			memcpy(buf, val.mv_data, val.mv_size < size ? val.mv_size : size);
+			if (val.mv_size && size)
+				memcpy(buf, val.mv_data, val.mv_size < size ? val.mv_size : size);
 			rc = data_put(w, op->id, buf, size);
 			free(buf);
 			if (rc)
@@ -849,6 +850,7 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 			return -ESTALE;
 		if (rc == 0)
 			return 0; /* already applied: redelivery is harmless */
+		rc = 0;
 	}
 
 	if (c->type == SG_TYPE_TOMBSTONE) {

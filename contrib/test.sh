@@ -1,0 +1,40 @@
+#!/bin/sh
+# test.sh: from a fresh Debian 12 machine (as root): install dependencies, build with
+# -Werror, run the whole test suite, then again under AddressSanitizer and UBSan.
+# SIGIL_SKIP_SANITIZERS=1 skips the second pass.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+"$top/contrib/install-deps.sh"
+autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
+
+run_suite() { # build-dir configure-args...
+	dir=$1
+	shift
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	(cd "$dir" && "$top/configure" --enable-werror "$@" >configure.out &&
+		make -j2 >make.out 2>&1 || { cat make.out; exit 1; }
+		make -j2 check || { for f in tests/*.log tests/*/*.log; do
+			[ -f "$f" ] || continue
+			case "$f" in *test-suite.log) continue ;; esac
+			grep -q "^FAIL\|^ERROR" "${f%.log}.trs" 2>/dev/null && { echo "=== $f"; tail -n 60 "$f"; }
+		done; exit 1; })
+}
+
+echo "== build and test"
+run_suite "$top/_build"
+if [ "${SIGIL_SKIP_SANITIZERS:-0}" != 1 ]; then
+	echo "== build and test with AddressSanitizer and UndefinedBehaviorSanitizer"
+	run_suite "$top/_build-san" --enable-sanitizers
+fi
+# one closing line for the whole run, counted from automake's summaries
+pass=0; fail=0
+for log in "$top/_build/test-suite.log" "$top/_build-san/test-suite.log"; do
+	[ -f "$log" ] || continue
+	p=$(sed -n 's/^# PASS: *//p' "$log" | head -n 1)
+	f=$(sed -n 's/^# FAIL: *//p' "$log" | head -n 1)
+	e=$(sed -n 's/^# ERROR: *//p' "$log" | head -n 1)
+	pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0} + ${e:-0}))
+done
+echo "sigilfs: $pass passed, $fail failed"
