@@ -21,7 +21,7 @@
 #include "util.h"
 
 #define DOMAIN "main"
-#define DEFAULT_DATA_DIR LOCALSTATEDIR "/lib/sigil"
+#define DEFAULT_DATA_DIR "/var/lib/sigil"
 
 struct opts {
 	char *data;

@@ -468,8 +468,8 @@ static int open_inode(sg_fs *fs, fuse_ino_t ino, int flags, struct sg_inode **ou
 	if (!in)
 		return -ENOMEM;
 	pthread_mutex_lock(&in->lock);
-	*keep = !in->stale;
-	if (!in->loaded || (in->stale && !in->dirty)) {
+	*keep = !atomic_load(&in->stale);
+	if (!in->loaded || (!*keep && !in->dirty)) {
 		void *data;
 		size_t len;
 
@@ -490,7 +490,7 @@ static int open_inode(sg_fs *fs, fuse_ino_t ino, int flags, struct sg_inode **ou
 		}
 	}
 	if (rc == 0) {
-		in->stale = 0;
+		atomic_store(&in->stale, 0);
 		if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && in->len) {
 			in->len = 0;
 			in->dirty = 1;
@@ -904,21 +904,16 @@ static void inval_push(sg_fs *fs, uint64_t parent, const char *name, uint64_t in
 	pthread_mutex_unlock(&fs->inval_lock);
 }
 
+/* Runs on the store's writer thread: it must not wait for anything a request
+ * handler can hold while it waits for the writer (an inode's lock): it only
+ * flags the inode; the next open reloads the content. */
 static void mark_stale(sg_fs *fs, uint64_t ino)
 {
 	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
 
 	if (!in)
 		return;
-	pthread_mutex_lock(&in->lock);
-	in->stale = 1;
-	if (!in->dirty && in->nopen == 0) {
-		free(in->buf);
-		in->buf = NULL;
-		in->len = in->cap = 0;
-		in->loaded = 0;
-	}
-	pthread_mutex_unlock(&in->lock);
+	atomic_store(&in->stale, 1);
 	sg_inode_put(&fs->inodes, in, 0, 0);
 }
 

@@ -20,7 +20,7 @@ struct sg_inode {
 	size_t len, cap;
 	int loaded;         /* buf holds the content */
 	int dirty;          /* buf differs from the store: commit at flush/fsync/release */
-	int stale;          /* changed by a peer since the kernel cached it */
+	_Atomic int stale;  /* changed by a peer since the kernel cached it (set without the lock) */
 	int gone;           /* unlinked: serve open handles from buf, commit nothing */
 	int64_t mtime_ns;   /* of the buffered content */
 	sg_attr last;       /* last attributes seen, for an unlinked open file */
@@ -43,7 +43,7 @@ void sg_inode_put(struct sg_itable *t, struct sg_inode *in, uint64_t forget, uns
 void sg_inode_ref(struct sg_itable *t, uint64_t ino, uint64_t n);
 /* Is `ino` known to the kernel? */
 int sg_inode_known(struct sg_itable *t, uint64_t ino);
-/* Call fn for every inode (under the table lock; fn must not block). */
+/* Call fn for every inode, each pinned, without the table lock held (fn may block). */
 void sg_itable_each(struct sg_itable *t, void (*fn)(struct sg_inode *, void *), void *ctx);
 
 struct inval {

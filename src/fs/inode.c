@@ -154,9 +154,24 @@ int sg_inode_known(struct sg_itable *t, uint64_t ino)
 
 void sg_itable_each(struct sg_itable *t, void (*fn)(struct sg_inode *, void *), void *ctx)
 {
+	struct sg_inode **all;
+	size_t n = 0;
+
 	pthread_mutex_lock(&t->lock);
+	all = malloc((t->count ? t->count : 1) * sizeof(*all));
+	if (!all) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
 	for (size_t i = 0; i < t->nslots; i++)
-		for (struct sg_inode *in = t->slots[i]; in; in = in->next)
-			fn(in, ctx);
+		for (struct sg_inode *in = t->slots[i]; in; in = in->next) {
+			in->refs++;
+			all[n++] = in;
+		}
 	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < n; i++) {
+		fn(all[i], ctx);
+		sg_inode_put(t, all[i], 0, 0);
+	}
+	free(all);
 }

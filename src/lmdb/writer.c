@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/xattr.h>
 
 #include "lmdb/store_i.h"
@@ -1024,6 +1025,24 @@ static void snap_restore(struct wctx *w, const struct snap *s)
 	w->nnotes = s->nnotes;
 }
 
+/* LMDB reports a short write as EIO: when the data dir's file system has no
+ * room left for the batch, tell the writer the truth, ENOSPC. */
+static int commit_err(sg_store *st, struct sg_op **ops, size_t n, int mdb_rc)
+{
+	struct statvfs sv;
+	uint64_t need = 1 << 20, avail;
+	int rc = sg_mdb_err(mdb_rc);
+
+	if (rc != -EIO && rc != -ENOSPC)
+		return rc;
+	if (statvfs(st->path, &sv) < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		need += ops[i]->len + (ops[i]->change ? ops[i]->change->len : 0);
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return avail < need ? -ENOSPC : rc;
+}
+
 /* Run ops[0..n) in one transaction; set each op's rc. */
 static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w)
 {
@@ -1099,9 +1118,9 @@ retry:
 		goto grow_unlocked;
 	}
 	if (rc) {
+		rc = commit_err(st, ops, n, rc);
 		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-COMMIT", "commit of %zu ops failed: %s", n,
-		       mdb_strerror(rc));
-		rc = sg_mdb_err(rc);
+		       strerror(-rc));
 		goto fail_all;
 	}
 	if (need_sync) {
