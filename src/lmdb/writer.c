@@ -847,8 +847,14 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 		if (rc)
 			return rc;
 		rc = stamp_cmp(&c->stamp, &rec);
-		if (rc < 0)
+		if (rc < 0) {
+			sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-STORE-STALE",
+			       "refused %s from %016llx: stamp %llx older than held %llx from %016llx",
+			       c->path, (unsigned long long)c->stamp.origin,
+			       (unsigned long long)c->stamp.hlc, (unsigned long long)rec.hlc,
+			       (unsigned long long)rec.origin);
 			return -ESTALE;
+		}
 		if (rc == 0)
 			return 0; /* already applied: redelivery is harmless */
 		rc = 0;
