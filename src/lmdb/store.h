@@ -21,7 +21,9 @@
  *   - a stamp: a 64-bit hybrid-logical-clock value, the origin node id and
  *     the origin's sequence number.
  * The change log keeps at most one row per entry: the entry's latest version.
- * sg_store_changes_after() lists them in version order.
+ * sg_store_changes_after() lists them in version order. A rename is two
+ * changes, each with its own version and stamp: the moved entry at its new
+ * path, then a tombstone at its old one (an exchange: both moved entries).
  *
  * Last-writer-wins is decided here: a change that carries an explicit stamp
  * older, by (hlc, origin), than the entry it would replace is refused with
@@ -175,7 +177,8 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out);
 
 /* ---- reads (each is one short read transaction) ------------------------- */
 
-/** Find child `name` of `parent`. -ENOENT if absent or a tombstone, -ENOTDIR if parent is not a directory. */
+/** Find child `name` of `parent`. -ENOENT if absent or a tombstone, -ENOTDIR if parent is
+ *  not a directory, -ENAMETOOLONG for a name over SG_NAME_MAX. */
 int sg_store_lookup(sg_store *st, uint64_t parent, const char *name, sg_attr *out);
 
 /** Attributes of entry `id`. -ENOENT if unknown or a tombstone. */
@@ -281,7 +284,8 @@ int sg_store_remove(sg_store *st, const sg_stamp *stamp, uint64_t parent, const 
 int sg_store_rename(sg_store *st, const sg_stamp *stamp, uint64_t oparent, const char *oname,
 		    uint64_t nparent, const char *nname, unsigned flags, int64_t now_ns);
 
-/** flags: 0, XATTR_CREATE or XATTR_REPLACE. -EEXIST, -ENODATA, -ERANGE (value over 64 KiB). */
+/** flags: 0, XATTR_CREATE or XATTR_REPLACE. -EEXIST, -ENODATA, -ERANGE (name of 0 or over
+ *  255 bytes), -E2BIG (value over 64 KiB, as the kernel's own limit). */
 int sg_store_setxattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const char *name,
 		      const void *value, size_t len, int flags, int64_t now_ns);
 

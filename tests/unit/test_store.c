@@ -1,0 +1,1928 @@
+/* test_store.c: unit tests of the versioned entry store (src/lmdb/store.h):
+ * versions and stamps, the change log, LWW, persistence, limits, errors, group commit. */
+#include "config.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lmdb/store.h"
+
+#define NODE_A 0x1111ULL
+#define NODE_B 0x2222ULL
+
+/* ---- fixture --------------------------------------------------------------- */
+
+struct fx {
+	char dir[64];
+	sg_store_opts opts;
+	sg_store *st;
+};
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int fx_setup(void **state, uint64_t initial_map, uint64_t max_file_size)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL) {
+		return -1;
+	}
+	strcpy(f->dir, "/tmp/sigil-store-XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	f->opts.dir = f->dir;
+	f->opts.node_id = NODE_A;
+	f->opts.initial_map = initial_map;
+	f->opts.max_file_size = max_file_size;
+	if (sg_store_open(&f->st, &f->opts) != 0) {
+		nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return fx_setup(state, 0, 0);
+}
+
+static int setup_small_map(void **state)
+{
+	return fx_setup(state, 1ULL << 20, 0);
+}
+
+static int setup_small_file(void **state)
+{
+	return fx_setup(state, 0, 4096);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	sg_store_close(f->st);
+	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static uint64_t hlc_now(void)
+{
+	return ((uint64_t)now_ns() / 1000000ULL) << 16;
+}
+
+/* Create and assert success; returns the new id. */
+static uint64_t mk(sg_store *st, uint64_t parent, const char *name, uint32_t type,
+		   const char *data, sg_attr *out)
+{
+	sg_attr a;
+	size_t len = data ? strlen(data) : 0;
+
+	assert_int_equal(sg_store_create(st, NULL, parent, name, type, 0644, 0, 0, data, len,
+					 now_ns(), &a),
+			 0);
+	assert_true(a.id != 0);
+	assert_int_equal(a.type, type);
+	if (out) {
+		*out = a;
+	}
+	return a.id;
+}
+
+static void assert_content(sg_store *st, uint64_t id, const void *data, size_t len)
+{
+	void *buf = NULL;
+	size_t n = 12345;
+
+	assert_int_equal(sg_store_read(st, id, &buf, &n), 0);
+	assert_int_equal(n, len);
+	if (len > 0) {
+		assert_non_null(buf);
+		assert_memory_equal(buf, data, len);
+	}
+	free(buf);
+}
+
+static void assert_stamp_equal(const sg_stamp *a, const sg_stamp *b)
+{
+	assert_int_equal(a->hlc, b->hlc);
+	assert_int_equal(a->origin, b->origin);
+	assert_int_equal(a->seq, b->seq);
+}
+
+/* A copy of the change log, as sg_store_changes_after() lists it. */
+struct row {
+	char *path;
+	uint32_t type, mode, uid, gid;
+	int64_t mtime_ns;
+	uint64_t version, id;
+	sg_stamp stamp;
+	void *data;
+	size_t len;
+};
+
+struct rows {
+	struct row *v;
+	size_t n, cap;
+	size_t stop_after; /* return 42 from the callback at this row; 0: never */
+	size_t calls;
+};
+
+static int collect_cb(void *ctx, const sg_change *c)
+{
+	struct rows *r = ctx;
+	struct row *w;
+
+	r->calls++;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 16;
+		r->v = realloc(r->v, r->cap * sizeof(*r->v));
+		if (r->v == NULL) {
+			abort();
+		}
+	}
+	w = &r->v[r->n++];
+	memset(w, 0, sizeof(*w));
+	w->path = strdup(c->path ? c->path : "(null)");
+	w->type = c->type;
+	w->mode = c->mode;
+	w->uid = c->uid;
+	w->gid = c->gid;
+	w->mtime_ns = c->mtime_ns;
+	w->version = c->version;
+	w->id = c->id;
+	w->stamp = c->stamp;
+	w->len = c->len;
+	if (c->len > 0) {
+		w->data = malloc(c->len);
+		if (w->data == NULL || c->data == NULL) {
+			abort();
+		}
+		memcpy(w->data, c->data, c->len);
+	}
+	if (r->stop_after != 0 && r->calls == r->stop_after) {
+		return 42;
+	}
+	return 0;
+}
+
+static void rows_free(struct rows *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->v[i].path);
+		free(r->v[i].data);
+	}
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
+static void changes(sg_store *st, uint64_t after, size_t max, struct rows *r)
+{
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(sg_store_changes_after(st, after, max, collect_cb, r), 0);
+}
+
+static const struct row *row_by_path(const struct rows *r, const char *path)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		if (strcmp(r->v[i].path, path) == 0) {
+			return &r->v[i];
+		}
+	}
+	return NULL;
+}
+
+/* Every row after `after`, versions increasing, each entry at most once. */
+static void assert_log_shape(const struct rows *r, uint64_t after, uint64_t newest)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		assert_true(r->v[i].version > after);
+		assert_true(r->v[i].version <= newest);
+		if (i > 0) {
+			assert_true(r->v[i].version >= r->v[i - 1].version);
+		}
+		for (size_t j = 0; j < i; j++) {
+			assert_true(r->v[i].id != r->v[j].id);
+		}
+	}
+}
+
+static void assert_path(sg_store *st, uint64_t id, const char *want)
+{
+	char *p = NULL;
+
+	assert_int_equal(sg_store_path(st, id, &p), 0);
+	assert_non_null(p);
+	assert_string_equal(p, want);
+	free(p);
+}
+
+/* ---- 1. versions and stamps ------------------------------------------------ */
+
+struct seqcheck {
+	sg_store *st;
+	uint64_t version; /* store version before the next change */
+	uint64_t seq;     /* seq the next local change must get */
+	uint64_t hlc;     /* the latest local hlc seen */
+};
+
+/* The change just made raised the version by one and was stamped in turn. */
+static void check_local(struct seqcheck *c, const char *what, const sg_attr *a)
+{
+	uint64_t v = sg_store_version(c->st);
+
+	if (v != c->version + 1 || a->stamp.seq != c->seq) {
+		print_error("after %s: version %llu -> %llu, seq %llu (want %llu)\n", what,
+			    (unsigned long long)c->version, (unsigned long long)v,
+			    (unsigned long long)a->stamp.seq, (unsigned long long)c->seq);
+	}
+	assert_int_equal(v, c->version + 1);
+	assert_int_equal(a->version, v);
+	assert_int_equal(a->stamp.origin, sg_store_node_id(c->st));
+	assert_int_equal(a->stamp.seq, c->seq);
+	assert_true(a->stamp.hlc > c->hlc);
+	assert_true(sg_store_hlc(c->st) >= a->stamp.hlc);
+	c->version = v;
+	c->seq++;
+	c->hlc = a->stamp.hlc;
+}
+
+static void test_versions_and_stamps(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct seqcheck c = {.st = st};
+	sg_attr root, d, a, g, in;
+	struct rows r;
+	uint64_t before;
+
+	assert_int_equal(sg_store_node_id(st), NODE_A);
+	assert_int_equal(sg_store_getattr(st, SG_ROOT_ID, &root), 0);
+	assert_int_equal(root.id, SG_ROOT_ID);
+	assert_int_equal(root.type, SG_TYPE_DIR);
+	assert_int_equal(root.parent, SG_ROOT_ID);
+	c.version = sg_store_version(st);
+	c.seq = root.stamp.origin == NODE_A ? root.stamp.seq + 1 : 1;
+	c.hlc = root.stamp.origin == NODE_A ? root.stamp.hlc : 0;
+
+	/* create */
+	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
+	check_local(&c, "mkdir", &d);
+	assert_int_equal(d.parent, SG_ROOT_ID);
+	mk(st, d.id, "f", SG_TYPE_FILE, "one", &a);
+	check_local(&c, "create", &a);
+	assert_int_equal(a.parent, d.id);
+	assert_int_equal(a.size, 3);
+	assert_int_equal(sg_store_getattr(st, a.id, &g), 0);
+	assert_int_equal(g.version, a.version);
+	assert_stamp_equal(&g.stamp, &a.stamp);
+
+	/* write */
+	assert_int_equal(sg_store_write(st, NULL, a.id, "two!", 4, 1000, now_ns(), &a), 0);
+	check_local(&c, "write", &a);
+	assert_int_equal(a.size, 4);
+	assert_int_equal(a.mtime_ns, 1000);
+	assert_content(st, a.id, "two!", 4);
+
+	/* setattr */
+	memset(&in, 0, sizeof(in));
+	in.mode = 0600;
+	assert_int_equal(sg_store_setattr(st, NULL, a.id, SG_SET_MODE, &in, now_ns(), &a), 0);
+	check_local(&c, "setattr", &a);
+	assert_int_equal(a.mode, 0600);
+	assert_int_equal(sg_store_getattr(st, a.id, &g), 0);
+	assert_int_equal(g.mode, 0600);
+	assert_int_equal(g.version, a.version);
+
+	/* setxattr, removexattr: metadata changes of the entry */
+	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.x", "v", 1, 0, now_ns()), 0);
+	assert_int_equal(sg_store_getattr(st, a.id, &a), 0);
+	check_local(&c, "setxattr", &a);
+	assert_int_equal(sg_store_removexattr(st, NULL, a.id, "user.x", now_ns()), 0);
+	assert_int_equal(sg_store_getattr(st, a.id, &a), 0);
+	check_local(&c, "removexattr", &a);
+
+	/* remove: the tombstone carries the change's version and stamp */
+	before = sg_store_version(st);
+	assert_int_equal(sg_store_remove(st, NULL, d.id, "f", 0, now_ns()), 0);
+	changes(st, before, 0, &r);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.v[0].path, "d/f");
+	assert_int_equal(r.v[0].type, SG_TYPE_TOMBSTONE);
+	memset(&g, 0, sizeof(g));
+	g.version = r.v[0].version;
+	g.stamp = r.v[0].stamp;
+	check_local(&c, "remove", &g);
+	rows_free(&r);
+
+	/* a directory's remove too */
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "d", 1, now_ns()), 0);
+	changes(st, c.version, 0, &r);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.v[0].path, "d");
+	assert_int_equal(r.v[0].type, SG_TYPE_TOMBSTONE);
+	memset(&g, 0, sizeof(g));
+	g.version = r.v[0].version;
+	g.stamp = r.v[0].stamp;
+	check_local(&c, "rmdir", &g);
+	rows_free(&r);
+}
+
+/*
+ * A rename is one change (store.h: "Every change (create, content update, delete,
+ * rename, metadata change) gets ... the next store-wide version, and a stamp"); it
+ * lists as two rows: the moved entry at its new path and a tombstone at the old one.
+ * The same for an exchange, which leaves no tombstone.
+ */
+static void test_rename_is_one_change(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_attr d, a, b, x;
+	struct rows r, rx;
+	const struct row *moved, *tomb, *ra, *rb;
+	uint64_t before, after, xbefore, xafter;
+
+	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
+	mk(st, d.id, "f", SG_TYPE_FILE, "two!", &a);
+
+	before = sg_store_version(st);
+	assert_int_equal(sg_store_rename(st, NULL, d.id, "f", d.id, "g", 0, now_ns()), 0);
+	after = sg_store_version(st);
+	changes(st, before, 0, &r);
+	assert_int_equal(r.n, 2);
+	assert_log_shape(&r, before, after);
+	moved = row_by_path(&r, "d/g");
+	tomb = row_by_path(&r, "d/f");
+	assert_non_null(moved);
+	assert_non_null(tomb);
+	assert_int_equal(moved->id, a.id);
+	assert_int_equal(moved->type, SG_TYPE_FILE);
+	assert_int_equal(moved->len, 4);
+	assert_memory_equal(moved->data, "two!", 4);
+	assert_int_equal(moved->stamp.origin, NODE_A);
+	assert_true(moved->stamp.hlc > a.stamp.hlc);
+	assert_int_equal(tomb->type, SG_TYPE_TOMBSTONE);
+	assert_true(tomb->id != a.id);
+	assert_int_equal(tomb->stamp.origin, NODE_A);
+	assert_path(st, a.id, "d/g");
+	assert_path(st, tomb->id, "d/f");
+	assert_int_equal(sg_store_getattr(st, a.id, &x), 0);
+	assert_int_equal(x.version, moved->version);
+	assert_stamp_equal(&x.stamp, &moved->stamp);
+
+	/* an exchange: both entries move, no tombstone */
+	mk(st, d.id, "b", SG_TYPE_FILE, "bee", &b);
+	xbefore = sg_store_version(st);
+	assert_int_equal(sg_store_rename(st, NULL, d.id, "g", d.id, "b", SG_RENAME_EXCHANGE,
+					 now_ns()),
+			 0);
+	xafter = sg_store_version(st);
+	changes(st, xbefore, 0, &rx);
+	assert_int_equal(rx.n, 2);
+	ra = row_by_path(&rx, "d/b");
+	rb = row_by_path(&rx, "d/g");
+	assert_non_null(ra);
+	assert_non_null(rb);
+	assert_int_equal(ra->id, a.id);
+	assert_int_equal(rb->id, b.id);
+
+	if (after != before + 1 || xafter != xbefore + 1) {
+		print_error("rename: version %llu -> %llu; moved v%llu (hlc %llx seq %llu), "
+			    "tombstone v%llu (hlc %llx seq %llu); exchange: version %llu -> %llu, "
+			    "rows v%llu seq %llu, v%llu seq %llu\n",
+			    (unsigned long long)before, (unsigned long long)after,
+			    (unsigned long long)moved->version, (unsigned long long)moved->stamp.hlc,
+			    (unsigned long long)moved->stamp.seq, (unsigned long long)tomb->version,
+			    (unsigned long long)tomb->stamp.hlc, (unsigned long long)tomb->stamp.seq,
+			    (unsigned long long)xbefore, (unsigned long long)xafter,
+			    (unsigned long long)ra->version, (unsigned long long)ra->stamp.seq,
+			    (unsigned long long)rb->version, (unsigned long long)rb->stamp.seq);
+	}
+
+	/* store.h: a rename is two changes, the moved entry and the tombstone at the
+	 * old name, each with its own version, sequence number and newer stamp, so a
+	 * peer paging through changes_after can never get one without the other's slot */
+	assert_int_equal(after, before + 2);
+	assert_int_equal(moved->version, before + 1);
+	assert_int_equal(tomb->version, before + 2);
+	assert_int_equal(moved->stamp.seq, a.stamp.seq + 1);
+	assert_int_equal(tomb->stamp.seq, a.stamp.seq + 2);
+	assert_true(tomb->stamp.hlc > moved->stamp.hlc);
+	assert_int_equal(xafter, xbefore + 2);
+	assert_int_equal(ra->version + rb->version, 2 * xbefore + 3);
+	assert_int_not_equal(ra->version, rb->version);
+	assert_true(ra->stamp.seq != rb->stamp.seq);
+	rows_free(&r);
+	rows_free(&rx);
+}
+
+/* ---- 2. the change log ----------------------------------------------------- */
+
+static void test_changes_after(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	uint64_t v0 = sg_store_version(st);
+	sg_attr d, fa, ga, ha;
+	struct rows r;
+	char buf[32];
+	int64_t mt = 0;
+
+	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "d", SG_TYPE_DIR, 0750, 1000, 1001,
+					 NULL, 0, now_ns(), &d),
+			 0);
+	assert_int_equal(sg_store_create(st, NULL, d.id, "f", SG_TYPE_FILE, 0640, 1000, 1001, "x",
+					 1, now_ns(), &fa),
+			 0);
+	for (int i = 0; i < 10; i++) {
+		snprintf(buf, sizeof(buf), "content %d", i);
+		mt = 5000 + i;
+		assert_int_equal(
+			sg_store_write(st, NULL, fa.id, buf, strlen(buf), mt, now_ns(), &fa), 0);
+	}
+	mk(st, SG_ROOT_ID, "g", SG_TYPE_FILE, "gee", &ga);
+	mk(st, d.id, "h", SG_TYPE_SYMLINK, "../g", &ha);
+	assert_int_equal(sg_store_version(st), v0 + 14);
+	assert_int_equal(fa.version, v0 + 12);
+
+	/* the whole log: shape only (the root may or may not be listed) */
+	changes(st, 0, 0, &r);
+	assert_log_shape(&r, 0, v0 + 14);
+	assert_true(r.n >= 4);
+	rows_free(&r);
+
+	/* after v0: exactly d, d/f (once, latest), g, d/h in version order */
+	changes(st, v0, 0, &r);
+	assert_int_equal(r.n, 4);
+	assert_log_shape(&r, v0, v0 + 14);
+	assert_string_equal(r.v[0].path, "d");
+	assert_int_equal(r.v[0].id, d.id);
+	assert_int_equal(r.v[0].type, SG_TYPE_DIR);
+	assert_int_equal(r.v[0].version, v0 + 1);
+	assert_int_equal(r.v[0].mode, 0750);
+	assert_int_equal(r.v[0].uid, 1000);
+	assert_int_equal(r.v[0].gid, 1001);
+	assert_int_equal(r.v[0].len, 0);
+	assert_null(r.v[0].data);
+	assert_string_equal(r.v[1].path, "d/f");
+	assert_int_equal(r.v[1].id, fa.id);
+	assert_int_equal(r.v[1].type, SG_TYPE_FILE);
+	assert_int_equal(r.v[1].version, v0 + 12);
+	assert_int_equal(r.v[1].mode, 0640);
+	assert_int_equal(r.v[1].mtime_ns, mt);
+	assert_int_equal(r.v[1].len, strlen("content 9"));
+	assert_memory_equal(r.v[1].data, "content 9", strlen("content 9"));
+	assert_stamp_equal(&r.v[1].stamp, &fa.stamp);
+	assert_string_equal(r.v[2].path, "g");
+	assert_int_equal(r.v[2].id, ga.id);
+	assert_int_equal(r.v[2].version, v0 + 13);
+	assert_string_equal(r.v[3].path, "d/h");
+	assert_int_equal(r.v[3].id, ha.id);
+	assert_int_equal(r.v[3].type, SG_TYPE_SYMLINK);
+	assert_int_equal(r.v[3].version, v0 + 14);
+	assert_int_equal(r.v[3].len, 4);
+	assert_memory_equal(r.v[3].data, "../g", 4);
+	rows_free(&r);
+
+	/* after d/f's version: only the two later ones */
+	changes(st, v0 + 12, 0, &r);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.v[0].path, "g");
+	assert_string_equal(r.v[1].path, "d/h");
+	rows_free(&r);
+
+	/* between writes: a version no row holds any more */
+	changes(st, v0 + 5, 0, &r);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.v[0].path, "d/f");
+	rows_free(&r);
+
+	/* max */
+	changes(st, v0, 2, &r);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.v[0].path, "d");
+	assert_string_equal(r.v[1].path, "d/f");
+	rows_free(&r);
+	changes(st, v0, 1, &r);
+	assert_int_equal(r.n, 1);
+	rows_free(&r);
+
+	/* nothing after the newest */
+	changes(st, sg_store_version(st), 0, &r);
+	assert_int_equal(r.n, 0);
+	rows_free(&r);
+
+	/* the callback's stop value comes back */
+	memset(&r, 0, sizeof(r));
+	r.stop_after = 2;
+	assert_int_equal(sg_store_changes_after(st, v0, 0, collect_cb, &r), 42);
+	assert_int_equal(r.calls, 2);
+	rows_free(&r);
+}
+
+/* ---- 3. tombstones --------------------------------------------------------- */
+
+static void test_tombstones(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_attr a, b, x;
+	sg_store_stats s0, s1;
+	struct rows r;
+	uint64_t v;
+	void *buf = NULL;
+	size_t len = 0;
+
+	mk(st, SG_ROOT_ID, "a", SG_TYPE_FILE, "hello", &a);
+	assert_int_equal(sg_store_stats_get(st, &s0), 0);
+	v = sg_store_version(st);
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "a", 0, now_ns()), 0);
+	assert_int_equal(sg_store_version(st), v + 1);
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	assert_int_equal(s1.entries, s0.entries - 1);
+	assert_int_equal(s1.tombstones, s0.tombstones + 1);
+
+	changes(st, v, 0, &r);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.v[0].path, "a");
+	assert_int_equal(r.v[0].type, SG_TYPE_TOMBSTONE);
+	assert_int_equal(r.v[0].version, v + 1);
+	assert_int_equal(r.v[0].len, 0);
+	/* the tombstone has a path of its own (sg_store_path builds tombstones' too) */
+	assert_path(st, r.v[0].id, "a");
+	rows_free(&r);
+
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "a", &x), -ENOENT);
+	assert_int_equal(sg_store_getattr(st, a.id, &x), -ENOENT);
+	assert_int_equal(sg_store_read(st, a.id, &buf, &len), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "a", &x), -ENOENT);
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "a", 0, now_ns()), -ENOENT);
+
+	/* recreate at the same name: a new id */
+	mk(st, SG_ROOT_ID, "a", SG_TYPE_FILE, "again", &b);
+	assert_true(b.id != a.id);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "a", &x), 0);
+	assert_int_equal(x.id, b.id);
+	assert_content(st, b.id, "again", 5);
+	changes(st, v + 1, 0, &r);
+	assert_non_null(row_by_path(&r, "a"));
+	assert_int_equal(row_by_path(&r, "a")->type, SG_TYPE_FILE);
+	assert_int_equal(row_by_path(&r, "a")->id, b.id);
+	rows_free(&r);
+
+	/* and as a directory after that */
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "a", 0, now_ns()), 0);
+	mk(st, SG_ROOT_ID, "a", SG_TYPE_DIR, NULL, &x);
+	assert_true(x.id != a.id && x.id != b.id);
+	assert_int_equal(sg_store_resolve(st, "a", &x), 0);
+	assert_int_equal(x.type, SG_TYPE_DIR);
+}
+
+/* ---- 4. last-writer-wins through sg_store_apply ---------------------------- */
+
+static sg_change file_change(const char *path, const char *data, uint64_t hlc, uint64_t origin,
+			     uint64_t seq)
+{
+	sg_change c;
+
+	memset(&c, 0, sizeof(c));
+	c.path = path;
+	c.type = SG_TYPE_FILE;
+	c.mode = 0644;
+	c.mtime_ns = 77;
+	c.ctime_ns = 78;
+	c.data = data;
+	c.len = strlen(data);
+	c.stamp.hlc = hlc;
+	c.stamp.origin = origin;
+	c.stamp.seq = seq;
+	return c;
+}
+
+static sg_change typed_change(const char *path, uint32_t type, uint64_t hlc, uint64_t origin,
+			    uint64_t seq)
+{
+	sg_change c;
+
+	memset(&c, 0, sizeof(c));
+	c.path = path;
+	c.type = type;
+	c.mode = 0755;
+	c.stamp.hlc = hlc;
+	c.stamp.origin = origin;
+	c.stamp.seq = seq;
+	return c;
+}
+
+static void test_lww_apply(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	uint64_t h = hlc_now();
+	sg_change c;
+	sg_attr a, l, x;
+	struct rows r;
+	uint64_t v, far;
+
+	/* a remote change creates the entry, with its stamp kept */
+	c = file_change("r", "v1", h, NODE_B, 1);
+	v = sg_store_version(st);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_version(st), v + 1);
+	assert_int_equal(sg_store_resolve(st, "r", &a), 0);
+	assert_int_equal(a.type, SG_TYPE_FILE);
+	assert_int_equal(a.version, v + 1);
+	assert_stamp_equal(&a.stamp, &c.stamp);
+	assert_int_equal(a.mtime_ns, 77);
+	assert_content(st, a.id, "v1", 2);
+
+	/* older: refused, nothing changes */
+	c = file_change("r", "old", h - 1, NODE_B, 2);
+	assert_int_equal(sg_store_apply(st, &c), -ESTALE);
+	assert_int_equal(sg_store_version(st), v + 1);
+	assert_int_equal(sg_store_resolve(st, "r", &x), 0);
+	assert_stamp_equal(&x.stamp, &a.stamp);
+	assert_content(st, a.id, "v1", 2);
+
+	/* newer: replaces */
+	c = file_change("r", "v2", h + 10, NODE_B, 3);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_version(st), v + 2);
+	assert_int_equal(sg_store_resolve(st, "r", &x), 0);
+	assert_stamp_equal(&x.stamp, &c.stamp);
+	assert_content(st, x.id, "v2", 2);
+
+	/* equal: a no-op that succeeds */
+	c = file_change("r", "zz", h + 10, NODE_B, 3);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_version(st), v + 2);
+	assert_int_equal(sg_store_resolve(st, "r", &x), 0);
+	assert_content(st, x.id, "v2", 2);
+
+	/* same hlc: the origin breaks the tie */
+	c = file_change("r", "low", h + 10, 0x1000, 1);
+	assert_int_equal(sg_store_apply(st, &c), -ESTALE);
+	c = file_change("r", "v3", h + 10, 0x3333, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "r", &x), 0);
+	assert_int_equal(x.stamp.origin, 0x3333);
+	assert_content(st, x.id, "v3", 2);
+	v = sg_store_version(st);
+
+	/* an older remote tombstone loses to a local write */
+	mk(st, SG_ROOT_ID, "l", SG_TYPE_FILE, "local", &l);
+	assert_int_equal(l.stamp.origin, NODE_A);
+	v = sg_store_version(st);
+	c = typed_change("l", SG_TYPE_TOMBSTONE, l.stamp.hlc - 1, NODE_B, 10);
+	assert_int_equal(sg_store_apply(st, &c), -ESTALE);
+	assert_int_equal(sg_store_version(st), v);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "l", &x), 0);
+	assert_int_equal(x.id, l.id);
+	assert_content(st, l.id, "local", 5);
+
+	/* a newer one deletes */
+	c = typed_change("l", SG_TYPE_TOMBSTONE, l.stamp.hlc + 1, NODE_B, 11);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_version(st), v + 1);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "l", &x), -ENOENT);
+	assert_int_equal(sg_store_getattr(st, l.id, &x), -ENOENT);
+	changes(st, v, 0, &r);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.v[0].path, "l");
+	assert_int_equal(r.v[0].type, SG_TYPE_TOMBSTONE);
+	assert_stamp_equal(&r.v[0].stamp, &c.stamp);
+	rows_free(&r);
+
+	/* a tombstone's stamp guards its name too */
+	c = file_change("l", "late", l.stamp.hlc, NODE_B, 12);
+	assert_int_equal(sg_store_apply(st, &c), -ESTALE);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "l", &x), -ENOENT);
+
+	/* a remote directory tombstone deletes the whole subtree */
+	h = sg_store_hlc(st) + 100;
+	c = typed_change("D", SG_TYPE_DIR, h, NODE_B, 20);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = file_change("D/x", "in D", h + 1, NODE_B, 21);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "D/x", &x), 0);
+	assert_content(st, x.id, "in D", 4);
+	c = typed_change("D", SG_TYPE_TOMBSTONE, h + 2, NODE_B, 22);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "D", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "D/x", &x), -ENOENT);
+
+	/* the parent must exist */
+	c = file_change("nodir/x", "x", sg_store_hlc(st) + 1, NODE_B, 30);
+	assert_int_equal(sg_store_apply(st, &c), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "nodir", &x), -ENOENT);
+
+	/* the clock observes a remote stamp far ahead (an hour) */
+	far = sg_store_hlc(st) + (3600000ULL << 16);
+	c = file_change("far", "future", far, NODE_B, 40);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_true(sg_store_hlc(st) >= far);
+	mk(st, SG_ROOT_ID, "after", SG_TYPE_FILE, "now", &x);
+	assert_true(x.stamp.hlc > far);
+	assert_int_equal(x.stamp.origin, NODE_A);
+	/* so a local write over that entry wins too */
+	assert_int_equal(sg_store_resolve(st, "far", &a), 0);
+	assert_int_equal(sg_store_write(st, NULL, a.id, "mine", 4, 1, now_ns(), &a), 0);
+	assert_true(a.stamp.hlc > x.stamp.hlc);
+	assert_int_equal(a.stamp.origin, NODE_A);
+	assert_content(st, a.id, "mine", 4);
+}
+
+/* The id-based mutations decide LWW too when given an explicit stamp. */
+static void test_explicit_stamps(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_attr a, b, x, in;
+	sg_stamp old, s1, s2, s3;
+	struct rows r;
+	uint64_t v, h;
+
+	mk(st, SG_ROOT_ID, "e", SG_TYPE_FILE, "local", &a);
+	h = a.stamp.hlc;
+	old = (sg_stamp){h - 1, NODE_B, 1};
+	s1 = (sg_stamp){h + 1, NODE_B, 2};
+	s2 = (sg_stamp){h + 2, NODE_B, 3};
+	s3 = (sg_stamp){h + 3, NODE_B, 4};
+	v = sg_store_version(st);
+
+	assert_int_equal(sg_store_write(st, &old, a.id, "old", 3, 1, now_ns(), &x), -ESTALE);
+	memset(&in, 0, sizeof(in));
+	in.mode = 0600;
+	assert_int_equal(sg_store_setattr(st, &old, a.id, SG_SET_MODE, &in, now_ns(), &x), -ESTALE);
+	assert_int_equal(sg_store_remove(st, &old, SG_ROOT_ID, "e", 0, now_ns()), -ESTALE);
+	assert_int_equal(sg_store_rename(st, &old, SG_ROOT_ID, "e", SG_ROOT_ID, "e2", 0, now_ns()),
+			 -ESTALE);
+	assert_int_equal(sg_store_version(st), v);
+	assert_int_equal(sg_store_getattr(st, a.id, &x), 0);
+	assert_stamp_equal(&x.stamp, &a.stamp);
+	assert_int_equal(x.mode, 0644);
+	assert_content(st, a.id, "local", 5);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "e2", &x), -ENOENT);
+
+	/* newer: taken, with the stamp as given */
+	assert_int_equal(sg_store_write(st, &s1, a.id, "remote", 6, 1, now_ns(), &x), 0);
+	assert_int_equal(x.version, v + 1);
+	assert_stamp_equal(&x.stamp, &s1);
+	assert_content(st, a.id, "remote", 6);
+
+	/* a remove newer than that; then a create older than the tombstone is refused */
+	assert_int_equal(sg_store_remove(st, &s2, SG_ROOT_ID, "e", 0, now_ns()), 0);
+	changes(st, v + 1, 0, &r);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.v[0].type, SG_TYPE_TOMBSTONE);
+	assert_stamp_equal(&r.v[0].stamp, &s2);
+	rows_free(&r);
+	assert_int_equal(sg_store_create(st, &s1, SG_ROOT_ID, "e", SG_TYPE_FILE, 0644, 0, 0, "x", 1,
+					 now_ns(), &b),
+			 -ESTALE);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "e", &x), -ENOENT);
+	assert_int_equal(sg_store_create(st, &s3, SG_ROOT_ID, "e", SG_TYPE_FILE, 0644, 0, 0, "new",
+					 3, now_ns(), &b),
+			 0);
+	assert_true(b.id != a.id);
+	assert_stamp_equal(&b.stamp, &s3);
+	assert_content(st, b.id, "new", 3);
+
+	/* a local change after those is newer than all of them */
+	assert_true(sg_store_hlc(st) >= s3.hlc);
+	assert_int_equal(sg_store_write(st, NULL, b.id, "mine", 4, 1, now_ns(), &x), 0);
+	assert_true(x.stamp.hlc > s3.hlc);
+	assert_int_equal(x.stamp.origin, NODE_A);
+}
+
+/* ---- 5. reopen ------------------------------------------------------------- */
+
+static void test_reopen(void **state)
+{
+	struct fx *f = *state;
+	sg_attr d, a, gone, x;
+	uint64_t v, hlc, far, seq;
+	sg_change c;
+	void *val = NULL;
+	size_t len = 0;
+
+	mk(f->st, SG_ROOT_ID, "etc", SG_TYPE_DIR, NULL, &d);
+	mk(f->st, d.id, "app.conf", SG_TYPE_FILE, "key=value\n", &a);
+	assert_int_equal(sg_store_setxattr(f->st, NULL, a.id, "user.tag", "blue", 4, 0, now_ns()), 0);
+	mk(f->st, SG_ROOT_ID, "gone", SG_TYPE_FILE, "bye", &gone);
+	assert_int_equal(sg_store_remove(f->st, NULL, SG_ROOT_ID, "gone", 0, now_ns()), 0);
+	far = sg_store_hlc(f->st) + (600000ULL << 16);
+	c = file_change("etc/remote", "from b", far, NODE_B, 5);
+	assert_int_equal(sg_store_apply(f->st, &c), 0);
+	assert_int_equal(sg_store_getattr(f->st, a.id, &a), 0);
+	seq = a.stamp.seq;
+	v = sg_store_version(f->st);
+	hlc = sg_store_hlc(f->st);
+	assert_true(hlc >= far);
+
+	sg_store_close(f->st);
+	f->st = NULL;
+	f->opts.node_id = 0; /* keep the stored one */
+	assert_int_equal(sg_store_open(&f->st, &f->opts), 0);
+
+	assert_int_equal(sg_store_node_id(f->st), NODE_A);
+	assert_int_equal(sg_store_version(f->st), v);
+	assert_true(sg_store_hlc(f->st) >= hlc);
+	assert_int_equal(sg_store_resolve(f->st, "etc/app.conf", &x), 0);
+	assert_int_equal(x.id, a.id);
+	assert_int_equal(x.version, a.version);
+	assert_stamp_equal(&x.stamp, &a.stamp);
+	assert_content(f->st, a.id, "key=value\n", 10);
+	assert_int_equal(sg_store_getxattr(f->st, a.id, "user.tag", &val, &len), 0);
+	assert_int_equal(len, 4);
+	assert_memory_equal(val, "blue", 4);
+	free(val);
+	assert_int_equal(sg_store_resolve(f->st, "etc/remote", &x), 0);
+	assert_int_equal(x.stamp.hlc, far);
+	assert_int_equal(x.stamp.origin, NODE_B);
+	assert_content(f->st, x.id, "from b", 6);
+	assert_int_equal(sg_store_resolve(f->st, "gone", &x), -ENOENT);
+	assert_path(f->st, a.id, "etc/app.conf");
+
+	/* versions, sequence numbers and the clock continue; ids are not reused */
+	assert_int_equal(sg_store_write(f->st, NULL, a.id, "key=other\n", 10, 2, now_ns(), &x), 0);
+	assert_int_equal(x.version, v + 1);
+	assert_int_equal(x.stamp.seq, seq + 3); /* "gone": create seq + 1, remove seq + 2 */
+	assert_true(x.stamp.hlc > hlc);
+	mk(f->st, SG_ROOT_ID, "gone", SG_TYPE_FILE, "back", &x);
+	assert_true(x.id != gone.id);
+	assert_true(x.id != a.id && x.id != d.id);
+	assert_int_equal(x.version, v + 2);
+	assert_int_equal(x.stamp.seq, seq + 4);
+
+	/* the same again, with the node id given explicitly */
+	v = sg_store_version(f->st);
+	hlc = sg_store_hlc(f->st);
+	sg_store_close(f->st);
+	f->st = NULL;
+	f->opts.node_id = NODE_A;
+	assert_int_equal(sg_store_open(&f->st, &f->opts), 0);
+	assert_int_equal(sg_store_version(f->st), v);
+	assert_true(sg_store_hlc(f->st) >= hlc);
+	assert_content(f->st, a.id, "key=other\n", 10);
+}
+
+/* ---- 6. map growth --------------------------------------------------------- */
+
+#define GROW_FILES 200
+#define GROW_SIZE (64 * 1024)
+
+static void fill(unsigned char *buf, size_t len, unsigned seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (unsigned char)(x >> 16);
+	}
+}
+
+static void test_map_growth(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_store_stats s0, s1;
+	unsigned char *buf = malloc(GROW_SIZE);
+	uint64_t ids[GROW_FILES];
+	char name[32];
+
+	assert_non_null(buf);
+	assert_int_equal(sg_store_stats_get(st, &s0), 0);
+	assert_true(s0.map_size <= (2ULL << 20));
+	for (unsigned i = 0; i < GROW_FILES; i++) {
+		sg_attr a;
+
+		snprintf(name, sizeof(name), "blob%03u", i);
+		fill(buf, GROW_SIZE, i);
+		assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644, 0,
+						 0, buf, GROW_SIZE, now_ns(), &a),
+				 0);
+		assert_int_equal(a.size, GROW_SIZE);
+		ids[i] = a.id;
+	}
+	for (unsigned i = 0; i < GROW_FILES; i++) {
+		void *got = NULL;
+		size_t len = 0;
+
+		fill(buf, GROW_SIZE, i);
+		assert_int_equal(sg_store_read(st, ids[i], &got, &len), 0);
+		assert_int_equal(len, GROW_SIZE);
+		assert_memory_equal(got, buf, GROW_SIZE);
+		free(got);
+	}
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	assert_true(s1.map_size > s0.map_size);
+	assert_true(s1.map_size >= (uint64_t)GROW_FILES * GROW_SIZE);
+	assert_true(s1.used_bytes >= (uint64_t)GROW_FILES * GROW_SIZE);
+	assert_true(s1.used_bytes <= s1.map_size);
+	assert_int_equal(s1.entries, s0.entries + GROW_FILES);
+	free(buf);
+}
+
+/* ---- 7. limits ------------------------------------------------------------- */
+
+static void test_file_size_limit(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	char *big = malloc(8192);
+	sg_attr a, in, x;
+	uint64_t v;
+
+	assert_non_null(big);
+	memset(big, 'q', 8192);
+	assert_int_equal(sg_store_max_file_size(st), 4096);
+
+	v = sg_store_version(st);
+	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "big", SG_TYPE_FILE, 0644, 0, 0, big,
+					 4097, now_ns(), &a),
+			 -EFBIG);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "big", &x), -ENOENT);
+	assert_int_equal(sg_store_version(st), v);
+
+	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "f", SG_TYPE_FILE, 0644, 0, 0, big,
+					 4096, now_ns(), &a),
+			 0);
+	assert_int_equal(a.size, 4096);
+	assert_int_equal(sg_store_write(st, NULL, a.id, "small", 5, 1, now_ns(), &a), 0);
+	v = sg_store_version(st);
+	assert_int_equal(sg_store_write(st, NULL, a.id, big, 4097, 1, now_ns(), &x), -EFBIG);
+	assert_int_equal(sg_store_write(st, NULL, a.id, big, 8192, 1, now_ns(), &x), -EFBIG);
+	assert_int_equal(sg_store_version(st), v);
+	assert_content(st, a.id, "small", 5);
+
+	memset(&in, 0, sizeof(in));
+	in.size = 4097;
+	assert_int_equal(sg_store_setattr(st, NULL, a.id, SG_SET_SIZE, &in, now_ns(), &x), -EFBIG);
+	assert_int_equal(sg_store_version(st), v);
+	assert_content(st, a.id, "small", 5);
+
+	/* up to the limit: zero-extended; down: truncated */
+	in.size = 4096;
+	assert_int_equal(sg_store_setattr(st, NULL, a.id, SG_SET_SIZE, &in, now_ns(), &x), 0);
+	assert_int_equal(x.size, 4096);
+	memset(big, 0, 4096);
+	memcpy(big, "small", 5);
+	assert_content(st, a.id, big, 4096);
+	in.size = 2;
+	assert_int_equal(sg_store_setattr(st, NULL, a.id, SG_SET_SIZE, &in, now_ns(), &x), 0);
+	assert_int_equal(x.size, 2);
+	assert_content(st, a.id, "sm", 2);
+	free(big);
+}
+
+static void test_names(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	char name[300];
+	sg_attr a, x;
+	const char *bad[] = {"", ".", "..", "a/b", "/", "x/"};
+
+	memset(name, 'n', sizeof(name));
+	name[256] = '\0';
+	assert_int_equal(sg_name_check(name, 256), -ENAMETOOLONG);
+	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644, 0, 0, NULL,
+					 0, now_ns(), &a),
+			 -ENAMETOOLONG);
+	{
+		int rc = sg_store_lookup(st, SG_ROOT_ID, name, &x);
+
+		assert_true(rc == -ENAMETOOLONG || rc == -ENOENT);
+	}
+
+	name[255] = '\0';
+	assert_int_equal(sg_name_check(name, 255), 0);
+	mk(st, SG_ROOT_ID, name, SG_TYPE_FILE, "long", &a);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, name, &x), 0);
+	assert_int_equal(x.id, a.id);
+	assert_int_equal(sg_store_resolve(st, name, &x), 0);
+	assert_int_equal(x.id, a.id);
+	assert_path(st, a.id, name);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(sg_name_check(bad[i], strlen(bad[i])), -EINVAL);
+		assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, bad[i], SG_TYPE_FILE, 0644, 0,
+						 0, NULL, 0, now_ns(), &x),
+				 -EINVAL);
+	}
+	assert_int_equal(sg_name_check("a\0b", 3), -EINVAL);
+	assert_int_equal(sg_name_check("...", 3), 0);
+	assert_int_equal(sg_name_check(".hidden", 7), 0);
+
+	/* a bad type */
+	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "t", SG_TYPE_TOMBSTONE, 0644, 0, 0,
+					 NULL, 0, now_ns(), &x),
+			 -EINVAL);
+	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "t", SG_TYPE_NONE, 0644, 0, 0, NULL,
+					 0, now_ns(), &x),
+			 -EINVAL);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "t", &x), -ENOENT);
+}
+
+#define DEEP_LEVELS 20
+#define DEEP_NAME 200
+
+static void test_deep_path(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	char *path = calloc(1, 8192);
+	char name[DEEP_NAME + 1];
+	uint64_t ids[DEEP_LEVELS + 1];
+	size_t plen = 0;
+	sg_attr a, x;
+	char *got = NULL;
+	int rc;
+
+	assert_non_null(path);
+	ids[0] = SG_ROOT_ID;
+	for (int i = 1; i <= DEEP_LEVELS; i++) {
+		memset(name, 'a' + (i % 26), DEEP_NAME);
+		name[DEEP_NAME] = '\0';
+		ids[i] = mk(st, ids[i - 1], name, SG_TYPE_DIR, NULL, &a);
+		assert_int_equal(a.parent, ids[i - 1]);
+		if (plen > 0) {
+			path[plen++] = '/';
+		}
+		memcpy(path + plen, name, DEEP_NAME);
+		plen += DEEP_NAME;
+		path[plen] = '\0';
+		assert_int_equal(sg_store_lookup(st, ids[i - 1], name, &x), 0);
+		assert_int_equal(x.id, ids[i]);
+		assert_int_equal(sg_store_resolve(st, path, &x), 0);
+		assert_int_equal(x.id, ids[i]);
+		assert_path(st, ids[i], path);
+	}
+	assert_int_equal(plen, DEEP_LEVELS * DEEP_NAME + DEEP_LEVELS - 1); /* 4019 */
+
+	/* exactly SG_PATH_MAX bytes: still a path */
+	memset(name, 'z', SG_PATH_MAX - plen - 1);
+	name[SG_PATH_MAX - plen - 1] = '\0';
+	mk(st, ids[DEEP_LEVELS], name, SG_TYPE_FILE, "deep", &a);
+	path[plen] = '/';
+	strcpy(path + plen + 1, name);
+	assert_int_equal(strlen(path), SG_PATH_MAX);
+	assert_int_equal(sg_store_resolve(st, path, &x), 0);
+	assert_int_equal(x.id, a.id);
+	assert_content(st, a.id, "deep", 4);
+	assert_path(st, a.id, path);
+
+	/* one byte more: the store may refuse the name or the path, never truncate */
+	strcat(name, "y");
+	rc = sg_store_create(st, NULL, ids[DEEP_LEVELS], name, SG_TYPE_FILE, 0644, 0, 0, "x", 1,
+			     now_ns(), &a);
+	assert_true(rc == 0 || rc == -ENAMETOOLONG);
+	strcat(path, "y");
+	assert_int_equal(strlen(path), SG_PATH_MAX + 1);
+	assert_int_equal(sg_store_resolve(st, path, &x), -ENAMETOOLONG);
+	if (rc == 0) {
+		assert_int_equal(sg_store_lookup(st, ids[DEEP_LEVELS], name, &x), 0);
+		assert_int_equal(x.id, a.id);
+		assert_int_equal(sg_store_path(st, a.id, &got), -ENAMETOOLONG);
+		free(got);
+		got = NULL;
+	}
+
+	/* a 21st level of 200 bytes: 4220 bytes of path */
+	memset(name, 'Q', DEEP_NAME);
+	name[DEEP_NAME] = '\0';
+	rc = sg_store_create(st, NULL, ids[DEEP_LEVELS], name, SG_TYPE_DIR, 0755, 0, 0, NULL, 0,
+			     now_ns(), &a);
+	assert_true(rc == 0 || rc == -ENAMETOOLONG);
+	if (rc == 0) {
+		assert_int_equal(sg_store_lookup(st, ids[DEEP_LEVELS], name, &x), 0);
+		assert_int_equal(x.id, a.id);
+		assert_int_equal(sg_store_path(st, a.id, &got), -ENAMETOOLONG);
+		free(got);
+	}
+	/* a component over SG_NAME_MAX in a path */
+	memset(path, 'w', 300);
+	path[300] = '\0';
+	assert_int_equal(sg_store_resolve(st, path, &x), -ENAMETOOLONG);
+	free(path);
+}
+
+/* ---- 8. errors and rename -------------------------------------------------- */
+
+static void test_errors(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_attr d, a, x;
+	uint64_t v;
+
+	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
+	mk(st, d.id, "a", SG_TYPE_FILE, "a", &a);
+	v = sg_store_version(st);
+
+	assert_int_equal(sg_store_create(st, NULL, d.id, "a", SG_TYPE_FILE, 0644, 0, 0, NULL, 0,
+					 now_ns(), &x),
+			 -EEXIST);
+	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "d", SG_TYPE_DIR, 0755, 0, 0, NULL, 0,
+					 now_ns(), &x),
+			 -EEXIST);
+	assert_int_equal(sg_store_create(st, NULL, a.id, "x", SG_TYPE_FILE, 0644, 0, 0, NULL, 0,
+					 now_ns(), &x),
+			 -ENOTDIR);
+	assert_int_equal(sg_store_create(st, NULL, 999999, "x", SG_TYPE_FILE, 0644, 0, 0, NULL, 0,
+					 now_ns(), &x),
+			 -ENOENT);
+	assert_int_equal(sg_store_remove(st, NULL, d.id, "missing", 0, now_ns()), -ENOENT);
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "d", 1, now_ns()), -ENOTEMPTY);
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "d", 0, now_ns()), -EISDIR);
+	assert_int_equal(sg_store_remove(st, NULL, d.id, "a", 1, now_ns()), -ENOTDIR);
+	assert_int_equal(sg_store_lookup(st, a.id, "x", &x), -ENOTDIR);
+	assert_int_equal(sg_store_write(st, NULL, 999999, "x", 1, 1, now_ns(), &x), -ENOENT);
+	{
+		int rc = sg_store_write(st, NULL, d.id, "x", 1, 1, now_ns(), &x);
+		assert_true(rc == -EISDIR || rc == -EINVAL);
+	}
+	{
+		void *buf = NULL;
+		size_t len = 0;
+
+		assert_int_equal(sg_store_read(st, d.id, &buf, &len), -EISDIR);
+	}
+	memset(&x, 0, sizeof(x));
+	x.size = 1;
+	assert_int_equal(sg_store_setattr(st, NULL, d.id, SG_SET_SIZE, &x, now_ns(), NULL), -EISDIR);
+	assert_int_equal(sg_store_setattr(st, NULL, 999999, SG_SET_MODE, &x, now_ns(), NULL),
+			 -ENOENT);
+	assert_int_equal(sg_store_getattr(st, 999999, &x), -ENOENT);
+	/* nothing above changed anything */
+	assert_int_equal(sg_store_version(st), v);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "d", &x), 0);
+	assert_content(st, a.id, "a", 1);
+}
+
+static void test_rename(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_attr a, b, d, sub, p, q, s, e, fi, x;
+	uint64_t v;
+
+	mk(st, SG_ROOT_ID, "a", SG_TYPE_FILE, "AAA", &a);
+	mk(st, SG_ROOT_ID, "b", SG_TYPE_FILE, "BB", &b);
+
+	/* NOREPLACE over an existing entry */
+	v = sg_store_version(st);
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "b",
+					 SG_RENAME_NOREPLACE, now_ns()),
+			 -EEXIST);
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "b",
+					 SG_RENAME_NOREPLACE | SG_RENAME_EXCHANGE, now_ns()),
+			 -EINVAL);
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "nope", SG_ROOT_ID, "c", 0, now_ns()),
+			 -ENOENT);
+	assert_int_equal(sg_store_version(st), v);
+
+	/* EXCHANGE swaps both, ids and contents */
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "b",
+					 SG_RENAME_EXCHANGE, now_ns()),
+			 0);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "a", &x), 0);
+	assert_int_equal(x.id, b.id);
+	assert_content(st, x.id, "BB", 2);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "b", &x), 0);
+	assert_int_equal(x.id, a.id);
+	assert_content(st, x.id, "AAA", 3);
+	assert_path(st, a.id, "b");
+	assert_path(st, b.id, "a");
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "zz",
+					 SG_RENAME_EXCHANGE, now_ns()),
+			 -ENOENT);
+
+	/* plain rename over a file: the target is replaced, its id gone */
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "b", 0, now_ns()), 0);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "b", &x), 0);
+	assert_int_equal(x.id, b.id);
+	assert_content(st, b.id, "BB", 2);
+	assert_int_equal(sg_store_getattr(st, a.id, &x), -ENOENT);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "a", &x), -ENOENT);
+
+	/* a directory into itself or below */
+	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
+	mk(st, d.id, "sub", SG_TYPE_DIR, NULL, &sub);
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "d", sub.id, "x", 0, now_ns()),
+			 -EINVAL);
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "d", d.id, "x", 0, now_ns()),
+			 -EINVAL);
+	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "d", &x), 0);
+	assert_int_equal(x.id, d.id);
+
+	/* type clashes */
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "b", d.id, "sub", 0, now_ns()),
+			 -EISDIR);
+	assert_int_equal(sg_store_rename(st, NULL, d.id, "sub", SG_ROOT_ID, "b", 0, now_ns()),
+			 -ENOTDIR);
+	mk(st, sub.id, "leaf", SG_TYPE_FILE, "l", NULL);
+	mk(st, SG_ROOT_ID, "empty", SG_TYPE_DIR, NULL, NULL);
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "empty", d.id, "sub", 0, now_ns()),
+			 -ENOTEMPTY);
+	/* over an empty directory: fine */
+	assert_int_equal(sg_store_rename(st, NULL, d.id, "sub", SG_ROOT_ID, "empty", 0, now_ns()), 0);
+	assert_int_equal(sg_store_resolve(st, "empty/leaf", &x), 0);
+	assert_int_equal(sg_store_resolve(st, "d/sub", &x), -ENOENT);
+
+	/* a directory with contents: resolvable at the new path, paths rebuilt */
+	mk(st, SG_ROOT_ID, "p", SG_TYPE_DIR, NULL, &p);
+	mk(st, SG_ROOT_ID, "q", SG_TYPE_DIR, NULL, &q);
+	mk(st, p.id, "s", SG_TYPE_DIR, NULL, &s);
+	mk(st, s.id, "e", SG_TYPE_DIR, NULL, &e);
+	mk(st, e.id, "f", SG_TYPE_FILE, "payload", &fi);
+	assert_int_equal(sg_store_getattr(st, p.id, &x), 0);
+	assert_int_equal(x.nlink, 3);
+	assert_int_equal(sg_store_getattr(st, q.id, &x), 0);
+	assert_int_equal(x.nlink, 2);
+	assert_int_equal(sg_store_rename(st, NULL, p.id, "s", q.id, "t", 0, now_ns()), 0);
+	assert_int_equal(sg_store_resolve(st, "q/t/e/f", &x), 0);
+	assert_int_equal(x.id, fi.id);
+	assert_content(st, fi.id, "payload", 7);
+	assert_int_equal(sg_store_resolve(st, "q/t", &x), 0);
+	assert_int_equal(x.id, s.id);
+	assert_int_equal(x.parent, q.id);
+	assert_int_equal(sg_store_resolve(st, "p/s/e/f", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "p/s", &x), -ENOENT);
+	assert_path(st, fi.id, "q/t/e/f");
+	assert_path(st, e.id, "q/t/e");
+	assert_int_equal(sg_store_getattr(st, p.id, &x), 0);
+	assert_int_equal(x.nlink, 2);
+	assert_int_equal(sg_store_getattr(st, q.id, &x), 0);
+	assert_int_equal(x.nlink, 3);
+	assert_int_equal(sg_store_remove(st, NULL, p.id, "s", 1, now_ns()), -ENOENT);
+}
+
+/* ---- 9. list --------------------------------------------------------------- */
+
+struct names {
+	char **v;
+	uint64_t *ids;
+	uint32_t *types;
+	size_t n, cap;
+	size_t stop_after;
+};
+
+static int names_cb(void *ctx, const sg_dirent *d)
+{
+	struct names *l = ctx;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		l->ids = realloc(l->ids, l->cap * sizeof(*l->ids));
+		l->types = realloc(l->types, l->cap * sizeof(*l->types));
+		if (l->v == NULL || l->ids == NULL || l->types == NULL) {
+			abort();
+		}
+	}
+	l->v[l->n] = strdup(d->name);
+	l->ids[l->n] = d->id;
+	l->types[l->n] = d->type;
+	l->n++;
+	if (l->stop_after != 0 && l->n % l->stop_after == 0) {
+		return 7;
+	}
+	return 0;
+}
+
+static void names_free(struct names *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i]);
+	}
+	free(l->v);
+	free(l->ids);
+	free(l->types);
+	memset(l, 0, sizeof(*l));
+}
+
+static void test_list(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	const char *make[] = {"m", "b", "ab", "z", "a", "k", "B", "a.b"};
+	const char *want[] = {"B", "a", "a.b", "ab", "b", "m", "z"};
+	uint64_t kid = 0, sid = 0;
+	sg_attr d, x;
+	struct names l;
+
+	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
+	for (size_t i = 0; i < sizeof(make) / sizeof(make[0]); i++) {
+		uint64_t id = mk(st, d.id, make[i], i == 1 ? SG_TYPE_DIR : SG_TYPE_FILE, "c", NULL);
+
+		if (strcmp(make[i], "k") == 0) {
+			kid = id;
+		}
+		if (strcmp(make[i], "b") == 0) {
+			sid = id;
+		}
+	}
+	assert_int_equal(sg_store_remove(st, NULL, d.id, "k", 0, now_ns()), 0);
+	assert_true(kid != 0);
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_list(st, d.id, NULL, names_cb, &l), 0);
+	assert_int_equal(l.n, 7);
+	for (size_t i = 0; i < l.n; i++) {
+		assert_string_equal(l.v[i], want[i]);
+		assert_true(l.ids[i] != kid);
+		assert_int_equal(l.types[i], strcmp(want[i], "b") == 0 ? SG_TYPE_DIR : SG_TYPE_FILE);
+		assert_int_equal(sg_store_lookup(st, d.id, l.v[i], &x), 0);
+		assert_int_equal(x.id, l.ids[i]);
+	}
+	assert_int_equal(l.ids[4], sid);
+	names_free(&l);
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_list(st, d.id, "", names_cb, &l), 0);
+	assert_int_equal(l.n, 7);
+	names_free(&l);
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_list(st, d.id, "ab", names_cb, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.v[0], "b");
+	assert_string_equal(l.v[1], "m");
+	assert_string_equal(l.v[2], "z");
+	names_free(&l);
+
+	/* `after` need not exist (here: the tombstone's name, and a name between) */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_list(st, d.id, "k", names_cb, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0], "m");
+	names_free(&l);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_list(st, d.id, "c", names_cb, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0], "m");
+	names_free(&l);
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_list(st, d.id, "z", names_cb, &l), 0);
+	assert_int_equal(l.n, 0);
+	names_free(&l);
+
+	/* stop value */
+	memset(&l, 0, sizeof(l));
+	l.stop_after = 2;
+	assert_int_equal(sg_store_list(st, d.id, NULL, names_cb, &l), 7);
+	assert_int_equal(l.n, 2);
+	names_free(&l);
+
+	/* errors */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_lookup(st, d.id, "a", &x), 0);
+	assert_int_equal(sg_store_list(st, x.id, NULL, names_cb, &l), -ENOTDIR);
+	assert_int_equal(sg_store_list(st, 999999, NULL, names_cb, &l), -ENOENT);
+	assert_int_equal(l.n, 0);
+
+	/* the empty directory; the root lists d */
+	mk(st, SG_ROOT_ID, "e", SG_TYPE_DIR, NULL, &x);
+	assert_int_equal(sg_store_list(st, x.id, NULL, names_cb, &l), 0);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(sg_store_list(st, SG_ROOT_ID, NULL, names_cb, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0], "d");
+	assert_string_equal(l.v[1], "e");
+	names_free(&l);
+}
+
+#define BIG_CHILDREN 1000
+#define BIG_THREADS 4
+
+struct big_arg {
+	sg_store *st;
+	uint64_t dir;
+	int first, count;
+	int failures;
+};
+
+static void *big_main(void *p)
+{
+	struct big_arg *b = p;
+	char name[32];
+
+	for (int i = b->first; i < b->first + b->count; i++) {
+		snprintf(name, sizeof(name), "n%04d", i);
+		if (sg_store_create(b->st, NULL, b->dir, name, SG_TYPE_FILE, 0644, 0, 0, name,
+				    strlen(name), now_ns(), NULL) != 0) {
+			b->failures++;
+		}
+	}
+	return NULL;
+}
+
+static void test_list_many(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct big_arg args[BIG_THREADS];
+	pthread_t th[BIG_THREADS];
+	struct names l, page;
+	char after[32];
+	sg_attr d;
+	int rc;
+
+	mk(st, SG_ROOT_ID, "big", SG_TYPE_DIR, NULL, &d);
+	for (int t = 0; t < BIG_THREADS; t++) {
+		args[t] = (struct big_arg){.st = st,
+					   .dir = d.id,
+					   .first = t * (BIG_CHILDREN / BIG_THREADS),
+					   .count = BIG_CHILDREN / BIG_THREADS};
+		assert_int_equal(pthread_create(&th[t], NULL, big_main, &args[t]), 0);
+	}
+	for (int t = 0; t < BIG_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		assert_int_equal(args[t].failures, 0);
+	}
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_list(st, d.id, NULL, names_cb, &l), 0);
+	assert_int_equal(l.n, BIG_CHILDREN);
+	for (int i = 0; i < BIG_CHILDREN; i++) {
+		snprintf(after, sizeof(after), "n%04d", i);
+		assert_string_equal(l.v[i], after);
+	}
+
+	/* page through with `after`, 100 at a time */
+	memset(&page, 0, sizeof(page));
+	page.stop_after = 100;
+	after[0] = '\0';
+	for (;;) {
+		size_t n0 = page.n;
+
+		rc = sg_store_list(st, d.id, after, names_cb, &page);
+		assert_true(rc == 0 || rc == 7);
+		if (page.n == n0) {
+			break;
+		}
+		snprintf(after, sizeof(after), "%s", page.v[page.n - 1]);
+		if (rc == 0) {
+			break;
+		}
+	}
+	assert_int_equal(page.n, BIG_CHILDREN);
+	for (int i = 0; i < BIG_CHILDREN; i++) {
+		assert_string_equal(page.v[i], l.v[i]);
+		assert_int_equal(page.ids[i], l.ids[i]);
+	}
+	names_free(&page);
+	names_free(&l);
+}
+
+/* ---- 10. concurrency and group commit -------------------------------------- */
+
+#define CC_THREADS 8
+#define CC_FILES 200
+
+struct cc_op {
+	uint64_t version;
+	sg_stamp stamp;
+};
+
+struct cc_arg {
+	sg_store *st;
+	uint64_t dir;
+	int t;
+	int failures;
+	uint64_t ids[CC_FILES];
+	struct cc_op ops[2 * CC_FILES];
+};
+
+static void *cc_main(void *p)
+{
+	struct cc_arg *c = p;
+	char name[32], data[64];
+	sg_attr a;
+
+	for (int i = 0; i < CC_FILES; i++) {
+		snprintf(name, sizeof(name), "t%d-%03d", c->t, i);
+		if (sg_store_create(c->st, NULL, c->dir, name, SG_TYPE_FILE, 0644, 0, 0, "new", 3,
+				    now_ns(), &a) != 0) {
+			c->failures++;
+			continue;
+		}
+		c->ids[i] = a.id;
+		c->ops[2 * i].version = a.version;
+		c->ops[2 * i].stamp = a.stamp;
+		snprintf(data, sizeof(data), "thread %d file %d", c->t, i);
+		if (sg_store_write(c->st, NULL, a.id, data, strlen(data), 1, now_ns(), &a) != 0) {
+			c->failures++;
+			continue;
+		}
+		c->ops[2 * i + 1].version = a.version;
+		c->ops[2 * i + 1].stamp = a.stamp;
+	}
+	return NULL;
+}
+
+static int op_cmp(const void *a, const void *b)
+{
+	const struct cc_op *x = a, *y = b;
+
+	return x->version < y->version ? -1 : x->version > y->version;
+}
+
+static void test_concurrency(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct cc_arg *args = calloc(CC_THREADS, sizeof(*args));
+	struct cc_op *all = calloc(CC_THREADS * 2 * CC_FILES, sizeof(*all));
+	pthread_t th[CC_THREADS];
+	sg_store_stats s0, s1;
+	const size_t nops = CC_THREADS * 2 * CC_FILES;
+	uint64_t v0;
+	sg_attr d;
+	struct rows r;
+	char data[64];
+
+	assert_non_null(args);
+	assert_non_null(all);
+	mk(st, SG_ROOT_ID, "cc", SG_TYPE_DIR, NULL, &d);
+	v0 = sg_store_version(st);
+	assert_int_equal(sg_store_stats_get(st, &s0), 0);
+	for (int t = 0; t < CC_THREADS; t++) {
+		args[t].st = st;
+		args[t].dir = d.id;
+		args[t].t = t;
+		assert_int_equal(pthread_create(&th[t], NULL, cc_main, &args[t]), 0);
+	}
+	for (int t = 0; t < CC_THREADS; t++) {
+		pthread_join(th[t], NULL);
+	}
+	for (int t = 0; t < CC_THREADS; t++) {
+		assert_int_equal(args[t].failures, 0);
+		memcpy(all + (size_t)t * 2 * CC_FILES, args[t].ops, sizeof(args[t].ops));
+	}
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+
+	/* every op got its own version, densely; stamps follow the versions */
+	assert_int_equal(sg_store_version(st), v0 + nops);
+	qsort(all, nops, sizeof(*all), op_cmp);
+	for (size_t i = 0; i < nops; i++) {
+		assert_int_equal(all[i].version, v0 + 1 + i);
+		assert_int_equal(all[i].stamp.origin, NODE_A);
+		if (i > 0) {
+			assert_int_equal(all[i].stamp.seq, all[i - 1].stamp.seq + 1);
+			assert_true(all[i].stamp.hlc > all[i - 1].stamp.hlc);
+		}
+	}
+
+	/* grouping happened */
+	assert_int_equal(s1.ops - s0.ops, nops);
+	assert_true(s1.commits - s0.commits < s1.ops - s0.ops);
+	assert_int_equal(s1.entries, s0.entries + CC_THREADS * CC_FILES);
+
+	/* the log: one row per file, at its write's version */
+	changes(st, v0, 0, &r);
+	assert_int_equal(r.n, CC_THREADS * CC_FILES);
+	assert_log_shape(&r, v0, v0 + nops);
+	for (size_t i = 1; i < r.n; i++) {
+		assert_true(r.v[i].version > r.v[i - 1].version);
+	}
+	rows_free(&r);
+	for (int t = 0; t < CC_THREADS; t++) {
+		for (int i = 0; i < CC_FILES; i++) {
+			sg_attr a;
+
+			snprintf(data, sizeof(data), "thread %d file %d", t, i);
+			assert_int_equal(sg_store_getattr(st, args[t].ids[i], &a), 0);
+			assert_int_equal(a.version, args[t].ops[2 * i + 1].version);
+			assert_content(st, args[t].ids[i], data, strlen(data));
+		}
+	}
+	free(all);
+	free(args);
+}
+
+/* ---- 11. extended attributes ----------------------------------------------- */
+
+static int has_name(const char *list, size_t len, const char *name)
+{
+	for (size_t i = 0; i < len; i += strlen(list + i) + 1) {
+		if (strcmp(list + i, name) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void test_xattrs(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_attr a;
+	void *val = NULL;
+	char *list = NULL;
+	size_t len = 0;
+
+	mk(st, SG_ROOT_ID, "x", SG_TYPE_FILE, "data", &a);
+
+	assert_int_equal(sg_store_listxattr(st, a.id, &list, &len), 0);
+	assert_int_equal(len, 0);
+	free(list);
+	list = NULL;
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.a", &val, &len), -ENODATA);
+
+	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.a", "1", 1, 0, now_ns()), 0);
+	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.bb", "22", 2, XATTR_CREATE, now_ns()),
+			 0);
+	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.empty", "", 0, 0, now_ns()), 0);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.a", &val, &len), 0);
+	assert_int_equal(len, 1);
+	assert_memory_equal(val, "1", 1);
+	free(val);
+	val = NULL;
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.bb", &val, &len), 0);
+	assert_int_equal(len, 2);
+	assert_memory_equal(val, "22", 2);
+	free(val);
+	val = NULL;
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.empty", &val, &len), 0);
+	assert_int_equal(len, 0);
+	free(val);
+	val = NULL;
+
+	assert_int_equal(sg_store_listxattr(st, a.id, &list, &len), 0);
+	assert_int_equal(len, strlen("user.a") + 1 + strlen("user.bb") + 1 + strlen("user.empty") + 1);
+	assert_true(has_name(list, len, "user.a"));
+	assert_true(has_name(list, len, "user.bb"));
+	assert_true(has_name(list, len, "user.empty"));
+	free(list);
+	list = NULL;
+
+	/* flags */
+	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.a", "9", 1, XATTR_CREATE, now_ns()),
+			 -EEXIST);
+	assert_int_equal(
+		sg_store_setxattr(st, NULL, a.id, "user.nope", "9", 1, XATTR_REPLACE, now_ns()),
+		-ENODATA);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.nope", &val, &len), -ENODATA);
+	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.a", "new", 3, XATTR_REPLACE,
+					   now_ns()),
+			 0);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.a", &val, &len), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(val, "new", 3);
+	free(val);
+	val = NULL;
+
+	/* remove */
+	assert_int_equal(sg_store_removexattr(st, NULL, a.id, "user.a", now_ns()), 0);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.a", &val, &len), -ENODATA);
+	assert_int_equal(sg_store_removexattr(st, NULL, a.id, "user.a", now_ns()), -ENODATA);
+	assert_int_equal(sg_store_listxattr(st, a.id, &list, &len), 0);
+	assert_false(has_name(list, len, "user.a"));
+	assert_true(has_name(list, len, "user.bb"));
+	free(list);
+
+	/* the content is untouched; xattrs of a directory work too */
+	assert_content(st, a.id, "data", 4);
+	assert_int_equal(sg_store_setxattr(st, NULL, SG_ROOT_ID, "user.r", "root", 4, 0, now_ns()),
+			 0);
+	assert_int_equal(sg_store_getxattr(st, SG_ROOT_ID, "user.r", &val, &len), 0);
+	assert_int_equal(len, 4);
+	assert_memory_equal(val, "root", 4);
+	free(val);
+	val = NULL;
+	/* an unknown entry */
+	assert_int_equal(sg_store_setxattr(st, NULL, 999999, "user.a", "1", 1, 0, now_ns()), -ENOENT);
+	assert_int_equal(sg_store_getxattr(st, 999999, "user.a", &val, &len), -ENOENT);
+}
+
+static void test_xattr_size_limit(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_attr a;
+	void *val = NULL;
+	size_t len = 0;
+	char *huge = calloc(1, 65537);
+
+	assert_non_null(huge);
+	mk(st, SG_ROOT_ID, "x", SG_TYPE_FILE, "data", &a);
+
+	/* 64 KiB is fine, one byte more is not (store.h: -E2BIG, as the kernel says) */
+	memset(huge, 'h', 65537);
+	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.big", huge, 65536, 0, now_ns()), 0);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.big", &val, &len), 0);
+	assert_int_equal(len, 65536);
+	assert_memory_equal(val, huge, 65536);
+	free(val);
+	val = NULL;
+	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.big2", huge, 65537, 0, now_ns()),
+			 -E2BIG);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.big2", &val, &len), -ENODATA);
+	free(huge);
+}
+
+/* ---- 12. sync -------------------------------------------------------------- */
+
+static void test_sync(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(sg_store_sync(f->st), 0);
+	mk(f->st, SG_ROOT_ID, "s", SG_TYPE_FILE, "synced", NULL);
+	assert_int_equal(sg_store_sync(f->st), 0);
+	assert_int_equal(sg_store_sync(f->st), 0);
+}
+
+/* ---- 13. observer ---------------------------------------------------------- */
+
+#define OBS_MAX 64
+
+struct obs_note {
+	sg_note n;
+	char name[SG_NAME_MAX + 1];
+};
+
+struct obs {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct obs_note v[OBS_MAX];
+	size_t n;
+	size_t calls;
+};
+
+static void obs_cb(void *ctx, const sg_note *notes, size_t n)
+{
+	struct obs *o = ctx;
+
+	pthread_mutex_lock(&o->mu);
+	o->calls++;
+	for (size_t i = 0; i < n && o->n < OBS_MAX; i++) {
+		o->v[o->n].n = notes[i];
+		snprintf(o->v[o->n].name, sizeof(o->v[o->n].name), "%s",
+			 notes[i].name ? notes[i].name : "(null)");
+		o->v[o->n].n.name = o->v[o->n].name;
+		o->n++;
+	}
+	pthread_cond_broadcast(&o->cv);
+	pthread_mutex_unlock(&o->mu);
+}
+
+/* Wait (5 s at most) for the note of `id` at `version`; copy it to *out. */
+static int obs_wait(struct obs *o, uint64_t id, uint64_t version, sg_note *out)
+{
+	struct timespec dl;
+	int found = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 5;
+	pthread_mutex_lock(&o->mu);
+	for (;;) {
+		for (size_t i = 0; i < o->n && !found; i++) {
+			if (o->v[i].n.id == id && o->v[i].n.version == version) {
+				*out = o->v[i].n;
+				found = 1;
+			}
+		}
+		if (found || pthread_cond_timedwait(&o->cv, &o->mu, &dl) != 0) {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&o->mu);
+	return found;
+}
+
+static void test_observer(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct obs *o = calloc(1, sizeof(*o));
+	sg_attr a, b, x;
+	sg_note n;
+	sg_change c;
+	struct rows r;
+	uint64_t v;
+
+	assert_non_null(o);
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_cond_init(&o->cv, NULL);
+	sg_store_set_observer(st, obs_cb, o);
+
+	/* a local create */
+	mk(st, SG_ROOT_ID, "obs", SG_TYPE_FILE, "o", &a);
+	assert_true(obs_wait(o, a.id, a.version, &n));
+	assert_int_equal(n.parent, SG_ROOT_ID);
+	assert_string_equal(n.name, "obs");
+	assert_int_equal(n.type, SG_TYPE_FILE);
+	assert_int_equal(n.local, 1);
+	assert_int_equal(n.old_id, 0);
+
+	/* a remote apply */
+	c = file_change("rem", "remote", sg_store_hlc(st) + 1, NODE_B, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "rem", &b), 0);
+	assert_true(obs_wait(o, b.id, b.version, &n));
+	assert_int_equal(n.version, sg_store_version(st));
+	assert_int_equal(n.parent, SG_ROOT_ID);
+	assert_string_equal(n.name, "rem");
+	assert_int_equal(n.type, SG_TYPE_FILE);
+	assert_int_equal(n.local, 0);
+
+	/* a local remove: the tombstone, replacing the file */
+	v = sg_store_version(st);
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "obs", 0, now_ns()), 0);
+	changes(st, v, 0, &r);
+	assert_int_equal(r.n, 1);
+	assert_true(obs_wait(o, r.v[0].id, v + 1, &n));
+	assert_int_equal(n.type, SG_TYPE_TOMBSTONE);
+	assert_int_equal(n.old_id, a.id);
+	assert_int_equal(n.parent, SG_ROOT_ID);
+	assert_string_equal(n.name, "obs");
+	assert_int_equal(n.local, 1);
+	rows_free(&r);
+
+	/* a local rename over a file: the moved entry replaces the target */
+	mk(st, SG_ROOT_ID, "from", SG_TYPE_FILE, "1", &a);
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "from", SG_ROOT_ID, "rem", 0,
+					 now_ns()),
+			 0);
+	assert_int_equal(sg_store_getattr(st, a.id, &x), 0);
+	assert_true(obs_wait(o, a.id, x.version, &n));
+	assert_string_equal(n.name, "rem");
+	assert_int_equal(n.parent, SG_ROOT_ID);
+	assert_int_equal(n.old_id, b.id);
+	assert_int_equal(n.local, 1);
+
+	/* close with the observer still set: ctx must outlive the store */
+	sg_store_close(st);
+	f->st = NULL;
+	pthread_cond_destroy(&o->cv);
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_versions_and_stamps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_is_one_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_after, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lww_apply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_explicit_stamps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_growth, setup_small_map, teardown),
+		cmocka_unit_test_setup_teardown(test_file_size_limit, setup_small_file, teardown),
+		cmocka_unit_test_setup_teardown(test_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deep_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xattr_size_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_observer, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
