@@ -230,26 +230,31 @@ int main(int argc, char *argv[])
 	sg_store *st = NULL;
 	sg_fs *fs = NULL;
 	char mnt[PATH_MAX], fsname[PATH_MAX + 32];
-	const char *mountpoint, *data;
+	const char *mountpoint, *data = NULL;
 	struct stat sb;
 	int lockfd = -1, notify_fd = -1, rc = 1, err;
 	double timeout = 10.0;
 
 	sg_log_init("sigilfs", 0, SG_LOG_INFO);
-	if (fuse_opt_parse(&args, &o, spec, opt_proc) < 0)
-		return 2;
+	if (fuse_opt_parse(&args, &o, spec, opt_proc) < 0) {
+		rc = 2;
+		goto out;
+	}
 	if (o.help) {
 		usage(argv[0]);
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (o.version) {
 		printf("sigilfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
-		return 0;
+		rc = 0;
+		goto out;
 	}
+	rc = 2;
 	if (o.too_many || o.nnonopt == 0) {
 		fprintf(stderr, "sigilfs: %s\nTry 'sigilfs --help'.\n",
 			o.too_many ? "too many arguments" : "no mountpoint given");
-		return 2;
+		goto out;
 	}
 	mountpoint = o.nonopt[o.nnonopt - 1];
 	data = o.data ? o.data : DEFAULT_DATA_DIR;
@@ -257,7 +262,7 @@ int main(int argc, char *argv[])
 				so.max_file_size == 0)) {
 		fprintf(stderr, "sigilfs: bad max_file_size '%s': a size in bytes, with K, M or G\n",
 			o.max_file_size);
-		return 2;
+		goto out;
 	}
 	if (o.cache_timeout) {
 		char *end;
@@ -265,30 +270,31 @@ int main(int argc, char *argv[])
 		if (*end || timeout < 0 || timeout > 86400) {
 			fprintf(stderr, "sigilfs: bad cache_timeout '%s': seconds, 0 to 86400\n",
 				o.cache_timeout);
-			return 2;
+			goto out;
 		}
 	}
 	if (o.node && (!*o.node || strlen(o.node) > 64)) {
 		fprintf(stderr, "sigilfs: bad node name '%s': 1 to 64 characters\n", o.node);
-		return 2;
-	}
-	if (!realpath(mountpoint, mnt)) {
-		fprintf(stderr, "sigilfs: mountpoint %s: %s\n", mountpoint, strerror(errno));
-		return 1;
-	}
-	if (stat(mnt, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-		fprintf(stderr, "sigilfs: mountpoint %s is not a directory\n", mnt);
-		return 1;
+		goto out;
 	}
 	if (data[0] != '/') {
 		fprintf(stderr, "sigilfs: data dir %s must be an absolute path\n", data);
-		return 2;
+		goto out;
+	}
+	rc = 1;
+	if (!realpath(mountpoint, mnt)) {
+		fprintf(stderr, "sigilfs: mountpoint %s: %s\n", mountpoint, strerror(errno));
+		goto out;
+	}
+	if (stat(mnt, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "sigilfs: mountpoint %s is not a directory\n", mnt);
+		goto out;
 	}
 
 	snprintf(fsname, sizeof(fsname), "-osubtype=sigilfs,fsname=%s,default_permissions",
 		 o.nnonopt == 2 ? o.nonopt[0] : "sigilfs");
 	if (fuse_opt_add_arg(&args, fsname) < 0)
-		return 1;
+		goto out;
 
 	/* fork first: no LMDB environment or thread may cross a fork */
 	if (!o.foreground && (err = daemon_start(&notify_fd)) < 0) {

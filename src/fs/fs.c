@@ -316,7 +316,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (in) {
 		/* an open file's buffer takes the size (and a new mtime) */
 		pthread_mutex_lock(&in->lock);
-		if (in->loaded && !in->gone) {
+		if (in->loaded && in->nopen && !in->gone) {
 			if (to_set & FUSE_SET_ATTR_SIZE) {
 				rc = buf_resize(in, want.size);
 				if (rc == 0) {
@@ -424,10 +424,65 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	fuse_reply_err(req, EPERM);
 }
 
+/*
+ * A file about to be unlinked or renamed over may still be opened by the
+ * kernel, which looked it up just before (a reader racing a save by rename):
+ * as on a local file system it must stay readable until the kernel forgets
+ * it. Keep its content in the inode's buffer; the store drops the entry.
+ */
+static struct sg_inode *victim_hold(sg_fs *fs, fuse_ino_t parent, const char *name)
+{
+	struct sg_inode *in;
+	sg_attr a;
+
+	if (sg_store_lookup(fs->st, parent, name, &a) || a.type != SG_TYPE_FILE)
+		return NULL;
+	in = sg_inode_get(&fs->inodes, a.id, 0);
+	if (!in)
+		return NULL; /* the kernel holds no reference: nothing can open it */
+	pthread_mutex_lock(&in->lock);
+	if (!in->loaded) {
+		void *data;
+		size_t len;
+
+		if (sg_store_read(fs->st, a.id, &data, &len) == 0) {
+			in->buf = data;
+			in->len = in->cap = len;
+			in->loaded = 1;
+			in->mtime_ns = a.mtime_ns;
+			in->last = a;
+		}
+	}
+	pthread_mutex_unlock(&in->lock);
+	return in;
+}
+
+static void victim_release(sg_fs *fs, struct sg_inode *in, int removed)
+{
+	if (!in)
+		return;
+	pthread_mutex_lock(&in->lock);
+	if (removed && in->loaded) {
+		in->dirty = 0; /* as on a local fs, unsaved data goes with the file */
+		in->gone = 1;
+	} else if (!removed && in->loaded && !in->nopen && !in->dirty) {
+		/* the entry stays: the store, not a buffer nobody uses, holds its content */
+		free(in->buf);
+		in->buf = NULL;
+		in->len = in->cap = 0;
+		in->loaded = 0;
+	}
+	pthread_mutex_unlock(&in->lock);
+	sg_inode_put(&fs->inodes, in, 0, 0);
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int rc = sg_store_remove(fs_of(req)->st, NULL, parent, name, 0, sg_now_ns());
+	sg_fs *fs = fs_of(req);
+	struct sg_inode *victim = victim_hold(fs, parent, name);
+	int rc = sg_store_remove(fs->st, NULL, parent, name, 0, sg_now_ns());
 
+	victim_release(fs, victim, rc == 0);
 	fuse_reply_err(req, -rc);
 }
 
@@ -450,9 +505,15 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		sflags |= SG_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		sflags |= SG_RENAME_EXCHANGE;
-	if (rc == 0)
-		rc = sg_store_rename(fs_of(req)->st, NULL, parent, name, newparent, newname, sflags,
+	if (rc == 0) {
+		sg_fs *fs = fs_of(req);
+		struct sg_inode *victim =
+			sflags ? NULL : victim_hold(fs, newparent, newname);
+
+		rc = sg_store_rename(fs->st, NULL, parent, name, newparent, newname, sflags,
 				     sg_now_ns());
+		victim_release(fs, victim, rc == 0);
+	}
 	fuse_reply_err(req, -rc);
 }
 
@@ -643,7 +704,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	pthread_mutex_lock(&in->lock);
 	commit(fs, in);
-	if (--in->nopen == 0 && !in->dirty) {
+	if (--in->nopen == 0 && !in->dirty && !in->gone) {
 		/* the last handle: the kernel's page cache keeps what it needs */
 		free(in->buf);
 		in->buf = NULL;

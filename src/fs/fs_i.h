@@ -21,7 +21,8 @@ struct sg_inode {
 	int loaded;         /* buf holds the content */
 	int dirty;          /* buf differs from the store: commit at flush/fsync/release */
 	_Atomic int stale;  /* changed by a peer since the kernel cached it (set without the lock) */
-	int gone;           /* unlinked: serve open handles from buf, commit nothing */
+	int gone;           /* unlinked or replaced: serve the kernel from buf until it
+			       forgets the inode; commit nothing */
 	int64_t mtime_ns;   /* of the buffered content */
 	sg_attr last;       /* last attributes seen, for an unlinked open file */
 	struct sg_inode *next;
