@@ -203,6 +203,82 @@ fail:
 	return rc;
 }
 
+int sg_xattrs_read(sg_store *st, MDB_txn *txn, uint64_t id, sg_xattr **out, size_t *n, void **block)
+{
+	unsigned char k[8];
+	MDB_cursor *cur;
+	MDB_val key = {8, k}, val;
+	size_t count = 0, bytes = 0;
+	char *blk = NULL, *p = NULL;
+	sg_xattr *xs = NULL;
+	int rc, op;
+
+	*out = NULL;
+	*n = 0;
+	*block = NULL;
+	rc = mdb_cursor_open(txn, st->xattr, &cur);
+	if (rc)
+		return sg_mdb_err(rc);
+	/* two passes: size, then copy */
+	for (int pass = 0; pass < 2; pass++) {
+		sg_be64(k, id);
+		key.mv_size = 8;
+		key.mv_data = k;
+		op = MDB_SET_RANGE;
+		if (pass == 1) {
+			if (!count)
+				break;
+			blk = malloc(count * sizeof(*xs) + bytes);
+			if (!blk) {
+				mdb_cursor_close(cur);
+				return -ENOMEM;
+			}
+			xs = (sg_xattr *)blk;
+			p = blk + count * sizeof(*xs);
+			count = 0;
+		}
+		for (;;) {
+			int r = mdb_cursor_get(cur, &key, &val, op);
+			size_t nl;
+
+			op = MDB_NEXT;
+			if (r == MDB_NOTFOUND)
+				break;
+			if (r) {
+				mdb_cursor_close(cur);
+				if (pass == 1)
+					free(blk);
+				return sg_mdb_err(r);
+			}
+			if (key.mv_size <= 8 || sg_get_be64(key.mv_data) != id)
+				break;
+			nl = key.mv_size - 8;
+			if (pass == 0) {
+				bytes += nl + 1 + val.mv_size + 1;
+			} else {
+				memcpy(p, (char *)key.mv_data + 8, nl);
+				p[nl] = '\0';
+				xs[count].name = p;
+				p += nl + 1;
+				if (val.mv_size)
+					memcpy(p, val.mv_data, val.mv_size);
+				p[val.mv_size] = '\0';
+				xs[count].value = p;
+				xs[count].len = val.mv_size;
+				p += val.mv_size + 1;
+			}
+			count++;
+		}
+	}
+	mdb_cursor_close(cur);
+	if (count) {
+		*out = xs;
+		*n = count;
+		*block = blk;
+	}
+	return 0;
+}
+
 /* ---- read transactions ---- */
 
 static int rd_begin(sg_store *st, MDB_txn **txn)
@@ -242,6 +318,7 @@ static int meta_init(sg_store *st, const sg_store_opts *opts)
 	rc = rc ? rc : mdb_dbi_open(txn, "xattr", MDB_CREATE, &st->xattr);
 	rc = rc ? rc : mdb_dbi_open(txn, "log", MDB_CREATE, &st->log);
 	rc = rc ? rc : mdb_dbi_open(txn, "origins", MDB_CREATE, &st->origins);
+	rc = rc ? rc : mdb_dbi_open(txn, "conflicts", MDB_CREATE, &st->conflicts);
 	if (rc) {
 		mdb_txn_abort(txn);
 		return sg_mdb_err(rc);
@@ -254,7 +331,8 @@ static int meta_init(sg_store *st, const sg_store_opts *opts)
 			const char *k;
 			uint64_t v;
 		} init[] = {{"format", SG_STORE_FORMAT}, {"node_id", 0}, {"version", 0}, {"seq", 0},
-			    {"hlc", 0}, {"next_id", SG_ROOT_ID + 1}, {"live", 1}, {"tombs", 0}};
+			    {"hlc", 0}, {"next_id", SG_ROOT_ID + 1}, {"live", 1}, {"tombs", 0},
+			    {"conflict_seq", 0}};
 		struct sg_rec root;
 		unsigned char k[8];
 		MDB_val key = {8, k}, val = {sizeof(root), &root};
@@ -349,7 +427,7 @@ int sg_store_open(sg_store **out, const sg_store_opts *opts)
 		rc = sg_mdb_err(rc);
 		goto fail;
 	}
-	mdb_env_set_maxdbs(st->env, 8);
+	mdb_env_set_maxdbs(st->env, 12);
 	mdb_env_set_maxreaders(st->env, 256);
 	rc = mdb_env_set_mapsize(st->env, st->map_size);
 	/* MDB_NOTLS: FUSE worker threads come and go; MDB_NOMETASYNC: one
@@ -815,8 +893,9 @@ int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_c
 		struct sg_rec rec;
 		sg_change c;
 		char *path = NULL;
-		void *data = NULL;
-		size_t len = 0;
+		void *data = NULL, *xblock = NULL;
+		sg_xattr *xs = NULL;
+		size_t len = 0, nxs = 0;
 		uint64_t id;
 		int r = mdb_cursor_get(cur, &key, &val, op);
 
@@ -836,8 +915,11 @@ int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_c
 		rc = rc ? rc : sg_path_build(st, txn, id, &path);
 		if (rc == 0 && rec.type != SG_TYPE_DIR && rec.type != SG_TYPE_TOMBSTONE)
 			rc = data_copy(st, txn, id, &data, &len);
+		if (rc == 0 && rec.type != SG_TYPE_TOMBSTONE)
+			rc = sg_xattrs_read(st, txn, id, &xs, &nxs, &xblock);
 		if (rc) {
 			free(path);
+			free(data);
 			break;
 		}
 		memset(&c, 0, sizeof(c));
@@ -855,9 +937,82 @@ int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_c
 		c.stamp.hlc = rec.hlc;
 		c.stamp.origin = rec.origin;
 		c.stamp.seq = rec.seq;
+		c.base.hlc = rec.base_hlc;
+		c.base.origin = rec.base_origin;
+		c.base.seq = rec.base_seq;
+		c.xattrs = xs;
+		c.nxattrs = nxs;
 		rc = cb(ctx, &c);
 		free(path);
 		free(data);
+		free(xblock);
+		count++;
+		if (rc)
+			break;
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	rd_end(st, txn);
+	return rc;
+}
+
+int sg_store_conflicts(sg_store *st, uint64_t after, size_t max, sg_conflict_cb cb, void *ctx)
+{
+	unsigned char k[8];
+	MDB_cursor *cur = NULL;
+	MDB_val key = {8, k}, val;
+	MDB_txn *txn;
+	size_t count = 0;
+	int rc, op = MDB_SET_RANGE;
+
+	if (after == UINT64_MAX)
+		return 0;
+	rc = rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = sg_mdb_err(mdb_cursor_open(txn, st->conflicts, &cur));
+	if (rc)
+		goto out;
+	sg_be64(k, after + 1);
+	while (max == 0 || count < max) {
+		struct sg_conflict_rec cr;
+		sg_conflict c;
+		char *path;
+		int r = mdb_cursor_get(cur, &key, &val, op);
+
+		op = MDB_NEXT;
+		if (r == MDB_NOTFOUND)
+			break;
+		if (r) {
+			rc = sg_mdb_err(r);
+			break;
+		}
+		if (key.mv_size != 8 || val.mv_size < sizeof(cr)) {
+			rc = -EIO;
+			break;
+		}
+		memcpy(&cr, val.mv_data, sizeof(cr));
+		if (val.mv_size != sizeof(cr) + cr.pathlen + cr.len || cr.pathlen > SG_PATH_MAX) {
+			rc = -EIO;
+			break;
+		}
+		path = strndup((char *)val.mv_data + sizeof(cr), cr.pathlen);
+		if (!path) {
+			rc = -ENOMEM;
+			break;
+		}
+		memset(&c, 0, sizeof(c));
+		c.seq = sg_get_be64(key.mv_data);
+		c.path = path;
+		c.loser = (sg_stamp){cr.loser_hlc, cr.loser_origin, cr.loser_seq};
+		c.winner = (sg_stamp){cr.winner_hlc, cr.winner_origin, cr.winner_seq};
+		c.loser_type = cr.loser_type;
+		c.data = (char *)val.mv_data + sizeof(cr) + cr.pathlen;
+		c.len = cr.len;
+		c.when_ns = cr.when_ns;
+		rc = cb(ctx, &c);
+		free(path);
 		count++;
 		if (rc)
 			break;
@@ -994,8 +1149,13 @@ int sg_store_apply(sg_store *st, const sg_change *c)
 		return -EFBIG;
 	if (c->type == SG_TYPE_SYMLINK && (c->len == 0 || c->len > SG_PATH_MAX))
 		return -EINVAL;
-	if (c->stamp.origin == 0 || c->stamp.hlc == 0)
-		return -EINVAL;
+	if ((c->stamp.origin == 0 || c->stamp.hlc == 0) &&
+	    !(c->type == SG_TYPE_DIR && c->stamp.origin == 0 && c->stamp.hlc == 0))
+		return -EINVAL; /* only a directory placeholder has no stamp */
+	for (size_t i = 0; i < c->nxattrs; i++)
+		if (!c->xattrs[i].name || strncmp(c->xattrs[i].name, "user.", 5) ||
+		    strlen(c->xattrs[i].name) > SG_NAME_MAX || c->xattrs[i].len > SG_XATTR_MAX)
+			return -EINVAL;
 	return submit(st, &op, NULL);
 }
 

@@ -105,6 +105,13 @@ typedef struct sg_dirent {
 /** Called per child; return non-zero to stop the listing (that value is returned). */
 typedef int (*sg_dirent_cb)(void *ctx, const sg_dirent *d);
 
+/** One extended attribute (user.* only) carried by a change. */
+typedef struct sg_xattr {
+	const char *name;
+	const void *value;
+	size_t len;
+} sg_xattr;
+
 /** One change, path based: what the log lists and what a peer applies. */
 typedef struct sg_change {
 	const char *path;   /**< normalized, relative to the root, no leading '/': "etc/app.conf" */
@@ -116,7 +123,27 @@ typedef struct sg_change {
 	uint64_t version;   /**< store-wide version (set by sg_store_changes_after; ignored by apply) */
 	uint64_t id;        /**< entry id (set by sg_store_changes_after; ignored by apply) */
 	sg_stamp stamp;
+	/** stamp of the version this change replaced where it was made ({0} for a new
+	 *  entry): a change whose base is older than the held entry did not see it,
+	 *  so the held entry loses to a concurrent write (a conflict) */
+	sg_stamp base;
+	const sg_xattr *xattrs; /**< the entry's complete user.* set after the change */
+	size_t nxattrs;
 } sg_change;
+
+/** A write that lost to a concurrent one, recorded where it was held. */
+typedef struct sg_conflict {
+	uint64_t seq;        /**< 1, 2, 3... in the order recorded */
+	const char *path;
+	sg_stamp loser;      /**< stamp of the losing (held) version */
+	sg_stamp winner;     /**< stamp of the change that replaced it */
+	uint32_t loser_type; /**< enum sg_type of the losing version */
+	const void *data;    /**< the losing content (file or symlink target) */
+	size_t len;
+	int64_t when_ns;     /**< when it was recorded */
+} sg_conflict;
+
+typedef int (*sg_conflict_cb)(void *ctx, const sg_conflict *c);
 
 /** Called per change; return non-zero to stop (that value is returned). Pointers are borrowed. */
 typedef int (*sg_change_cb)(void *ctx, const sg_change *c);
@@ -298,10 +325,19 @@ int sg_store_removexattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const
  * with -ESTALE when c->stamp is older, by (hlc, origin), than the entry held
  * at that path (tombstones included); an equal stamp is a no-op (0).
  * A change of type SG_TYPE_TOMBSTONE deletes what is there (a directory's
- * whole subtree). The parent directory must exist (-ENOENT).
- * The store's clock observes c->stamp.hlc.
+ * whole subtree). Missing parent directories are made as placeholders with
+ * a zero stamp, so that any real change to them wins (changes arrive in the
+ * sender's version order, in which a directory's latest row may come after
+ * its children's). -ENOTDIR when a parent is not a directory.
+ * When the change wins over a held version it did not see (its base is older
+ * than the held stamp) and that version was live, a conflict is recorded.
+ * c->xattrs replaces the entry's user.* attributes. The store's clock
+ * observes c->stamp.hlc.
  */
 int sg_store_apply(sg_store *st, const sg_change *c);
+
+/** List recorded conflicts with seq > after, oldest first (at most max; 0: all). */
+int sg_store_conflicts(sg_store *st, uint64_t after, size_t max, sg_conflict_cb cb, void *ctx);
 
 /** Durability barrier: returns once every change committed before the call is on disk. */
 int sg_store_sync(sg_store *st);

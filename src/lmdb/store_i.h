@@ -18,10 +18,11 @@
  *   xattr   id(8) + name          -> value
  *   log     version(8)            -> id(8)               (one row per entry: its latest version)
  *   origins origin(8)             -> highest seq seen
+ *   conflicts seq(8)              -> struct sg_conflict_rec + path + losing content
  * Keys are at most 8 + 255 bytes, well under LMDB's 511: any path depth works.
  */
 
-#define SG_STORE_FORMAT 1
+#define SG_STORE_FORMAT 2
 #define SG_XATTR_MAX (64 * 1024)
 
 /** An entry as stored in `ent`, followed by namelen bytes of name. */
@@ -34,6 +35,9 @@ struct sg_rec {
 	uint64_t hlc;
 	uint64_t origin;
 	uint64_t seq;
+	uint64_t base_hlc; /* stamp of the version this one replaced where it was made */
+	uint64_t base_origin;
+	uint64_t base_seq;
 	uint32_t type;
 	uint32_t mode;
 	uint32_t uid;
@@ -42,6 +46,16 @@ struct sg_rec {
 	uint32_t nsubdir; /* live subdirectories */
 	uint32_t namelen;
 	uint32_t pad;
+};
+
+/** A recorded conflict as stored, followed by pathlen bytes of path and len of data. */
+struct sg_conflict_rec {
+	uint64_t loser_hlc, loser_origin, loser_seq;
+	uint64_t winner_hlc, winner_origin, winner_seq;
+	int64_t when_ns;
+	uint64_t len;
+	uint32_t loser_type;
+	uint32_t pathlen;
 };
 
 enum sg_op_kind {
@@ -78,7 +92,7 @@ struct sg_op {
 
 struct sg_store {
 	MDB_env *env;
-	MDB_dbi meta, ent, dir, data, xattr, log, origins;
+	MDB_dbi meta, ent, dir, data, xattr, log, origins, conflicts;
 	char *path;
 	uint64_t node_id;
 	uint64_t max_file;
@@ -111,6 +125,7 @@ int sg_mdb_err(int rc);
 void sg_be64(unsigned char *p, uint64_t v);
 uint64_t sg_get_be64(const unsigned char *p);
 int sg_rec_get(sg_store *st, MDB_txn *txn, uint64_t id, struct sg_rec *rec, char *name);
+int sg_xattrs_read(sg_store *st, MDB_txn *txn, uint64_t id, sg_xattr **out, size_t *n, void **block);
 void sg_rec_to_attr(uint64_t id, const struct sg_rec *rec, sg_attr *out);
 int sg_dirent_get(sg_store *st, MDB_txn *txn, uint64_t parent, const char *name, uint64_t *id,
 		  uint32_t *type);

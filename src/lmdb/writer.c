@@ -25,7 +25,7 @@ struct note_slot {
 struct wctx {
 	sg_store *st;
 	MDB_txn *txn; /* the op's child transaction */
-	uint64_t version, seq, hlc, next_id, live, tombs;
+	uint64_t version, seq, hlc, next_id, live, tombs, conflict_seq;
 	int map_full;
 	struct note_slot *notes;
 	size_t nnotes, cap;
@@ -172,6 +172,10 @@ static uint64_t hlc_tick(struct wctx *w)
 /* Stamp `rec` for a change: local (stamp == NULL) or as given; then version it. */
 static int stamp_and_log(struct wctx *w, const sg_stamp *stamp, uint64_t id, struct sg_rec *rec)
 {
+	/* the version being replaced is what this change was based on */
+	rec->base_hlc = rec->hlc;
+	rec->base_origin = rec->origin;
+	rec->base_seq = rec->seq;
 	if (stamp) {
 		unsigned char k[8];
 		MDB_val key = {8, k}, val;
@@ -182,6 +186,8 @@ static int stamp_and_log(struct wctx *w, const sg_stamp *stamp, uint64_t id, str
 		rec->seq = stamp->seq;
 		if (stamp->hlc > w->hlc)
 			w->hlc = stamp->hlc;
+		if (stamp->origin == 0)
+			return log_bump(w, id, rec); /* a placeholder */
 		sg_be64(k, stamp->origin);
 		if (mdb_get(w->txn, w->st->origins, &key, &val) == 0 && val.mv_size == 8)
 			memcpy(&have, val.mv_data, 8);
@@ -483,8 +489,15 @@ static int op_create(struct wctx *w, struct sg_op *op)
 	}
 	rc = entry_new(w, op->stamp, op->parent, op->name, op->type, op->mode, op->uid, op->gid,
 		       op->data, op->len, op->now_ns, op->now_ns, &id, &rec);
-	if (!rc && eid)
-		rc = op->type == SG_TYPE_DIR ? children_move(w, eid, id) : subtree_drop(w, eid, 0);
+	if (!rc && eid) {
+		/* made after seeing the delete: that is its base */
+		rec.base_hlc = old.hlc;
+		rec.base_origin = old.origin;
+		rec.base_seq = old.seq;
+		rc = rec_put(w, id, &rec, op->name);
+		rc = rc ? rc : op->type == SG_TYPE_DIR ? children_move(w, eid, id)
+						       : subtree_drop(w, eid, 0);
+	}
 	if (rc)
 		return rc;
 	sg_rec_to_attr(id, &rec, &op->out);
@@ -646,6 +659,62 @@ static int entry_move(struct wctx *w, const sg_stamp *stamp, uint64_t id, struct
 	return rc;
 }
 
+/* A moved directory's descendants have new paths: give each live one a new
+ * version (after the directory's own), so that a peer reading the log gets
+ * them at their new paths. */
+static int subtree_bump(struct wctx *w, const sg_stamp *stamp, uint64_t dir, int depth)
+{
+	unsigned char k[8 + SG_NAME_MAX];
+	size_t kl = 8;
+	int first = 1;
+
+	if (depth > SG_PATH_MAX)
+		return -ELOOP;
+	sg_be64(k, dir);
+	for (;;) {
+		char name[SG_NAME_MAX + 1];
+		struct sg_rec rec;
+		MDB_cursor *cur;
+		MDB_val key = {kl, k}, val;
+		uint64_t cid;
+		uint32_t type;
+		int rc;
+
+		rc = mdb_cursor_open(w->txn, w->st->dir, &cur);
+		if (rc)
+			return sg_mdb_err(rc);
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		/* step past the child handled last time */
+		if (rc == 0 && !first && key.mv_size == kl && memcmp(key.mv_data, k, kl) == 0)
+			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+		if (rc == 0 && (key.mv_size <= 8 || sg_get_be64(key.mv_data) != dir))
+			rc = MDB_NOTFOUND;
+		if (rc == 0) {
+			kl = key.mv_size;
+			memcpy(k, key.mv_data, kl);
+			memcpy(name, (char *)key.mv_data + 8, kl - 8);
+			name[kl - 8] = '\0';
+			cid = sg_get_be64(val.mv_data);
+			type = ((unsigned char *)val.mv_data)[8];
+		}
+		mdb_cursor_close(cur);
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		if (rc)
+			return sg_mdb_err(rc);
+		first = 0;
+		if (type == SG_TYPE_TOMBSTONE)
+			continue;
+		rc = sg_rec_get(w->st, w->txn, cid, &rec, NULL);
+		rc = rc ? rc : stamp_and_log(w, stamp, cid, &rec);
+		rc = rc ? rc : rec_put(w, cid, &rec, name);
+		if (!rc && type == SG_TYPE_DIR)
+			rc = subtree_bump(w, stamp, cid, depth + 1);
+		if (rc)
+			return rc;
+	}
+}
+
 static int op_rename(struct wctx *w, struct sg_op *op)
 {
 	struct sg_rec op_rec, np_rec, src, dst;
@@ -690,7 +759,11 @@ static int op_rename(struct wctx *w, struct sg_op *op)
 		if (refused(op->stamp, &src) || refused(op->stamp, &dst))
 			return -ESTALE;
 		rc = entry_move(w, op->stamp, sid, &src, op->nparent, op->nname, now);
+		if (!rc && sdir)
+			rc = subtree_bump(w, op->stamp, sid, 0);
 		rc = rc ? rc : entry_move(w, op->stamp, did, &dst, op->parent, op->name, now);
+		if (!rc && ddir)
+			rc = subtree_bump(w, op->stamp, did, 0);
 		if (!rc && op->parent != op->nparent && sdir != ddir) {
 			rc = parent_adjust(w, op->parent, 0, ddir - sdir, now);
 			rc = rc ? rc : parent_adjust(w, op->nparent, 0, sdir - ddir, now);
@@ -736,6 +809,8 @@ static int op_rename(struct wctx *w, struct sg_op *op)
 	rc = rc ? rc : parent_adjust(w, op->parent, -1, sdir ? -1 : 0, now);
 	rc = rc ? rc : entry_move(w, op->stamp, sid, &src, op->nparent, op->nname, now);
 	rc = rc ? rc : parent_adjust(w, op->nparent, 1, sdir, now);
+	if (!rc && sdir)
+		rc = subtree_bump(w, op->stamp, sid, 0);
 	if (rc)
 		return rc;
 	{
@@ -791,9 +866,11 @@ static int op_setxattr(struct wctx *w, struct sg_op *op, int remove)
 	return 0;
 }
 
-/* Walk a path's directories; *leaf points at the last component. */
+/* Walk a path's directories, making missing ones as placeholders (zero
+ * stamp: any real change to them wins); `leaf` gets the last component. */
 static int apply_parent(struct wctx *w, const char *path, uint64_t *pid, char *leaf)
 {
+	static const sg_stamp zero;
 	const char *p = path;
 	uint64_t id = SG_ROOT_ID;
 
@@ -801,6 +878,7 @@ static int apply_parent(struct wctx *w, const char *path, uint64_t *pid, char *l
 		const char *e = strchr(p, '/');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
 		struct sg_rec rec;
+		uint64_t cid;
 		uint32_t type;
 		int rc = sg_name_check(p, n);
 
@@ -812,16 +890,104 @@ static int apply_parent(struct wctx *w, const char *path, uint64_t *pid, char *l
 			*pid = id;
 			return 0;
 		}
-		rc = sg_dirent_get(w->st, w->txn, id, leaf, &id, &type);
-		if (rc)
+		rc = sg_dirent_get(w->st, w->txn, id, leaf, &cid, &type);
+		if (rc && rc != -ENOENT)
 			return rc;
-		if (type == SG_TYPE_TOMBSTONE)
-			return -ENOENT;
-		rc = get_dir(w, id, &rec, NULL);
-		if (rc)
-			return rc;
+		if (rc == 0 && type != SG_TYPE_TOMBSTONE) {
+			rc = get_dir(w, cid, &rec, NULL);
+			if (rc)
+				return rc;
+		} else {
+			if (rc == 0) { /* a deleted directory comes back for a child that arrives */
+				rc = sg_rec_get(w->st, w->txn, cid, &rec, NULL);
+				rc = rc ? rc : row_drop(w, cid, &rec);
+				rc = rc ? rc : dirent_del(w, id, leaf);
+				if (rc)
+					return rc;
+			}
+			rc = entry_new(w, &zero, id, leaf, SG_TYPE_DIR, 0755, 0, 0, NULL, 0, 0, 0, &cid,
+				       &rec);
+			if (rc)
+				return rc;
+		}
+		id = cid;
 		p = e + 1;
 	}
+}
+
+/* Replace all user.* attributes of `id` with the change's. */
+static int xattrs_set_all(struct wctx *w, uint64_t id, const sg_change *c)
+{
+	int rc = xattrs_del_all(w, id);
+
+	for (size_t i = 0; !rc && i < c->nxattrs; i++) {
+		unsigned char k[8 + SG_NAME_MAX];
+		size_t kl = dkey(k, id, c->xattrs[i].name);
+
+		rc = w_put(w, w->st->xattr, k, kl, c->xattrs[i].value, c->xattrs[i].len);
+	}
+	return rc;
+}
+
+/* The held version of `path` loses to a change that did not see it: keep it. */
+static int conflict_record(struct wctx *w, const sg_change *c, uint64_t id, const struct sg_rec *held)
+{
+	struct sg_conflict_rec cr;
+	unsigned char k[8], *v;
+	MDB_val key, val = {0, NULL};
+	size_t plen = strlen(c->path), vlen;
+	int rc;
+
+	memset(&cr, 0, sizeof(cr));
+	if (held->type == SG_TYPE_FILE || held->type == SG_TYPE_SYMLINK) {
+		sg_be64(k, id);
+		key.mv_size = 8;
+		key.mv_data = k;
+		rc = mdb_get(w->txn, w->st->data, &key, &val);
+		if (rc && rc != MDB_NOTFOUND)
+			return sg_mdb_err(rc);
+		if (rc)
+			val.mv_size = 0;
+	}
+	cr.loser_hlc = held->hlc;
+	cr.loser_origin = held->origin;
+	cr.loser_seq = held->seq;
+	cr.winner_hlc = c->stamp.hlc;
+	cr.winner_origin = c->stamp.origin;
+	cr.winner_seq = c->stamp.seq;
+	cr.when_ns = sg_now_ns();
+	cr.len = val.mv_size;
+	cr.loser_type = held->type;
+	cr.pathlen = (uint32_t)plen;
+	vlen = sizeof(cr) + plen + val.mv_size;
+	v = malloc(vlen);
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, &cr, sizeof(cr));
+	memcpy(v + sizeof(cr), c->path, plen);
+	if (val.mv_size)
+		memcpy(v + sizeof(cr) + plen, val.mv_data, val.mv_size);
+	sg_be64(k, ++w->conflict_seq);
+	rc = w_put(w, w->st->conflicts, k, 8, v, vlen);
+	free(v);
+	if (rc == 0)
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-STORE-CONFLICT",
+		       "%s: version %llx from %016llx lost to concurrent %llx from %016llx "
+		       "(kept as conflict %llu, %zu bytes)",
+		       c->path, (unsigned long long)held->hlc, (unsigned long long)held->origin,
+		       (unsigned long long)c->stamp.hlc, (unsigned long long)c->stamp.origin,
+		       (unsigned long long)w->conflict_seq, (size_t)val.mv_size);
+	return rc;
+}
+
+/* A remote change keeps the base its writer saw, not the one held here. */
+static int apply_base(struct wctx *w, uint64_t id, struct sg_rec *rec, const char *name,
+		      const sg_change *c)
+{
+	rec->base_hlc = c->base.hlc;
+	rec->base_origin = c->base.origin;
+	rec->base_seq = c->base.seq;
+	return rec_put(w, id, rec, name);
 }
 
 static int op_apply(struct wctx *w, struct sg_op *op)
@@ -829,7 +995,7 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 	const sg_change *c = op->change;
 	char leaf[SG_NAME_MAX + 1];
 	struct sg_rec rec, p;
-	uint64_t pid, eid = 0, id;
+	uint64_t pid = 0, eid = 0, id;
 	uint32_t etype;
 	int rc, exists;
 	int64_t now = sg_now_ns();
@@ -843,6 +1009,8 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 		return rc;
 	exists = rc == 0;
 	if (exists) {
+		sg_stamp held;
+
 		rc = sg_rec_get(w->st, w->txn, eid, &rec, NULL);
 		if (rc)
 			return rc;
@@ -857,7 +1025,16 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 		}
 		if (rc == 0)
 			return 0; /* already applied: redelivery is harmless */
+		/* a live version the change's writer never saw loses: keep it as a conflict */
+		held = (sg_stamp){rec.hlc, rec.origin, rec.seq};
 		rc = 0;
+		if (rec.type != SG_TYPE_TOMBSTONE && rec.origin != 0 &&
+		    (c->base.hlc < held.hlc ||
+		     (c->base.hlc == held.hlc && c->base.origin < held.origin)) &&
+		    !(rec.type == SG_TYPE_DIR && c->type == SG_TYPE_DIR))
+			rc = conflict_record(w, c, eid, &rec);
+		if (rc)
+			return rc;
 	}
 
 	if (c->type == SG_TYPE_TOMBSTONE) {
@@ -865,23 +1042,24 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 			rc = entry_new(w, &c->stamp, pid, leaf, SG_TYPE_TOMBSTONE, c->mode, c->uid,
 				       c->gid, NULL, 0, c->mtime_ns, c->ctime_ns, &id, &rec);
 			if (!rc)
+				rc = apply_base(w, id, &rec, leaf, c);
+			if (!rc)
 				note(w, id, pid, leaf, 0, SG_TYPE_TOMBSTONE, rec.version, 0);
 			return rc;
 		}
 		if (rec.type == SG_TYPE_TOMBSTONE) {
 			rec.ctime_ns = c->ctime_ns;
 			rc = stamp_and_log(w, &c->stamp, eid, &rec);
-			rc = rc ? rc : rec_put(w, eid, &rec, leaf);
+			rc = rc ? rc : apply_base(w, eid, &rec, leaf, c);
 		} else {
-			if (rec.type == SG_TYPE_DIR)
+			if (rec.type == SG_TYPE_DIR) {
 				rc = subtree_drop(w, eid, 0);
-			if (!rc && rec.type == SG_TYPE_DIR)
 				rec.nchild = rec.nsubdir = 0;
-			if (!rc && rec.type == SG_TYPE_DIR) {
 				/* subtree_drop did not adjust this directory's own counts */
-				rc = rec_put(w, eid, &rec, leaf);
+				rc = rc ? rc : rec_put(w, eid, &rec, leaf);
 			}
 			rc = rc ? rc : tombstone_in_place(w, &c->stamp, eid, &rec, leaf, c->ctime_ns);
+			rc = rc ? rc : apply_base(w, eid, &rec, leaf, c);
 		}
 		if (!rc)
 			note(w, eid, pid, leaf, eid, SG_TYPE_TOMBSTONE, rec.version, 0);
@@ -899,8 +1077,9 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 			rec.size = c->len;
 			rc = data_put(w, eid, c->data, c->len);
 		}
+		rc = rc ? rc : xattrs_set_all(w, eid, c);
 		rc = rc ? rc : stamp_and_log(w, &c->stamp, eid, &rec);
-		rc = rc ? rc : rec_put(w, eid, &rec, leaf);
+		rc = rc ? rc : apply_base(w, eid, &rec, leaf, c);
 		if (!rc)
 			note(w, eid, pid, leaf, 0, rec.type, rec.version, 0);
 		return rc;
@@ -925,6 +1104,8 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 			       c->len, c->mtime_ns, c->ctime_ns, &id, &nrec);
 		if (!rc && exists && c->type == SG_TYPE_DIR)
 			rc = children_move(w, eid, id);
+		rc = rc ? rc : xattrs_set_all(w, id, c);
+		rc = rc ? rc : apply_base(w, id, &nrec, leaf, c);
 		if (!rc)
 			note(w, id, pid, leaf, exists ? eid : 0, c->type, nrec.version, 0);
 	}
@@ -969,6 +1150,7 @@ static int meta_load(struct wctx *w, MDB_txn *txn)
 	rc = rc ? rc : sg_meta_get(st, txn, "next_id", &w->next_id);
 	rc = rc ? rc : sg_meta_get(st, txn, "live", &w->live);
 	rc = rc ? rc : sg_meta_get(st, txn, "tombs", &w->tombs);
+	rc = rc ? rc : sg_meta_get(st, txn, "conflict_seq", &w->conflict_seq);
 	return rc;
 }
 
@@ -978,7 +1160,8 @@ static int meta_save(struct wctx *w)
 		const char *k;
 		uint64_t v;
 	} m[] = {{"version", w->version}, {"seq", w->seq},   {"hlc", w->hlc},
-		 {"next_id", w->next_id}, {"live", w->live}, {"tombs", w->tombs}};
+		 {"next_id", w->next_id}, {"live", w->live}, {"tombs", w->tombs},
+		 {"conflict_seq", w->conflict_seq}};
 	int rc = 0;
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]) && !rc; i++)
@@ -1011,13 +1194,14 @@ static int map_grow(sg_store *st)
 }
 
 struct snap {
-	uint64_t version, seq, hlc, next_id, live, tombs;
+	uint64_t version, seq, hlc, next_id, live, tombs, conflict_seq;
 	size_t nnotes;
 };
 
 static void snap_take(const struct wctx *w, struct snap *s)
 {
-	*s = (struct snap){w->version, w->seq, w->hlc, w->next_id, w->live, w->tombs, w->nnotes};
+	*s = (struct snap){w->version, w->seq,   w->hlc,	  w->next_id,
+			   w->live,    w->tombs, w->conflict_seq, w->nnotes};
 }
 
 static void snap_restore(struct wctx *w, const struct snap *s)
@@ -1028,6 +1212,7 @@ static void snap_restore(struct wctx *w, const struct snap *s)
 	w->next_id = s->next_id;
 	w->live = s->live;
 	w->tombs = s->tombs;
+	w->conflict_seq = s->conflict_seq;
 	w->nnotes = s->nnotes;
 }
 

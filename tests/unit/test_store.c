@@ -23,6 +23,7 @@
 
 #define NODE_A 0x1111ULL
 #define NODE_B 0x2222ULL
+#define NODE_C 0x3333ULL
 
 /* ---- fixture --------------------------------------------------------------- */
 
@@ -151,8 +152,11 @@ struct row {
 	int64_t mtime_ns;
 	uint64_t version, id;
 	sg_stamp stamp;
+	sg_stamp base;
 	void *data;
 	size_t len;
+	size_t nxattrs;
+	char xattr0[512]; /* "name=value" of the first xattr */
 };
 
 struct rows {
@@ -186,6 +190,11 @@ static int collect_cb(void *ctx, const sg_change *c)
 	w->version = c->version;
 	w->id = c->id;
 	w->stamp = c->stamp;
+	w->base = c->base;
+	w->nxattrs = c->nxattrs;
+	if (c->nxattrs)
+		snprintf(w->xattr0, sizeof(w->xattr0), "%s=%.*s", c->xattrs[0].name,
+			 (int)c->xattrs[0].len, (const char *)c->xattrs[0].value);
 	w->len = c->len;
 	if (c->len > 0) {
 		w->data = malloc(c->len);
@@ -746,10 +755,27 @@ static void test_lww_apply(void **state)
 	assert_int_equal(sg_store_resolve(st, "D", &x), -ENOENT);
 	assert_int_equal(sg_store_resolve(st, "D/x", &x), -ENOENT);
 
-	/* the parent must exist */
+	/* a missing parent becomes a placeholder directory with a zero stamp (the
+	 * sender's log may list a directory's latest row after its children's) */
 	c = file_change("nodir/x", "x", sg_store_hlc(st) + 1, NODE_B, 30);
-	assert_int_equal(sg_store_apply(st, &c), -ENOENT);
-	assert_int_equal(sg_store_resolve(st, "nodir", &x), -ENOENT);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "nodir", &x), 0);
+	assert_int_equal(x.type, SG_TYPE_DIR);
+	assert_int_equal(x.stamp.hlc, 0);
+	assert_int_equal(x.stamp.origin, 0);
+	assert_int_equal(sg_store_resolve(st, "nodir/x", &x), 0);
+	/* the directory's own change, however old, wins over the placeholder */
+	c = typed_change("nodir", SG_TYPE_DIR, 5, NODE_B, 2);
+	c.mode = 0700;
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "nodir", &x), 0);
+	assert_int_equal(x.mode, 0700);
+	assert_int_equal(x.stamp.hlc, 5);
+	assert_int_equal(sg_store_resolve(st, "nodir/x", &x), 0);
+	/* a file in the way of a parent is refused */
+	c = file_change("after-x/y", "y", sg_store_hlc(st) + 1, NODE_B, 31);
+	mk(st, SG_ROOT_ID, "after-x", SG_TYPE_FILE, "f", &x);
+	assert_int_equal(sg_store_apply(st, &c), -ENOTDIR);
 
 	/* the clock observes a remote stamp far ahead (an hour) */
 	far = sg_store_hlc(st) + (3600000ULL << 16);
@@ -1899,12 +1925,176 @@ static void test_observer(void **state)
 	free(o);
 }
 
+
+/* ---- replication support: subtree re-versioning, conflicts, bases, xattrs ---- */
+
+static void test_dir_rename_reversions_subtree(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct rows r;
+	sg_attr d, e;
+	uint64_t v0;
+	size_t i_d2, i_e, i_f, i_g, i_tomb;
+
+	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
+	mk(st, d.id, "e", SG_TYPE_DIR, NULL, &e);
+	mk(st, e.id, "f", SG_TYPE_FILE, "deep", NULL);
+	mk(st, d.id, "g", SG_TYPE_FILE, "flat", NULL);
+	v0 = sg_store_version(st);
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "d", SG_ROOT_ID, "d2", 0, now_ns()), 0);
+
+	/* a peer reading the log after v0 gets every descendant at its new path,
+	 * after the directory itself and before the tombstone of the old path */
+	changes(st, v0, 0, &r);
+	assert_int_equal(r.n, 5);
+	i_d2 = i_e = i_f = i_g = i_tomb = 99;
+	for (size_t i = 0; i < r.n; i++) {
+		if (!strcmp(r.v[i].path, "d2"))
+			i_d2 = i;
+		else if (!strcmp(r.v[i].path, "d2/e"))
+			i_e = i;
+		else if (!strcmp(r.v[i].path, "d2/e/f"))
+			i_f = i;
+		else if (!strcmp(r.v[i].path, "d2/g"))
+			i_g = i;
+		else if (!strcmp(r.v[i].path, "d") && r.v[i].type == SG_TYPE_TOMBSTONE)
+			i_tomb = i;
+	}
+	assert_int_equal(i_d2, 0);
+	assert_true(i_e < i_f);
+	assert_true(i_e < 4 && i_f < 4 && i_g < 4);
+	assert_int_equal(i_tomb, 4);
+	assert_int_equal(r.v[i_f].len, 4);
+	assert_memory_equal(r.v[i_f].data, "deep", 4);
+	assert_memory_equal(r.v[i_g].data, "flat", 4);
+	rows_free(&r);
+}
+
+struct conflicts {
+	size_t n;
+	char path[64];
+	sg_stamp loser, winner;
+	char data[64];
+	size_t len;
+};
+
+static int conflict_cb(void *ctx, const sg_conflict *c)
+{
+	struct conflicts *l = ctx;
+
+	l->n++;
+	snprintf(l->path, sizeof(l->path), "%s", c->path);
+	l->loser = c->loser;
+	l->winner = c->winner;
+	l->len = c->len;
+	memcpy(l->data, c->data, c->len < sizeof(l->data) ? c->len : sizeof(l->data));
+	return 0;
+}
+
+static void test_conflicts(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct conflicts l;
+	struct rows r;
+	sg_attr mine, x;
+	sg_change c;
+	uint64_t v;
+
+	/* our write; a peer's newer write that never saw it wins and ours is kept */
+	mk(st, SG_ROOT_ID, "app.conf", SG_TYPE_FILE, "mine", &mine);
+	c = file_change("app.conf", "theirs", mine.stamp.hlc + 10, NODE_B, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_conflicts(st, 0, 0, conflict_cb, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.path, "app.conf");
+	assert_stamp_equal(&l.loser, &mine.stamp);
+	assert_int_equal(l.winner.hlc, mine.stamp.hlc + 10);
+	assert_int_equal(l.winner.origin, NODE_B);
+	assert_int_equal(l.len, 4);
+	assert_memory_equal(l.data, "mine", 4);
+
+	/* a change made on top of what we hold is no conflict */
+	assert_int_equal(sg_store_resolve(st, "app.conf", &x), 0);
+	c = file_change("app.conf", "theirs 2", x.stamp.hlc + 10, NODE_B, 2);
+	c.base = x.stamp;
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_conflicts(st, 0, 0, conflict_cb, &l), 0);
+	assert_int_equal(l.n, 1);
+
+	/* a stale change loses here: nothing held was lost, nothing recorded */
+	c = file_change("app.conf", "old", 3, NODE_C, 1);
+	assert_int_equal(sg_store_apply(st, &c), -ESTALE);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_conflicts(st, 0, 0, conflict_cb, &l), 0);
+	assert_int_equal(l.n, 1);
+
+	/* a local write after the peer's names the peer's version as its base */
+	assert_int_equal(sg_store_resolve(st, "app.conf", &x), 0);
+	v = sg_store_version(st);
+	assert_int_equal(sg_store_write(st, NULL, x.id, "ours again", 10, now_ns(), now_ns(), NULL), 0);
+	changes(st, v, 0, &r);
+	assert_int_equal(r.n, 1);
+	assert_stamp_equal(&r.v[0].base, &x.stamp);
+	rows_free(&r);
+
+	/* conflicts survive a listing from a given seq */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_conflicts(st, 1, 0, conflict_cb, &l), 0);
+	assert_int_equal(l.n, 0);
+}
+
+static void test_xattrs_in_changes(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	static const sg_xattr set[] = {{"user.b", "2", 1}};
+	struct rows r;
+	sg_attr a;
+	sg_change c;
+	void *val;
+	size_t len;
+	uint64_t v;
+
+	mk(st, SG_ROOT_ID, "x", SG_TYPE_FILE, "data", &a);
+	v = sg_store_version(st);
+	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.a", "1", 1, 0, now_ns()), 0);
+	changes(st, v, 0, &r);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.v[0].nxattrs, 1);
+	assert_string_equal(r.v[0].xattr0, "user.a=1");
+	rows_free(&r);
+
+	/* a peer's change carries the complete set: it replaces ours */
+	c = file_change("x", "data", sg_store_hlc(st) + 1, NODE_B, 1);
+	c.xattrs = set;
+	c.nxattrs = 1;
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.a", &val, &len), -ENODATA);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.b", &val, &len), 0);
+	assert_int_equal(len, 1);
+	assert_memory_equal(val, "2", 1);
+	free(val);
+
+	/* only user.* crosses between nodes */
+	c = file_change("x", "data", sg_store_hlc(st) + 1, NODE_B, 2);
+	c.xattrs = (const sg_xattr[]){{"trusted.x", "1", 1}};
+	c.nxattrs = 1;
+	assert_int_equal(sg_store_apply(st, &c), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_versions_and_stamps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_is_one_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_changes_after, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_rename_reversions_subtree, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xattrs_in_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lww_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_explicit_stamps, setup, teardown),
