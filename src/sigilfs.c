@@ -18,6 +18,7 @@
 #include "fs/fs.h"
 #include "lmdb/store.h"
 #include "log.h"
+#include "repl/repl.h"
 #include "util.h"
 
 #define DOMAIN "main"
@@ -28,6 +29,11 @@ struct opts {
 	char *node;
 	char *max_file_size;
 	char *cache_timeout;
+	char *listen;
+	char *peers;
+	char *tls_ca, *tls_cert, *tls_key;
+	char *max_offset;
+	char *local_only;
 	int foreground;
 	int debug;
 	int single;
@@ -46,6 +52,13 @@ static const struct fuse_opt spec[] = {
 	OPT("node=%s", node),
 	OPT("max_file_size=%s", max_file_size),
 	OPT("cache_timeout=%s", cache_timeout),
+	OPT("listen=%s", listen),
+	OPT("peers=%s", peers),
+	OPT("tls_ca=%s", tls_ca),
+	OPT("tls_cert=%s", tls_cert),
+	OPT("tls_key=%s", tls_key),
+	OPT("max_offset=%s", max_offset),
+	OPT("local_only=%s", local_only),
 	FUSE_OPT_KEY("-f", KEY_FG),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -101,6 +114,15 @@ static void usage(const char *prog)
 	       "  -o node=NAME           the node's name; fixed when the data dir is created\n"
 	       "  -o max_file_size=N     largest file, bytes, K/M/G suffixes (default 64M)\n"
 	       "  -o cache_timeout=SEC   how long the kernel caches names and attributes (default 10)\n"
+	       "\n"
+	       "replication (needs node=):\n"
+	       "  -o listen=URL          serve peers on URL: tls+tcp://HOST:PORT, or tcp:// by choice\n"
+	       "  -o peers=URL;URL       peers to join through; the rest of the cluster is learned\n"
+	       "  -o tls_ca=FILE         the cluster CA (PEM); peers must present a certificate from it\n"
+	       "  -o tls_cert=FILE       this node's certificate (PEM)\n"
+	       "  -o tls_key=FILE        its private key (PEM)\n"
+	       "  -o max_offset=MS       changes stamped further ahead of this clock wait (default 500)\n"
+	       "  -o local_only=PAT:PAT  names that never leave the node (default %s)\n"
 	       "  -f                     stay in the foreground, log to stderr\n"
 	       "  -s                     single-threaded\n"
 	       "  -d, -o debug           foreground, and log every request\n"
@@ -109,7 +131,35 @@ static void usage(const char *prog)
 	       "\n"
 	       "FUSE options such as -o allow_other are passed to FUSE. Unmount with\n"
 	       "`fusermount3 -u MOUNTPOINT` or `umount MOUNTPOINT`.\n",
-	       prog, DEFAULT_DATA_DIR);
+	       prog, DEFAULT_DATA_DIR, SG_REPL_LOCAL_ONLY_DEFAULT);
+}
+
+/* The store tells one observer; it passes each commit to the fs and the replicator. */
+struct observers {
+	sg_fs *fs;
+	sg_repl *repl;
+};
+
+static void on_commit(void *ctx, const sg_note *notes, size_t n)
+{
+	struct observers *ob = ctx;
+
+	if (ob->fs)
+		sg_fs_on_commit(ob->fs, notes, n);
+	if (ob->repl)
+		sg_repl_on_commit(ob->repl, notes, n);
+}
+
+/* Split "a;b;c" in place into an array of at most max URLs. */
+static size_t split_peers(char *s, const char **out, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL;
+
+	for (char *t = s ? strtok_r(s, ";", &save) : NULL; t && n < max; t = strtok_r(NULL, ";", &save))
+		if (*t)
+			out[n++] = t;
+	return n;
 }
 
 /* Take the data dir: create it, lock it against a second daemon, record our pid. */
@@ -229,6 +279,10 @@ int main(int argc, char *argv[])
 	sg_fs_opts fo = {0};
 	sg_store *st = NULL;
 	sg_fs *fs = NULL;
+	sg_repl *repl = NULL;
+	sg_repl_opts ro = {0};
+	struct observers ob = {0};
+	const char *peer_urls[64];
 	char mnt[PATH_MAX], fsname[PATH_MAX + 32];
 	const char *mountpoint, *data = NULL;
 	struct stat sb;
@@ -277,6 +331,20 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "sigilfs: bad node name '%s': 1 to 64 characters\n", o.node);
 		goto out;
 	}
+	if (o.max_offset) {
+		char *end;
+		unsigned long ms = strtoul(o.max_offset, &end, 10);
+		if (*end || ms == 0 || ms > 3600000) {
+			fprintf(stderr, "sigilfs: bad max_offset '%s': milliseconds, 1 to 3600000\n",
+				o.max_offset);
+			goto out;
+		}
+		ro.max_offset_ms = (unsigned)ms;
+	}
+	if ((o.listen || o.peers) && !o.node) {
+		fprintf(stderr, "sigilfs: replication (listen=, peers=) needs node=NAME\n");
+		goto out;
+	}
 	if (data[0] != '/') {
 		fprintf(stderr, "sigilfs: data dir %s must be an absolute path\n", data);
 		goto out;
@@ -320,7 +388,25 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "sigilfs: bad FUSE options\n");
 		goto out;
 	}
-	sg_store_set_observer(st, sg_fs_on_commit, fs);
+	ob.fs = fs;
+	sg_store_set_observer(st, on_commit, &ob);
+	if (o.listen || o.peers) {
+		ro.store = st;
+		ro.node_name = o.node;
+		ro.listen = o.listen;
+		ro.npeers = split_peers(o.peers, peer_urls, 64);
+		ro.peers = peer_urls;
+		ro.tls_ca = o.tls_ca;
+		ro.tls_cert = o.tls_cert;
+		ro.tls_key = o.tls_key;
+		ro.local_only = o.local_only;
+		err = sg_repl_start(&repl, &ro);
+		if (err) {
+			fprintf(stderr, "sigilfs: cannot start replication: %s\n", strerror(-err));
+			goto out;
+		}
+		ob.repl = repl;
+	}
 	if (sg_fs_signals(fs) < 0 || sg_fs_mount(fs, mnt) < 0) {
 		fprintf(stderr, "sigilfs: cannot mount on %s\n", mnt);
 		goto out;
@@ -336,6 +422,7 @@ int main(int argc, char *argv[])
 	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-MAIN-STOP", "unmounted %s", mnt);
 out:
 	daemon_ready(&notify_fd, 1);
+	sg_repl_stop(repl);
 	if (st)
 		sg_store_set_observer(st, NULL, NULL);
 	sg_fs_free(fs);
@@ -349,6 +436,13 @@ out:
 	free(o.node);
 	free(o.max_file_size);
 	free(o.cache_timeout);
+	free(o.listen);
+	free(o.peers);
+	free(o.tls_ca);
+	free(o.tls_cert);
+	free(o.tls_key);
+	free(o.max_offset);
+	free(o.local_only);
 	free(o.nonopt[0]);
 	free(o.nonopt[1]);
 	return rc;

@@ -19,6 +19,20 @@
 #define DOMAIN "fs"
 #define RESERVED_NAME ".sigil"
 
+/* The read-only status directory /.sigil and its files are not in the store:
+ * they have inode numbers the store never hands out. Like ZFS's hidden .zfs,
+ * /.sigil is reached by name and not listed, so that tools walking the tree
+ * (cp -a, rsync, tar, the Git mirror) do not copy status files. */
+#define INO_SIGIL_DIR 0xffffffffffffff00ULL
+#define INO_CONFLICTS 0xffffffffffffff01ULL
+#define IS_VIRTUAL(ino) ((ino) >= INO_SIGIL_DIR)
+
+/* A generated status file's content, owned by its open handle. */
+struct vfile {
+	char *data;
+	size_t len;
+};
+
 static sg_fs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -84,6 +98,8 @@ static int name_ok(fuse_ino_t parent, const char *name)
 		return -ENAMETOOLONG;
 	if (parent == SG_ROOT_ID && strcmp(name, RESERVED_NAME) == 0)
 		return -EPERM;
+	if (IS_VIRTUAL(parent))
+		return -EROFS;
 	return 0;
 }
 
@@ -103,6 +119,69 @@ static void reply_entry(fuse_req_t req, const sg_attr *a)
 		sg_inode_put(&fs->inodes, in, 0, 0);
 	if (fuse_reply_entry(req, &e) == 0)
 		sg_inode_ref(&fs->inodes, a->id, 1);
+}
+
+static void virtual_stat(fuse_ino_t ino, struct stat *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->st_ino = ino;
+	if (ino == INO_SIGIL_DIR) {
+		s->st_mode = S_IFDIR | 0555;
+		s->st_nlink = 2;
+	} else {
+		s->st_mode = S_IFREG | 0444;
+		s->st_nlink = 1;
+	}
+	clock_gettime(CLOCK_REALTIME, &s->st_mtim);
+	s->st_atim = s->st_ctim = s->st_mtim;
+}
+
+static void reply_virtual_entry(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = ino;
+	e.generation = 1;
+	/* status changes all the time: no caching */
+	virtual_stat(ino, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+static int conflict_line(void *ctx, const sg_conflict *c)
+{
+	FILE *f = ctx;
+
+	fprintf(f, "%llu\t%s\t%llx\t%016llx\t%llx\t%016llx\t%zu\n", (unsigned long long)c->seq,
+		c->path, (unsigned long long)c->loser.hlc, (unsigned long long)c->loser.origin,
+		(unsigned long long)c->winner.hlc, (unsigned long long)c->winner.origin, c->len);
+	return 0;
+}
+
+/* Generate /.sigil/conflicts: one line per conflict, tab-separated: seq, path,
+ * loser hlc, loser origin, winner hlc, winner origin, bytes of lost content. */
+static int virtual_open(sg_fs *fs, fuse_ino_t ino, struct vfile **out)
+{
+	struct vfile *v = calloc(1, sizeof(*v));
+	FILE *f;
+	int rc;
+
+	if (!v)
+		return -ENOMEM;
+	f = open_memstream(&v->data, &v->len);
+	if (!f) {
+		free(v);
+		return -ENOMEM;
+	}
+	rc = ino == INO_CONFLICTS ? sg_store_conflicts(fs->st, 0, 0, conflict_line, f) : -ENOENT;
+	fclose(f);
+	if (rc) {
+		free(v->data);
+		free(v);
+		return rc;
+	}
+	*out = v;
+	return 0;
 }
 
 static void reply_attr(fuse_req_t req, const sg_attr *a, struct sg_inode *in)
@@ -210,7 +289,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (parent == SG_ROOT_ID && strcmp(name, RESERVED_NAME) == 0) {
-		fuse_reply_err(req, ENOENT);
+		reply_virtual_entry(req, INO_SIGIL_DIR);
+		return;
+	}
+	if (parent == INO_SIGIL_DIR) {
+		if (strcmp(name, "conflicts") == 0)
+			reply_virtual_entry(req, INO_CONFLICTS);
+		else
+			fuse_reply_err(req, ENOENT);
 		return;
 	}
 	rc = sg_store_lookup(fs_of(req)->st, parent, name, &a);
@@ -263,9 +349,18 @@ static int attr_get(sg_fs *fs, fuse_ino_t ino, struct sg_inode *in, sg_attr *a)
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	sg_fs *fs = fs_of(req);
-	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
+	struct sg_inode *in;
 	sg_attr a;
-	int rc = attr_get(fs, ino, in, &a);
+	int rc;
+
+	if (IS_VIRTUAL(ino)) {
+		struct stat s;
+		virtual_stat(ino, &s);
+		fuse_reply_attr(req, &s, 0);
+		return;
+	}
+	in = sg_inode_get(&fs->inodes, ino, 0);
+	rc = attr_get(fs, ino, in, &a);
 
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -279,12 +374,17 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		       struct fuse_file_info *fi)
 {
 	sg_fs *fs = fs_of(req);
-	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
+	struct sg_inode *in;
 	int64_t now = sg_now_ns();
 	unsigned mask = 0;
 	sg_attr want, a;
 	int rc = 0;
 
+	if (IS_VIRTUAL(ino)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	in = sg_inode_get(&fs->inodes, ino, 0);
 	memset(&want, 0, sizeof(want));
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		mask |= SG_SET_MODE;
@@ -571,7 +671,29 @@ static int open_inode(sg_fs *fs, fuse_ino_t ino, int flags, struct sg_inode **ou
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sg_inode *in;
-	int keep, rc = open_inode(fs_of(req), ino, fi->flags, &in, &keep);
+	int keep, rc;
+
+	if (IS_VIRTUAL(ino)) {
+		struct vfile *v;
+
+		if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+			fuse_reply_err(req, EROFS);
+			return;
+		}
+		rc = virtual_open(fs_of(req), ino, &v);
+		if (rc) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		fi->fh = (uint64_t)(uintptr_t)v;
+		fi->direct_io = 1; /* its size is not known to stat */
+		if (fuse_reply_open(req, fi) != 0) {
+			free(v->data);
+			free(v);
+		}
+		return;
+	}
+	rc = open_inode(fs_of(req), ino, fi->flags, &in, &keep);
 
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -624,6 +746,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
 	char *copy = NULL;
 	size_t n = 0;
+
+	if (IS_VIRTUAL(ino)) {
+		struct vfile *v = (struct vfile *)(uintptr_t)fi->fh;
+		if (off < 0 || (size_t)off >= v->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, v->data + off,
+				       v->len - (size_t)off < size ? v->len - (size_t)off : size);
+		return;
+	}
 
 	pthread_mutex_lock(&in->lock);
 	if (off >= 0 && (size_t)off < in->len) {
@@ -678,6 +810,11 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
 	int rc;
 
+	if (IS_VIRTUAL(ino)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+
 	pthread_mutex_lock(&in->lock);
 	rc = commit(fs_of(req), in);
 	pthread_mutex_unlock(&in->lock);
@@ -688,6 +825,11 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
 	int rc;
+
+	if (IS_VIRTUAL(ino)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 
 	pthread_mutex_lock(&in->lock);
 	rc = commit(fs_of(req), in);
@@ -701,6 +843,14 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	sg_fs *fs = fs_of(req);
 	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
+
+	if (IS_VIRTUAL(ino)) {
+		struct vfile *v = (struct vfile *)(uintptr_t)fi->fh;
+		free(v->data);
+		free(v);
+		fuse_reply_err(req, 0);
+		return;
+	}
 
 	pthread_mutex_lock(&in->lock);
 	commit(fs, in);
@@ -766,10 +916,16 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	sg_attr a;
 	int rc = d ? 0 : -ENOMEM;
 
-	rc = rc ? rc : sg_store_getattr(fs->st, ino, &a);
-	rc = rc ? rc : snap_add(d, ino, SG_TYPE_DIR, ".");
-	rc = rc ? rc : snap_add(d, a.parent, SG_TYPE_DIR, "..");
-	rc = rc ? rc : sg_store_list(fs->st, ino, NULL, snap_cb, d);
+	if (ino == INO_SIGIL_DIR) {
+		rc = rc ? rc : snap_add(d, ino, SG_TYPE_DIR, ".");
+		rc = rc ? rc : snap_add(d, SG_ROOT_ID, SG_TYPE_DIR, "..");
+		rc = rc ? rc : snap_add(d, INO_CONFLICTS, SG_TYPE_FILE, "conflicts");
+	} else {
+		rc = rc ? rc : sg_store_getattr(fs->st, ino, &a);
+		rc = rc ? rc : snap_add(d, ino, SG_TYPE_DIR, ".");
+		rc = rc ? rc : snap_add(d, a.parent, SG_TYPE_DIR, "..");
+		rc = rc ? rc : sg_store_list(fs->st, ino, NULL, snap_cb, d);
+	}
 	if (rc) {
 		if (d)
 			snap_free(d);
@@ -862,7 +1018,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
 	void *val = NULL;
 	size_t len = 0;
-	int rc = xattr_ns(name);
+	int rc = IS_VIRTUAL(ino) ? -ENODATA : xattr_ns(name);
 
 	if (rc == -ENOTSUP)
 		rc = -ENODATA; /* security.capability and friends: simply not there */
@@ -883,7 +1039,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char *names = NULL;
 	size_t len = 0;
-	int rc = sg_store_listxattr(fs_of(req)->st, ino, &names, &len);
+	int rc = IS_VIRTUAL(ino) ? 0 : sg_store_listxattr(fs_of(req)->st, ino, &names, &len);
 
 	if (rc)
 		fuse_reply_err(req, -rc);

@@ -332,7 +332,7 @@ static int meta_init(sg_store *st, const sg_store_opts *opts)
 			uint64_t v;
 		} init[] = {{"format", SG_STORE_FORMAT}, {"node_id", 0}, {"version", 0}, {"seq", 0},
 			    {"hlc", 0}, {"next_id", SG_ROOT_ID + 1}, {"live", 1}, {"tombs", 0},
-			    {"conflict_seq", 0}};
+			    {"conflict_seq", 0}, {"store_id", 0}};
 		struct sg_rec root;
 		unsigned char k[8];
 		MDB_val key = {8, k}, val = {sizeof(root), &root};
@@ -342,6 +342,10 @@ static int meta_init(sg_store *st, const sg_store_opts *opts)
 		while (id == 0 && getrandom(&id, sizeof(id), 0) != sizeof(id))
 			;
 		init[1].v = id;
+		id = 0;
+		while (id == 0 && getrandom(&id, sizeof(id), 0) != sizeof(id))
+			;
+		init[sizeof(init) / sizeof(init[0]) - 1].v = id ? id : 1;
 		for (size_t i = 0; i < sizeof(init) / sizeof(init[0]) && !rc; i++) {
 			MDB_val mk = {strlen(init[i].k), (void *)init[i].k}, mv = {8, &init[i].v};
 			rc = mdb_put(txn, st->meta, &mk, &mv, 0);
@@ -368,8 +372,9 @@ static int meta_init(sg_store *st, const sg_store_opts *opts)
 	}
 
 	{
-		uint64_t node, ver, hlc, live, tombs;
+		uint64_t node, ver, hlc, live, tombs, sid;
 		rc = sg_meta_get(st, txn, "node_id", &node);
+		rc = rc ? rc : sg_meta_get(st, txn, "store_id", &sid);
 		rc = rc ? rc : sg_meta_get(st, txn, "version", &ver);
 		rc = rc ? rc : sg_meta_get(st, txn, "hlc", &hlc);
 		rc = rc ? rc : sg_meta_get(st, txn, "live", &live);
@@ -386,6 +391,7 @@ static int meta_init(sg_store *st, const sg_store_opts *opts)
 			return -EINVAL;
 		}
 		st->node_id = node;
+		st->store_id = sid;
 		atomic_store(&st->version, ver);
 		atomic_store(&st->hlc, hlc);
 		atomic_store(&st->live, live);
@@ -485,6 +491,11 @@ void sg_store_close(sg_store *st)
 uint64_t sg_store_node_id(const sg_store *st)
 {
 	return st->node_id;
+}
+
+uint64_t sg_store_id(const sg_store *st)
+{
+	return st->store_id;
 }
 
 uint64_t sg_store_version(sg_store *st)

@@ -178,6 +178,10 @@ void sg_store_close(sg_store *st);
 /** This node's id (as stored). */
 uint64_t sg_store_node_id(const sg_store *st);
 
+/** A random id made when the store was created: a peer's cursor into this
+ *  store's versions is only good for the same id. Never 0. */
+uint64_t sg_store_id(const sg_store *st);
+
 /** The newest store-wide version committed. */
 uint64_t sg_store_version(sg_store *st);
 

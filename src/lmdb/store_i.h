@@ -95,6 +95,7 @@ struct sg_store {
 	MDB_dbi meta, ent, dir, data, xattr, log, origins, conflicts;
 	char *path;
 	uint64_t node_id;
+	uint64_t store_id;
 	uint64_t max_file;
 	uint64_t map_size, max_map;
 	unsigned batch_max;

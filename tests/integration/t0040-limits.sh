@@ -154,12 +154,17 @@ sg_daemon_alive "$A_PID" "the daemon is alive after the refusals"
 check_eq "target" "$(cat "$MNT/hl-src")" "the mount still serves after the refusals"
 
 # ---- the reserved root name .sigil
+# /.sigil is the read-only status directory (hidden from listings, like ZFS's
+# .zfs): nothing can be made there or in its place
 check_err "Operation not permitted" "touch .sigil at the root: EPERM" touch "$MNT/.sigil"
-check_err "Operation not permitted" "mkdir .sigil at the root: EPERM" mkdir "$MNT/.sigil"
-check_err "Operation not permitted" "ln -s to .sigil at the root: EPERM" ln -s x "$MNT/.sigil"
-printf 'x\n' >"$MNT/to-rename"
-check_err "Operation not permitted" "mv a file to .sigil at the root: EPERM" mv "$MNT/to-rename" "$MNT/.sigil"
-check_eq "to-rename" "$(ls "$MNT" | grep to-rename)" "the refused rename left the file in place"
+check_err "File exists" "mkdir .sigil at the root: EEXIST (the status dir)" mkdir "$MNT/.sigil"
+check_err "Read-only file system" "ln -s into .sigil: EROFS" ln -s x "$MNT/.sigil"
+touch "$MNT/to-rename"
+check_err "Read-only file system" "mv a file into .sigil: EROFS" mv "$MNT/to-rename" "$MNT/.sigil"
+check_eq "to-rename" "$(ls "$MNT" | grep to-rename)" "the refused move left the file in place"
+check_err "Read-only file system" "writing .sigil/conflicts: EROFS" sh -c "echo x >'$MNT/.sigil/conflicts'"
+check_eq "conflicts" "$(ls "$MNT/.sigil")" "ls .sigil lists the status files"
+check_eq "" "$(cat "$MNT/.sigil/conflicts")" "a lone node has no conflicts"
 check_eq "" "$(ls -A "$MNT" | grep -Fx '.sigil')" ".sigil does not appear at the root"
 mkdir -p "$MNT/sub"
 check "touch sub/.sigil (a normal name below the root)" sh -c "echo below >'$MNT/sub/.sigil'"

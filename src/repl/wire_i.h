@@ -1,0 +1,106 @@
+/* wire_i.h: private to src/repl/: the messages peers exchange and their codec.
+ * Decoding validates everything before anything is used: a message from the
+ * network is hostile until proven otherwise. */
+#ifndef SIGIL_WIRE_I_H
+#define SIGIL_WIRE_I_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lmdb/store.h"
+
+/*
+ * Encoding: little-endian integers, length-prefixed byte strings; no
+ * padding, no pointers, no trailing bytes. Every message starts with
+ *   magic u32 "SGL1" (0x314c4753), version u16 (1), type u16,
+ *   node_id u64, incarnation u64, node_name str8, listen_url str16
+ * followed by the fields of its type (see sg_msg). str8 = u8 length + bytes,
+ * str16 = u16 length + bytes, blob32 = u32 length + bytes.
+ * A change: path str16, type u8, mode u32, uid u32, gid u32, mtime i64,
+ * ctime i64, stamp (hlc u64, origin u64, seq u64), base (hlc, origin, seq),
+ * data blob32, nxattrs u16, then per xattr: name str8, value blob32.
+ */
+
+#define SG_WIRE_MAGIC 0x314c4753u
+#define SG_WIRE_VERSION 1
+
+enum sg_msg_type {
+	SG_MSG_PULL = 1,    /* requester -> responder: changes after `since`, please */
+	SG_MSG_CHANGES = 2, /* responder -> requester: a page of changes */
+	SG_MSG_PUSH = 3,    /* fresh changes, unasked */
+	SG_MSG_ACK = 4,     /* reply to PUSH: `code` 0 or an errno */
+};
+
+/** Limits a decoder enforces; a message past any of them is refused. */
+typedef struct sg_wire_limits {
+	size_t max_msg;       /* bytes in one message; default 80 MiB */
+	uint64_t max_file;    /* bytes of one change's data; default SG_DEFAULT_MAX_FILE */
+	size_t max_changes;   /* changes in one message; default 100000 */
+	size_t max_peers;     /* peer URLs in one message; default 256 */
+} sg_wire_limits;
+
+/** A decoded or to-be-encoded message. Decoded: one allocation, free with sg_wire_free(). */
+typedef struct sg_msg {
+	uint32_t type;           /* enum sg_msg_type */
+	uint64_t node_id;        /* the sender's node id, never 0 */
+	uint64_t incarnation;    /* the sender's store id, never 0: new when its data dir is new */
+	const char *node_name;   /* the sender's name: 1..64 printable ASCII bytes, no spaces */
+	const char *listen_url;  /* the sender's own URL, "" if it does not listen */
+
+	/* PULL */
+	uint64_t since;          /* responder version already consumed by the requester */
+	uint32_t max_bytes;      /* largest CHANGES page the requester accepts */
+	uint64_t known_incarnation; /* responder incarnation the cursor belongs to (0: none) */
+
+	/* CHANGES (a reply to PULL) and PUSH */
+	uint64_t next;           /* CHANGES: pass as `since` next time */
+	uint32_t more;           /* CHANGES: 1 if more changes are waiting */
+	const sg_change *changes;
+	size_t nchanges;
+
+	/* PULL and CHANGES: peer URLs the sender knows (membership gossip) */
+	const char *const *peers;
+	size_t npeers;
+
+	/* ACK */
+	uint32_t code;
+} sg_msg;
+
+/*
+ * Field presence per type, in this order after the header:
+ *   PULL:    since u64, max_bytes u32, known_incarnation u64, npeers u16, peers str16...
+ *   CHANGES: next u64, more u8, nchanges u32, changes..., npeers u16, peers str16...
+ *   PUSH:    nchanges u32, changes...
+ *   ACK:     code u32
+ */
+
+/**
+ * Encode `m`. @param[out] out malloc'd bytes, owned by the caller.
+ * @return 0, -EINVAL (a field out of range: the same rules decode enforces), -ENOMEM.
+ */
+int sg_wire_encode(const sg_msg *m, void **out, size_t *len);
+
+/**
+ * Decode and validate. Every rule below is checked; any failure is -EBADMSG
+ * (-EMSGSIZE when `len` > lim->max_msg). lim NULL: defaults.
+ * Rules: magic, version, known type; lengths inside the buffer and no bytes
+ * left over; node_id, incarnation non-zero; node_name 1..64 bytes of [A-Za-z0-9._-];
+ * URLs at most 256 bytes, printable, scheme tcp://, tls+tcp://, ipc:// or
+ * inproc://, or empty for listen_url; each change: path normalized (no
+ * leading or trailing '/', no empty, "." or ".." component, each component
+ * 1..255 bytes, no NUL, at most SG_PATH_MAX bytes), type 1..4, mode <= 07777,
+ * stamp.hlc and stamp.origin non-zero (except a directory placeholder:
+ * all-zero stamp), data only for files (<= max_file) and symlinks
+ * (1..SG_PATH_MAX bytes), none for directories and tombstones; xattrs only on
+ * live entries, at most 256, names "user." + 1..250 bytes, values <= 65536.
+ * @param[out] out the message, one allocation; pointers point into it.
+ */
+int sg_wire_decode(const void *buf, size_t len, const sg_wire_limits *lim, sg_msg **out);
+
+/** Free a decoded message. NULL accepted. */
+void sg_wire_free(sg_msg *m);
+
+/** Bytes a change takes on the wire (to cut pages to a size). */
+size_t sg_wire_change_size(const sg_change *c);
+
+#endif
