@@ -1148,9 +1148,9 @@ int sg_store_removexattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const
 	return submit(st, &op, NULL);
 }
 
-int sg_store_apply(sg_store *st, const sg_change *c)
+/* What sg_store_apply() refuses before queueing; 0 if the change may go to the writer. */
+static int apply_check(sg_store *st, const sg_change *c)
 {
-	struct sg_op op = {.kind = OP_APPLY, .stamp = &c->stamp, .change = c};
 
 	if (!c->path || !*c->path || strlen(c->path) > SG_PATH_MAX)
 		return c->path && *c->path ? -ENAMETOOLONG : -EINVAL;
@@ -1167,7 +1167,39 @@ int sg_store_apply(sg_store *st, const sg_change *c)
 		if (!c->xattrs[i].name || strncmp(c->xattrs[i].name, "user.", 5) ||
 		    strlen(c->xattrs[i].name) > SG_NAME_MAX || c->xattrs[i].len > SG_XATTR_MAX)
 			return -EINVAL;
-	return submit(st, &op, NULL);
+	return 0;
+}
+
+int sg_store_apply(sg_store *st, const sg_change *c)
+{
+	struct sg_op op = {.kind = OP_APPLY, .stamp = &c->stamp, .change = c};
+	int rc = apply_check(st, c);
+
+	return rc ? rc : submit(st, &op, NULL);
+}
+
+int sg_store_apply_many(sg_store *st, const sg_change *c, size_t n, int *rcs)
+{
+	struct sg_op *ops = calloc(n ? n : 1, sizeof(*ops));
+	size_t k = 0;
+
+	if (!ops)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		rcs[i] = apply_check(st, &c[i]);
+		if (rcs[i])
+			continue;
+		ops[k].kind = OP_APPLY;
+		ops[k].stamp = &c[i].stamp;
+		ops[k].change = &c[i];
+		ops[k].id = i; /* where its result goes */
+		k++;
+	}
+	sg_writer_submit_many(st, ops, k);
+	for (size_t j = 0; j < k; j++)
+		rcs[ops[j].id] = ops[j].rc;
+	free(ops);
+	return 0;
 }
 
 int sg_store_sync(sg_store *st)

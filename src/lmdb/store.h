@@ -340,6 +340,14 @@ int sg_store_removexattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const
  */
 int sg_store_apply(sg_store *st, const sg_change *c);
 
+/**
+ * Apply n changes as sg_store_apply() would, queued together so that the
+ * writer commits them in as few transactions as it can, in order.
+ * @param[out] rcs  each change's result (0, -ESTALE, ...)
+ * @return 0 once all are done (per-change results in rcs), -ENOMEM.
+ */
+int sg_store_apply_many(sg_store *st, const sg_change *c, size_t n, int *rcs);
+
 /** List recorded conflicts with seq > after, oldest first (at most max; 0: all). */
 int sg_store_conflicts(sg_store *st, uint64_t after, size_t max, sg_conflict_cb cb, void *ctx);
 

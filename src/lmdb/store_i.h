@@ -137,5 +137,7 @@ int sg_meta_get(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out);
 int sg_writer_start(sg_store *st);
 void sg_writer_stop(sg_store *st);
 int sg_writer_submit(sg_store *st, struct sg_op *op);
+/* Queue ops[0..n) together and wait for all; each op's rc says how it went. */
+void sg_writer_submit_many(sg_store *st, struct sg_op *ops, size_t n);
 
 #endif

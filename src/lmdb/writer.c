@@ -1448,3 +1448,29 @@ int sg_writer_submit(sg_store *st, struct sg_op *op)
 	pthread_mutex_unlock(&st->q_lock);
 	return op->rc;
 }
+
+void sg_writer_submit_many(sg_store *st, struct sg_op *ops, size_t n)
+{
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&st->q_lock);
+	for (size_t i = 0; i < n; i++) {
+		ops[i].next = NULL;
+		ops[i].done = 0;
+		if (st->stop) {
+			ops[i].rc = -ESHUTDOWN;
+			ops[i].done = 1;
+			continue;
+		}
+		if (st->q_tail)
+			st->q_tail->next = &ops[i];
+		else
+			st->q_head = &ops[i];
+		st->q_tail = &ops[i];
+	}
+	pthread_cond_signal(&st->q_cond);
+	for (size_t i = 0; i < n; i++)
+		while (!ops[i].done)
+			pthread_cond_wait(&st->done_cond, &st->q_lock);
+	pthread_mutex_unlock(&st->q_lock);
+}

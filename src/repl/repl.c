@@ -424,12 +424,28 @@ static int too_far_ahead(sg_repl *r, const sg_change *c)
 	return c->stamp.hlc > limit;
 }
 
-static void apply_one(sg_repl *r, const sg_change *c, int may_quarantine)
+/* Count and log one store result. */
+static void applied(sg_repl *r, const sg_change *c, int rc)
 {
-	int rc;
+	if (rc == 0) {
+		atomic_fetch_add(&r->applied, 1);
+		sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-REPL-APPLIED", "%s from %016llx", c->path,
+		       (unsigned long long)c->stamp.origin);
+	} else if (rc == -ESTALE) {
+		atomic_fetch_add(&r->stale, 1);
+	} else {
+		uint64_t n = atomic_fetch_add(&r->refused, 1) + 1;
+		if (n <= 10 || n % 1000 == 0)
+			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-REFUSED", "%s from %016llx: %s",
+			       c->path, (unsigned long long)c->stamp.origin, strerror(-rc));
+	}
+}
 
+/* Is c fit to apply now? 0: apply; 1: skip (local-only, or held for later). */
+static int screen(sg_repl *r, const sg_change *c, int may_quarantine)
+{
 	if (sg_repl_local_only(r, c->path))
-		return;
+		return 1;
 	if (too_far_ahead(r, c)) {
 		uint64_t n = atomic_fetch_add(&r->quarantined, 1) + 1;
 		if (n == 1 || n % 1000 == 0)
@@ -442,21 +458,39 @@ static void apply_one(sg_repl *r, const sg_change *c, int may_quarantine)
 			       r->max_offset_ms, (unsigned long long)n);
 		if (may_quarantine)
 			quarantine_add(r, c);
+		return 1;
+	}
+	return 0;
+}
+
+static void apply_one(sg_repl *r, const sg_change *c, int may_quarantine)
+{
+	if (screen(r, c, may_quarantine) == 0)
+		applied(r, c, sg_store_apply(r->st, c));
+}
+
+/* Apply a page of changes in order, queued together: one commit, not one each. */
+static void apply_all(sg_repl *r, const sg_change *cs, size_t n, int may_quarantine)
+{
+	sg_change *ok = malloc((n ? n : 1) * sizeof(*ok));
+	int *rcs = malloc((n ? n : 1) * sizeof(*rcs));
+	size_t k = 0;
+
+	if (!ok || !rcs) {
+		free(ok);
+		free(rcs);
+		for (size_t i = 0; i < n; i++)
+			apply_one(r, &cs[i], may_quarantine);
 		return;
 	}
-	rc = sg_store_apply(r->st, c);
-	if (rc == 0) {
-		atomic_fetch_add(&r->applied, 1);
-		sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-REPL-APPLIED", "%s from %016llx",
-		       c->path, (unsigned long long)c->stamp.origin);
-	} else if (rc == -ESTALE) {
-		atomic_fetch_add(&r->stale, 1);
-	} else {
-		uint64_t n = atomic_fetch_add(&r->refused, 1) + 1;
-		if (n <= 10 || n % 1000 == 0)
-			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-REFUSED", "%s from %016llx: %s",
-			       c->path, (unsigned long long)c->stamp.origin, strerror(-rc));
-	}
+	for (size_t i = 0; i < n; i++)
+		if (screen(r, &cs[i], may_quarantine) == 0)
+			ok[k++] = cs[i];
+	if (k && sg_store_apply_many(r->st, ok, k, rcs) == 0)
+		for (size_t i = 0; i < k; i++)
+			applied(r, &ok[i], rcs[i]);
+	free(ok);
+	free(rcs);
 }
 
 /* ---- the server: answer PULL and PUSH ---- */
@@ -492,8 +526,7 @@ static nng_msg *serve(sg_repl *r, const sg_msg *m)
 		return rc ? NULL : out;
 	}
 	if (m->type == SG_MSG_PUSH) {
-		for (size_t i = 0; i < m->nchanges; i++)
-			apply_one(r, &m->changes[i], 0);
+		apply_all(r, m->changes, m->nchanges, 0);
 		msg_head(r, &reply, SG_MSG_ACK);
 		return to_nng(&reply, &out) ? NULL : out;
 	}
@@ -626,8 +659,7 @@ static void pull_from(sg_repl *r, struct peer *p)
 			return;
 		}
 		p->node_id = reply->node_id;
-		for (size_t i = 0; i < reply->nchanges; i++)
-			apply_one(r, &reply->changes[i], 1);
+		apply_all(r, reply->changes, reply->nchanges, 1);
 		peers_learn(r, reply);
 		p->pull_since = reply->next;
 		p->pull_inc = reply->incarnation;

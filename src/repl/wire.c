@@ -664,12 +664,40 @@ static int add_array(size_t *acc, size_t n, size_t size)
 	return add_size(acc, n * size);
 }
 
+/* Where the parts of the block go: sg_msg, changes, xattrs, peers, then the strings. */
+struct layout {
+	size_t ch, xa, peers, str, total;
+};
+
+static int layout_of(const struct dec *d, struct layout *l)
+{
+	size_t n = sizeof(sg_msg);
+	int ok = align_size(&n);
+
+	l->ch = n;
+	ok = ok && add_array(&n, d->nchanges, sizeof(sg_change)) && align_size(&n);
+	l->xa = n;
+	ok = ok && add_array(&n, d->nxattrs, sizeof(sg_xattr)) && align_size(&n);
+	l->peers = n;
+	ok = ok && add_array(&n, d->npeers, sizeof(char *));
+	l->str = n;
+	ok = ok && add_size(&n, d->nbytes);
+	l->total = n;
+	return ok;
+}
+
+static void *at(void *block, size_t off)
+{
+	return (char *)block + off;
+}
+
 int sg_wire_decode(const void *buf, size_t len, const sg_wire_limits *lim, sg_msg **out)
 {
 	struct dec d = {0};
-	sg_msg scratch = {0}, *m;
-	size_t max_msg = WIRE_DEFAULT_MAX_MSG, off_ch, off_xa, off_peers, off_str, total;
-	unsigned char *block;
+	struct layout l;
+	sg_msg scratch = {0};
+	size_t max_msg = WIRE_DEFAULT_MAX_MSG;
+	void *block;
 	int rc;
 
 	if (out == NULL || (buf == NULL && len > 0)) {
@@ -689,52 +717,36 @@ int sg_wire_decode(const void *buf, size_t len, const sg_wire_limits *lim, sg_ms
 		return -EMSGSIZE;
 	}
 
+	/* first pass: validate and count */
 	d.r = (struct rd){.p = buf, .left = len};
 	rc = parse_msg(&d, &scratch);
 	if (rc) {
 		return rc;
 	}
-
-	total = sizeof(sg_msg);
-	if (!align_size(&total)) {
+	if (!layout_of(&d, &l)) {
 		return -ENOMEM;
 	}
-	off_ch = total;
-	if (!add_array(&total, d.nchanges, sizeof(sg_change)) || !align_size(&total)) {
-		return -ENOMEM;
-	}
-	off_xa = total;
-	if (!add_array(&total, d.nxattrs, sizeof(sg_xattr)) || !align_size(&total)) {
-		return -ENOMEM;
-	}
-	off_peers = total;
-	if (!add_array(&total, d.npeers, sizeof(char *))) {
-		return -ENOMEM;
-	}
-	off_str = total;
-	if (!add_size(&total, d.nbytes)) {
-		return -ENOMEM;
-	}
-	block = calloc(1, total);
+	block = calloc(1, l.total);
 	if (block == NULL) {
 		return -ENOMEM;
 	}
-	m = (sg_msg *)block;
-	d.ch = (sg_change *)(block + off_ch);
-	d.xa = (sg_xattr *)(block + off_xa);
-	d.peers = (const char **)(block + off_peers);
-	d.str = (char *)(block + off_str);
+
+	/* second pass: validate again and fill the block */
+	d.ch = at(block, l.ch);
+	d.xa = at(block, l.xa);
+	d.peers = at(block, l.peers);
+	d.str = at(block, l.str);
 	d.fill = 1;
 	d.r = (struct rd){.p = buf, .left = len};
-	rc = parse_msg(&d, m);
+	rc = parse_msg(&d, block);
 	if (rc == 0 && (d.xa_used != d.nxattrs || d.str_used != d.nbytes)) {
-		rc = -EBADMSG; /* the buffer changed under us */
+		rc = -EBADMSG; /* the buffer changed between the passes */
 	}
 	if (rc) {
 		free(block);
 		return rc;
 	}
-	*out = m;
+	*out = block;
 	return 0;
 }
 
