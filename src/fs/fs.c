@@ -103,6 +103,15 @@ static int name_ok(fuse_ino_t parent, const char *name)
 	return 0;
 }
 
+/* Undo one kernel reference (a reply that did not reach the kernel). */
+static void inode_unref(sg_fs *fs, uint64_t ino)
+{
+	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
+
+	if (in)
+		sg_inode_put(&fs->inodes, in, 1, 0);
+}
+
 static void reply_entry(fuse_req_t req, const sg_attr *a)
 {
 	sg_fs *fs = fs_of(req);
@@ -117,8 +126,10 @@ static void reply_entry(fuse_req_t req, const sg_attr *a)
 	stat_of(a, in, &e.attr);
 	if (in)
 		sg_inode_put(&fs->inodes, in, 0, 0);
-	if (fuse_reply_entry(req, &e) == 0)
-		sg_inode_ref(&fs->inodes, a->id, 1);
+	/* count the reference before the kernel can forget it */
+	sg_inode_ref(&fs->inodes, a->id, 1);
+	if (fuse_reply_entry(req, &e) != 0)
+		inode_unref(fs, a->id);
 }
 
 static void virtual_stat(fuse_ino_t ino, struct stat *s)
@@ -541,6 +552,7 @@ static struct sg_inode *victim_hold(sg_fs *fs, fuse_ino_t parent, const char *na
 	if (!in)
 		return NULL; /* the kernel holds no reference: nothing can open it */
 	pthread_mutex_lock(&in->lock);
+	in->held++; /* a release meanwhile must not drop the buffer */
 	if (!in->loaded) {
 		void *data;
 		size_t len;
@@ -562,10 +574,11 @@ static void victim_release(sg_fs *fs, struct sg_inode *in, int removed)
 	if (!in)
 		return;
 	pthread_mutex_lock(&in->lock);
+	in->held--;
 	if (removed && in->loaded) {
 		in->dirty = 0; /* as on a local fs, unsaved data goes with the file */
 		in->gone = 1;
-	} else if (!removed && in->loaded && !in->nopen && !in->dirty) {
+	} else if (!removed && in->loaded && !in->nopen && !in->dirty && !in->held) {
 		/* the entry stays: the store, not a buffer nobody uses, holds its content */
 		free(in->buf);
 		in->buf = NULL;
@@ -730,9 +743,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.entry_timeout = fs->entry_timeout;
 	stat_of(&a, NULL, &e.attr);
 	fi->fh = (uint64_t)(uintptr_t)in;
-	if (fuse_reply_create(req, &e, fi) == 0) {
-		sg_inode_ref(&fs->inodes, a.id, 1);
-	} else {
+	sg_inode_ref(&fs->inodes, a.id, 1);
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		inode_unref(fs, a.id);
 		pthread_mutex_lock(&in->lock);
 		in->nopen--;
 		pthread_mutex_unlock(&in->lock);
@@ -854,7 +867,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	pthread_mutex_lock(&in->lock);
 	commit(fs, in);
-	if (--in->nopen == 0 && !in->dirty && !in->gone) {
+	if (--in->nopen == 0 && !in->dirty && !in->gone && !in->held) {
 		/* the last handle: the kernel's page cache keeps what it needs */
 		free(in->buf);
 		in->buf = NULL;

@@ -23,6 +23,7 @@ struct sg_inode {
 	_Atomic int stale;  /* changed by a peer since the kernel cached it (set without the lock) */
 	int gone;           /* unlinked or replaced: serve the kernel from buf until it
 			       forgets the inode; commit nothing */
+	int held;           /* unlinks/renames in flight that may make it gone: keep buf */
 	int64_t mtime_ns;   /* of the buffered content */
 	sg_attr last;       /* last attributes seen, for an unlinked open file */
 	struct sg_inode *next;

@@ -371,7 +371,8 @@ static int page_cb(void *ctx, const sg_change *c)
 	struct page *pg = ctx;
 	int rc;
 
-	if (sg_repl_local_only(pg->r, c->path) ||
+	/* the root's own attributes stay local: it has no path a peer could apply */
+	if (!*c->path || sg_repl_local_only(pg->r, c->path) ||
 	    (pg->only_origin && c->stamp.origin != pg->only_origin)) {
 		pg->next = c->version; /* not for peers: step over it */
 		return 0;
