@@ -644,6 +644,16 @@ static int is_below(struct wctx *w, uint64_t id, uint64_t anc)
 	return 1;
 }
 
+/* Set an entry's base: the version at its path that its change replaced. */
+static int base_set(struct wctx *w, uint64_t id, struct sg_rec *rec, const char *name,
+		    const sg_stamp *base)
+{
+	rec->base_hlc = base->hlc;
+	rec->base_origin = base->origin;
+	rec->base_seq = base->seq;
+	return rec_put(w, id, rec, name);
+}
+
 /* Point parent/name at entry id (moving its record there), versioned. */
 static int entry_move(struct wctx *w, const sg_stamp *stamp, uint64_t id, struct sg_rec *rec,
 		      uint64_t np, const char *nn, int64_t now)
@@ -750,6 +760,9 @@ static int op_rename(struct wctx *w, struct sg_op *op)
 		rc = 0;
 	}
 	ddir = did && dst.type == SG_TYPE_DIR;
+	/* the bases of the two paths: what this rename replaced at each */
+	const sg_stamp src_prev = {src.hlc, src.origin, src.seq};
+	const sg_stamp dst_prev = did ? (sg_stamp){dst.hlc, dst.origin, dst.seq} : (sg_stamp){0, 0, 0};
 
 	if (op->flags & SG_RENAME_EXCHANGE) {
 		if (!did || dtype == SG_TYPE_TOMBSTONE)
@@ -758,10 +771,16 @@ static int op_rename(struct wctx *w, struct sg_op *op)
 			return -EINVAL;
 		if (refused(op->stamp, &src) || refused(op->stamp, &dst))
 			return -ESTALE;
+		/* each path's new version replaced what the other held there */
+		const sg_stamp sprev = {src.hlc, src.origin, src.seq};
+		const sg_stamp dprev = {dst.hlc, dst.origin, dst.seq};
+
 		rc = entry_move(w, op->stamp, sid, &src, op->nparent, op->nname, now);
+		rc = rc ? rc : base_set(w, sid, &src, op->nname, &dprev);
 		if (!rc && sdir)
 			rc = subtree_bump(w, op->stamp, sid, 0);
 		rc = rc ? rc : entry_move(w, op->stamp, did, &dst, op->parent, op->name, now);
+		rc = rc ? rc : base_set(w, did, &dst, op->name, &sprev);
 		if (!rc && ddir)
 			rc = subtree_bump(w, op->stamp, did, 0);
 		if (!rc && op->parent != op->nparent && sdir != ddir) {
@@ -808,6 +827,7 @@ static int op_rename(struct wctx *w, struct sg_op *op)
 	rc = dirent_del(w, op->parent, op->name);
 	rc = rc ? rc : parent_adjust(w, op->parent, -1, sdir ? -1 : 0, now);
 	rc = rc ? rc : entry_move(w, op->stamp, sid, &src, op->nparent, op->nname, now);
+	rc = rc ? rc : base_set(w, sid, &src, op->nname, &dst_prev);
 	rc = rc ? rc : parent_adjust(w, op->nparent, 1, sdir, now);
 	if (!rc && sdir)
 		rc = subtree_bump(w, op->stamp, sid, 0);
@@ -817,6 +837,7 @@ static int op_rename(struct wctx *w, struct sg_op *op)
 		struct sg_rec t;
 		rc = entry_new(w, op->stamp, op->parent, op->name, SG_TYPE_TOMBSTONE, src.mode, src.uid,
 			       src.gid, NULL, 0, now, now, &tid, &t);
+		rc = rc ? rc : base_set(w, tid, &t, op->name, &src_prev);
 		if (rc)
 			return rc;
 		note(w, tid, op->parent, op->name, sid, SG_TYPE_TOMBSTONE, t.version,

@@ -2086,6 +2086,77 @@ static void test_xattrs_in_changes(void **state)
 	assert_int_equal(sg_store_apply(st, &c), -EINVAL);
 }
 
+/* Replay every row of `src`'s log after `after` on `dst`, as a peer would. */
+struct replay {
+	sg_store *dst;
+	int fails;
+};
+
+static int replay_cb(void *ctx, const sg_change *c)
+{
+	struct replay *r = ctx;
+	int rc = sg_store_apply(r->dst, c);
+
+	if (rc != 0 && rc != -ESTALE)
+		r->fails++;
+	return 0;
+}
+
+static void test_rename_bases(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st, *peer;
+	sg_store_opts so = {0};
+	char dir[] = "/tmp/sigil-peer-XXXXXX";
+	struct replay rp = {0};
+	struct conflicts l;
+	struct rows r;
+	sg_attr a, b;
+	uint64_t v;
+	const struct row *tomb, *moved;
+
+	assert_non_null(mkdtemp(dir));
+	so.dir = dir;
+	so.node_id = NODE_B;
+	assert_int_equal(sg_store_open(&peer, &so), 0);
+	rp.dst = peer;
+
+	mk(st, SG_ROOT_ID, "a.conf", SG_TYPE_FILE, "aaa", &a);
+	mk(st, SG_ROOT_ID, "b.conf", SG_TYPE_FILE, "bbb", &b);
+	assert_int_equal(sg_store_changes_after(st, 0, 0, replay_cb, &rp), 0);
+	v = sg_store_version(st);
+
+	/* a save by rename over an existing file, as sed -i does */
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a.conf", SG_ROOT_ID, "b.conf", 0,
+					 now_ns()),
+			 0);
+	changes(st, v, 0, &r);
+	tomb = row_by_path(&r, "a.conf");
+	moved = row_by_path(&r, "b.conf");
+	assert_non_null(tomb);
+	assert_non_null(moved);
+	assert_int_equal(tomb->type, SG_TYPE_TOMBSTONE);
+	/* each path's base is the version the rename replaced there */
+	assert_stamp_equal(&tomb->base, &a.stamp);
+	assert_stamp_equal(&moved->base, &b.stamp);
+	rows_free(&r);
+
+	/* a peer holding exactly those versions records no conflict */
+	assert_int_equal(sg_store_changes_after(st, v, 0, replay_cb, &rp), 0);
+	assert_int_equal(rp.fails, 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_conflicts(peer, 0, 0, conflict_cb, &l), 0);
+	assert_int_equal(l.n, 0);
+	{
+		sg_attr x;
+		assert_int_equal(sg_store_resolve(peer, "a.conf", &x), -ENOENT);
+		assert_int_equal(sg_store_resolve(peer, "b.conf", &x), 0);
+		assert_content(peer, x.id, "aaa", 3);
+	}
+	sg_store_close(peer);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2094,6 +2165,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_changes_after, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_rename_reversions_subtree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_bases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xattrs_in_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lww_apply, setup, teardown),
