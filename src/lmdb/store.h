@@ -123,9 +123,11 @@ typedef struct sg_change {
 	uint64_t version;   /**< store-wide version (set by sg_store_changes_after; ignored by apply) */
 	uint64_t id;        /**< entry id (set by sg_store_changes_after; ignored by apply) */
 	sg_stamp stamp;
-	/** stamp of the version this change replaced where it was made ({0} for a new
-	 *  entry): a change whose base is older than the held entry did not see it,
-	 *  so the held entry loses to a concurrent write (a conflict) */
+	/** the last version made by another node that the writer had seen at this
+	 *  path before its change ({0}: none); a run of the writer's own edits keeps
+	 *  the base of its first. A change from another origin whose base is older
+	 *  than the held version never saw it: the held version loses to a
+	 *  concurrent write (a conflict) */
 	sg_stamp base;
 	const sg_xattr *xattrs; /**< the entry's complete user.* set after the change */
 	size_t nxattrs;

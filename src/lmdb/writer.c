@@ -170,12 +170,27 @@ static uint64_t hlc_tick(struct wctx *w)
 }
 
 /* Stamp `rec` for a change: local (stamp == NULL) or as given; then version it. */
+/*
+ * The base a local change replacing `rec` carries: the last version from
+ * another node that this node had seen at the path. A run of local edits
+ * (a truncate then a write, a save then a chmod) keeps the base of its first,
+ * so a peer can still tell that the whole run never saw its version.
+ */
+static sg_stamp base_of(const struct wctx *w, const struct sg_rec *rec)
+{
+	if (rec->origin == w->st->node_id)
+		return (sg_stamp){rec->base_hlc, rec->base_origin, rec->base_seq};
+	return (sg_stamp){rec->hlc, rec->origin, rec->seq};
+}
+
 static int stamp_and_log(struct wctx *w, const sg_stamp *stamp, uint64_t id, struct sg_rec *rec)
 {
-	/* the version being replaced is what this change was based on */
-	rec->base_hlc = rec->hlc;
-	rec->base_origin = rec->origin;
-	rec->base_seq = rec->seq;
+	const sg_stamp base = base_of(w, rec);
+
+	/* a remote change's base is set from the change afterwards (apply_base) */
+	rec->base_hlc = base.hlc;
+	rec->base_origin = base.origin;
+	rec->base_seq = base.seq;
 	if (stamp) {
 		unsigned char k[8];
 		MDB_val key = {8, k}, val;
@@ -491,9 +506,11 @@ static int op_create(struct wctx *w, struct sg_op *op)
 		       op->data, op->len, op->now_ns, op->now_ns, &id, &rec);
 	if (!rc && eid) {
 		/* made after seeing the delete: that is its base */
-		rec.base_hlc = old.hlc;
-		rec.base_origin = old.origin;
-		rec.base_seq = old.seq;
+		const sg_stamp b = base_of(w, &old);
+
+		rec.base_hlc = b.hlc;
+		rec.base_origin = b.origin;
+		rec.base_seq = b.seq;
 		rc = rec_put(w, id, &rec, op->name);
 		rc = rc ? rc : op->type == SG_TYPE_DIR ? children_move(w, eid, id)
 						       : subtree_drop(w, eid, 0);
@@ -761,8 +778,8 @@ static int op_rename(struct wctx *w, struct sg_op *op)
 	}
 	ddir = did && dst.type == SG_TYPE_DIR;
 	/* the bases of the two paths: what this rename replaced at each */
-	const sg_stamp src_prev = {src.hlc, src.origin, src.seq};
-	const sg_stamp dst_prev = did ? (sg_stamp){dst.hlc, dst.origin, dst.seq} : (sg_stamp){0, 0, 0};
+	const sg_stamp src_prev = base_of(w, &src);
+	const sg_stamp dst_prev = did ? base_of(w, &dst) : (sg_stamp){0, 0, 0};
 
 	if (op->flags & SG_RENAME_EXCHANGE) {
 		if (!did || dtype == SG_TYPE_TOMBSTONE)
@@ -772,8 +789,8 @@ static int op_rename(struct wctx *w, struct sg_op *op)
 		if (refused(op->stamp, &src) || refused(op->stamp, &dst))
 			return -ESTALE;
 		/* each path's new version replaced what the other held there */
-		const sg_stamp sprev = {src.hlc, src.origin, src.seq};
-		const sg_stamp dprev = {dst.hlc, dst.origin, dst.seq};
+		const sg_stamp sprev = base_of(w, &src);
+		const sg_stamp dprev = base_of(w, &dst);
 
 		rc = entry_move(w, op->stamp, sid, &src, op->nparent, op->nname, now);
 		rc = rc ? rc : base_set(w, sid, &src, op->nname, &dprev);
@@ -1050,6 +1067,7 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 		held = (sg_stamp){rec.hlc, rec.origin, rec.seq};
 		rc = 0;
 		if (rec.type != SG_TYPE_TOMBSTONE && rec.origin != 0 &&
+		    rec.origin != c->stamp.origin && /* one node's versions are in order */
 		    (c->base.hlc < held.hlc ||
 		     (c->base.hlc == held.hlc && c->base.origin < held.origin)) &&
 		    !(rec.type == SG_TYPE_DIR && c->type == SG_TYPE_DIR))

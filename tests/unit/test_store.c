@@ -2111,19 +2111,26 @@ static void test_rename_bases(void **state)
 	struct replay rp = {0};
 	struct conflicts l;
 	struct rows r;
-	sg_attr a, b;
+	sg_attr a, b, x;
+	sg_change c;
 	uint64_t v;
 	const struct row *tomb, *moved;
 
 	assert_non_null(mkdtemp(dir));
 	so.dir = dir;
-	so.node_id = NODE_B;
+	so.node_id = NODE_C;
 	assert_int_equal(sg_store_open(&peer, &so), 0);
 	rp.dst = peer;
 
-	mk(st, SG_ROOT_ID, "a.conf", SG_TYPE_FILE, "aaa", &a);
-	mk(st, SG_ROOT_ID, "b.conf", SG_TYPE_FILE, "bbb", &b);
-	assert_int_equal(sg_store_changes_after(st, 0, 0, replay_cb, &rp), 0);
+	/* both files' versions were made on another node, C, and both nodes hold them */
+	c = file_change("a.conf", "aaa", sg_store_hlc(st) + 1, NODE_C, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_apply(peer, &c), 0);
+	c = file_change("b.conf", "bbb", sg_store_hlc(st) + 1, NODE_C, 2);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_apply(peer, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "a.conf", &a), 0);
+	assert_int_equal(sg_store_resolve(st, "b.conf", &b), 0);
 	v = sg_store_version(st);
 
 	/* a save by rename over an existing file, as sed -i does */
@@ -2141,18 +2148,43 @@ static void test_rename_bases(void **state)
 	assert_stamp_equal(&moved->base, &b.stamp);
 	rows_free(&r);
 
-	/* a peer holding exactly those versions records no conflict */
-	assert_int_equal(sg_store_changes_after(st, v, 0, replay_cb, &rp), 0);
+	/* a run of local edits keeps the base of its first: a truncate then a
+	 * write still says it was made on top of C's version */
+	assert_int_equal(sg_store_resolve(st, "b.conf", &x), 0);
+	v = sg_store_version(st);
+	x.size = 0;
+	assert_int_equal(sg_store_setattr(st, NULL, x.id, SG_SET_SIZE, &x, now_ns(), NULL), 0);
+	assert_int_equal(sg_store_write(st, NULL, x.id, "new", 3, now_ns(), now_ns(), NULL), 0);
+	changes(st, v, 0, &r);
+	assert_int_equal(r.n, 1);
+	assert_stamp_equal(&r.v[0].base, &b.stamp);
+	rows_free(&r);
+
+	/* C, holding exactly the versions these changes replaced, records no conflict */
+	assert_int_equal(sg_store_changes_after(st, 0, 0, replay_cb, &rp), 0);
 	assert_int_equal(rp.fails, 0);
 	memset(&l, 0, sizeof(l));
 	assert_int_equal(sg_store_conflicts(peer, 0, 0, conflict_cb, &l), 0);
 	assert_int_equal(l.n, 0);
-	{
-		sg_attr x;
-		assert_int_equal(sg_store_resolve(peer, "a.conf", &x), -ENOENT);
-		assert_int_equal(sg_store_resolve(peer, "b.conf", &x), 0);
-		assert_content(peer, x.id, "aaa", 3);
-	}
+	assert_int_equal(sg_store_resolve(peer, "a.conf", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(peer, "b.conf", &x), 0);
+	assert_content(peer, x.id, "new", 3);
+
+	/* but had C saved b.conf meanwhile, C's save lost to one that never saw it */
+	c = file_change("b.conf", "c's own", sg_store_hlc(peer) + 1, NODE_C, 3);
+	assert_int_equal(sg_store_resolve(peer, "b.conf", &x), 0);
+	c.base = x.stamp;
+	assert_int_equal(sg_store_apply(peer, &c), 0); /* stands for C's local save */
+	c = file_change("b.conf", "later elsewhere", sg_store_hlc(peer) + 100, NODE_B, 9);
+	c.base = b.stamp; /* its writer last saw C's first version */
+	assert_int_equal(sg_store_apply(peer, &c), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_conflicts(peer, 0, 0, conflict_cb, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.path, "b.conf");
+	assert_int_equal(l.len, 7);
+	assert_memory_equal(l.data, "c's own", 7);
+
 	sg_store_close(peer);
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
