@@ -23,9 +23,13 @@
  * they have inode numbers the store never hands out. Like ZFS's hidden .zfs,
  * /.sigil is reached by name and not listed, so that tools walking the tree
  * (cp -a, rsync, tar, the Git mirror) do not copy status files. */
-#define INO_SIGIL_DIR 0xffffffffffffff00ULL
-#define INO_CONFLICTS 0xffffffffffffff01ULL
-#define IS_VIRTUAL(ino) ((ino) >= INO_SIGIL_DIR)
+#define INO_VIRTUAL 0xffff000000000000ULL
+#define INO_SIGIL_DIR (INO_VIRTUAL + 1)
+#define INO_CONFLICTS (INO_VIRTUAL + 2)
+#define INO_LOST_DIR (INO_VIRTUAL + 3)
+#define INO_LOST_BASE (INO_VIRTUAL + (1ULL << 32)) /* + conflict seq: its lost content */
+#define IS_VIRTUAL(ino) ((ino) >= INO_VIRTUAL)
+#define IS_LOST(ino) ((ino) > INO_LOST_BASE && (ino) < INO_LOST_BASE + (1ULL << 32))
 
 /* A generated status file's content, owned by its open handle. */
 struct vfile {
@@ -136,7 +140,7 @@ static void virtual_stat(fuse_ino_t ino, struct stat *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->st_ino = ino;
-	if (ino == INO_SIGIL_DIR) {
+	if (ino == INO_SIGIL_DIR || ino == INO_LOST_DIR) {
 		s->st_mode = S_IFDIR | 0555;
 		s->st_nlink = 2;
 	} else {
@@ -169,8 +173,45 @@ static int conflict_line(void *ctx, const sg_conflict *c)
 	return 0;
 }
 
+/* The lost content of one conflict, into a memstream. */
+static int lost_content(void *ctx, const sg_conflict *c)
+{
+	FILE *f = ctx;
+
+	if (c->len && fwrite(c->data, 1, c->len, f) != c->len)
+		return -EIO;
+	return 1; /* just this one */
+}
+
+/* Does conflict `seq` exist? */
+static int lost_exists_cb(void *ctx, const sg_conflict *c)
+{
+	*(uint64_t *)ctx = c->seq;
+	return 1;
+}
+
+static int lost_exists(sg_fs *fs, uint64_t seq)
+{
+	uint64_t found = 0;
+
+	sg_store_conflicts(fs->st, seq - 1, 1, lost_exists_cb, &found);
+	return found == seq;
+}
+
+struct dirsnap;
+static int snap_add(struct dirsnap *d, uint64_t ino, uint32_t type, const char *name);
+
+static int lost_list_cb(void *ctx, const sg_conflict *c)
+{
+	char name[24];
+
+	snprintf(name, sizeof(name), "%llu", (unsigned long long)c->seq);
+	return snap_add(ctx, INO_LOST_BASE + c->seq, SG_TYPE_FILE, name);
+}
+
 /* Generate /.sigil/conflicts: one line per conflict, tab-separated: seq, path,
- * loser hlc, loser origin, winner hlc, winner origin, bytes of lost content. */
+ * loser hlc, loser origin, winner hlc, winner origin, bytes of lost content;
+ * the lost content itself is /.sigil/lost/SEQ. */
 static int virtual_open(sg_fs *fs, fuse_ino_t ino, struct vfile **out)
 {
 	struct vfile *v = calloc(1, sizeof(*v));
@@ -184,7 +225,14 @@ static int virtual_open(sg_fs *fs, fuse_ino_t ino, struct vfile **out)
 		free(v);
 		return -ENOMEM;
 	}
-	rc = ino == INO_CONFLICTS ? sg_store_conflicts(fs->st, 0, 0, conflict_line, f) : -ENOENT;
+	if (ino == INO_CONFLICTS)
+		rc = sg_store_conflicts(fs->st, 0, 0, conflict_line, f);
+	else if (IS_LOST(ino))
+		rc = sg_store_conflicts(fs->st, ino - INO_LOST_BASE - 1, 1, lost_content, f);
+	else
+		rc = -EISDIR;
+	if (rc == 1)
+		rc = 0;
 	fclose(f);
 	if (rc) {
 		free(v->data);
@@ -306,6 +354,18 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (parent == INO_SIGIL_DIR) {
 		if (strcmp(name, "conflicts") == 0)
 			reply_virtual_entry(req, INO_CONFLICTS);
+		else if (strcmp(name, "lost") == 0)
+			reply_virtual_entry(req, INO_LOST_DIR);
+		else
+			fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (parent == INO_LOST_DIR) {
+		char *end;
+		unsigned long long seq = strtoull(name, &end, 10);
+
+		if (*name && !*end && seq > 0 && seq < (1ULL << 32) && lost_exists(fs_of(req), seq))
+			reply_virtual_entry(req, INO_LOST_BASE + seq);
 		else
 			fuse_reply_err(req, ENOENT);
 		return;
@@ -933,6 +993,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = rc ? rc : snap_add(d, ino, SG_TYPE_DIR, ".");
 		rc = rc ? rc : snap_add(d, SG_ROOT_ID, SG_TYPE_DIR, "..");
 		rc = rc ? rc : snap_add(d, INO_CONFLICTS, SG_TYPE_FILE, "conflicts");
+		rc = rc ? rc : snap_add(d, INO_LOST_DIR, SG_TYPE_DIR, "lost");
+	} else if (ino == INO_LOST_DIR) {
+		rc = rc ? rc : snap_add(d, ino, SG_TYPE_DIR, ".");
+		rc = rc ? rc : snap_add(d, INO_SIGIL_DIR, SG_TYPE_DIR, "..");
+		rc = rc ? rc : sg_store_conflicts(fs->st, 0, 0, lost_list_cb, d);
 	} else {
 		rc = rc ? rc : sg_store_getattr(fs->st, ino, &a);
 		rc = rc ? rc : snap_add(d, ino, SG_TYPE_DIR, ".");

@@ -145,6 +145,14 @@ check_eq "c alone|a without c|b without c" "$(cat "$A/p/c-only")|$(cat "$C/p/a-o
 	"writes made on both sides of the cut are everywhere"
 rl_check_conflict c p/one c a ${#one_c} "c records that its save of p/one lost to a's"
 rl_check_conflict a p/two a c ${#two_a} "a records that its save of p/two lost to c's"
+# the losing content itself is kept, at .sigil/lost/SEQ
+seq=$(rl_conflicts c p/one | cut -f1)
+check_eq "$one_c" "$(cat "$C/.sigil/lost/$seq" 2>&1)" "c's lost save of p/one is in .sigil/lost/$seq"
+seq=$(rl_conflicts a p/two | cut -f1)
+check_eq "$two_a" "$(cat "$A/.sigil/lost/$seq" 2>&1)" "a's lost save of p/two is in .sigil/lost/$seq"
+check "ls .sigil/lost lists a's lost versions" sh -c "ls '$A/.sigil/lost' | grep -qx '$seq'"
+check_err "Read-only file system" "a lost version cannot be written" sh -c "echo x >'$A/.sigil/lost/$seq'"
+check_err "No such file or directory" "a conflict that does not exist has no lost file" cat "$A/.sigil/lost/999999"
 rl_check_conflict c p/three c a ${#three_c} "c records that its edit of p/three lost to a's delete"
 rl_check_conflict a p/five a c ${#five_a} "a records that its save of p/five lost to c's later sed -i (a rename over it)"
 check_eq "" "$(rl_conflicts a p/one)" "a, the winner of p/one, records nothing for it"
