@@ -4,7 +4,7 @@
 # started with listen/peers/TLS options, and convergence of all nodes' trees.
 #
 #	. "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
-#	. "$(dirname "${SIGIL_TESTLIB:-$0}")/repl-lib.sh" || exit 99
+#	. "$(dirname "$0")/repl-lib.sh" || exit 99
 #	rl_ports 3                      # RL_PORT[0..2]
 #	rl_pki a b c                    # $RL_PKI/ca.crt, $RL_PKI/a.crt, a.key...
 #	rl_start a "${RL_PORT[0]}" ""  || sg_done
@@ -14,7 +14,8 @@
 #
 # Variables a test may set before rl_start: RL_SCHEME (tls+tcp, the default,
 # or tcp), RL_CA/RL_CERT/RL_KEY (override the TLS files for one start; empty
-# strings leave the option out).
+# strings leave the option out). It replaces lib.sh's EXIT trap with one that
+# first SIGCONTs any daemon rl_sigstop left frozen, then runs lib.sh's.
 
 RL_SCHEME=${RL_SCHEME:-tls+tcp}
 RL_PKI=
