@@ -1,25 +1,28 @@
 #!/bin/sh
-# demo.sh: build sigilfs if needed and mount a node in a scratch directory, to poke at.
-#   contrib/demo.sh          install dependencies, build, mount, show what is there
-#   contrib/demo.sh stop     unmount and remove the scratch directory
+# demo.sh: build sigilfs if needed and start a three-node cluster on 127.0.0.1,
+# each node mounted in a scratch directory, replicating over mutual TLS.
+#   contrib/demo.sh          install dependencies, build, start, show replication
+#   contrib/demo.sh stop     unmount every node and remove the scratch directory
 # The scratch directory is $SIGIL_DEMO_DIR (default /tmp/sigil-demo).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 demo=${SIGIL_DEMO_DIR:-/tmp/sigil-demo}
-mnt=$demo/node-a
-data=$demo/data-a
+nodes="a b c"
 
 stop() {
-	if grep -qs " $mnt fuse" /proc/mounts; then
-		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt"
-	fi
-	if [ -f "$data/sigilfs.pid" ]; then
-		pid=$(cat "$data/sigilfs.pid")
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.2
+	for n in $nodes; do
+		mnt=$demo/node-$n
+		pid=$(cat "$demo/data-$n/sigilfs.pid" 2>/dev/null || true)
+		if grep -qs " $mnt fuse" /proc/mounts; then
+			fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" || true
+		fi
+		# the daemon exits once it has saved what is pending
+		i=0
+		while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+			sleep 0.1
+			i=$((i + 1))
 		done
-	fi
+	done
 	rm -rf "$demo"
 	echo "demo stopped; $demo removed"
 }
@@ -36,25 +39,81 @@ if [ ! -x "$top/sigilfs" ]; then
 	(cd "$top" && { [ -x configure ] || autoreconf -fi; } && { [ -f Makefile ] || ./configure; } &&
 		make -j2 sigilfs)
 fi
-if grep -qs " $mnt fuse" /proc/mounts; then
-	echo "a demo is already mounted at $mnt; '$0 stop' first" >&2
-	exit 1
-fi
-mkdir -p "$mnt"
-"$top/sigilfs" "$mnt" -o data="$data",node=node-a
-echo "== mounted sigilfs at $mnt (data in $data, daemon pid $(cat "$data/sigilfs.pid"))"
+for n in $nodes; do
+	if grep -qs " $demo/node-$n fuse" /proc/mounts; then
+		echo "a demo is already running in $demo; '$0 stop' first" >&2
+		exit 1
+	fi
+done
+mkdir -p "$demo/pki"
 
-mkdir -p "$mnt/etc/app"
-printf 'listen = 0.0.0.0:8080\nworkers = 4\n' >"$mnt/etc/app/app.conf"
-sed -i 's/workers = 4/workers = 8/' "$mnt/etc/app/app.conf"
-ln -s app/app.conf "$mnt/etc/current"
-echo "\$ ls -lR $mnt"
-ls -lR "$mnt"
-echo "\$ cat $mnt/etc/current"
-cat "$mnt/etc/current"
+# a cluster CA and a certificate per node (EC P-256, valid for a day)
+echo "== making a cluster CA and node certificates in $demo/pki"
+(
+	cd "$demo/pki"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-keyout ca.key -out ca.pem -subj /CN=sigil-demo-ca 2>/dev/null
+	printf 'subjectAltName=DNS:localhost,DNS:127.0.0.1,IP:127.0.0.1\n' >ext
+	for n in $nodes; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$n.key" \
+			-out "$n.csr" -subj "/CN=localhost" 2>/dev/null
+		openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+			-extfile ext -out "$n.pem" 2>/dev/null
+	done
+)
+
+# three free ports on 127.0.0.1
+ports=$(python3 -c '
+import socket
+s = [socket.socket() for _ in range(3)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))')
+set -- $ports
+pa=$1 pb=$2 pc=$3
+url() { echo "tls+tcp://127.0.0.1:$1"; }
+
+start() { # name port peers
+	mkdir -p "$demo/node-$1"
+	"$top/sigilfs" "$demo/node-$1" -o "data=$demo/data-$1,node=$1,listen=$(url "$2"),peers=$3,tls_ca=$demo/pki/ca.pem,tls_cert=$demo/pki/$1.pem,tls_key=$demo/pki/$1.key" 2>"$demo/start-$1.log" || { cat "$demo/start-$1.log" >&2; exit 1; }
+	echo "   node $1: $demo/node-$1  (listens on $(url "$2"), pid $(cat "$demo/data-$1/sigilfs.pid"))"
+}
+echo "== starting three nodes (each knows one peer and learns the rest)"
+start a "$pa" "$(url "$pb")"
+start b "$pb" "$(url "$pc")"
+start c "$pc" "$(url "$pa")"
+
+A=$demo/node-a B=$demo/node-b C=$demo/node-c
+wait_for() { # file content: poll up to 5 s
+	i=0
+	while [ "$(cat "$1" 2>/dev/null)" != "$2" ] && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+echo
+echo "\$ mkdir -p $A/etc/app && printf 'listen = 0.0.0.0:8080\\nworkers = 4\\n' > $A/etc/app/app.conf"
+mkdir -p "$A/etc/app"
+printf 'listen = 0.0.0.0:8080\nworkers = 4\n' >"$A/etc/app/app.conf"
+wait_for "$B/etc/app/app.conf" "$(cat "$A/etc/app/app.conf")"
+wait_for "$C/etc/app/app.conf" "$(cat "$A/etc/app/app.conf")"
+echo "\$ cat $C/etc/app/app.conf        # on node c"
+cat "$C/etc/app/app.conf"
+echo
+echo "\$ sed -i 's/workers = 4/workers = 8/' $B/etc/app/app.conf   # edited on node b"
+sed -i 's/workers = 4/workers = 8/' "$B/etc/app/app.conf"
+wait_for "$A/etc/app/app.conf" "$(cat "$B/etc/app/app.conf")"
+wait_for "$C/etc/app/app.conf" "$(cat "$B/etc/app/app.conf")"
+echo "\$ cat $A/etc/app/app.conf        # on node a"
+cat "$A/etc/app/app.conf"
 cat <<MSG
 
-Edit files under $mnt with any tool: vim, sed -i, cp, rsync, git.
-Each save is one versioned change in the node's LMDB store ($data).
-Unmount and stop:   $0 stop      (or: fusermount3 -u $mnt)
+Three nodes replicate over mutual TLS on 127.0.0.1. Edit under any of
+  $A  $B  $C
+with any tool (vim, sed -i, cp, rsync, git) and look on the others. Each save is
+one versioned change in the node's LMDB store ($demo/data-*); concurrent saves
+resolve last-writer-wins, and a lost save is listed in .sigil/conflicts.
+Stop a node (kill -STOP its pid), write elsewhere, resume it (kill -CONT): it
+catches up.
+Unmount everything and stop:   $0 stop
 MSG
