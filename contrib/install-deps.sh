@@ -4,6 +4,7 @@
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config
 libfuse3-dev fuse3 liblmdb-dev lmdb-utils libnng-dev libgit2-dev libcmocka-dev
+libsystemd-dev libinih-dev
 git vim rsync tar attr acl perl python3 procps psmisc util-linux coreutils
 clang libclang-rt-14-dev openssl iproute2"
 missing=""

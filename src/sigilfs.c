@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "fs/fs.h"
@@ -160,6 +161,59 @@ static size_t split_peers(char *s, const char **out, size_t max)
 		if (*t)
 			out[n++] = t;
 	return n;
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void mountinfo_unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* Is `path` a mount point already? 1 with its type and source in what (if found). */
+static int mounted_on(const char *path, char *what, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[8192];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *fields[10], *save = NULL, *dash, tail[1300] = "";
+		int n = 0;
+
+		dash = strstr(line, " - ");
+		if (dash) {
+			snprintf(tail, sizeof(tail), "%s", dash + 3);
+			*dash = '\0';
+		}
+		for (char *t = strtok_r(line, " ", &save); t && n < 10; t = strtok_r(NULL, " ", &save))
+			fields[n++] = t;
+		if (n < 5)
+			continue;
+		mountinfo_unescape(fields[4]);
+		if (strcmp(fields[4], path) != 0)
+			continue;
+		found = 1;
+		if (*tail) {
+			char type[256] = "", src[1024] = "";
+			if (sscanf(tail, "%255s %1023s", type, src) >= 1)
+				snprintf(what, len, "%s %s", type, src);
+		}
+	}
+	fclose(f);
+	return found;
 }
 
 /* Take the data dir: create it, lock it against a second daemon, record our pid. */
@@ -358,6 +412,14 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "sigilfs: mountpoint %s is not a directory\n", mnt);
 		goto out;
 	}
+	{
+		char what[1300] = "";
+		if (mounted_on(mnt, what, sizeof(what))) {
+			fprintf(stderr, "sigilfs: %s is already mounted (%s); unmount it first\n",
+				mnt, *what ? what : "unknown");
+			goto out;
+		}
+	}
 
 	snprintf(fsname, sizeof(fsname), "-osubtype=sigilfs,fsname=%s,default_permissions",
 		 o.nnonopt == 2 ? o.nonopt[0] : "sigilfs");
@@ -418,7 +480,10 @@ int main(int argc, char *argv[])
 	}
 	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-MAIN-MOUNTED", "mounted %s, data %s, node %016llx", mnt,
 	       data, (unsigned long long)sg_store_node_id(st));
+	/* for a Type=notify unit: the mount serves and the store is open */
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s\nMAINPID=%ld", mnt, (long)getpid());
 	rc = sg_fs_run(fs, o.single) == 0 ? 0 : 1;
+	sd_notify(0, "STOPPING=1");
 	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-MAIN-STOP", "unmounted %s", mnt);
 out:
 	daemon_ready(&notify_fd, 1);

@@ -461,8 +461,15 @@ PY
 
 # sg_teardown: unmount what this script mounted, stop what it started; a
 # daemon that had to be killed or a mount that would not go is a failure.
+# sg_on_teardown CMD...: run CMD at teardown, after mounts and daemons are
+# gone (last registered, first run).
+SG_CLEANUP=()
+sg_on_teardown() {
+	SG_CLEANUP=("$(printf '%q ' "$@")" "${SG_CLEANUP[@]}")
+}
+
 sg_teardown() {
-	local m p d left=0 jp
+	local m p d left=0 jp c
 	[ -n "$SG_WORK" ] || return 0
 	if [ -n "$SG_WD_PID" ]; then
 		kill -TERM "$SG_WD_PID" 2>/dev/null
@@ -499,6 +506,10 @@ sg_teardown() {
 			left=1
 		fi
 	done
+	for c in "${SG_CLEANUP[@]}"; do
+		eval "$c" || fail "teardown: $c"
+	done
+	SG_CLEANUP=()
 	for d in "$SG_WORK"/sanitizer/*; do
 		[ -s "$d" ] || continue
 		fail "sanitizer report from sigilfs: $(basename "$d")" "$(head -n 40 "$d")"
