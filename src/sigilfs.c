@@ -20,6 +20,7 @@
 #include "lmdb/store.h"
 #include "log.h"
 #include "repl/repl.h"
+#include "status.h"
 #include "util.h"
 
 #define DOMAIN "main"
@@ -336,6 +337,7 @@ int main(int argc, char *argv[])
 	sg_repl *repl = NULL;
 	sg_repl_opts ro = {0};
 	struct observers ob = {0};
+	sg_status_src status_src = {0};
 	const char *peer_urls[64];
 	char mnt[PATH_MAX], fsname[PATH_MAX + 32];
 	const char *mountpoint, *data = NULL;
@@ -452,6 +454,13 @@ int main(int argc, char *argv[])
 	}
 	ob.fs = fs;
 	sg_store_set_observer(st, on_commit, &ob);
+	status_src.store = st;
+	status_src.fs = fs;
+	status_src.node = o.node;
+	status_src.mountpoint = mnt;
+	status_src.data_dir = data;
+	status_src.started_ns = sg_now_ns();
+	sg_fs_set_status(fs, sg_status_names, sg_status_write, &status_src);
 	if (o.listen || o.peers) {
 		ro.store = st;
 		ro.node_name = o.node;
@@ -468,6 +477,7 @@ int main(int argc, char *argv[])
 			goto out;
 		}
 		ob.repl = repl;
+		status_src.repl = repl;
 	}
 	if (sg_fs_signals(fs) < 0 || sg_fs_mount(fs, mnt) < 0) {
 		fprintf(stderr, "sigilfs: cannot mount on %s\n", mnt);

@@ -27,6 +27,8 @@
 #define INO_SIGIL_DIR (INO_VIRTUAL + 1)
 #define INO_CONFLICTS (INO_VIRTUAL + 2)
 #define INO_LOST_DIR (INO_VIRTUAL + 3)
+#define INO_STATUS_BASE (INO_VIRTUAL + 16) /* + index into the provider's names */
+#define IS_STATUS(fs, ino) ((ino) >= INO_STATUS_BASE && (ino) < INO_STATUS_BASE + (fs)->nstatus)
 #define INO_LOST_BASE (INO_VIRTUAL + (1ULL << 32)) /* + conflict seq: its lost content */
 #define IS_VIRTUAL(ino) ((ino) >= INO_VIRTUAL)
 #define IS_LOST(ino) ((ino) > INO_LOST_BASE && (ino) < INO_LOST_BASE + (1ULL << 32))
@@ -227,6 +229,8 @@ static int virtual_open(sg_fs *fs, fuse_ino_t ino, struct vfile **out)
 	}
 	if (ino == INO_CONFLICTS)
 		rc = sg_store_conflicts(fs->st, 0, 0, conflict_line, f);
+	else if (IS_STATUS(fs, ino))
+		rc = fs->status_fn(fs->status_ctx, fs->status_names[ino - INO_STATUS_BASE], f);
 	else if (IS_LOST(ino))
 		rc = sg_store_conflicts(fs->st, ino - INO_LOST_BASE - 1, 1, lost_content, f);
 	else
@@ -274,6 +278,7 @@ static int commit(sg_fs *fs, struct sg_inode *in)
 	}
 	in->dirty = 0;
 	in->last = a;
+	atomic_fetch_add(&fs->saves, 1);
 	return 0;
 }
 
@@ -356,8 +361,17 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			reply_virtual_entry(req, INO_CONFLICTS);
 		else if (strcmp(name, "lost") == 0)
 			reply_virtual_entry(req, INO_LOST_DIR);
-		else
-			fuse_reply_err(req, ENOENT);
+		else {
+			sg_fs *fs = fs_of(req);
+			size_t i;
+			for (i = 0; i < fs->nstatus; i++)
+				if (strcmp(name, fs->status_names[i]) == 0)
+					break;
+			if (i < fs->nstatus)
+				reply_virtual_entry(req, INO_STATUS_BASE + i);
+			else
+				fuse_reply_err(req, ENOENT);
+		}
 		return;
 	}
 	if (parent == INO_LOST_DIR) {
@@ -842,6 +856,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	atomic_fetch_add(&fs_of(req)->reads, 1);
+	atomic_fetch_add(&fs_of(req)->bytes_read, n);
 	fuse_reply_buf(req, copy, n);
 	free(copy);
 }
@@ -872,10 +888,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		in->mtime_ns = sg_now_ns();
 	}
 	pthread_mutex_unlock(&in->lock);
-	if (rc)
+	if (rc) {
 		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_write(req, size);
+		return;
+	}
+	atomic_fetch_add(&fs->writes, 1);
+	atomic_fetch_add(&fs->bytes_written, size);
+	fuse_reply_write(req, size);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -994,6 +1013,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = rc ? rc : snap_add(d, SG_ROOT_ID, SG_TYPE_DIR, "..");
 		rc = rc ? rc : snap_add(d, INO_CONFLICTS, SG_TYPE_FILE, "conflicts");
 		rc = rc ? rc : snap_add(d, INO_LOST_DIR, SG_TYPE_DIR, "lost");
+		for (size_t i = 0; !rc && i < fs->nstatus; i++)
+			rc = snap_add(d, INO_STATUS_BASE + i, SG_TYPE_FILE, fs->status_names[i]);
 	} else if (ino == INO_LOST_DIR) {
 		rc = rc ? rc : snap_add(d, ino, SG_TYPE_DIR, ".");
 		rc = rc ? rc : snap_add(d, INO_SIGIL_DIR, SG_TYPE_DIR, "..");
@@ -1277,6 +1298,28 @@ static void *inval_main(void *arg)
 uint64_t sg_fs_invalidations(sg_fs *fs)
 {
 	return atomic_load(&fs->invalidations);
+}
+
+void sg_fs_stats_get(sg_fs *fs, sg_fs_stats *out)
+{
+	out->reads = atomic_load(&fs->reads);
+	out->writes = atomic_load(&fs->writes);
+	out->bytes_read = atomic_load(&fs->bytes_read);
+	out->bytes_written = atomic_load(&fs->bytes_written);
+	out->saves = atomic_load(&fs->saves);
+	out->invalidations = atomic_load(&fs->invalidations);
+}
+
+void sg_fs_set_status(sg_fs *fs, const char *const *names, sg_fs_status_fn fn, void *ctx)
+{
+	size_t n = 0;
+
+	while (names && names[n] && n < 16)
+		n++;
+	fs->status_names = names;
+	fs->nstatus = fn ? n : 0;
+	fs->status_fn = fn;
+	fs->status_ctx = ctx;
 }
 
 /* ---- session ---- */

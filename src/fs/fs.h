@@ -4,6 +4,7 @@
 #define SIGIL_FS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "lmdb/store.h"
 
@@ -51,5 +52,28 @@ void sg_fs_on_commit(void *fs, const sg_note *notes, size_t n);
 
 /** Count of kernel invalidations sent so far (for tests and status). */
 uint64_t sg_fs_invalidations(sg_fs *fs);
+
+/** What the filesystem has done since it was mounted. */
+typedef struct sg_fs_stats {
+	uint64_t reads, writes;              /**< read and write requests */
+	uint64_t bytes_read, bytes_written;
+	uint64_t saves;                      /**< contents committed to the store (one per save) */
+	uint64_t invalidations;              /**< kernel cache invalidations sent */
+} sg_fs_stats;
+
+void sg_fs_stats_get(sg_fs *fs, sg_fs_stats *out);
+
+/**
+ * Writes the content of read-only status file /.sigil/NAME into f.
+ * @return 0, or -ENOENT for a name it does not know.
+ */
+typedef int (*sg_fs_status_fn)(void *ctx, const char *name, FILE *f);
+
+/**
+ * Serve /.sigil/NAME for each of `names` (NULL-terminated, at most 16, borrowed
+ * for the fs's lifetime) through fn, generated anew at each open. Call before
+ * sg_fs_mount(). /.sigil/conflicts and /.sigil/lost/ are always there.
+ */
+void sg_fs_set_status(sg_fs *fs, const char *const *names, sg_fs_status_fn fn, void *ctx);
 
 #endif

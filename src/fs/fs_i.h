@@ -71,6 +71,13 @@ struct sg_fs {
 	pthread_cond_t inval_cond;
 	struct inval *inval_head, *inval_tail;
 	_Atomic uint64_t invalidations;
+	_Atomic uint64_t reads, writes, bytes_read, bytes_written, saves;
+
+	/* /.sigil status files served by the daemon's provider */
+	const char *const *status_names;
+	size_t nstatus;
+	sg_fs_status_fn status_fn;
+	void *status_ctx;
 };
 
 #endif

@@ -34,13 +34,15 @@ struct peer {
 	nng_socket sock;
 	nng_dialer dialer;
 	int open;
-	int self;            /* the URL turned out to be this node */
-	uint64_t node_id;
-	uint64_t pull_since; /* that peer's version we have consumed */
-	uint64_t pull_inc;   /* ...of that peer's store id */
-	uint64_t push_since; /* our version pushed to it */
-	int64_t next_try_ns; /* back off after failures */
-	unsigned failures;
+	_Atomic int self;    /* the URL turned out to be this node */
+	/* written by the sync thread only; atomic because status reads them */
+	_Atomic uint64_t node_id;
+	_Atomic uint64_t pull_since; /* that peer's version we have consumed */
+	uint64_t pull_inc;           /* ...of that peer's store id */
+	_Atomic uint64_t push_since; /* our version pushed to it */
+	int64_t next_try_ns;         /* back off after failures */
+	_Atomic unsigned failures;
+	_Atomic int64_t last_ok_ns; /* monotonic time of the last good exchange, 0: never */
 };
 
 struct held {
@@ -599,6 +601,7 @@ static void peer_failed(sg_repl *r, struct peer *p, const char *what, int rc)
 
 static void peer_ok(struct peer *p)
 {
+	atomic_store(&p->last_ok_ns, sg_mono_ns());
 	if (p->failures)
 		sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-REPL-PEER-UP", "%s answers again", p->url);
 	p->failures = 0;
@@ -1071,6 +1074,32 @@ void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out)
 	out->pulls = atomic_load(&r->pulls);
 	pthread_mutex_lock(&r->lock);
 	out->peers = r->npeers;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void sg_repl_peers(sg_repl *r, void (*cb)(void *ctx, const sg_repl_peer *p), void *ctx)
+{
+	int64_t now = sg_mono_ns();
+
+	/* the sync thread updates the counters without the lock: a snapshot may be
+	 * a moment old, never torn in a way that matters for a status line */
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->npeers; i++) {
+		struct peer *p = r->peers[i];
+		int64_t ok = atomic_load(&p->last_ok_ns);
+		sg_repl_peer info = {
+			.url = p->url,
+			.node_id = p->node_id,
+			.up = ok && p->failures == 0,
+			.failures = p->failures,
+			.last_ok_ms = ok ? (now - ok) / 1000000 : -1,
+			.pulled = p->pull_since,
+			.pushed = p->push_since,
+		};
+		if (p->self)
+			continue;
+		cb(ctx, &info);
+	}
 	pthread_mutex_unlock(&r->lock);
 }
 

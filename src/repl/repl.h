@@ -55,6 +55,20 @@ typedef struct sg_repl_stats {
 
 void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out);
 
+/** One peer as this node sees it. */
+typedef struct sg_repl_peer {
+	const char *url;      /**< borrowed: valid during the callback */
+	uint64_t node_id;     /**< 0 until it has answered */
+	int up;               /**< its last exchange succeeded */
+	unsigned failures;    /**< exchanges failed in a row */
+	int64_t last_ok_ms;   /**< ms since its last good exchange, -1 if never */
+	uint64_t pulled;      /**< its store version this node has pulled up to */
+	uint64_t pushed;      /**< this node's version pushed to it */
+} sg_repl_peer;
+
+/** Call cb for every known peer (not this node itself). */
+void sg_repl_peers(sg_repl *r, void (*cb)(void *ctx, const sg_repl_peer *p), void *ctx);
+
 /** Does `path` (or any of its components) match a local-only pattern? */
 int sg_repl_local_only(const sg_repl *r, const char *path);
 

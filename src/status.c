@@ -1,0 +1,177 @@
+/* status.c: the text of /.sigil/status, members, metrics (Prometheus text
+ * format 0.0.4) and version, generated at each open from live figures. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "status.h"
+#include "util.h"
+
+const char *const sg_status_names[] = {"status", "members", "metrics", "version", NULL};
+
+struct counts {
+	size_t peers, up;
+	FILE *f;
+};
+
+static int count_conflict(void *ctx, const sg_conflict *c)
+{
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+static uint64_t conflicts(sg_store *st)
+{
+	uint64_t n = 0;
+
+	sg_store_conflicts(st, 0, 0, count_conflict, &n);
+	return n;
+}
+
+static void count_peer(void *ctx, const sg_repl_peer *p)
+{
+	struct counts *c = ctx;
+
+	c->peers++;
+	c->up += p->up != 0;
+}
+
+static void member_line(void *ctx, const sg_repl_peer *p)
+{
+	struct counts *c = ctx;
+
+	fprintf(c->f, "%-40s %016" PRIx64 "  %-4s", p->url, p->node_id, p->up ? "up" : "down");
+	if (p->last_ok_ms >= 0)
+		fprintf(c->f, "  last answer %" PRId64 " ms ago", p->last_ok_ms);
+	else
+		fprintf(c->f, "  never answered");
+	if (p->failures)
+		fprintf(c->f, ", %u failures in a row", p->failures);
+	fprintf(c->f, ", pulled to its v%" PRIu64 ", pushed up to our v%" PRIu64 "\n", p->pulled,
+		p->pushed);
+}
+
+static void metric_peer(void *ctx, const sg_repl_peer *p)
+{
+	struct counts *c = ctx;
+
+	fprintf(c->f, "sigil_peer_up{peer=\"%s\"} %d\n", p->url, p->up ? 1 : 0);
+	if (p->last_ok_ms >= 0)
+		fprintf(c->f, "sigil_peer_last_answer_seconds{peer=\"%s\"} %.3f\n", p->url,
+			p->last_ok_ms / 1000.0);
+}
+
+static void status(const sg_status_src *s, FILE *f)
+{
+	sg_store_stats ss;
+	sg_fs_stats fs;
+	int64_t up = (sg_now_ns() - s->started_ns) / 1000000000;
+
+	sg_store_stats_get(s->store, &ss);
+	sg_fs_stats_get(s->fs, &fs);
+	fprintf(f, "node        %s (%016" PRIx64 ")\n", s->node ? s->node : "-",
+		sg_store_node_id(s->store));
+	fprintf(f, "mountpoint  %s\n", s->mountpoint);
+	fprintf(f, "data        %s\n", s->data_dir);
+	fprintf(f, "up          %" PRId64 " s\n", up);
+	fprintf(f, "store       version %" PRIu64 ", %" PRIu64 " entries, %" PRIu64
+		   " tombstones, %" PRIu64 " of %" PRIu64 " bytes of map used\n",
+		sg_store_version(s->store), ss.entries, ss.tombstones, ss.used_bytes, ss.map_size);
+	fprintf(f, "writes      %" PRIu64 " saves, %" PRIu64 " commits for %" PRIu64 " changes\n",
+		fs.saves, ss.commits, ss.ops);
+	fprintf(f, "conflicts   %" PRIu64 " (see conflicts, lost/)\n", conflicts(s->store));
+	if (s->repl) {
+		sg_repl_stats rs;
+		struct counts c = {0};
+
+		sg_repl_stats_get(s->repl, &rs);
+		sg_repl_peers(s->repl, count_peer, &c);
+		fprintf(f, "peers       %zu known, %zu up\n", c.peers, c.up);
+		fprintf(f, "replication %" PRIu64 " applied, %" PRIu64 " stale, %" PRIu64
+			   " held (clock ahead), %" PRIu64 " refused, %" PRIu64
+			   " malformed messages; %" PRIu64 " pushes, %" PRIu64 " pulls\n",
+			rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
+			rs.pulls);
+	} else {
+		fprintf(f, "replication off (no listen= or peers=)\n");
+	}
+}
+
+static void metrics(const sg_status_src *s, FILE *f)
+{
+	sg_store_stats ss;
+	sg_fs_stats fs;
+
+	sg_store_stats_get(s->store, &ss);
+	sg_fs_stats_get(s->fs, &fs);
+#define M(name, type, help, fmt, v)                                                                \
+	fprintf(f, "# HELP " name " " help "\n# TYPE " name " " type "\n" name " %" fmt "\n", v)
+	M("sigil_store_version", "gauge", "Newest store-wide version.", PRIu64,
+	  sg_store_version(s->store));
+	M("sigil_store_entries", "gauge", "Live entries in the store.", PRIu64, ss.entries);
+	M("sigil_store_tombstones", "gauge", "Tombstones in the store.", PRIu64, ss.tombstones);
+	M("sigil_store_map_bytes", "gauge", "Size of the LMDB map.", PRIu64, ss.map_size);
+	M("sigil_store_used_bytes", "gauge", "Bytes of the LMDB map in use.", PRIu64,
+	  ss.used_bytes);
+	M("sigil_store_commits_total", "counter", "LMDB write transactions committed.", PRIu64,
+	  ss.commits);
+	M("sigil_store_changes_total", "counter", "Changes committed to the store.", PRIu64, ss.ops);
+	M("sigil_fs_saves_total", "counter", "File contents saved (one per save).", PRIu64,
+	  fs.saves);
+	M("sigil_fs_read_requests_total", "counter", "Read requests that reached sigilfs.", PRIu64,
+	  fs.reads);
+	M("sigil_fs_write_requests_total", "counter", "Write requests.", PRIu64, fs.writes);
+	M("sigil_fs_read_bytes_total", "counter", "Bytes read through sigilfs.", PRIu64,
+	  fs.bytes_read);
+	M("sigil_fs_written_bytes_total", "counter", "Bytes written.", PRIu64, fs.bytes_written);
+	M("sigil_fs_invalidations_total", "counter", "Kernel cache invalidations sent.", PRIu64,
+	  fs.invalidations);
+	M("sigil_conflicts", "gauge", "Conflicts recorded.", PRIu64, conflicts(s->store));
+	if (s->repl) {
+		sg_repl_stats rs;
+		struct counts c = {.f = f};
+
+		sg_repl_stats_get(s->repl, &rs);
+		M("sigil_repl_applied_total", "counter", "Remote changes applied.", PRIu64,
+		  rs.applied);
+		M("sigil_repl_stale_total", "counter", "Remote changes older than held, refused.",
+		  PRIu64, rs.stale);
+		M("sigil_repl_held_total", "counter", "Remote changes held: stamped too far ahead.",
+		  PRIu64, rs.quarantined);
+		M("sigil_repl_refused_total", "counter", "Remote changes refused by the store.",
+		  PRIu64, rs.refused);
+		M("sigil_repl_malformed_total", "counter", "Malformed peer messages dropped.",
+		  PRIu64, rs.malformed);
+		M("sigil_repl_pushes_total", "counter", "Pushes answered by a peer.", PRIu64,
+		  rs.pushes);
+		M("sigil_repl_pulls_total", "counter", "Pulls answered by a peer.", PRIu64, rs.pulls);
+		fprintf(f, "# HELP sigil_peer_up Whether the peer's last exchange succeeded.\n"
+			   "# TYPE sigil_peer_up gauge\n");
+		sg_repl_peers(s->repl, metric_peer, &c);
+	}
+#undef M
+}
+
+int sg_status_write(void *arg, const char *name, FILE *f)
+{
+	const sg_status_src *s = arg;
+
+	if (strcmp(name, "status") == 0) {
+		status(s, f);
+	} else if (strcmp(name, "members") == 0) {
+		struct counts c = {.f = f};
+		fprintf(f, "%-40s %016" PRIx64 "  self (%s)\n", "this node",
+			sg_store_node_id(s->store), s->node ? s->node : "-");
+		if (s->repl)
+			sg_repl_peers(s->repl, member_line, &c);
+	} else if (strcmp(name, "metrics") == 0) {
+		metrics(s, f);
+	} else if (strcmp(name, "version") == 0) {
+		fprintf(f, "sigilfs %s\n", PACKAGE_VERSION);
+	} else {
+		return -ENOENT;
+	}
+	return 0;
+}

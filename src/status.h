@@ -1,0 +1,29 @@
+/* status.h: the daemon's read-only status files, /.sigil/status, members,
+ * metrics and version, made from the store's, the fs's and the replicator's figures. */
+#ifndef SIGIL_STATUS_H
+#define SIGIL_STATUS_H
+
+#include <stdio.h>
+
+#include "fs/fs.h"
+#include "lmdb/store.h"
+#include "repl/repl.h"
+
+/** What the status files report on; every pointer borrowed. repl may be NULL. */
+typedef struct sg_status_src {
+	sg_store *store;
+	sg_fs *fs;
+	sg_repl *repl;
+	const char *node;       /**< node name, or NULL */
+	const char *mountpoint;
+	const char *data_dir;
+	int64_t started_ns;     /**< wall clock at start */
+} sg_status_src;
+
+/** The names served, NULL-terminated: status, members, metrics, version. */
+extern const char *const sg_status_names[];
+
+/** sg_fs_status_fn for an sg_status_src: 0, or -ENOENT for an unknown name. */
+int sg_status_write(void *src, const char *name, FILE *f);
+
+#endif
