@@ -42,6 +42,12 @@ struct peer {
 	_Atomic uint64_t push_since; /* our version pushed to it */
 	int64_t next_try_ns;         /* back off after failures */
 	_Atomic unsigned failures;
+	/* each peer has its own worker, so a frozen peer holds up nobody else */
+	sg_repl *r;
+	pthread_t thread;
+	int thread_started;
+	pthread_cond_t cond; /* with r->lock: work for this peer */
+	int want_push, want_pull; /* under r->lock */
 	_Atomic int64_t last_ok_ns; /* monotonic time of the last good exchange, 0: never */
 };
 
@@ -76,7 +82,8 @@ struct sg_repl {
 	size_t npatterns;
 	unsigned max_offset_ms, push_delay_ms, pull_interval_ms;
 
-	struct held *quarantine; /* sync thread only */
+	pthread_mutex_t qlock; /* the quarantine, filled by the peer workers */
+	struct held *quarantine;
 	size_t nquarantine;
 
 	_Atomic uint64_t applied, stale, quarantined, malformed, refused, pushes, pulls;
@@ -173,7 +180,9 @@ int sg_repl_local_only(const sg_repl *r, const char *path)
 
 /* ---- peers ---- */
 
-/* Add a peer URL if new (not ours, not known). Called with r->lock held. */
+static void *peer_main(void *arg);
+
+/* Add a peer URL if new (not ours, not known), with its worker. Called with r->lock held. */
 static void peer_learn_locked(sg_repl *r, const char *url)
 {
 	struct peer *p;
@@ -191,6 +200,12 @@ static void peer_learn_locked(sg_repl *r, const char *url)
 		return;
 	}
 	p->push_since = sg_store_version(r->st); /* history travels by pull */
+	p->r = r;
+	pthread_cond_init(&p->cond, NULL);
+	if (pthread_create(&p->thread, NULL, peer_main, p) == 0)
+		p->thread_started = 1;
+	else
+		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-REPL-THREAD", "no worker for peer %s", url);
 	r->peers[r->npeers++] = p;
 	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-REPL-PEER", "peer %s added", url);
 }
@@ -208,11 +223,18 @@ static int peer_open(sg_repl *r, struct peer *p)
 {
 	int rv;
 
-	if (p->open)
-		return 0;
-	rv = nng_req0_open(&p->sock);
-	if (rv)
+	/* under the lock, so that sg_repl_stop() closes every socket it made */
+	pthread_mutex_lock(&r->lock);
+	if (r->stop || p->open) {
+		rv = r->stop ? NNG_ECLOSED : 0;
+		pthread_mutex_unlock(&r->lock);
 		return nng_err(rv);
+	}
+	rv = nng_req0_open(&p->sock);
+	if (rv) {
+		pthread_mutex_unlock(&r->lock);
+		return nng_err(rv);
+	}
 	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, MAX_MSG);
 	nng_socket_set_ms(p->sock, NNG_OPT_SENDTIMEO, REQ_TIMEOUT_MS);
 	nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO, REQ_TIMEOUT_MS);
@@ -233,9 +255,11 @@ static int peer_open(sg_repl *r, struct peer *p)
 		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-DIAL", "cannot dial %s: %s", p->url,
 		       nng_strerror(rv));
 		nng_close(p->sock);
+		pthread_mutex_unlock(&r->lock);
 		return nng_err(rv);
 	}
 	p->open = 1;
+	pthread_mutex_unlock(&r->lock);
 	return 0;
 }
 
@@ -407,7 +431,7 @@ static void quarantine_add(sg_repl *r, const sg_change *c)
 	struct page pg = {.max_bytes = SIZE_MAX, .r = r};
 	struct held *h;
 
-	if (r->nquarantine >= MAX_QUARANTINE || page_add(&pg, c) != 0 || !(h = calloc(1, sizeof(*h)))) {
+	if (page_add(&pg, c) != 0 || !(h = calloc(1, sizeof(*h)))) {
 		page_free(&pg);
 		return;
 	}
@@ -415,9 +439,16 @@ static void quarantine_add(sg_repl *r, const sg_change *c)
 	h->block = pg.blocks[0];
 	free(pg.v);
 	free(pg.blocks);
+	pthread_mutex_lock(&r->qlock);
+	if (r->nquarantine >= MAX_QUARANTINE) {
+		pthread_mutex_unlock(&r->qlock);
+		held_free(h);
+		return;
+	}
 	h->next = r->quarantine;
 	r->quarantine = h;
 	r->nquarantine++;
+	pthread_mutex_unlock(&r->qlock);
 }
 
 static int too_far_ahead(sg_repl *r, const sg_change *c)
@@ -716,8 +747,10 @@ static void push_to(sg_repl *r, struct peer *p)
 
 static void quarantine_retry(sg_repl *r)
 {
-	struct held **pp = &r->quarantine;
+	struct held *ready = NULL, **pp;
 
+	pthread_mutex_lock(&r->qlock);
+	pp = &r->quarantine;
 	while (*pp) {
 		struct held *h = *pp;
 		if (too_far_ahead(r, &h->c)) {
@@ -726,87 +759,98 @@ static void quarantine_retry(sg_repl *r)
 		}
 		*pp = h->next;
 		r->nquarantine--;
+		h->next = ready;
+		ready = h;
+	}
+	pthread_mutex_unlock(&r->qlock);
+	while (ready) {
+		struct held *h = ready;
+		ready = h->next;
 		apply_one(r, &h->c, 0);
 		held_free(h);
 	}
 }
 
-/* Snapshot of the peers the sync thread may talk to now. */
-static size_t peers_due(sg_repl *r, struct peer **out)
+/* A peer's worker: push and pull with that one peer when asked. */
+static void *peer_main(void *arg)
 {
-	int64_t now = sg_mono_ns();
-	size_t n = 0;
+	struct peer *p = arg;
+	sg_repl *r = p->r;
 
 	pthread_mutex_lock(&r->lock);
-	for (size_t i = 0; i < r->npeers; i++)
-		if (!r->peers[i]->self && r->peers[i]->next_try_ns <= now)
-			out[n++] = r->peers[i];
+	for (;;) {
+		int push, pull;
+
+		while (!r->stop && !p->want_push && !p->want_pull)
+			pthread_cond_wait(&p->cond, &r->lock);
+		if (r->stop)
+			break;
+		push = p->want_push;
+		pull = p->want_pull;
+		p->want_push = p->want_pull = 0;
+		if (atomic_load(&p->self) || p->next_try_ns > sg_mono_ns())
+			continue; /* backing off: the next round retries */
+		pthread_mutex_unlock(&r->lock);
+		if (push)
+			push_to(r, p);
+		if (pull)
+			pull_from(r, p);
+		pthread_mutex_lock(&r->lock);
+	}
 	pthread_mutex_unlock(&r->lock);
-	return n;
+	return NULL;
 }
 
+/* The scheduler: wake the workers for pushes right after commits, and for
+ * anti-entropy pulls with up to three random peers every interval. */
 static void *sync_main(void *arg)
 {
 	sg_repl *r = arg;
 	int64_t next_pull = sg_mono_ns();
 
-	for (;;) {
-		struct peer *due[MAX_PEERS];
-		int do_push = 0, do_pull = 0;
-		size_t n;
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		int64_t now = sg_mono_ns(), wake = next_pull;
+		struct timespec ts;
 
-		pthread_mutex_lock(&r->lock);
-		for (;;) {
-			int64_t now = sg_mono_ns(), wake = next_pull;
-			struct timespec ts;
-
-			if (r->stop)
-				break;
-			if (r->push_pending) {
-				int64_t due_at = r->push_first_ns +
-						 (r->push_delete ? (int64_t)r->push_delay_ms * 1000000 : 0);
-				if (now >= due_at) {
-					do_push = 1;
-					r->push_pending = r->push_delete = 0;
-				} else if (due_at < wake) {
-					wake = due_at;
+		if (r->push_pending) {
+			int64_t due_at = r->push_first_ns +
+					 (r->push_delete ? (int64_t)r->push_delay_ms * 1000000 : 0);
+			if (now >= due_at) {
+				r->push_pending = r->push_delete = 0;
+				for (size_t i = 0; i < r->npeers; i++) {
+					r->peers[i]->want_push = 1;
+					pthread_cond_signal(&r->peers[i]->cond);
 				}
+			} else if (due_at < wake) {
+				wake = due_at;
 			}
-			if (now >= next_pull)
-				do_pull = 1;
-			if (do_push || do_pull)
-				break;
-			ts.tv_sec = wake / 1000000000;
-			ts.tv_nsec = wake % 1000000000;
-			pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 		}
-		if (r->stop) {
-			pthread_mutex_unlock(&r->lock);
-			break;
-		}
-		pthread_mutex_unlock(&r->lock);
-
-		n = peers_due(r, due);
-		if (do_push)
-			for (size_t i = 0; i < n; i++)
-				push_to(r, due[i]);
-		if (do_pull) {
-			/* anti-entropy with up to three random peers */
+		if (now >= next_pull) {
 			uint32_t rnd = 0;
+			size_t n = r->npeers, picked = 0;
+
 			if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-				rnd = (uint32_t)sg_mono_ns();
-			for (size_t k = 0; k < n && k < 3; k++) {
-				size_t j = k + (n - k > 1 ? rnd % (n - k) : 0);
-				struct peer *t = due[k];
-				due[k] = due[j];
-				due[j] = t;
-				pull_from(r, due[k]);
-				rnd = rnd * 1103515245u + 12345u;
+				rnd = (uint32_t)now;
+			for (size_t k = 0; k < n && picked < 3; k++) {
+				struct peer *p = r->peers[(rnd + k) % n];
+				if (atomic_load(&p->self))
+					continue;
+				p->want_pull = 1;
+				pthread_cond_signal(&p->cond);
+				picked++;
 			}
+			pthread_mutex_unlock(&r->lock);
 			quarantine_retry(r);
+			pthread_mutex_lock(&r->lock);
 			next_pull = sg_mono_ns() + (int64_t)r->pull_interval_ms * 1000000;
+			continue;
 		}
+		ts.tv_sec = wake / 1000000000;
+		ts.tv_nsec = wake % 1000000000;
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 	}
+	pthread_mutex_unlock(&r->lock);
 	return NULL;
 }
 
@@ -966,6 +1010,7 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	r->push_delay_ms = o->push_delay_ms ? o->push_delay_ms : 150;
 	r->pull_interval_ms = o->pull_interval_ms ? o->pull_interval_ms : 1000;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->qlock, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
@@ -1030,16 +1075,25 @@ void sg_repl_stop(sg_repl *r)
 	pthread_mutex_lock(&r->lock);
 	r->stop = 1;
 	pthread_cond_signal(&r->cond);
+	for (size_t i = 0; i < r->npeers; i++) {
+		struct peer *p = r->peers[i];
+		if (p->open) /* a worker blocked on a silent peer wakes with NNG_ECLOSED */
+			nng_close(p->sock);
+		p->open = 0;
+		pthread_cond_signal(&p->cond);
+	}
 	pthread_mutex_unlock(&r->lock);
 	if (r->sync_started)
 		pthread_join(r->sync, NULL);
+	for (size_t i = 0; i < r->npeers; i++)
+		if (r->peers[i]->thread_started)
+			pthread_join(r->peers[i]->thread, NULL);
 	if (r->rep_open)
 		nng_close(r->rep); /* wakes the server threads with NNG_ECLOSED */
 	for (int i = 0; i < r->nsrv; i++)
 		pthread_join(r->srv[i], NULL);
 	for (size_t i = 0; i < r->npeers; i++) {
-		if (r->peers[i]->open)
-			nng_close(r->peers[i]->sock);
+		pthread_cond_destroy(&r->peers[i]->cond);
 		free(r->peers[i]->url);
 		free(r->peers[i]);
 	}
@@ -1056,6 +1110,7 @@ void sg_repl_stop(sg_repl *r)
 		free(r->patterns[i]);
 	free(r->patterns);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->qlock);
 	pthread_cond_destroy(&r->cond);
 	free(r->name);
 	free(r->listen);
