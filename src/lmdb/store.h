@@ -334,7 +334,9 @@ int sg_store_removexattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const
  * whole subtree). Missing parent directories are made as placeholders with
  * a zero stamp, so that any real change to them wins (changes arrive in the
  * sender's version order, in which a directory's latest row may come after
- * its children's). -ENOTDIR when a parent is not a directory.
+ * its children's). A change older than the tombstone of one of its parent
+ * directories went with that directory: -ESTALE. -ENOTDIR when a parent is
+ * not a directory.
  * When the change wins over a held version it did not see (its base is older
  * than the held stamp) and that version was live, a conflict is recorded.
  * c->xattrs replaces the entry's user.* attributes. The store's clock

@@ -906,7 +906,8 @@ static int op_setxattr(struct wctx *w, struct sg_op *op, int remove)
 
 /* Walk a path's directories, making missing ones as placeholders (zero
  * stamp: any real change to them wins); `leaf` gets the last component. */
-static int apply_parent(struct wctx *w, const char *path, uint64_t *pid, char *leaf)
+static int apply_parent(struct wctx *w, const sg_stamp *stamp, const char *path, uint64_t *pid,
+			char *leaf)
 {
 	static const sg_stamp zero;
 	const char *p = path;
@@ -936,8 +937,12 @@ static int apply_parent(struct wctx *w, const char *path, uint64_t *pid, char *l
 			if (rc)
 				return rc;
 		} else {
-			if (rc == 0) { /* a deleted directory comes back for a child that arrives */
+			if (rc == 0) {
+				/* a directory deleted after this change was made took the
+				 * change with it; one deleted before it comes back for it */
 				rc = sg_rec_get(w->st, w->txn, cid, &rec, NULL);
+				if (rc == 0 && stamp_cmp(stamp, &rec) < 0)
+					return -ESTALE;
 				rc = rc ? rc : row_drop(w, cid, &rec);
 				rc = rc ? rc : dirent_del(w, id, leaf);
 				if (rc)
@@ -1038,7 +1043,7 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 	int rc, exists;
 	int64_t now = sg_now_ns();
 
-	rc = apply_parent(w, c->path, &pid, leaf);
+	rc = apply_parent(w, &c->stamp, c->path, &pid, leaf);
 	rc = rc ? rc : get_dir(w, pid, &p, NULL);
 	if (rc)
 		return rc;

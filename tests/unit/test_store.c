@@ -2189,6 +2189,38 @@ static void test_rename_bases(void **state)
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void test_stale_child_of_deleted_dir(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_attr d, x;
+	sg_change c;
+	struct rows r;
+	uint64_t before_delete, v;
+
+	mk(st, SG_ROOT_ID, "etc", SG_TYPE_DIR, NULL, &d);
+	mk(st, d.id, "app.conf", SG_TYPE_FILE, "x", NULL);
+	before_delete = sg_store_hlc(st);
+	assert_int_equal(sg_store_remove(st, NULL, d.id, "app.conf", 0, now_ns()), 0);
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "etc", 1, now_ns()), 0);
+	v = sg_store_version(st);
+
+	/* a peer's change made before the directory was deleted went with it */
+	c = file_change("etc/late.conf", "old", before_delete, NODE_B, 1);
+	assert_int_equal(sg_store_apply(st, &c), -ESTALE);
+	assert_int_equal(sg_store_resolve(st, "etc", &x), -ENOENT);
+	changes(st, v - 1, 0, &r);
+	assert_non_null(row_by_path(&r, "etc"));
+	assert_int_equal(row_by_path(&r, "etc")->type, SG_TYPE_TOMBSTONE);
+	rows_free(&r);
+
+	/* one made after the delete brings the directory back for it */
+	c = file_change("etc/new.conf", "new", sg_store_hlc(st) + 1, NODE_B, 2);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "etc/new.conf", &x), 0);
+	assert_content(st, x.id, "new", 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2198,6 +2230,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_rename_reversions_subtree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_bases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_child_of_deleted_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xattrs_in_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lww_apply, setup, teardown),
