@@ -18,6 +18,7 @@
 
 #include "fs/fs.h"
 #include "lmdb/store.h"
+#include "conf.h"
 #include "log.h"
 #include "repl/repl.h"
 #include "status.h"
@@ -26,16 +27,12 @@
 #define DOMAIN "main"
 #define DEFAULT_DATA_DIR "/var/lib/sigil"
 
+#define DEFAULT_CONFIG "/etc/sigil/sigil.conf"
+
+/* Every config key is also a mount option of the same name (conf.h). */
 struct opts {
-	char *data;
-	char *node;
-	char *max_file_size;
-	char *cache_timeout;
-	char *listen;
-	char *peers;
-	char *tls_ca, *tls_cert, *tls_key;
-	char *max_offset;
-	char *local_only;
+	char *val[SG_CONFIG_NKEYS];
+	char *config;
 	int foreground;
 	int debug;
 	int single;
@@ -48,29 +45,32 @@ struct opts {
 
 enum { KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_HELP, KEY_VERSION };
 
-#define OPT(t, p) {t, offsetof(struct opts, p), 1}
-static const struct fuse_opt spec[] = {
-	OPT("data=%s", data),
-	OPT("node=%s", node),
-	OPT("max_file_size=%s", max_file_size),
-	OPT("cache_timeout=%s", cache_timeout),
-	OPT("listen=%s", listen),
-	OPT("peers=%s", peers),
-	OPT("tls_ca=%s", tls_ca),
-	OPT("tls_cert=%s", tls_cert),
-	OPT("tls_key=%s", tls_key),
-	OPT("max_offset=%s", max_offset),
-	OPT("local_only=%s", local_only),
-	FUSE_OPT_KEY("-f", KEY_FG),
-	FUSE_OPT_KEY("-d", KEY_DEBUG),
-	FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_KEY("-s", KEY_SINGLE),
-	FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_END,
-};
+#define OPT(i) {NULL, offsetof(struct opts, val) + (i) * sizeof(char *), 1}
+/* the templates are filled from conf.c's key names in main() */
+static struct fuse_opt spec[SG_CONFIG_NKEYS + 16];
+static char spec_templates[SG_CONFIG_NKEYS][40];
+
+static void spec_init(void)
+{
+	size_t n = 0;
+	const char *k;
+
+	for (size_t i = 0; (k = sg_config_key(i)) && i < SG_CONFIG_NKEYS; i++) {
+		snprintf(spec_templates[i], sizeof(spec_templates[i]), "%s=%%s", k);
+		spec[n] = (struct fuse_opt)OPT(i);
+		spec[n++].templ = spec_templates[i];
+	}
+	spec[n++] = (struct fuse_opt){"config=%s", offsetof(struct opts, config), 1};
+	spec[n++] = (struct fuse_opt)FUSE_OPT_KEY("-f", KEY_FG);
+	spec[n++] = (struct fuse_opt)FUSE_OPT_KEY("-d", KEY_DEBUG);
+	spec[n++] = (struct fuse_opt)FUSE_OPT_KEY("debug", KEY_DEBUG);
+	spec[n++] = (struct fuse_opt)FUSE_OPT_KEY("-s", KEY_SINGLE);
+	spec[n++] = (struct fuse_opt)FUSE_OPT_KEY("-h", KEY_HELP);
+	spec[n++] = (struct fuse_opt)FUSE_OPT_KEY("--help", KEY_HELP);
+	spec[n++] = (struct fuse_opt)FUSE_OPT_KEY("-V", KEY_VERSION);
+	spec[n++] = (struct fuse_opt)FUSE_OPT_KEY("--version", KEY_VERSION);
+	spec[n] = (struct fuse_opt)FUSE_OPT_END;
+}
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
@@ -109,9 +109,12 @@ static void usage(const char *prog)
 	printf("usage: %s [SOURCE] MOUNTPOINT [-f] [-s] [-d] [-o OPTION[,OPTION...]]\n"
 	       "\n"
 	       "Mount a sigilfs node: a replicated configuration filesystem kept in LMDB.\n"
-	       "SOURCE is what mount(8) and fstab pass first; it is not needed by hand.\n"
+	       "SOURCE is what mount(8) and fstab pass first: a path there (one with a '/')\n"
+	       "names the config file; otherwise %s is read if it exists.\n"
+	       "Every key of the config file is also an option, and an option wins.\n"
 	       "\n"
 	       "sigilfs options:\n"
+	       "  -o config=FILE         the config file (INI; see contrib/sigil.conf)\n"
 	       "  -o data=DIR            the node's data dir, all its state (default %s)\n"
 	       "  -o node=NAME           the node's name; fixed when the data dir is created\n"
 	       "  -o max_file_size=N     largest file, bytes, K/M/G suffixes (default 64M)\n"
@@ -125,6 +128,8 @@ static void usage(const char *prog)
 	       "  -o tls_key=FILE        its private key (PEM)\n"
 	       "  -o max_offset=MS       changes stamped further ahead of this clock wait (default 500)\n"
 	       "  -o local_only=PAT:PAT  names that never leave the node (default %s)\n"
+	       "  -o log_level=LEVEL     err, warning, notice, info (default) or debug\n"
+	       "\n"
 	       "  -f                     stay in the foreground, log to stderr\n"
 	       "  -s                     single-threaded\n"
 	       "  -d, -o debug           foreground, and log every request\n"
@@ -133,7 +138,7 @@ static void usage(const char *prog)
 	       "\n"
 	       "FUSE options such as -o allow_other are passed to FUSE. Unmount with\n"
 	       "`fusermount3 -u MOUNTPOINT` or `umount MOUNTPOINT`.\n",
-	       prog, DEFAULT_DATA_DIR, SG_REPL_LOCAL_ONLY_DEFAULT);
+	       prog, DEFAULT_CONFIG, DEFAULT_DATA_DIR, SG_REPL_LOCAL_ONLY_DEFAULT);
 }
 
 /* The store tells one observer; it passes each commit to the fs and the replicator. */
@@ -152,13 +157,14 @@ static void on_commit(void *ctx, const sg_note *notes, size_t n)
 		sg_repl_on_commit(ob->repl, notes, n);
 }
 
-/* Split "a;b;c" in place into an array of at most max URLs. */
+/* Split "a;b;c" (or commas, blanks) in place into an array of at most max URLs. */
 static size_t split_peers(char *s, const char **out, size_t max)
 {
 	size_t n = 0;
 	char *save = NULL;
 
-	for (char *t = s ? strtok_r(s, ";", &save) : NULL; t && n < max; t = strtok_r(NULL, ";", &save))
+	for (char *t = s ? strtok_r(s, ";, \t", &save) : NULL; t && n < max;
+	     t = strtok_r(NULL, ";, \t", &save))
 		if (*t)
 			out[n++] = t;
 	return n;
@@ -339,13 +345,17 @@ int main(int argc, char *argv[])
 	struct observers ob = {0};
 	sg_status_src status_src = {0};
 	const char *peer_urls[64];
+	char *peers_copy = NULL;
 	char mnt[PATH_MAX], fsname[PATH_MAX + 32];
-	const char *mountpoint, *data = NULL;
+	const char *mountpoint, *data = NULL, *node = NULL;
+	sg_config cfg = {0};
+	char cerr[PATH_MAX + 512];
 	struct stat sb;
-	int lockfd = -1, notify_fd = -1, rc = 1, err;
+	int lockfd = -1, notify_fd = -1, rc = 1, err, log_level = SG_LOG_INFO;
 	double timeout = 10.0;
 
 	sg_log_init("sigilfs", 0, SG_LOG_INFO);
+	spec_init();
 	if (fuse_opt_parse(&args, &o, spec, opt_proc) < 0) {
 		rc = 2;
 		goto out;
@@ -367,39 +377,64 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	mountpoint = o.nonopt[o.nnonopt - 1];
-	data = o.data ? o.data : DEFAULT_DATA_DIR;
-	if (o.max_file_size && (sg_parse_size(o.max_file_size, &so.max_file_size) ||
-				so.max_file_size == 0)) {
-		fprintf(stderr, "sigilfs: bad max_file_size '%s': a size in bytes, with K, M or G\n",
-			o.max_file_size);
-		goto out;
-	}
-	if (o.cache_timeout) {
-		char *end;
-		timeout = strtod(o.cache_timeout, &end);
-		if (*end || timeout < 0 || timeout > 86400) {
-			fprintf(stderr, "sigilfs: bad cache_timeout '%s': seconds, 0 to 86400\n",
-				o.cache_timeout);
+
+	/* settings: mount options first (they win), then the config file, then one check */
+	for (size_t i = 0; i < SG_CONFIG_NKEYS; i++)
+		if (o.val[i] && sg_config_set(&cfg, sg_config_key(i), o.val[i], "-o", 0, cerr,
+					      sizeof(cerr)) < 0) {
+			fprintf(stderr, "sigilfs: %s\n", cerr);
+			goto out;
+		}
+	{
+		const char *path = o.config;
+		int explicit = 1;
+
+		if (!path && o.nnonopt == 2 && strchr(o.nonopt[0], '/'))
+			path = o.nonopt[0]; /* fstab: /etc/sigil/sigil.conf /sigil fuse.sigilfs */
+		if (!path) {
+			path = DEFAULT_CONFIG;
+			explicit = 0;
+		}
+		err = sg_config_load(&cfg, path, cerr, sizeof(cerr));
+		if (err && (explicit || err != -ENOENT)) {
+			fprintf(stderr, "sigilfs: %s\n", cerr);
 			goto out;
 		}
 	}
-	if (o.node && (!*o.node || strlen(o.node) > 64)) {
-		fprintf(stderr, "sigilfs: bad node name '%s': 1 to 64 characters\n", o.node);
+	if (sg_config_check(&cfg, cerr, sizeof(cerr)) < 0) {
+		fprintf(stderr, "sigilfs: %s\n", cerr);
 		goto out;
 	}
-	if (o.max_offset) {
-		char *end;
-		unsigned long ms = strtoul(o.max_offset, &end, 10);
-		if (*end || ms == 0 || ms > 3600000) {
-			fprintf(stderr, "sigilfs: bad max_offset '%s': milliseconds, 1 to 3600000\n",
-				o.max_offset);
+	{
+		/* settings of parts not built yet are refused, not silently ignored */
+		static const char *const later[] = {"mirror", "commit_interval", "remote",
+						    "tombstone_grace"};
+		for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+			char where[PATH_MAX + 16];
+			if (!sg_config_get(&cfg, later[i]))
+				continue;
+			sg_config_where(&cfg, later[i], where, sizeof(where));
+			fprintf(stderr, "sigilfs: %s: %s: not supported yet (%s)\n", where, later[i],
+				strcmp(later[i], "tombstone_grace") ? "the Git mirror is to come"
+								    : "tombstones are never purged yet");
 			goto out;
 		}
-		ro.max_offset_ms = (unsigned)ms;
 	}
-	if ((o.listen || o.peers) && !o.node) {
-		fprintf(stderr, "sigilfs: replication (listen=, peers=) needs node=NAME\n");
-		goto out;
+	data = sg_config_get(&cfg, "data") ? sg_config_get(&cfg, "data") : DEFAULT_DATA_DIR;
+	node = sg_config_get(&cfg, "node");
+	{
+		uint64_t v;
+		if (sg_config_get_u64(&v, &cfg, "max_file_size") == 0)
+			so.max_file_size = v;
+		if (sg_config_get_u64(&v, &cfg, "cache_timeout") == 0)
+			timeout = (double)v / 1000.0;
+		if (sg_config_get_u64(&v, &cfg, "max_offset") == 0)
+			ro.max_offset_ms = (unsigned)v;
+		if (sg_config_get_u64(&v, &cfg, "log_level") == 0)
+			log_level = (int)v;
+		if (o.debug)
+			log_level = SG_LOG_DEBUG;
+		sg_log_init("sigilfs", 0, log_level);
 	}
 	if (data[0] != '/') {
 		fprintf(stderr, "sigilfs: data dir %s must be an absolute path\n", data);
@@ -437,7 +472,7 @@ int main(int argc, char *argv[])
 		goto out;
 
 	so.dir = data;
-	so.node_id = o.node ? sg_hash64(o.node, strlen(o.node)) : 0;
+	so.node_id = node ? sg_hash64(node, strlen(node)) : 0;
 	err = sg_store_open(&st, &so);
 	if (err) {
 		fprintf(stderr, "sigilfs: cannot open the store in %s: %s\n", data, strerror(-err));
@@ -456,24 +491,36 @@ int main(int argc, char *argv[])
 	sg_store_set_observer(st, on_commit, &ob);
 	status_src.store = st;
 	status_src.fs = fs;
-	status_src.node = o.node;
+	status_src.node = node;
 	status_src.mountpoint = mnt;
 	status_src.data_dir = data;
 	status_src.started_ns = sg_now_ns();
 	sg_fs_set_status(fs, sg_status_names, sg_status_write, &status_src);
-	if (o.listen || o.peers) {
+	if (sg_config_get(&cfg, "listen") || sg_config_get(&cfg, "peers")) {
 		ro.store = st;
-		ro.node_name = o.node;
-		ro.listen = o.listen;
-		ro.npeers = split_peers(o.peers, peer_urls, 64);
+		ro.node_name = node;
+		ro.listen = sg_config_get(&cfg, "listen");
+		if (sg_config_get(&cfg, "peers") && !(peers_copy = strdup(sg_config_get(&cfg, "peers"))))
+			goto out;
+		ro.npeers = split_peers(peers_copy, peer_urls, 64);
 		ro.peers = peer_urls;
-		ro.tls_ca = o.tls_ca;
-		ro.tls_cert = o.tls_cert;
-		ro.tls_key = o.tls_key;
-		ro.local_only = o.local_only;
+		ro.tls_ca = sg_config_get(&cfg, "tls_ca");
+		ro.tls_cert = sg_config_get(&cfg, "tls_cert");
+		ro.tls_key = sg_config_get(&cfg, "tls_key");
+		ro.local_only = sg_config_get(&cfg, "local_only");
 		err = sg_repl_start(&repl, &ro);
 		if (err) {
-			fprintf(stderr, "sigilfs: cannot start replication: %s\n", strerror(-err));
+			char where[PATH_MAX + 16] = "";
+			if (err == -EADDRINUSE)
+				sg_config_where(&cfg, "listen", where, sizeof(where));
+			if (err == -EADDRINUSE)
+				fprintf(stderr, "sigilfs: %s: listen: %s is in use\n", where,
+					ro.listen);
+			else if (err == -EINVAL || err == -ENOENT)
+				; /* the replicator has said which option and why */
+			else
+				fprintf(stderr, "sigilfs: cannot start replication: %s\n",
+					strerror(-err));
 			goto out;
 		}
 		ob.repl = repl;
@@ -507,18 +554,12 @@ out:
 		close(lockfd);
 	}
 	fuse_opt_free_args(&args);
-	free(o.data);
-	free(o.node);
-	free(o.max_file_size);
-	free(o.cache_timeout);
-	free(o.listen);
-	free(o.peers);
-	free(o.tls_ca);
-	free(o.tls_cert);
-	free(o.tls_key);
-	free(o.max_offset);
-	free(o.local_only);
+	for (size_t i = 0; i < SG_CONFIG_NKEYS; i++)
+		free(o.val[i]);
+	free(o.config);
 	free(o.nonopt[0]);
 	free(o.nonopt[1]);
+	free(peers_copy);
+	sg_config_free(&cfg); /* last: the replicator's options borrowed its strings */
 	return rc;
 }

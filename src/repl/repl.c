@@ -1042,7 +1042,8 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 		if (!rv)
 			rv = nng_listener_start(l, 0);
 		if (rv) {
-			sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-REPL-LISTEN", "cannot listen on %s: %s",
+			/* the caller reports it, naming where the URL was configured */
+			sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-REPL-LISTEN", "cannot listen on %s: %s",
 			       r->listen, nng_strerror(rv));
 			rc = nng_err(rv);
 			goto fail;

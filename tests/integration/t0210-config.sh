@@ -1,0 +1,74 @@
+#!/bin/bash
+# t0210-config.sh: the config file: a good one mounts (named as SOURCE, the
+# way fstab passes it, or with -o config=), mount options win over it, and
+# each kind of mistake stops the mount before it happens with one message
+# naming the file and line, a non-zero exit, no mount and no daemon.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
+sg_require_tools python3
+
+conf=$SG_WORK/sigil.conf
+mnt=$SG_WORK/n/mnt
+mkdir -p "$mnt"
+sg_track SG_MNTS "$mnt"
+
+# refused: CONFIG-TEXT EXPECTED-MESSAGE-TAIL DESCRIPTION
+refused() {
+	local text=$1 want=$2 what=$3 out rc data
+	data=$SG_WORK/refused-data
+	printf '%s\n' "$text" >"$conf"
+	out=$(timeout 30 "$SIGILFS" "$conf" "$mnt" -o "data=$data" 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ] && [ "$out" == "sigilfs: $conf:$want" ]; then
+		ok "$what: exit $rc, '$out'"
+	else
+		fail "$what: refused with 'sigilfs: $conf:$want'" "exit $rc" "got: $out"
+	fi
+	sg_mounted "$mnt" && fail "$what: nothing is mounted" "$(sg_mount_line "$mnt")"
+	[ -e "$data/sigilfs.pid" ] && fail "$what: no daemon started" "$(cat "$data/sigilfs.pid")"
+	return 0
+}
+
+refused $'# comment\n\nnodes = a' "3: unknown key 'nodes'" "an unknown key"
+refused $'[sigil]\nnode = a\n[mirror]\n' "3: unknown section [mirror]; keys go at the top or under [sigil]" "an unknown section"
+refused $'node = a\ndata = /tmp/x\nnode = b' "3: 'node' set twice (first at line 1)" "a key set twice"
+refused $'[sigil]\nmax_file_size = lots' "2: max_file_size: 'lots' is not a size: bytes, with K, M or G (64M)" "a bad size"
+refused $'node = a\nmax_offset = 0' "2: max_offset: '0' is not a number of milliseconds from 1 to 3600000" "a bad number"
+refused $'node = a b' "1: node: 'a b' is not a node name: 1 to 64 of A-Z a-z 0-9 . _ -" "a bad node name"
+refused $'node = a\nlisten = http://x' "2: listen: 'http://x' is not a URL: tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH" "a bad URL"
+refused $'node = a\nlisten = tls+tcp://127.0.0.1:1\ntls_ca = /nonexistent/ca.pem\ntls_cert = /etc/hostname\ntls_key = /etc/hostname' \
+	"3: tls_ca: cannot read /nonexistent/ca.pem: No such file or directory" "an unreadable TLS file"
+refused $'node = a\nmirror = /var/lib/sigil/mirror.git' "2: mirror: not supported yet (the Git mirror is to come)" \
+	"a setting of a part not built yet"
+
+# a port in use, held by another process on 127.0.0.1
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $port)); s.listen(1); time.sleep(30)" &
+holder=$!
+sg_wait 5 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" ||
+	fail "the port holder listens on $port"
+refused "$(printf 'node = a\nlisten = tcp://127.0.0.1:%s' "$port")" "2: listen: tcp://127.0.0.1:$port is in use" "a port in use"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+
+# a missing config file named explicitly is an error; the default may be absent
+out=$(timeout 30 "$SIGILFS" "$mnt" -o "data=$SG_WORK/d0,config=$SG_WORK/none.conf" 2>&1)
+rc=$?
+[ $rc -ne 0 ] && [ "$out" == "sigilfs: $SG_WORK/none.conf: cannot read: No such file or directory" ] &&
+	ok "a missing config named by config= is an error: '$out'" ||
+	fail "a missing config named by config= is an error" "exit $rc: $out"
+
+# a good file: named as SOURCE, as fstab does; a mount option wins over it
+printf '# a good one\n[sigil]\nnode = "from-file"\ndata = %s\ncache_timeout = 2.5\n' "$SG_WORK/good-data" >"$conf"
+sg_mount_dirs "$mnt" "$SG_WORK/good-data" "" "$conf" || sg_done
+check "the status file shows the node named in the file" grep -q "from-file" "$MNT/.sigil/status"
+check_eq "$SG_WORK/good-data" "$(awk '$1 == "data" { print $2 }' "$MNT/.sigil/status")" "the data dir from the file"
+sg_umount "$mnt"
+sg_mount_dirs "$mnt" "$SG_WORK/other-data" "node=from-option" "$conf" || sg_done
+check "a mount option wins over the file (node)" grep -q "from-option" "$MNT/.sigil/status"
+check_eq "$SG_WORK/other-data" "$(awk '$1 == "data" { print $2 }' "$MNT/.sigil/status")" "a mount option wins over the file (data)"
+sg_umount "$mnt"
+sg_done
