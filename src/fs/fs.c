@@ -835,12 +835,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t n = 0;
 
 	if (IS_VIRTUAL(ino)) {
+		/* reply from a private copy: a RELEASE on another thread may free
+		 * the handle's buffer while the reply is still being written */
 		struct vfile *v = (struct vfile *)(uintptr_t)fi->fh;
-		if (off < 0 || (size_t)off >= v->len)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, v->data + off,
-				       v->len - (size_t)off < size ? v->len - (size_t)off : size);
+		if (off >= 0 && (size_t)off < v->len) {
+			n = v->len - (size_t)off < size ? v->len - (size_t)off : size;
+			copy = malloc(n);
+			if (!copy) {
+				fuse_reply_err(req, ENOMEM);
+				return;
+			}
+			memcpy(copy, v->data + off, n);
+		}
+		fuse_reply_buf(req, copy, n);
+		free(copy);
 		return;
 	}
 
