@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "ctl/ctl.h"
 #include "fs/fs.h"
 #include "lmdb/store.h"
 #include "conf.h"
@@ -155,6 +156,55 @@ static void on_commit(void *ctx, const sg_note *notes, size_t n)
 		sg_fs_on_commit(ob->fs, notes, n);
 	if (ob->repl)
 		sg_repl_on_commit(ob->repl, notes, n);
+}
+
+/* ---- the control socket: what sigilctl's commands answer */
+
+struct ctl_conflicts {
+	FILE *f;
+	const char *mnt;
+};
+
+/* A line of /.sigil/conflicts, and where the losing content can be read. */
+static int ctl_conflict_line(void *ctx, const sg_conflict *c)
+{
+	struct ctl_conflicts *cc = ctx;
+
+	fprintf(cc->f, "%llu\t%s\t%llx\t%016llx\t%llx\t%016llx\t%zu\t%s/.sigil/lost/%llu\n",
+		(unsigned long long)c->seq, c->path, (unsigned long long)c->loser.hlc,
+		(unsigned long long)c->loser.origin, (unsigned long long)c->winner.hlc,
+		(unsigned long long)c->winner.origin, c->len, cc->mnt, (unsigned long long)c->seq);
+	return 0;
+}
+
+static int ctl_handle(void *ctx, const char *req, FILE *body, char *err, size_t errlen)
+{
+	sg_status_src *s = ctx;
+
+	if (strcmp(req, "status") == 0)
+		return sg_status_write(s, "status", body);
+	if (strcmp(req, "status --json") == 0) {
+		sg_status_write_json(s, body);
+		return 0;
+	}
+	if (strcmp(req, "peers") == 0)
+		return sg_status_write(s, "members", body);
+	if (strcmp(req, "conflicts") == 0) {
+		struct ctl_conflicts cc = {body, s->mountpoint};
+		int rc = sg_store_conflicts(s->store, 0, 0, ctl_conflict_line, &cc);
+		return rc < 0 ? rc : 0;
+	}
+	if (strcmp(req, "sync") == 0) {
+		if (!s->repl) {
+			snprintf(err, errlen, "replication is off (no listen= or peers=)");
+			return -ENOTSUP;
+		}
+		sg_repl_sync_now(s->repl);
+		fprintf(body, "pulling from every peer now\n");
+		return 0;
+	}
+	snprintf(err, errlen, "unknown command '%s'", req);
+	return -EINVAL;
 }
 
 /* Split "a;b;c" (or commas, blanks) in place into an array of at most max URLs. */
@@ -342,6 +392,7 @@ int main(int argc, char *argv[])
 	sg_fs *fs = NULL;
 	sg_repl *repl = NULL;
 	sg_repl_opts ro = {0};
+	sg_ctl *ctl = NULL;
 	struct observers ob = {0};
 	sg_status_src status_src = {0};
 	const char *peer_urls[64];
@@ -526,6 +577,17 @@ int main(int argc, char *argv[])
 		ob.repl = repl;
 		status_src.repl = repl;
 	}
+	{
+		char sock[PATH_MAX];
+
+		snprintf(sock, sizeof(sock), "%s/control.sock", data);
+		err = sg_ctl_start(&ctl, sock, ctl_handle, &status_src);
+		if (err) {
+			fprintf(stderr, "sigilfs: cannot open the control socket %s: %s\n", sock,
+				strerror(-err));
+			goto out;
+		}
+	}
 	if (sg_fs_signals(fs) < 0 || sg_fs_mount(fs, mnt) < 0) {
 		fprintf(stderr, "sigilfs: cannot mount on %s\n", mnt);
 		goto out;
@@ -544,6 +606,7 @@ int main(int argc, char *argv[])
 	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-MAIN-STOP", "unmounted %s", mnt);
 out:
 	daemon_ready(&notify_fd, 1);
+	sg_ctl_stop(ctl);
 	sg_repl_stop(repl);
 	if (st)
 		sg_store_set_observer(st, NULL, NULL);

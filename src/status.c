@@ -154,6 +154,126 @@ static void metrics(const sg_status_src *s, FILE *f)
 #undef M
 }
 
+/* A JSON string: quoted, with ", \ and control characters escaped. Bytes that
+ * are not valid UTF-8 (a path may hold any) become \u00XX, as if Latin-1. */
+static void json_str(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (!s) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	while (*p) {
+		size_t n = 0;
+		unsigned c = *p;
+
+		if (c == '"' || c == '\\') {
+			fprintf(f, "\\%c", (char)c);
+			p++;
+			continue;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			fprintf(f, "\\u%04x", c);
+			p++;
+			continue;
+		}
+		if (c < 0x80) {
+			fputc((char)c, f);
+			p++;
+			continue;
+		}
+		/* a whole, shortest-form, non-surrogate UTF-8 sequence is copied */
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 2;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 3;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 4;
+		for (size_t i = 1; i < n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				n = 0;
+		if ((n == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0))) ||
+		    (n == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))))
+			n = 0;
+		if (n) {
+			fwrite(p, 1, n, f);
+			p += n;
+		} else {
+			fprintf(f, "\\u%04x", c);
+			p++;
+		}
+	}
+	fputc('"', f);
+}
+
+struct json_peers {
+	FILE *f;
+	size_t n;
+};
+
+static void json_peer(void *ctx, const sg_repl_peer *p)
+{
+	struct json_peers *j = ctx;
+
+	fputs(j->n++ ? ",\n    {\"url\": " : "\n    {\"url\": ", j->f);
+	json_str(j->f, p->url);
+	if (p->node_id)
+		fprintf(j->f, ", \"node_id\": \"%016" PRIx64 "\"", p->node_id);
+	else
+		fputs(", \"node_id\": null", j->f);
+	fprintf(j->f, ", \"state\": \"%s\", \"failures\": %u", p->up ? "up" : "down", p->failures);
+	if (p->last_ok_ms >= 0)
+		fprintf(j->f, ", \"last_answer_ms\": %" PRId64, p->last_ok_ms);
+	else
+		fputs(", \"last_answer_ms\": null", j->f);
+	fprintf(j->f, ", \"pulled\": %" PRIu64 ", \"pushed\": %" PRIu64 "}", p->pulled, p->pushed);
+}
+
+void sg_status_write_json(const sg_status_src *s, FILE *f)
+{
+	sg_store_stats ss;
+	sg_fs_stats fs;
+	struct json_peers j = {.f = f};
+
+	sg_store_stats_get(s->store, &ss);
+	sg_fs_stats_get(s->fs, &fs);
+	fputs("{\n  \"node\": ", f);
+	json_str(f, s->node);
+	fprintf(f, ",\n  \"node_id\": \"%016" PRIx64 "\",\n  \"mountpoint\": ",
+		sg_store_node_id(s->store));
+	json_str(f, s->mountpoint);
+	fputs(",\n  \"data\": ", f);
+	json_str(f, s->data_dir);
+	fprintf(f, ",\n  \"up_seconds\": %" PRId64 ",\n",
+		(sg_now_ns() - s->started_ns) / 1000000000);
+	fprintf(f,
+		"  \"store\": {\"version\": %" PRIu64 ", \"entries\": %" PRIu64
+		", \"tombstones\": %" PRIu64 ", \"map_bytes\": %" PRIu64 ", \"used_bytes\": %" PRIu64
+		", \"commits\": %" PRIu64 ", \"changes\": %" PRIu64 "},\n",
+		sg_store_version(s->store), ss.entries, ss.tombstones, ss.map_size, ss.used_bytes,
+		ss.commits, ss.ops);
+	fprintf(f, "  \"saves\": %" PRIu64 ",\n  \"conflicts\": %" PRIu64 ",\n", fs.saves,
+		conflicts(s->store));
+	if (s->repl) {
+		sg_repl_stats rs;
+
+		sg_repl_stats_get(s->repl, &rs);
+		fprintf(f,
+			"  \"replication\": {\"applied\": %" PRIu64 ", \"stale\": %" PRIu64
+			", \"held\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"malformed\": %" PRIu64
+			", \"pushes\": %" PRIu64 ", \"pulls\": %" PRIu64 "},\n",
+			rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
+			rs.pulls);
+		fputs("  \"peers\": [", f);
+		sg_repl_peers(s->repl, json_peer, &j);
+		fputs(j.n ? "\n  ]\n}\n" : "]\n}\n", f);
+	} else {
+		fputs("  \"replication\": null,\n  \"peers\": []\n}\n", f);
+	}
+}
+
 int sg_status_write(void *arg, const char *name, FILE *f)
 {
 	const sg_status_src *s = arg;

@@ -26,4 +26,16 @@ extern const char *const sg_status_names[];
 /** sg_fs_status_fn for an sg_status_src: 0, or -ENOENT for an unknown name. */
 int sg_status_write(void *src, const char *name, FILE *f);
 
+/**
+ * The facts of the status file as one JSON object, for `sigilctl status
+ * --json`: node (null if unnamed), node_id (16 hex digits, a string),
+ * mountpoint, data, up_seconds, store {version, entries, tombstones,
+ * map_bytes, used_bytes, commits, changes}, saves, conflicts, replication
+ * (counters, or null when off) and peers: [{url, node_id (null until it
+ * answered), state ("up" or "down"), failures, last_answer_ms (null: never),
+ * pulled, pushed}]. Strings are escaped; bytes that are not UTF-8 come out
+ * as \u00XX. Cannot fail (the stream may).
+ */
+void sg_status_write_json(const sg_status_src *s, FILE *f);
+
 #endif

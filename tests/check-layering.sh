@@ -1,6 +1,6 @@
 #!/bin/sh
 # check-layering.sh: each library's header is included only inside its own module.
-# lmdb.h in src/lmdb, nng in src/repl (and the control socket later), git2.h in src/gitsync,
+# lmdb.h in src/lmdb, nng in src/repl, git2.h in src/gitsync,
 # fuse only in src/fs and the daemon's main.
 top=${SIGIL_SRCDIR:-$(dirname "$0")/..}
 cd "$top" || exit 99
@@ -15,7 +15,7 @@ check() { # pattern allowed-regex
 	fi
 }
 check 'lmdb\.h' '^src/lmdb/'
-check 'nng/' '^src/repl/|^src/ctl/'
+check 'nng/' '^src/repl/'
 check 'git2' '^src/gitsync/'
 check 'fuse' '^src/fs/|^src/sigilfs\.c$|^tests/unit/test_fs'
 # private headers (*_i.h) are included only from their own directory

@@ -75,6 +75,7 @@ struct sg_repl {
 	int stop;
 	int push_pending, push_delete;
 	int64_t push_first_ns;
+	int pull_all; /* sg_repl_sync_now(): the next round pulls from every peer, now */
 	struct peer *peers[MAX_PEERS];
 	size_t npeers;
 
@@ -802,7 +803,8 @@ static void *peer_main(void *arg)
 }
 
 /* The scheduler: wake the workers for pushes right after commits, and for
- * anti-entropy pulls with up to three random peers every interval. */
+ * anti-entropy pulls with up to three random peers every interval (every
+ * peer, at once, when sg_repl_sync_now() asked). */
 static void *sync_main(void *arg)
 {
 	sg_repl *r = arg;
@@ -826,13 +828,14 @@ static void *sync_main(void *arg)
 				wake = due_at;
 			}
 		}
-		if (now >= next_pull) {
+		if (now >= next_pull || r->pull_all) {
 			uint32_t rnd = 0;
-			size_t n = r->npeers, picked = 0;
+			size_t n = r->npeers, picked = 0, most = r->pull_all ? n : 3;
 
+			r->pull_all = 0;
 			if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 				rnd = (uint32_t)now;
-			for (size_t k = 0; k < n && picked < 3; k++) {
+			for (size_t k = 0; k < n && picked < most; k++) {
 				struct peer *p = r->peers[(rnd + k) % n];
 				if (atomic_load(&p->self))
 					continue;
@@ -852,6 +855,14 @@ static void *sync_main(void *arg)
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
+}
+
+void sg_repl_sync_now(sg_repl *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->pull_all = 1;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
 }
 
 void sg_repl_on_commit(void *arg, const sg_note *notes, size_t n)

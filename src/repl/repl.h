@@ -42,6 +42,14 @@ void sg_repl_stop(sg_repl *r);
 /** Store observer: wake the pusher (chain it from the commit observer). */
 void sg_repl_on_commit(void *r, const sg_note *notes, size_t n);
 
+/**
+ * Start an anti-entropy round now: pull from every known peer (not only up
+ * to three at random), without waiting for the interval. Returns at once;
+ * the pulls run on the peers' workers. A peer backing off after failures
+ * is skipped, as in any round. Thread-safe.
+ */
+void sg_repl_sync_now(sg_repl *r);
+
 /** Counters, for status and tests. */
 typedef struct sg_repl_stats {
 	uint64_t applied;        /**< remote changes applied */

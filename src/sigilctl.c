@@ -1,0 +1,154 @@
+/* sigilctl.c: the operator's tool: ask a node's running sigilfs, through its
+ * control socket DATADIR/control.sock, for its status, peers and conflicts, or a sync. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "ctl/ctl.h"
+
+#define DEFAULT_CONFIG "/etc/sigil/sigil.conf"
+#define DEFAULT_DATA_DIR "/var/lib/sigil"
+
+/* exit codes */
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3 };
+
+#define SYNOPSIS "sigilctl [-c CONFIG | -d DATADIR] status [--json] | peers | conflicts | sync"
+
+static void help(void)
+{
+	printf("usage: " SYNOPSIS "\n"
+	       "\n"
+	       "Ask the running sigilfs of this node, through its control socket\n"
+	       "DATADIR/control.sock (only its own user and root may).\n"
+	       "\n"
+	       "  -c CONFIG   read the data dir from CONFIG's `data` (default %s)\n"
+	       "  -d DATADIR  the node's data dir (default: from the config, else %s)\n"
+	       "  -h, --help  this text\n"
+	       "\n"
+	       "commands:\n"
+	       "  status        the node, its store version, each peer with its state, conflicts\n"
+	       "  status --json the same as one JSON object\n"
+	       "  peers         this node and every peer: id, up or down, last answer\n"
+	       "  conflicts     one line per conflict, tab-separated: number, path, losing stamp\n"
+	       "                and node id, winning stamp and node id, bytes, and the file\n"
+	       "                holding the losing content\n"
+	       "  sync          start an anti-entropy round now: pull from every peer\n"
+	       "\n"
+	       "Exit status: 0 done; 1 the daemon or the system refused (one line on stderr);\n"
+	       "2 usage; 3 no daemon is running for the data dir.\n",
+	       DEFAULT_CONFIG, DEFAULT_DATA_DIR);
+}
+
+static int usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "sigilctl: %s%s%s%s; usage: " SYNOPSIS "\n", what, arg ? " '" : "",
+		arg ? arg : "", arg ? "'" : "");
+	return EXIT_USAGE;
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config = NULL, *data = NULL, *cmd;
+	char sock[PATH_MAX], request[64], cerr[PATH_MAX + 512], *reply = NULL;
+	sg_config cfg = {0};
+	int json = 0, c, rc, ret = EXIT_FAILED;
+
+	/* GNU getopt permutes: options may follow the command (`status --json`) */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'd':
+			data = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			help();
+			return EXIT_OK;
+		default:
+			return usage_error(optopt == 'c' || optopt == 'd' ? "option needs an argument"
+									  : "unknown option",
+					   argv[optind - 1]);
+		}
+	}
+	if (config && data)
+		return usage_error("give -c or -d, not both", NULL);
+	if (optind >= argc)
+		return usage_error("no command given", NULL);
+	cmd = argv[optind++];
+	if (optind < argc)
+		return usage_error("too many arguments at", argv[optind]);
+	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "peers") != 0 &&
+	    strcmp(cmd, "conflicts") != 0 && strcmp(cmd, "sync") != 0)
+		return usage_error("unknown command", cmd);
+	if (json && strcmp(cmd, "status") != 0)
+		return usage_error("--json goes with status only, not", cmd);
+	snprintf(request, sizeof(request), "%s%s", cmd, json ? " --json" : "");
+
+	if (!data) {
+		rc = sg_config_load(&cfg, config ? config : DEFAULT_CONFIG, cerr, sizeof(cerr));
+		if (rc && (config || rc != -ENOENT)) {
+			fprintf(stderr, "sigilctl: %s\n", cerr);
+			goto out;
+		}
+		data = sg_config_get(&cfg, "data") ? sg_config_get(&cfg, "data") : DEFAULT_DATA_DIR;
+	}
+	if ((size_t)snprintf(sock, sizeof(sock), "%s/control.sock", data) >= sizeof(sock)) {
+		fprintf(stderr, "sigilctl: data dir %s: %s\n", data, strerror(ENAMETOOLONG));
+		goto out;
+	}
+
+	rc = sg_ctl_call(sock, request, &reply);
+	switch (rc) {
+	case 0:
+		break;
+	case -ENOENT:
+	case -ECONNREFUSED:
+		fprintf(stderr, "sigilctl: no sigilfs daemon is running for %s\n", data);
+		ret = EXIT_NOT_RUNNING;
+		goto out;
+	case -ETIMEDOUT:
+		fprintf(stderr, "sigilctl: the sigilfs daemon for %s does not answer\n", data);
+		ret = EXIT_NOT_RUNNING;
+		goto out;
+	case -EACCES:
+		fprintf(stderr,
+			"sigilctl: permission denied: cannot reach %s (run as the daemon's user or root)\n",
+			sock);
+		goto out;
+	default:
+		fprintf(stderr, "sigilctl: %s: %s\n", sock, strerror(-rc));
+		goto out;
+	}
+	if (strncmp(reply, "ok\n", 3) == 0) {
+		fputs(reply + 3, stdout);
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			fprintf(stderr, "sigilctl: cannot write the answer: %s\n", strerror(errno));
+			goto out;
+		}
+		ret = EXIT_OK;
+	} else if (strncmp(reply, "error: ", 7) == 0) {
+		fprintf(stderr, "sigilctl: %.*s\n", (int)strcspn(reply + 7, "\n"), reply + 7);
+	} else {
+		fprintf(stderr, "sigilctl: the daemon's answer is malformed\n");
+	}
+out:
+	free(reply);
+	sg_config_free(&cfg);
+	return ret;
+}
