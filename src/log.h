@@ -16,11 +16,12 @@ enum sg_log_level {
 /** Route messages to syslog (use_syslog != 0) or stderr; drop those above `level`. */
 void sg_log_init(const char *ident, int use_syslog, int level);
 
-/** Log one message: domain is the module ("store", "fs", ...), msgid a stable tag ("SIGIL-STORE-GROW"). */
+/** Log one message: domain is the module ("store", "fs", ...), msgid a stable tag
+ * ("SIGIL-STORE-GROW"). */
 void sg_log(int level, const char *domain, const char *msgid, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 void sg_vlog(int level, const char *domain, const char *msgid, const char *fmt, va_list ap)
-	__attribute__((format(printf, 4, 0)));
+    __attribute__((format(printf, 4, 0)));
 
 #endif

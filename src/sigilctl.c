@@ -48,16 +48,16 @@ static void help(void)
 static int usage_error(const char *what, const char *arg)
 {
 	fprintf(stderr, "sigilctl: %s%s%s%s; usage: " SYNOPSIS "\n", what, arg ? " '" : "",
-		arg ? arg : "", arg ? "'" : "");
+	        arg ? arg : "", arg ? "'" : "");
 	return EXIT_USAGE;
 }
 
 int main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *data = NULL, *cmd;
 	char sock[PATH_MAX], request[64], cerr[PATH_MAX + 512], *reply = NULL;
@@ -81,9 +81,10 @@ int main(int argc, char *argv[])
 			help();
 			return EXIT_OK;
 		default:
-			return usage_error(optopt == 'c' || optopt == 'd' ? "option needs an argument"
-									  : "unknown option",
-					   argv[optind - 1]);
+			return usage_error(optopt == 'c' || optopt == 'd'
+			                       ? "option needs an argument"
+			                       : "unknown option",
+			                   argv[optind - 1]);
 		}
 	}
 	if (config && data)
@@ -128,8 +129,9 @@ int main(int argc, char *argv[])
 		goto out;
 	case -EACCES:
 		fprintf(stderr,
-			"sigilctl: permission denied: cannot reach %s (run as the daemon's user or root)\n",
-			sock);
+		        "sigilctl: permission denied: cannot reach %s (run as the daemon's user or "
+		        "root)\n",
+		        sock);
 		goto out;
 	default:
 		fprintf(stderr, "sigilctl: %s: %s\n", sock, strerror(-rc));

@@ -46,7 +46,10 @@ struct opts {
 
 enum { KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_HELP, KEY_VERSION };
 
-#define OPT(i) {NULL, offsetof(struct opts, val) + (i) * sizeof(char *), 1}
+#define OPT(i)                                                                                     \
+	{                                                                                          \
+		NULL, offsetof(struct opts, val) + (i) * sizeof(char *), 1                         \
+	}
 /* the templates are filled from conf.c's key names in main() */
 static struct fuse_opt spec[SG_CONFIG_NKEYS + 16];
 static char spec_templates[SG_CONFIG_NKEYS][40];
@@ -107,39 +110,44 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [SOURCE] MOUNTPOINT [-f] [-s] [-d] [-o OPTION[,OPTION...]]\n"
-	       "\n"
-	       "Mount a sigilfs node: a replicated configuration filesystem kept in LMDB.\n"
-	       "SOURCE is what mount(8) and fstab pass first: a path there (one with a '/')\n"
-	       "names the config file; otherwise %s is read if it exists.\n"
-	       "Every key of the config file is also an option, and an option wins.\n"
-	       "\n"
-	       "sigilfs options:\n"
-	       "  -o config=FILE         the config file (INI; see contrib/sigil.conf)\n"
-	       "  -o data=DIR            the node's data dir, all its state (default %s)\n"
-	       "  -o node=NAME           the node's name; fixed when the data dir is created\n"
-	       "  -o max_file_size=N     largest file, bytes, K/M/G suffixes (default 64M)\n"
-	       "  -o cache_timeout=SEC   how long the kernel caches names and attributes (default 10)\n"
-	       "\n"
-	       "replication (needs node=):\n"
-	       "  -o listen=URL          serve peers on URL: tls+tcp://HOST:PORT, or tcp:// by choice\n"
-	       "  -o peers=URL;URL       peers to join through; the rest of the cluster is learned\n"
-	       "  -o tls_ca=FILE         the cluster CA (PEM); peers must present a certificate from it\n"
-	       "  -o tls_cert=FILE       this node's certificate (PEM)\n"
-	       "  -o tls_key=FILE        its private key (PEM)\n"
-	       "  -o max_offset=MS       changes stamped further ahead of this clock wait (default 500)\n"
-	       "  -o local_only=PAT:PAT  names that never leave the node (default %s)\n"
-	       "  -o log_level=LEVEL     err, warning, notice, info (default) or debug\n"
-	       "\n"
-	       "  -f                     stay in the foreground, log to stderr\n"
-	       "  -s                     single-threaded\n"
-	       "  -d, -o debug           foreground, and log every request\n"
-	       "  -h, --help             this text\n"
-	       "  -V, --version          the version\n"
-	       "\n"
-	       "FUSE options such as -o allow_other are passed to FUSE. Unmount with\n"
-	       "`fusermount3 -u MOUNTPOINT` or `umount MOUNTPOINT`.\n",
-	       prog, DEFAULT_CONFIG, DEFAULT_DATA_DIR, SG_REPL_LOCAL_ONLY_DEFAULT);
+	printf(
+	    "usage: %s [SOURCE] MOUNTPOINT [-f] [-s] [-d] [-o OPTION[,OPTION...]]\n"
+	    "\n"
+	    "Mount a sigilfs node: a replicated configuration filesystem kept in LMDB.\n"
+	    "SOURCE is what mount(8) and fstab pass first: a path there (one with a '/')\n"
+	    "names the config file; otherwise %s is read if it exists.\n"
+	    "Every key of the config file is also an option, and an option wins.\n"
+	    "\n"
+	    "sigilfs options:\n"
+	    "  -o config=FILE         the config file (INI; see contrib/sigil.conf)\n"
+	    "  -o data=DIR            the node's data dir, all its state (default %s)\n"
+	    "  -o node=NAME           the node's name; fixed when the data dir is created\n"
+	    "  -o max_file_size=N     largest file, bytes, K/M/G suffixes (default 64M)\n"
+	    "  -o cache_timeout=SEC   how long the kernel caches names and attributes (default "
+	    "10)\n"
+	    "\n"
+	    "replication (needs node=):\n"
+	    "  -o listen=URL          serve peers on URL: tls+tcp://HOST:PORT, or tcp:// by "
+	    "choice\n"
+	    "  -o peers=URL;URL       peers to join through; the rest of the cluster is learned\n"
+	    "  -o tls_ca=FILE         the cluster CA (PEM); peers must present a certificate from "
+	    "it\n"
+	    "  -o tls_cert=FILE       this node's certificate (PEM)\n"
+	    "  -o tls_key=FILE        its private key (PEM)\n"
+	    "  -o max_offset=MS       changes stamped further ahead of this clock wait (default "
+	    "500)\n"
+	    "  -o local_only=PAT:PAT  names that never leave the node (default %s)\n"
+	    "  -o log_level=LEVEL     err, warning, notice, info (default) or debug\n"
+	    "\n"
+	    "  -f                     stay in the foreground, log to stderr\n"
+	    "  -s                     single-threaded\n"
+	    "  -d, -o debug           foreground, and log every request\n"
+	    "  -h, --help             this text\n"
+	    "  -V, --version          the version\n"
+	    "\n"
+	    "FUSE options such as -o allow_other are passed to FUSE. Unmount with\n"
+	    "`fusermount3 -u MOUNTPOINT` or `umount MOUNTPOINT`.\n",
+	    prog, DEFAULT_CONFIG, DEFAULT_DATA_DIR, SG_REPL_LOCAL_ONLY_DEFAULT);
 }
 
 /* The store tells one observer; it passes each commit to the fs and the replicator. */
@@ -171,9 +179,9 @@ static int ctl_conflict_line(void *ctx, const sg_conflict *c)
 	struct ctl_conflicts *cc = ctx;
 
 	fprintf(cc->f, "%llu\t%s\t%llx\t%016llx\t%llx\t%016llx\t%zu\t%s/.sigil/lost/%llu\n",
-		(unsigned long long)c->seq, c->path, (unsigned long long)c->loser.hlc,
-		(unsigned long long)c->loser.origin, (unsigned long long)c->winner.hlc,
-		(unsigned long long)c->winner.origin, c->len, cc->mnt, (unsigned long long)c->seq);
+	        (unsigned long long)c->seq, c->path, (unsigned long long)c->loser.hlc,
+	        (unsigned long long)c->loser.origin, (unsigned long long)c->winner.hlc,
+	        (unsigned long long)c->winner.origin, c->len, cc->mnt, (unsigned long long)c->seq);
 	return 0;
 }
 
@@ -255,7 +263,8 @@ static int mounted_on(const char *path, char *what, size_t len)
 			snprintf(tail, sizeof(tail), "%s", dash + 3);
 			*dash = '\0';
 		}
-		for (char *t = strtok_r(line, " ", &save); t && n < 10; t = strtok_r(NULL, " ", &save))
+		for (char *t = strtok_r(line, " ", &save); t && n < 10;
+		     t = strtok_r(NULL, " ", &save))
 			fields[n++] = t;
 		if (n < 5)
 			continue;
@@ -305,7 +314,7 @@ static int data_dir_lock(const char *dir, int *lockfd)
 			pid[strcspn(pid, "\n")] = '\0';
 		}
 		fprintf(stderr, "sigilfs: data dir %s is in use by another sigilfs%s%s%s\n", dir,
-			*pid ? " (pid " : "", pid, *pid ? ")" : "");
+		        *pid ? " (pid " : "", pid, *pid ? ")" : "");
 		close(fd);
 		return rc == -EWOULDBLOCK ? -EBUSY : rc;
 	}
@@ -424,7 +433,7 @@ int main(int argc, char *argv[])
 	rc = 2;
 	if (o.too_many || o.nnonopt == 0) {
 		fprintf(stderr, "sigilfs: %s\nTry 'sigilfs --help'.\n",
-			o.too_many ? "too many arguments" : "no mountpoint given");
+		        o.too_many ? "too many arguments" : "no mountpoint given");
 		goto out;
 	}
 	mountpoint = o.nonopt[o.nnonopt - 1];
@@ -432,7 +441,7 @@ int main(int argc, char *argv[])
 	/* settings: mount options first (they win), then the config file, then one check */
 	for (size_t i = 0; i < SG_CONFIG_NKEYS; i++)
 		if (o.val[i] && sg_config_set(&cfg, sg_config_key(i), o.val[i], "-o", 0, cerr,
-					      sizeof(cerr)) < 0) {
+		                              sizeof(cerr)) < 0) {
 			fprintf(stderr, "sigilfs: %s\n", cerr);
 			goto out;
 		}
@@ -459,15 +468,17 @@ int main(int argc, char *argv[])
 	{
 		/* settings of parts not built yet are refused, not silently ignored */
 		static const char *const later[] = {"mirror", "commit_interval", "remote",
-						    "tombstone_grace"};
+		                                    "tombstone_grace"};
 		for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
 			char where[PATH_MAX + 16];
 			if (!sg_config_get(&cfg, later[i]))
 				continue;
 			sg_config_where(&cfg, later[i], where, sizeof(where));
-			fprintf(stderr, "sigilfs: %s: %s: not supported yet (%s)\n", where, later[i],
-				strcmp(later[i], "tombstone_grace") ? "the Git mirror is to come"
-								    : "tombstones are never purged yet");
+			fprintf(stderr, "sigilfs: %s: %s: not supported yet (%s)\n", where,
+			        later[i],
+			        strcmp(later[i], "tombstone_grace")
+			            ? "the Git mirror is to come"
+			            : "tombstones are never purged yet");
 			goto out;
 		}
 	}
@@ -504,13 +515,13 @@ int main(int argc, char *argv[])
 		char what[1300] = "";
 		if (mounted_on(mnt, what, sizeof(what))) {
 			fprintf(stderr, "sigilfs: %s is already mounted (%s); unmount it first\n",
-				mnt, *what ? what : "unknown");
+			        mnt, *what ? what : "unknown");
 			goto out;
 		}
 	}
 
 	snprintf(fsname, sizeof(fsname), "-osubtype=sigilfs,fsname=%s,default_permissions",
-		 o.nnonopt == 2 ? o.nonopt[0] : "sigilfs");
+	         o.nnonopt == 2 ? o.nonopt[0] : "sigilfs");
 	if (fuse_opt_add_arg(&args, fsname) < 0)
 		goto out;
 
@@ -551,7 +562,8 @@ int main(int argc, char *argv[])
 		ro.store = st;
 		ro.node_name = node;
 		ro.listen = sg_config_get(&cfg, "listen");
-		if (sg_config_get(&cfg, "peers") && !(peers_copy = strdup(sg_config_get(&cfg, "peers"))))
+		if (sg_config_get(&cfg, "peers") &&
+		    !(peers_copy = strdup(sg_config_get(&cfg, "peers"))))
 			goto out;
 		ro.npeers = split_peers(peers_copy, peer_urls, 64);
 		ro.peers = peer_urls;
@@ -566,12 +578,12 @@ int main(int argc, char *argv[])
 				sg_config_where(&cfg, "listen", where, sizeof(where));
 			if (err == -EADDRINUSE)
 				fprintf(stderr, "sigilfs: %s: listen: %s is in use\n", where,
-					ro.listen);
+				        ro.listen);
 			else if (err == -EINVAL || err == -ENOENT)
 				; /* the replicator has said which option and why */
 			else
 				fprintf(stderr, "sigilfs: cannot start replication: %s\n",
-					strerror(-err));
+				        strerror(-err));
 			goto out;
 		}
 		ob.repl = repl;
@@ -584,7 +596,7 @@ int main(int argc, char *argv[])
 		err = sg_ctl_start(&ctl, sock, ctl_handle, &status_src);
 		if (err) {
 			fprintf(stderr, "sigilfs: cannot open the control socket %s: %s\n", sock,
-				strerror(-err));
+			        strerror(-err));
 			goto out;
 		}
 	}

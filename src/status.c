@@ -50,7 +50,7 @@ static void member_line(void *ctx, const sg_repl_peer *p)
 	if (p->failures)
 		fprintf(c->f, ", %u failures in a row", p->failures);
 	fprintf(c->f, ", pulled to its v%" PRIu64 ", pushed up to our v%" PRIu64 "\n", p->pulled,
-		p->pushed);
+	        p->pushed);
 }
 
 static void metric_peer(void *ctx, const sg_repl_peer *p)
@@ -60,7 +60,7 @@ static void metric_peer(void *ctx, const sg_repl_peer *p)
 	fprintf(c->f, "sigil_peer_up{peer=\"%s\"} %d\n", p->url, p->up ? 1 : 0);
 	if (p->last_ok_ms >= 0)
 		fprintf(c->f, "sigil_peer_last_answer_seconds{peer=\"%s\"} %.3f\n", p->url,
-			p->last_ok_ms / 1000.0);
+		        p->last_ok_ms / 1000.0);
 }
 
 static void status(const sg_status_src *s, FILE *f)
@@ -72,15 +72,16 @@ static void status(const sg_status_src *s, FILE *f)
 	sg_store_stats_get(s->store, &ss);
 	sg_fs_stats_get(s->fs, &fs);
 	fprintf(f, "node        %s (%016" PRIx64 ")\n", s->node ? s->node : "-",
-		sg_store_node_id(s->store));
+	        sg_store_node_id(s->store));
 	fprintf(f, "mountpoint  %s\n", s->mountpoint);
 	fprintf(f, "data        %s\n", s->data_dir);
 	fprintf(f, "up          %" PRId64 " s\n", up);
-	fprintf(f, "store       version %" PRIu64 ", %" PRIu64 " entries, %" PRIu64
-		   " tombstones, %" PRIu64 " of %" PRIu64 " bytes of map used\n",
-		sg_store_version(s->store), ss.entries, ss.tombstones, ss.used_bytes, ss.map_size);
+	fprintf(f,
+	        "store       version %" PRIu64 ", %" PRIu64 " entries, %" PRIu64
+	        " tombstones, %" PRIu64 " of %" PRIu64 " bytes of map used\n",
+	        sg_store_version(s->store), ss.entries, ss.tombstones, ss.used_bytes, ss.map_size);
 	fprintf(f, "writes      %" PRIu64 " saves, %" PRIu64 " commits for %" PRIu64 " changes\n",
-		fs.saves, ss.commits, ss.ops);
+	        fs.saves, ss.commits, ss.ops);
 	fprintf(f, "conflicts   %" PRIu64 " (see conflicts, lost/)\n", conflicts(s->store));
 	if (s->repl) {
 		sg_repl_stats rs;
@@ -89,11 +90,12 @@ static void status(const sg_status_src *s, FILE *f)
 		sg_repl_stats_get(s->repl, &rs);
 		sg_repl_peers(s->repl, count_peer, &c);
 		fprintf(f, "peers       %zu known, %zu up\n", c.peers, c.up);
-		fprintf(f, "replication %" PRIu64 " applied, %" PRIu64 " stale, %" PRIu64
-			   " held (clock ahead), %" PRIu64 " refused, %" PRIu64
-			   " malformed messages; %" PRIu64 " pushes, %" PRIu64 " pulls\n",
-			rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
-			rs.pulls);
+		fprintf(f,
+		        "replication %" PRIu64 " applied, %" PRIu64 " stale, %" PRIu64
+		        " held (clock ahead), %" PRIu64 " refused, %" PRIu64
+		        " malformed messages; %" PRIu64 " pushes, %" PRIu64 " pulls\n",
+		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
+		        rs.pulls);
 	} else {
 		fprintf(f, "replication off (no listen= or peers=)\n");
 	}
@@ -117,7 +119,8 @@ static void metrics(const sg_status_src *s, FILE *f)
 	  ss.used_bytes);
 	M("sigil_store_commits_total", "counter", "LMDB write transactions committed.", PRIu64,
 	  ss.commits);
-	M("sigil_store_changes_total", "counter", "Changes committed to the store.", PRIu64, ss.ops);
+	M("sigil_store_changes_total", "counter", "Changes committed to the store.", PRIu64,
+	  ss.ops);
 	M("sigil_fs_saves_total", "counter", "File contents saved (one per save).", PRIu64,
 	  fs.saves);
 	M("sigil_fs_read_requests_total", "counter", "Read requests that reached sigilfs.", PRIu64,
@@ -146,9 +149,10 @@ static void metrics(const sg_status_src *s, FILE *f)
 		  PRIu64, rs.malformed);
 		M("sigil_repl_pushes_total", "counter", "Pushes answered by a peer.", PRIu64,
 		  rs.pushes);
-		M("sigil_repl_pulls_total", "counter", "Pulls answered by a peer.", PRIu64, rs.pulls);
+		M("sigil_repl_pulls_total", "counter", "Pulls answered by a peer.", PRIu64,
+		  rs.pulls);
 		fprintf(f, "# HELP sigil_peer_up Whether the peer's last exchange succeeded.\n"
-			   "# TYPE sigil_peer_up gauge\n");
+		           "# TYPE sigil_peer_up gauge\n");
 		sg_repl_peers(s->repl, metric_peer, &c);
 	}
 #undef M
@@ -242,30 +246,31 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 	fputs("{\n  \"node\": ", f);
 	json_str(f, s->node);
 	fprintf(f, ",\n  \"node_id\": \"%016" PRIx64 "\",\n  \"mountpoint\": ",
-		sg_store_node_id(s->store));
+	        sg_store_node_id(s->store));
 	json_str(f, s->mountpoint);
 	fputs(",\n  \"data\": ", f);
 	json_str(f, s->data_dir);
 	fprintf(f, ",\n  \"up_seconds\": %" PRId64 ",\n",
-		(sg_now_ns() - s->started_ns) / 1000000000);
+	        (sg_now_ns() - s->started_ns) / 1000000000);
 	fprintf(f,
-		"  \"store\": {\"version\": %" PRIu64 ", \"entries\": %" PRIu64
-		", \"tombstones\": %" PRIu64 ", \"map_bytes\": %" PRIu64 ", \"used_bytes\": %" PRIu64
-		", \"commits\": %" PRIu64 ", \"changes\": %" PRIu64 "},\n",
-		sg_store_version(s->store), ss.entries, ss.tombstones, ss.map_size, ss.used_bytes,
-		ss.commits, ss.ops);
+	        "  \"store\": {\"version\": %" PRIu64 ", \"entries\": %" PRIu64
+	        ", \"tombstones\": %" PRIu64 ", \"map_bytes\": %" PRIu64
+	        ", \"used_bytes\": %" PRIu64 ", \"commits\": %" PRIu64 ", \"changes\": %" PRIu64
+	        "},\n",
+	        sg_store_version(s->store), ss.entries, ss.tombstones, ss.map_size, ss.used_bytes,
+	        ss.commits, ss.ops);
 	fprintf(f, "  \"saves\": %" PRIu64 ",\n  \"conflicts\": %" PRIu64 ",\n", fs.saves,
-		conflicts(s->store));
+	        conflicts(s->store));
 	if (s->repl) {
 		sg_repl_stats rs;
 
 		sg_repl_stats_get(s->repl, &rs);
 		fprintf(f,
-			"  \"replication\": {\"applied\": %" PRIu64 ", \"stale\": %" PRIu64
-			", \"held\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"malformed\": %" PRIu64
-			", \"pushes\": %" PRIu64 ", \"pulls\": %" PRIu64 "},\n",
-			rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
-			rs.pulls);
+		        "  \"replication\": {\"applied\": %" PRIu64 ", \"stale\": %" PRIu64
+		        ", \"held\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"malformed\": %" PRIu64
+		        ", \"pushes\": %" PRIu64 ", \"pulls\": %" PRIu64 "},\n",
+		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
+		        rs.pulls);
 		fputs("  \"peers\": [", f);
 		sg_repl_peers(s->repl, json_peer, &j);
 		fputs(j.n ? "\n  ]\n}\n" : "]\n}\n", f);
@@ -283,7 +288,7 @@ int sg_status_write(void *arg, const char *name, FILE *f)
 	} else if (strcmp(name, "members") == 0) {
 		struct counts c = {.f = f};
 		fprintf(f, "%-40s %016" PRIx64 "  self (%s)\n", "this node",
-			sg_store_node_id(s->store), s->node ? s->node : "-");
+		        sg_store_node_id(s->store), s->node ? s->node : "-");
 		if (s->repl)
 			sg_repl_peers(s->repl, member_line, &c);
 	} else if (strcmp(name, "metrics") == 0) {

@@ -14,10 +14,10 @@ typedef struct sg_status_src {
 	sg_store *store;
 	sg_fs *fs;
 	sg_repl *repl;
-	const char *node;       /**< node name, or NULL */
+	const char *node; /**< node name, or NULL */
 	const char *mountpoint;
 	const char *data_dir;
-	int64_t started_ns;     /**< wall clock at start */
+	int64_t started_ns; /**< wall clock at start */
 } sg_status_src;
 
 /** The names served, NULL-terminated: status, members, metrics, version. */

@@ -29,8 +29,8 @@
 #define MAX_REPLY (64u << 20)
 
 struct sg_ctl {
-	int fd;       /* the listening socket */
-	int wake[2];  /* a pipe: writing to it ends the control thread */
+	int fd;      /* the listening socket */
+	int wake[2]; /* a pipe: writing to it ends the control thread */
 	char *path;
 	sg_ctl_handler fn;
 	void *ctx;
@@ -119,8 +119,8 @@ static void serve(sg_ctl *c, int fd)
 		goto out;
 	}
 	if (cred.uid != geteuid() && cred.uid != 0) {
-		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-CTL-REFUSED", "control request from uid %u refused",
-		       (unsigned)cred.uid);
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-CTL-REFUSED",
+		       "control request from uid %u refused", (unsigned)cred.uid);
 		snprintf(err, sizeof(err), "permission denied: uid %u", (unsigned)cred.uid);
 		rc = -EACCES;
 		goto out;
@@ -155,7 +155,8 @@ static void *ctl_main(void *arg)
 	sg_ctl *c = arg;
 
 	for (;;) {
-		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->wake[0], .events = POLLIN}};
+		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+		                      {.fd = c->wake[0], .events = POLLIN}};
 		int fd;
 
 		if (poll(p, 2, -1) < 0) {
@@ -258,7 +259,8 @@ void sg_ctl_stop(sg_ctl *c)
 		return;
 	if (c->started) {
 		if (write(c->wake[1], "x", 1) != 1)
-			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-CTL-STOP", "cannot wake the control thread");
+			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-CTL-STOP",
+			       "cannot wake the control thread");
 		pthread_join(c->thread, NULL);
 	}
 	close(c->fd);

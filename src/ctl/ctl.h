@@ -36,8 +36,7 @@ typedef struct sg_ctl sg_ctl;
  *                 becomes "error: ERR"); left empty, strerror(-rc) is used
  * @return 0, or a negative errno.
  */
-typedef int (*sg_ctl_handler)(void *ctx, const char *request, FILE *body, char *err,
-			      size_t errlen);
+typedef int (*sg_ctl_handler)(void *ctx, const char *request, FILE *body, char *err, size_t errlen);
 
 /**
  * Listen on sock_path (a Unix socket, mode 0600) and start the control

@@ -170,8 +170,8 @@ static int conflict_line(void *ctx, const sg_conflict *c)
 	FILE *f = ctx;
 
 	fprintf(f, "%llu\t%s\t%llx\t%016llx\t%llx\t%016llx\t%zu\n", (unsigned long long)c->seq,
-		c->path, (unsigned long long)c->loser.hlc, (unsigned long long)c->loser.origin,
-		(unsigned long long)c->winner.hlc, (unsigned long long)c->winner.origin, c->len);
+	        c->path, (unsigned long long)c->loser.hlc, (unsigned long long)c->loser.origin,
+	        (unsigned long long)c->winner.hlc, (unsigned long long)c->winner.origin, c->len);
 	return 0;
 }
 
@@ -456,7 +456,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	sg_fs *fs = fs_of(req);
 	struct sg_inode *in;
@@ -553,7 +553,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 static int do_create(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t type,
-		     mode_t mode, const char *target, sg_attr *a)
+                     mode_t mode, const char *target, sg_attr *a)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	int rc = name_ok(parent, name);
@@ -561,7 +561,7 @@ static int do_create(fuse_req_t req, fuse_ino_t parent, const char *name, uint32
 	if (rc)
 		return rc;
 	return sg_store_create(fs_of(req)->st, NULL, parent, name, type, mode & 07777, ctx->uid,
-			       ctx->gid, target, target ? strlen(target) : 0, sg_now_ns(), a);
+	                       ctx->gid, target, target ? strlen(target) : 0, sg_now_ns(), a);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -681,7 +681,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		      const char *newname, unsigned int flags)
+                      const char *newname, unsigned int flags)
 {
 	unsigned sflags = 0;
 	int rc = name_ok(newparent, newname);
@@ -694,11 +694,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		sflags |= SG_RENAME_EXCHANGE;
 	if (rc == 0) {
 		sg_fs *fs = fs_of(req);
-		struct sg_inode *victim =
-			sflags ? NULL : victim_hold(fs, newparent, newname);
+		struct sg_inode *victim = sflags ? NULL : victim_hold(fs, newparent, newname);
 
 		rc = sg_store_rename(fs->st, NULL, parent, name, newparent, newname, sflags,
-				     sg_now_ns());
+		                     sg_now_ns());
 		victim_release(fs, victim, rc == 0);
 	}
 	fuse_reply_err(req, -rc);
@@ -797,7 +796,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
+                      struct fuse_file_info *fi)
 {
 	sg_fs *fs = fs_of(req);
 	struct fuse_entry_param e;
@@ -828,7 +827,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+                    struct fuse_file_info *fi)
 {
 	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
 	char *copy = NULL;
@@ -871,7 +870,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+                     struct fuse_file_info *fi)
 {
 	sg_fs *fs = fs_of(req);
 	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
@@ -974,7 +973,7 @@ struct dirsnap {
 		uint64_t ino;
 		uint32_t type;
 		char *name;
-	} *e;
+	} * e;
 };
 
 static int snap_add(struct dirsnap *d, uint64_t ino, uint32_t type, const char *name)
@@ -1046,7 +1045,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
@@ -1062,7 +1061,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 		s.st_ino = d->e[i].ino;
 		s.st_mode = type_bits(d->e[i].type);
-		need = fuse_add_direntry(req, buf + pos, size - pos, d->e[i].name, &s, (off_t)i + 1);
+		need =
+		    fuse_add_direntry(req, buf + pos, size - pos, d->e[i].name, &s, (off_t)i + 1);
 		if (need > size - pos)
 			break;
 		pos += need;
@@ -1111,13 +1111,13 @@ static int xattr_ns(const char *name)
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
+                        size_t size, int flags)
 {
 	int rc = xattr_ns(name);
 
 	if (rc == 0)
 		rc = sg_store_setxattr(fs_of(req)->st, NULL, ino, name, value, size, flags,
-				       sg_now_ns());
+		                       sg_now_ns());
 	fuse_reply_err(req, -rc);
 }
 
@@ -1171,37 +1171,37 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 }
 
 static const struct fuse_lowlevel_ops sg_ops = {
-	.init = op_init,
-	.destroy = op_destroy,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.open = op_open,
-	.read = op_read,
-	.write = op_write,
-	.flush = op_flush,
-	.release = op_release,
-	.fsync = op_fsync,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.releasedir = op_releasedir,
-	.fsyncdir = op_fsyncdir,
-	.statfs = op_statfs,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
-	.create = op_create,
+    .init = op_init,
+    .destroy = op_destroy,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .create = op_create,
 };
 
 /* ---- changes that did not come through the kernel ---- */
@@ -1286,7 +1286,7 @@ static void *inval_main(void *arg)
 			int rc;
 			if (iv->name)
 				rc = fuse_lowlevel_notify_inval_entry(fs->se, iv->parent, iv->name,
-								      strlen(iv->name));
+				                                      strlen(iv->name));
 			else
 				rc = fuse_lowlevel_notify_inval_inode(fs->se, iv->ino, 0, 0);
 			if (rc == 0)

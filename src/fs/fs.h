@@ -13,10 +13,10 @@ struct fuse_args;
 typedef struct sg_fs sg_fs;
 
 typedef struct sg_fs_opts {
-	const char *data_dir;   /**< for statfs: the file system that holds the store */
-	double entry_timeout;   /**< seconds the kernel may cache names; default 10 */
-	double attr_timeout;    /**< seconds the kernel may cache attributes; default 10 */
-	int debug;              /**< log every request */
+	const char *data_dir; /**< for statfs: the file system that holds the store */
+	double entry_timeout; /**< seconds the kernel may cache names; default 10 */
+	double attr_timeout;  /**< seconds the kernel may cache attributes; default 10 */
+	int debug;            /**< log every request */
 } sg_fs_opts;
 
 /**
@@ -55,10 +55,10 @@ uint64_t sg_fs_invalidations(sg_fs *fs);
 
 /** What the filesystem has done since it was mounted. */
 typedef struct sg_fs_stats {
-	uint64_t reads, writes;              /**< read and write requests */
+	uint64_t reads, writes; /**< read and write requests */
 	uint64_t bytes_read, bytes_written;
-	uint64_t saves;                      /**< contents committed to the store (one per save) */
-	uint64_t invalidations;              /**< kernel cache invalidations sent */
+	uint64_t saves;         /**< contents committed to the store (one per save) */
+	uint64_t invalidations; /**< kernel cache invalidations sent */
 } sg_fs_stats;
 
 void sg_fs_stats_get(sg_fs *fs, sg_fs_stats *out);

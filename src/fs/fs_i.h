@@ -12,20 +12,20 @@
 /* One inode the kernel holds (nlookup > 0) or that has open handles. */
 struct sg_inode {
 	uint64_t ino;
-	uint64_t nlookup;   /* kernel references (lookup/create/mkdir... minus forget) */
-	unsigned nopen;     /* open file handles */
-	unsigned refs;      /* table users right now */
+	uint64_t nlookup;     /* kernel references (lookup/create/mkdir... minus forget) */
+	unsigned nopen;       /* open file handles */
+	unsigned refs;        /* table users right now */
 	pthread_mutex_t lock; /* guards the buffer fields below */
-	char *buf;          /* content, shared by every handle, loaded at first open */
+	char *buf;            /* content, shared by every handle, loaded at first open */
 	size_t len, cap;
-	int loaded;         /* buf holds the content */
-	int dirty;          /* buf differs from the store: commit at flush/fsync/release */
-	_Atomic int stale;  /* changed by a peer since the kernel cached it (set without the lock) */
-	int gone;           /* unlinked or replaced: serve the kernel from buf until it
-			       forgets the inode; commit nothing */
-	int held;           /* unlinks/renames in flight that may make it gone: keep buf */
-	int64_t mtime_ns;   /* of the buffered content */
-	sg_attr last;       /* last attributes seen, for an unlinked open file */
+	int loaded;        /* buf holds the content */
+	int dirty;         /* buf differs from the store: commit at flush/fsync/release */
+	_Atomic int stale; /* changed by a peer since the kernel cached it (set without the lock) */
+	int gone;          /* unlinked or replaced: serve the kernel from buf until it
+	                      forgets the inode; commit nothing */
+	int held;          /* unlinks/renames in flight that may make it gone: keep buf */
+	int64_t mtime_ns;  /* of the buffered content */
+	sg_attr last;      /* last attributes seen, for an unlinked open file */
 	struct sg_inode *next;
 };
 

@@ -74,7 +74,8 @@ uint64_t sg_get_be64(const unsigned char *p)
 
 int sg_name_check(const char *name, size_t len)
 {
-	if (len == 0 || (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+	if (len == 0 || (len == 1 && name[0] == '.') ||
+	    (len == 2 && name[0] == '.' && name[1] == '.'))
 		return -EINVAL;
 	if (memchr(name, '/', len) || memchr(name, '\0', len))
 		return -EINVAL;
@@ -127,7 +128,7 @@ void sg_rec_to_attr(uint64_t id, const struct sg_rec *rec, sg_attr *out)
 }
 
 int sg_dirent_get(sg_store *st, MDB_txn *txn, uint64_t parent, const char *name, uint64_t *id,
-		  uint32_t *type)
+                  uint32_t *type)
 {
 	unsigned char k[8 + SG_NAME_MAX];
 	size_t n = strlen(name);
@@ -330,9 +331,16 @@ static int meta_init(sg_store *st, const sg_store_opts *opts)
 		struct {
 			const char *k;
 			uint64_t v;
-		} init[] = {{"format", SG_STORE_FORMAT}, {"node_id", 0}, {"version", 0}, {"seq", 0},
-			    {"hlc", 0}, {"next_id", SG_ROOT_ID + 1}, {"live", 1}, {"tombs", 0},
-			    {"conflict_seq", 0}, {"store_id", 0}};
+		} init[] = {{"format", SG_STORE_FORMAT},
+		            {"node_id", 0},
+		            {"version", 0},
+		            {"seq", 0},
+		            {"hlc", 0},
+		            {"next_id", SG_ROOT_ID + 1},
+		            {"live", 1},
+		            {"tombs", 0},
+		            {"conflict_seq", 0},
+		            {"store_id", 0}};
 		struct sg_rec root;
 		unsigned char k[8];
 		MDB_val key = {8, k}, val = {sizeof(root), &root};
@@ -366,8 +374,9 @@ static int meta_init(sg_store *st, const sg_store_opts *opts)
 		return rc;
 	} else if (v != SG_STORE_FORMAT) {
 		mdb_txn_abort(txn);
-		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-FORMAT", "%s: store format %llu, expected %d",
-		       st->path, (unsigned long long)v, SG_STORE_FORMAT);
+		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-FORMAT",
+		       "%s: store format %llu, expected %d", st->path, (unsigned long long)v,
+		       SG_STORE_FORMAT);
 		return -EIO;
 	}
 
@@ -448,7 +457,8 @@ int sg_store_open(sg_store **out, const sg_store_opts *opts)
 	}
 	mdb_reader_check(st->env, &dead);
 	if (dead)
-		sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-STORE-READERS", "cleared %d stale readers", dead);
+		sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-STORE-READERS", "cleared %d stale readers",
+		       dead);
 	/* the map may be larger than asked, from an earlier run */
 	mdb_env_info(st->env, &info);
 	if (info.me_mapsize > st->map_size)
@@ -1047,12 +1057,20 @@ static int submit(sg_store *st, struct sg_op *op, sg_attr *out)
 }
 
 int sg_store_create(sg_store *st, const sg_stamp *stamp, uint64_t parent, const char *name,
-		    uint32_t type, uint32_t mode, uint32_t uid, uint32_t gid, const void *data,
-		    size_t len, int64_t now_ns, sg_attr *out)
+                    uint32_t type, uint32_t mode, uint32_t uid, uint32_t gid, const void *data,
+                    size_t len, int64_t now_ns, sg_attr *out)
 {
-	struct sg_op op = {.kind = OP_CREATE, .stamp = stamp, .parent = parent, .name = name,
-			   .type = type, .mode = mode, .uid = uid, .gid = gid, .data = data,
-			   .len = len, .now_ns = now_ns};
+	struct sg_op op = {.kind = OP_CREATE,
+	                   .stamp = stamp,
+	                   .parent = parent,
+	                   .name = name,
+	                   .type = type,
+	                   .mode = mode,
+	                   .uid = uid,
+	                   .gid = gid,
+	                   .data = data,
+	                   .len = len,
+	                   .now_ns = now_ns};
 	int rc = sg_name_check(name, strlen(name));
 
 	if (rc)
@@ -1067,10 +1085,15 @@ int sg_store_create(sg_store *st, const sg_stamp *stamp, uint64_t parent, const 
 }
 
 int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void *data, size_t len,
-		   int64_t mtime_ns, int64_t now_ns, sg_attr *out)
+                   int64_t mtime_ns, int64_t now_ns, sg_attr *out)
 {
-	struct sg_op op = {.kind = OP_WRITE, .stamp = stamp, .id = id, .data = data, .len = len,
-			   .mtime_ns = mtime_ns, .now_ns = now_ns};
+	struct sg_op op = {.kind = OP_WRITE,
+	                   .stamp = stamp,
+	                   .id = id,
+	                   .data = data,
+	                   .len = len,
+	                   .mtime_ns = mtime_ns,
+	                   .now_ns = now_ns};
 
 	if (len > st->max_file)
 		return -EFBIG;
@@ -1078,10 +1101,10 @@ int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void 
 }
 
 int sg_store_setattr(sg_store *st, const sg_stamp *stamp, uint64_t id, unsigned mask,
-		     const sg_attr *in, int64_t now_ns, sg_attr *out)
+                     const sg_attr *in, int64_t now_ns, sg_attr *out)
 {
-	struct sg_op op = {.kind = OP_SETATTR, .stamp = stamp, .id = id, .mask = mask, .in = in,
-			   .now_ns = now_ns};
+	struct sg_op op = {
+	    .kind = OP_SETATTR, .stamp = stamp, .id = id, .mask = mask, .in = in, .now_ns = now_ns};
 
 	if (mask & ~(unsigned)(SG_SET_MODE | SG_SET_UID | SG_SET_GID | SG_SET_SIZE | SG_SET_MTIME))
 		return -EINVAL;
@@ -1091,10 +1114,14 @@ int sg_store_setattr(sg_store *st, const sg_stamp *stamp, uint64_t id, unsigned 
 }
 
 int sg_store_remove(sg_store *st, const sg_stamp *stamp, uint64_t parent, const char *name, int dir,
-		    int64_t now_ns)
+                    int64_t now_ns)
 {
-	struct sg_op op = {.kind = OP_REMOVE, .stamp = stamp, .parent = parent, .name = name,
-			   .flags = dir ? 1u : 0u, .now_ns = now_ns};
+	struct sg_op op = {.kind = OP_REMOVE,
+	                   .stamp = stamp,
+	                   .parent = parent,
+	                   .name = name,
+	                   .flags = dir ? 1u : 0u,
+	                   .now_ns = now_ns};
 	int rc = sg_name_check(name, strlen(name));
 
 	if (rc)
@@ -1103,10 +1130,16 @@ int sg_store_remove(sg_store *st, const sg_stamp *stamp, uint64_t parent, const 
 }
 
 int sg_store_rename(sg_store *st, const sg_stamp *stamp, uint64_t oparent, const char *oname,
-		    uint64_t nparent, const char *nname, unsigned flags, int64_t now_ns)
+                    uint64_t nparent, const char *nname, unsigned flags, int64_t now_ns)
 {
-	struct sg_op op = {.kind = OP_RENAME, .stamp = stamp, .parent = oparent, .name = oname,
-			   .nparent = nparent, .nname = nname, .flags = flags, .now_ns = now_ns};
+	struct sg_op op = {.kind = OP_RENAME,
+	                   .stamp = stamp,
+	                   .parent = oparent,
+	                   .name = oname,
+	                   .nparent = nparent,
+	                   .nname = nname,
+	                   .flags = flags,
+	                   .now_ns = now_ns};
 	int rc;
 
 	if (flags & ~(unsigned)(SG_RENAME_NOREPLACE | SG_RENAME_EXCHANGE))
@@ -1123,10 +1156,16 @@ int sg_store_rename(sg_store *st, const sg_stamp *stamp, uint64_t oparent, const
 }
 
 int sg_store_setxattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const char *name,
-		      const void *value, size_t len, int flags, int64_t now_ns)
+                      const void *value, size_t len, int flags, int64_t now_ns)
 {
-	struct sg_op op = {.kind = OP_SETXATTR, .stamp = stamp, .id = id, .name = name,
-			   .data = value, .len = len, .flags = (unsigned)flags, .now_ns = now_ns};
+	struct sg_op op = {.kind = OP_SETXATTR,
+	                   .stamp = stamp,
+	                   .id = id,
+	                   .name = name,
+	                   .data = value,
+	                   .len = len,
+	                   .flags = (unsigned)flags,
+	                   .now_ns = now_ns};
 	size_t n = strlen(name);
 
 	if (n == 0 || n > SG_NAME_MAX)
@@ -1137,10 +1176,10 @@ int sg_store_setxattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const ch
 }
 
 int sg_store_removexattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const char *name,
-			 int64_t now_ns)
+                         int64_t now_ns)
 {
-	struct sg_op op = {.kind = OP_REMOVEXATTR, .stamp = stamp, .id = id, .name = name,
-			   .now_ns = now_ns};
+	struct sg_op op = {
+	    .kind = OP_REMOVEXATTR, .stamp = stamp, .id = id, .name = name, .now_ns = now_ns};
 	size_t n = strlen(name);
 
 	if (n == 0 || n > SG_NAME_MAX)

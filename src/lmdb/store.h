@@ -69,10 +69,10 @@ typedef struct sg_stamp {
 
 /** An entry's attributes, as the store holds them. */
 typedef struct sg_attr {
-	uint64_t id;      /**< entry id, the inode number */
-	uint64_t parent;  /**< parent directory's id (the root is its own parent) */
-	uint32_t type;    /**< enum sg_type */
-	uint32_t mode;    /**< permission bits only (07777) */
+	uint64_t id;     /**< entry id, the inode number */
+	uint64_t parent; /**< parent directory's id (the root is its own parent) */
+	uint32_t type;   /**< enum sg_type */
+	uint32_t mode;   /**< permission bits only (07777) */
 	uint32_t uid;
 	uint32_t gid;
 	uint32_t nlink;   /**< 1 for files and symlinks, 2 + subdirectories for a directory */
@@ -85,12 +85,13 @@ typedef struct sg_attr {
 
 /** Options for sg_store_open(). Zero means "the default" for every number. */
 typedef struct sg_store_opts {
-	const char *dir;          /**< directory holding the store's files; created if missing */
-	uint64_t node_id;         /**< this node's id; 0: keep the stored one, or make one on first open */
-	uint64_t max_file_size;   /**< largest content accepted, bytes; default SG_DEFAULT_MAX_FILE */
-	uint64_t initial_map;     /**< first LMDB map size, bytes; default 64 MiB; the map grows when it fills */
-	uint64_t max_map;         /**< largest map the store grows to, bytes; default 64 GiB */
-	unsigned batch_max;       /**< most ops in one transaction; default 1000 */
+	const char *dir;  /**< directory holding the store's files; created if missing */
+	uint64_t node_id; /**< this node's id; 0: keep the stored one, or make one on first open */
+	uint64_t max_file_size; /**< largest content accepted, bytes; default SG_DEFAULT_MAX_FILE */
+	uint64_t initial_map; /**< first LMDB map size, bytes; default 64 MiB; the map grows when it
+	                         fills */
+	uint64_t max_map;     /**< largest map the store grows to, bytes; default 64 GiB */
+	unsigned batch_max;   /**< most ops in one transaction; default 1000 */
 } sg_store_opts;
 
 #define SG_DEFAULT_MAX_FILE (64ULL << 20)
@@ -98,7 +99,7 @@ typedef struct sg_store_opts {
 /** One child of a directory, for sg_store_list(). */
 typedef struct sg_dirent {
 	uint64_t id;
-	uint32_t type; /**< enum sg_type, never SG_TYPE_TOMBSTONE */
+	uint32_t type;    /**< enum sg_type, never SG_TYPE_TOMBSTONE */
 	const char *name; /**< borrowed: valid only during the callback */
 } sg_dirent;
 
@@ -114,14 +115,15 @@ typedef struct sg_xattr {
 
 /** One change, path based: what the log lists and what a peer applies. */
 typedef struct sg_change {
-	const char *path;   /**< normalized, relative to the root, no leading '/': "etc/app.conf" */
-	uint32_t type;      /**< enum sg_type; SG_TYPE_TOMBSTONE for a delete */
+	const char *path; /**< normalized, relative to the root, no leading '/': "etc/app.conf" */
+	uint32_t type;    /**< enum sg_type; SG_TYPE_TOMBSTONE for a delete */
 	uint32_t mode, uid, gid;
 	int64_t mtime_ns, ctime_ns;
-	const void *data;   /**< file content or symlink target; NULL with len 0 otherwise */
+	const void *data; /**< file content or symlink target; NULL with len 0 otherwise */
 	size_t len;
-	uint64_t version;   /**< store-wide version (set by sg_store_changes_after; ignored by apply) */
-	uint64_t id;        /**< entry id (set by sg_store_changes_after; ignored by apply) */
+	uint64_t
+	    version; /**< store-wide version (set by sg_store_changes_after; ignored by apply) */
+	uint64_t id; /**< entry id (set by sg_store_changes_after; ignored by apply) */
 	sg_stamp stamp;
 	/** the last version made by another node that the writer had seen at this
 	 *  path before its change ({0}: none); a run of the writer's own edits keeps
@@ -135,14 +137,14 @@ typedef struct sg_change {
 
 /** A write that lost to a concurrent one, recorded where it was held. */
 typedef struct sg_conflict {
-	uint64_t seq;        /**< 1, 2, 3... in the order recorded */
+	uint64_t seq; /**< 1, 2, 3... in the order recorded */
 	const char *path;
 	sg_stamp loser;      /**< stamp of the losing (held) version */
 	sg_stamp winner;     /**< stamp of the change that replaced it */
 	uint32_t loser_type; /**< enum sg_type of the losing version */
 	const void *data;    /**< the losing content (file or symlink target) */
 	size_t len;
-	int64_t when_ns;     /**< when it was recorded */
+	int64_t when_ns; /**< when it was recorded */
 } sg_conflict;
 
 typedef int (*sg_conflict_cb)(void *ctx, const sg_conflict *c);
@@ -152,13 +154,13 @@ typedef int (*sg_change_cb)(void *ctx, const sg_change *c);
 
 /** What the store tells an observer after each commit, per change. */
 typedef struct sg_note {
-	uint64_t id;        /**< entry changed (for a tombstone: the tombstone's id) */
-	uint64_t parent;    /**< its parent */
-	const char *name;   /**< its name (borrowed) */
-	uint64_t old_id;    /**< entry that the change replaced or removed at that name, or 0 */
+	uint64_t id;      /**< entry changed (for a tombstone: the tombstone's id) */
+	uint64_t parent;  /**< its parent */
+	const char *name; /**< its name (borrowed) */
+	uint64_t old_id;  /**< entry that the change replaced or removed at that name, or 0 */
 	uint64_t version;
-	uint32_t type;      /**< type after the change */
-	int local;          /**< 1 when made through a local call with stamp == NULL */
+	uint32_t type; /**< type after the change */
+	int local;     /**< 1 when made through a local call with stamp == NULL */
 } sg_note;
 
 /** Observer: runs on the writer thread after the commit; must not call back into mutations. */
@@ -198,7 +200,7 @@ void sg_store_set_observer(sg_store *st, sg_observer cb, void *ctx);
 
 /** Statistics for statfs and status. */
 typedef struct sg_store_stats {
-	uint64_t entries;    /**< live entries, root included */
+	uint64_t entries; /**< live entries, root included */
 	uint64_t tombstones;
 	uint64_t map_size;   /**< current LMDB map, bytes */
 	uint64_t used_bytes; /**< pages in use, bytes */
@@ -219,7 +221,8 @@ int sg_store_getattr(sg_store *st, uint64_t id, sg_attr *out);
 
 /**
  * Content of a file, or target of a symlink.
- * @param[out] out  malloc'd copy (NUL-terminated for convenience), owned by the caller; NULL when empty
+ * @param[out] out  malloc'd copy (NUL-terminated for convenience), owned by the caller; NULL when
+ * empty
  * @param[out] len  its length
  * @return 0, -ENOENT, -EISDIR for a directory, -ENOMEM.
  */
@@ -280,15 +283,15 @@ enum {
  *         than the tombstone at that name).
  */
 int sg_store_create(sg_store *st, const sg_stamp *stamp, uint64_t parent, const char *name,
-		    uint32_t type, uint32_t mode, uint32_t uid, uint32_t gid, const void *data,
-		    size_t len, int64_t now_ns, sg_attr *out);
+                    uint32_t type, uint32_t mode, uint32_t uid, uint32_t gid, const void *data,
+                    size_t len, int64_t now_ns, sg_attr *out);
 
 /**
  * Replace the content of file `id` (one change).
  * @return 0, -ENOENT, -EISDIR/-EINVAL for a non-file, -EFBIG, -ENOSPC, -ESTALE.
  */
 int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void *data, size_t len,
-		   int64_t mtime_ns, int64_t now_ns, sg_attr *out);
+                   int64_t mtime_ns, int64_t now_ns, sg_attr *out);
 
 /**
  * Change the fields of `in` selected by `mask` (SG_SET_*). SG_SET_SIZE
@@ -296,7 +299,7 @@ int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void 
  * @return 0, -ENOENT, -EISDIR (size of a directory), -EFBIG, -EINVAL, -ESTALE.
  */
 int sg_store_setattr(sg_store *st, const sg_stamp *stamp, uint64_t id, unsigned mask,
-		     const sg_attr *in, int64_t now_ns, sg_attr *out);
+                     const sg_attr *in, int64_t now_ns, sg_attr *out);
 
 /**
  * Delete child `name` of `parent`, leaving a tombstone.
@@ -305,7 +308,7 @@ int sg_store_setattr(sg_store *st, const sg_stamp *stamp, uint64_t id, unsigned 
  *         of a directory), -ENOTEMPTY, -ESTALE.
  */
 int sg_store_remove(sg_store *st, const sg_stamp *stamp, uint64_t parent, const char *name, int dir,
-		    int64_t now_ns);
+                    int64_t now_ns);
 
 /**
  * Rename `oparent/oname` to `nparent/nname` in one transaction, replacing a
@@ -315,16 +318,16 @@ int sg_store_remove(sg_store *st, const sg_stamp *stamp, uint64_t parent, const 
  *         -EINVAL (a directory into itself, or bad flags), -ESTALE.
  */
 int sg_store_rename(sg_store *st, const sg_stamp *stamp, uint64_t oparent, const char *oname,
-		    uint64_t nparent, const char *nname, unsigned flags, int64_t now_ns);
+                    uint64_t nparent, const char *nname, unsigned flags, int64_t now_ns);
 
 /** flags: 0, XATTR_CREATE or XATTR_REPLACE. -EEXIST, -ENODATA, -ERANGE (name of 0 or over
  *  255 bytes), -E2BIG (value over 64 KiB, as the kernel's own limit). */
 int sg_store_setxattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const char *name,
-		      const void *value, size_t len, int flags, int64_t now_ns);
+                      const void *value, size_t len, int flags, int64_t now_ns);
 
 /** -ENODATA if unset. */
 int sg_store_removexattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const char *name,
-			 int64_t now_ns);
+                         int64_t now_ns);
 
 /**
  * Apply a path-based change, as a peer or a restore sends it. LWW: refused

@@ -126,10 +126,11 @@ int sg_mdb_err(int rc);
 void sg_be64(unsigned char *p, uint64_t v);
 uint64_t sg_get_be64(const unsigned char *p);
 int sg_rec_get(sg_store *st, MDB_txn *txn, uint64_t id, struct sg_rec *rec, char *name);
-int sg_xattrs_read(sg_store *st, MDB_txn *txn, uint64_t id, sg_xattr **out, size_t *n, void **block);
+int sg_xattrs_read(sg_store *st, MDB_txn *txn, uint64_t id, sg_xattr **out, size_t *n,
+                   void **block);
 void sg_rec_to_attr(uint64_t id, const struct sg_rec *rec, sg_attr *out);
 int sg_dirent_get(sg_store *st, MDB_txn *txn, uint64_t parent, const char *name, uint64_t *id,
-		  uint32_t *type);
+                  uint32_t *type);
 int sg_path_build(sg_store *st, MDB_txn *txn, uint64_t id, char **out);
 int sg_meta_get(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out);
 

@@ -237,7 +237,7 @@ static int refused(const sg_stamp *stamp, const struct sg_rec *rec)
 /* ---- notes for the observer ---- */
 
 static void note(struct wctx *w, uint64_t id, uint64_t parent, const char *name, uint64_t old_id,
-		 uint32_t type, uint64_t version, int local)
+                 uint32_t type, uint64_t version, int local)
 {
 	struct note_slot *s;
 
@@ -410,8 +410,8 @@ static int children_move(struct wctx *w, uint64_t from, uint64_t to)
 }
 
 /* Turn a live entry into a tombstone in place (same id). */
-static int tombstone_in_place(struct wctx *w, const sg_stamp *stamp, uint64_t id, struct sg_rec *rec,
-			      const char *name, int64_t now)
+static int tombstone_in_place(struct wctx *w, const sg_stamp *stamp, uint64_t id,
+                              struct sg_rec *rec, const char *name, int64_t now)
 {
 	unsigned char k[8];
 	int was_dir = rec->type == SG_TYPE_DIR;
@@ -439,8 +439,8 @@ static int tombstone_in_place(struct wctx *w, const sg_stamp *stamp, uint64_t id
 
 /* A new entry row at parent/name (its dirent must be free). */
 static int entry_new(struct wctx *w, const sg_stamp *stamp, uint64_t parent, const char *name,
-		     uint32_t type, uint32_t mode, uint32_t uid, uint32_t gid, const void *data,
-		     size_t len, int64_t mtime, int64_t ctime, uint64_t *idp, struct sg_rec *rec)
+                     uint32_t type, uint32_t mode, uint32_t uid, uint32_t gid, const void *data,
+                     size_t len, int64_t mtime, int64_t ctime, uint64_t *idp, struct sg_rec *rec)
 {
 	uint64_t id = w->next_id++;
 	int rc;
@@ -503,7 +503,7 @@ static int op_create(struct wctx *w, struct sg_op *op)
 		eid = 0;
 	}
 	rc = entry_new(w, op->stamp, op->parent, op->name, op->type, op->mode, op->uid, op->gid,
-		       op->data, op->len, op->now_ns, op->now_ns, &id, &rec);
+	               op->data, op->len, op->now_ns, op->now_ns, &id, &rec);
 	if (!rc && eid) {
 		/* made after seeing the delete: that is its base */
 		const sg_stamp b = base_of(w, &old);
@@ -512,8 +512,9 @@ static int op_create(struct wctx *w, struct sg_op *op)
 		rec.base_origin = b.origin;
 		rec.base_seq = b.seq;
 		rc = rec_put(w, id, &rec, op->name);
-		rc = rc ? rc : op->type == SG_TYPE_DIR ? children_move(w, eid, id)
-						       : subtree_drop(w, eid, 0);
+		rc = rc                        ? rc
+		     : op->type == SG_TYPE_DIR ? children_move(w, eid, id)
+		                               : subtree_drop(w, eid, 0);
 	}
 	if (rc)
 		return rc;
@@ -663,7 +664,7 @@ static int is_below(struct wctx *w, uint64_t id, uint64_t anc)
 
 /* Set an entry's base: the version at its path that its change replaced. */
 static int base_set(struct wctx *w, uint64_t id, struct sg_rec *rec, const char *name,
-		    const sg_stamp *base)
+                    const sg_stamp *base)
 {
 	rec->base_hlc = base->hlc;
 	rec->base_origin = base->origin;
@@ -673,7 +674,7 @@ static int base_set(struct wctx *w, uint64_t id, struct sg_rec *rec, const char 
 
 /* Point parent/name at entry id (moving its record there), versioned. */
 static int entry_move(struct wctx *w, const sg_stamp *stamp, uint64_t id, struct sg_rec *rec,
-		      uint64_t np, const char *nn, int64_t now)
+                      uint64_t np, const char *nn, int64_t now)
 {
 	int rc;
 
@@ -852,8 +853,8 @@ static int op_rename(struct wctx *w, struct sg_op *op)
 		return rc;
 	{
 		struct sg_rec t;
-		rc = entry_new(w, op->stamp, op->parent, op->name, SG_TYPE_TOMBSTONE, src.mode, src.uid,
-			       src.gid, NULL, 0, now, now, &tid, &t);
+		rc = entry_new(w, op->stamp, op->parent, op->name, SG_TYPE_TOMBSTONE, src.mode,
+		               src.uid, src.gid, NULL, 0, now, now, &tid, &t);
 		rc = rc ? rc : base_set(w, tid, &t, op->name, &src_prev);
 		if (rc)
 			return rc;
@@ -892,7 +893,8 @@ static int op_setxattr(struct wctx *w, struct sg_op *op, int remove)
 		return -ENODATA;
 	if (refused(op->stamp, &rec))
 		return -ESTALE;
-	rc = remove ? w_del(w, w->st->xattr, k, kl) : w_put(w, w->st->xattr, k, kl, op->data, op->len);
+	rc = remove ? w_del(w, w->st->xattr, k, kl)
+	            : w_put(w, w->st->xattr, k, kl, op->data, op->len);
 	if (rc)
 		return rc;
 	rec.ctime_ns = op->now_ns;
@@ -907,7 +909,7 @@ static int op_setxattr(struct wctx *w, struct sg_op *op, int remove)
 /* Walk a path's directories, making missing ones as placeholders (zero
  * stamp: any real change to them wins); `leaf` gets the last component. */
 static int apply_parent(struct wctx *w, const sg_stamp *stamp, const char *path, uint64_t *pid,
-			char *leaf)
+                        char *leaf)
 {
 	static const sg_stamp zero;
 	const char *p = path;
@@ -948,8 +950,8 @@ static int apply_parent(struct wctx *w, const sg_stamp *stamp, const char *path,
 				if (rc)
 					return rc;
 			}
-			rc = entry_new(w, &zero, id, leaf, SG_TYPE_DIR, 0755, 0, 0, NULL, 0, 0, 0, &cid,
-				       &rec);
+			rc = entry_new(w, &zero, id, leaf, SG_TYPE_DIR, 0755, 0, 0, NULL, 0, 0, 0,
+			               &cid, &rec);
 			if (rc)
 				return rc;
 		}
@@ -973,7 +975,8 @@ static int xattrs_set_all(struct wctx *w, uint64_t id, const sg_change *c)
 }
 
 /* The held version of `path` loses to a change that did not see it: keep it. */
-static int conflict_record(struct wctx *w, const sg_change *c, uint64_t id, const struct sg_rec *held)
+static int conflict_record(struct wctx *w, const sg_change *c, uint64_t id,
+                           const struct sg_rec *held)
 {
 	struct sg_conflict_rec cr;
 	unsigned char k[8], *v;
@@ -1025,7 +1028,7 @@ static int conflict_record(struct wctx *w, const sg_change *c, uint64_t id, cons
 
 /* A remote change keeps the base its writer saw, not the one held here. */
 static int apply_base(struct wctx *w, uint64_t id, struct sg_rec *rec, const char *name,
-		      const sg_change *c)
+                      const sg_change *c)
 {
 	rec->base_hlc = c->base.hlc;
 	rec->base_origin = c->base.origin;
@@ -1059,11 +1062,12 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 			return rc;
 		rc = stamp_cmp(&c->stamp, &rec);
 		if (rc < 0) {
-			sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-STORE-STALE",
-			       "refused %s from %016llx: stamp %llx older than held %llx from %016llx",
-			       c->path, (unsigned long long)c->stamp.origin,
-			       (unsigned long long)c->stamp.hlc, (unsigned long long)rec.hlc,
-			       (unsigned long long)rec.origin);
+			sg_log(
+			    SG_LOG_DEBUG, DOMAIN, "SIGIL-STORE-STALE",
+			    "refused %s from %016llx: stamp %llx older than held %llx from %016llx",
+			    c->path, (unsigned long long)c->stamp.origin,
+			    (unsigned long long)c->stamp.hlc, (unsigned long long)rec.hlc,
+			    (unsigned long long)rec.origin);
 			return -ESTALE;
 		}
 		if (rc == 0)
@@ -1084,7 +1088,7 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 	if (c->type == SG_TYPE_TOMBSTONE) {
 		if (!exists) {
 			rc = entry_new(w, &c->stamp, pid, leaf, SG_TYPE_TOMBSTONE, c->mode, c->uid,
-				       c->gid, NULL, 0, c->mtime_ns, c->ctime_ns, &id, &rec);
+			               c->gid, NULL, 0, c->mtime_ns, c->ctime_ns, &id, &rec);
 			if (!rc)
 				rc = apply_base(w, id, &rec, leaf, c);
 			if (!rc)
@@ -1102,7 +1106,8 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 				/* subtree_drop did not adjust this directory's own counts */
 				rc = rc ? rc : rec_put(w, eid, &rec, leaf);
 			}
-			rc = rc ? rc : tombstone_in_place(w, &c->stamp, eid, &rec, leaf, c->ctime_ns);
+			rc = rc ? rc
+			        : tombstone_in_place(w, &c->stamp, eid, &rec, leaf, c->ctime_ns);
 			rc = rc ? rc : apply_base(w, eid, &rec, leaf, c);
 		}
 		if (!rc)
@@ -1145,7 +1150,7 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 	{
 		struct sg_rec nrec;
 		rc = entry_new(w, &c->stamp, pid, leaf, c->type, c->mode, c->uid, c->gid, c->data,
-			       c->len, c->mtime_ns, c->ctime_ns, &id, &nrec);
+		               c->len, c->mtime_ns, c->ctime_ns, &id, &nrec);
 		if (!rc && exists && c->type == SG_TYPE_DIR)
 			rc = children_move(w, eid, id);
 		rc = rc ? rc : xattrs_set_all(w, id, c);
@@ -1203,9 +1208,9 @@ static int meta_save(struct wctx *w)
 	struct {
 		const char *k;
 		uint64_t v;
-	} m[] = {{"version", w->version}, {"seq", w->seq},   {"hlc", w->hlc},
-		 {"next_id", w->next_id}, {"live", w->live}, {"tombs", w->tombs},
-		 {"conflict_seq", w->conflict_seq}};
+	} m[] = {{"version", w->version},          {"seq", w->seq},   {"hlc", w->hlc},
+	         {"next_id", w->next_id},          {"live", w->live}, {"tombs", w->tombs},
+	         {"conflict_seq", w->conflict_seq}};
 	int rc = 0;
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]) && !rc; i++)
@@ -1244,8 +1249,8 @@ struct snap {
 
 static void snap_take(const struct wctx *w, struct snap *s)
 {
-	*s = (struct snap){w->version, w->seq,   w->hlc,	  w->next_id,
-			   w->live,    w->tombs, w->conflict_seq, w->nnotes};
+	*s = (struct snap){w->version, w->seq,   w->hlc,          w->next_id,
+	                   w->live,    w->tombs, w->conflict_seq, w->nnotes};
 }
 
 static void snap_restore(struct wctx *w, const struct snap *s)

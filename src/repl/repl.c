@@ -21,8 +21,8 @@
 #include "util.h"
 
 #define DOMAIN "repl"
-#define MAX_MSG (80u << 20)       /* largest message: one 64 MiB file and its envelope */
-#define PAGE_BYTES (4u << 20)     /* a pull page, unless one change is larger */
+#define MAX_MSG (80u << 20)   /* largest message: one 64 MiB file and its envelope */
+#define PAGE_BYTES (4u << 20) /* a pull page, unless one change is larger */
 #define REQ_TIMEOUT_MS 3000
 #define SERVER_THREADS 3
 #define MAX_PEERS 64
@@ -34,7 +34,7 @@ struct peer {
 	nng_socket sock;
 	nng_dialer dialer;
 	int open;
-	_Atomic int self;    /* the URL turned out to be this node */
+	_Atomic int self; /* the URL turned out to be this node */
 	/* written by the sync thread only; atomic because status reads them */
 	_Atomic uint64_t node_id;
 	_Atomic uint64_t pull_since; /* that peer's version we have consumed */
@@ -46,8 +46,8 @@ struct peer {
 	sg_repl *r;
 	pthread_t thread;
 	int thread_started;
-	pthread_cond_t cond; /* with r->lock: work for this peer */
-	int want_push, want_pull; /* under r->lock */
+	pthread_cond_t cond;        /* with r->lock: work for this peer */
+	int want_push, want_pull;   /* under r->lock */
 	_Atomic int64_t last_ok_ns; /* monotonic time of the last good exchange, 0: never */
 };
 
@@ -484,13 +484,14 @@ static int screen(sg_repl *r, const sg_change *c, int may_quarantine)
 	if (too_far_ahead(r, c)) {
 		uint64_t n = atomic_fetch_add(&r->quarantined, 1) + 1;
 		if (n == 1 || n % 1000 == 0)
-			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-SKEW",
-			       "%s from %016llx is stamped %llu ms ahead of this clock (max %u ms): "
-			       "held until then; %llu so far",
-			       c->path, (unsigned long long)c->stamp.origin,
-			       (unsigned long long)((c->stamp.hlc >> 16) -
-						    (uint64_t)(sg_now_ns() / 1000000)),
-			       r->max_offset_ms, (unsigned long long)n);
+			sg_log(
+			    SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-SKEW",
+			    "%s from %016llx is stamped %llu ms ahead of this clock (max %u ms): "
+			    "held until then; %llu so far",
+			    c->path, (unsigned long long)c->stamp.origin,
+			    (unsigned long long)((c->stamp.hlc >> 16) -
+			                         (uint64_t)(sg_now_ns() / 1000000)),
+			    r->max_offset_ms, (unsigned long long)n);
 		if (may_quarantine)
 			quarantine_add(r, c);
 		return 1;
@@ -542,7 +543,8 @@ static nng_msg *serve(sg_repl *r, const sg_msg *m)
 		struct page pg = {.r = r};
 		uint64_t since = m->known_incarnation == sg_store_id(r->st) ? m->since : 0;
 
-		pg.max_bytes = m->max_bytes && m->max_bytes < PAGE_BYTES ? m->max_bytes : PAGE_BYTES;
+		pg.max_bytes =
+		    m->max_bytes && m->max_bytes < PAGE_BYTES ? m->max_bytes : PAGE_BYTES;
 		pg.next = since;
 		rc = sg_store_changes_after(r->st, since, 0, page_cb, &pg);
 		if (rc < 0) {
@@ -817,7 +819,7 @@ static void *sync_main(void *arg)
 
 		if (r->push_pending) {
 			int64_t due_at = r->push_first_ns +
-					 (r->push_delete ? (int64_t)r->push_delay_ms * 1000000 : 0);
+			                 (r->push_delete ? (int64_t)r->push_delay_ms * 1000000 : 0);
 			if (now >= due_at) {
 				r->push_pending = r->push_delete = 0;
 				for (size_t i = 0; i < r->npeers; i++) {
@@ -986,8 +988,9 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	int rc = 0, rv, need_tls = 0;
 
 	if (!o || !o->store || !name_ok(o->node_name)) {
-		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-REPL-OPTS",
-		       "a node name of 1 to 64 characters [A-Za-z0-9._-] is needed for replication");
+		sg_log(
+		    SG_LOG_ERR, DOMAIN, "SIGIL-REPL-OPTS",
+		    "a node name of 1 to 64 characters [A-Za-z0-9._-] is needed for replication");
 		return -EINVAL;
 	}
 	if (o->listen && (!url_ok(o->listen) || strlen(o->listen) > 256)) {
@@ -1071,8 +1074,9 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	}
 	r->sync_started = 1;
 	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-REPL-START", "node %s (%016llx) %s%s, %zu peers",
-	       r->name, (unsigned long long)r->node_id, r->listen ? "listening on " : "not listening",
-	       r->listen ? r->listen : "", r->npeers);
+	       r->name, (unsigned long long)r->node_id,
+	       r->listen ? "listening on " : "not listening", r->listen ? r->listen : "",
+	       r->npeers);
 	*out = r;
 	return 0;
 fail:
@@ -1155,13 +1159,13 @@ void sg_repl_peers(sg_repl *r, void (*cb)(void *ctx, const sg_repl_peer *p), voi
 		struct peer *p = r->peers[i];
 		int64_t ok = atomic_load(&p->last_ok_ns);
 		sg_repl_peer info = {
-			.url = p->url,
-			.node_id = p->node_id,
-			.up = ok && p->failures == 0,
-			.failures = p->failures,
-			.last_ok_ms = ok ? (now - ok) / 1000000 : -1,
-			.pulled = p->pull_since,
-			.pushed = p->push_since,
+		    .url = p->url,
+		    .node_id = p->node_id,
+		    .up = ok && p->failures == 0,
+		    .failures = p->failures,
+		    .last_ok_ms = ok ? (now - ok) / 1000000 : -1,
+		    .pulled = p->pull_since,
+		    .pushed = p->push_since,
 		};
 		if (p->self)
 			continue;

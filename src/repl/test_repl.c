@@ -116,8 +116,8 @@ static void test_garbage_is_dropped_and_counted(void **state)
 
 	node_start(&a, "alpha", NULL);
 	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "keep.conf", SG_TYPE_FILE, 0644, 0,
-					 0, "keep", 4, sg_now_ns(), &x),
-			 0);
+	                                 0, "keep", 4, sg_now_ns(), &x),
+	                 0);
 	v0 = sg_store_version(a.st);
 
 	/* random bytes, a truncated valid message, a valid header with a bad body */
@@ -143,7 +143,8 @@ static void test_garbage_is_dropped_and_counted(void **state)
 	assert_int_equal(send_raw(a.url, good, goodlen, &reply), 0);
 	{
 		sg_msg *m = NULL;
-		assert_int_equal(sg_wire_decode(nng_msg_body(reply), nng_msg_len(reply), NULL, &m), 0);
+		assert_int_equal(sg_wire_decode(nng_msg_body(reply), nng_msg_len(reply), NULL, &m),
+		                 0);
 		assert_int_equal(m->type, SG_MSG_CHANGES);
 		assert_int_equal(m->nchanges, 1);
 		assert_string_equal(m->changes[0].path, "keep.conf");
@@ -168,7 +169,7 @@ static int wait_for(struct node *n, const char *path, const char *want)
 		if (rc == 0 && want)
 			rc = sg_store_read(n->st, x.id, &data, &len);
 		ok = want ? rc == 0 && len == strlen(want) && memcmp(data, want, len) == 0
-			  : rc == -ENOENT;
+		          : rc == -ENOENT;
 		free(data);
 		if (ok)
 			return 1;
@@ -186,28 +187,27 @@ static void test_two_nodes_converge(void **state)
 	node_start(&a, "alpha", NULL);
 	node_start(&b, "beta", a.url); /* b knows a; a learns b from b's messages */
 	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "etc", SG_TYPE_DIR, 0755, 0, 0,
-					 NULL, 0, sg_now_ns(), &d),
-			 0);
+	                                 NULL, 0, sg_now_ns(), &d),
+	                 0);
 	assert_int_equal(sg_store_create(a.st, NULL, d.id, "app.conf", SG_TYPE_FILE, 0640, 0, 0,
-					 "v1", 2, sg_now_ns(), &x),
-			 0);
+	                                 "v1", 2, sg_now_ns(), &x),
+	                 0);
 	assert_true(wait_for(&b, "etc/app.conf", "v1"));
 	/* and back: b's change reaches a (a learned b's URL) */
 	assert_int_equal(sg_store_resolve(b.st, "etc/app.conf", &x), 0);
-	assert_int_equal(sg_store_write(b.st, NULL, x.id, "v2 from b", 9, sg_now_ns(), sg_now_ns(),
-					NULL),
-			 0);
+	assert_int_equal(
+	    sg_store_write(b.st, NULL, x.id, "v2 from b", 9, sg_now_ns(), sg_now_ns(), NULL), 0);
 	assert_true(wait_for(&a, "etc/app.conf", "v2 from b"));
 	/* a delete travels as a tombstone */
 	assert_int_equal(sg_store_remove(a.st, NULL, d.id, "app.conf", 0, sg_now_ns()), 0);
 	assert_true(wait_for(&b, "etc/app.conf", NULL));
 	/* an editor temporary stays home */
 	assert_int_equal(sg_store_create(a.st, NULL, d.id, "app.conf~", SG_TYPE_FILE, 0640, 0, 0,
-					 "backup", 6, sg_now_ns(), NULL),
-			 0);
+	                                 "backup", 6, sg_now_ns(), NULL),
+	                 0);
 	assert_int_equal(sg_store_create(a.st, NULL, d.id, "after", SG_TYPE_FILE, 0640, 0, 0, "x",
-					 1, sg_now_ns(), NULL),
-			 0);
+	                                 1, sg_now_ns(), NULL),
+	                 0);
 	assert_true(wait_for(&b, "etc/after", "x"));
 	assert_int_equal(sg_store_resolve(b.st, "etc/app.conf~", &x), -ENOENT);
 	sg_repl_stats_get(b.r, &rs);
@@ -262,9 +262,9 @@ static void test_future_stamps_wait(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_garbage_is_dropped_and_counted),
-		cmocka_unit_test(test_two_nodes_converge),
-		cmocka_unit_test(test_future_stamps_wait),
+	    cmocka_unit_test(test_garbage_is_dropped_and_counted),
+	    cmocka_unit_test(test_two_nodes_converge),
+	    cmocka_unit_test(test_future_stamps_wait),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,28 +33,28 @@ enum sg_msg_type {
 
 /** Limits a decoder enforces; a message past any of them is refused. */
 typedef struct sg_wire_limits {
-	size_t max_msg;       /* bytes in one message; default 80 MiB */
-	uint64_t max_file;    /* bytes of one change's data; default SG_DEFAULT_MAX_FILE */
-	size_t max_changes;   /* changes in one message; default 100000 */
-	size_t max_peers;     /* peer URLs in one message; default 256 */
+	size_t max_msg;     /* bytes in one message; default 80 MiB */
+	uint64_t max_file;  /* bytes of one change's data; default SG_DEFAULT_MAX_FILE */
+	size_t max_changes; /* changes in one message; default 100000 */
+	size_t max_peers;   /* peer URLs in one message; default 256 */
 } sg_wire_limits;
 
 /** A decoded or to-be-encoded message. Decoded: one allocation, free with sg_wire_free(). */
 typedef struct sg_msg {
-	uint32_t type;           /* enum sg_msg_type */
-	uint64_t node_id;        /* the sender's node id, never 0 */
-	uint64_t incarnation;    /* the sender's store id, never 0: new when its data dir is new */
-	const char *node_name;   /* the sender's name: 1..64 printable ASCII bytes, no spaces */
-	const char *listen_url;  /* the sender's own URL, "" if it does not listen */
+	uint32_t type;          /* enum sg_msg_type */
+	uint64_t node_id;       /* the sender's node id, never 0 */
+	uint64_t incarnation;   /* the sender's store id, never 0: new when its data dir is new */
+	const char *node_name;  /* the sender's name: 1..64 printable ASCII bytes, no spaces */
+	const char *listen_url; /* the sender's own URL, "" if it does not listen */
 
 	/* PULL */
-	uint64_t since;          /* responder version already consumed by the requester */
-	uint32_t max_bytes;      /* largest CHANGES page the requester accepts */
+	uint64_t since;             /* responder version already consumed by the requester */
+	uint32_t max_bytes;         /* largest CHANGES page the requester accepts */
 	uint64_t known_incarnation; /* responder incarnation the cursor belongs to (0: none) */
 
 	/* CHANGES (a reply to PULL) and PUSH */
-	uint64_t next;           /* CHANGES: pass as `since` next time */
-	uint32_t more;           /* CHANGES: 1 if more changes are waiting */
+	uint64_t next; /* CHANGES: pass as `since` next time */
+	uint32_t more; /* CHANGES: 1 if more changes are waiting */
 	const sg_change *changes;
 	size_t nchanges;
 

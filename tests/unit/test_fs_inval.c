@@ -82,7 +82,8 @@ static int teardown(void **state)
 
 	if (f->running) {
 		sg_fs_exit(f->fs);
-		snprintf(cmd, sizeof(cmd), "fusermount3 -u %s || fusermount3 -uz %s", f->mnt, f->mnt);
+		snprintf(cmd, sizeof(cmd), "fusermount3 -u %s || fusermount3 -uz %s", f->mnt,
+		         f->mnt);
 		if (system(cmd) != 0)
 			fprintf(stderr, "unmount of %s failed\n", f->mnt);
 		pthread_join(f->loop, NULL);
@@ -211,9 +212,9 @@ static void test_local_write_no_invalidation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_remote_update_is_seen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_remote_create_and_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_local_write_no_invalidation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remote_update_is_seen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remote_create_and_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_local_write_no_invalidation, setup, teardown),
 	};
 
 	if (access("/dev/fuse", R_OK | W_OK) != 0) {

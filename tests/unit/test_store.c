@@ -107,15 +107,14 @@ static uint64_t hlc_now(void)
 }
 
 /* Create and assert success; returns the new id. */
-static uint64_t mk(sg_store *st, uint64_t parent, const char *name, uint32_t type,
-		   const char *data, sg_attr *out)
+static uint64_t mk(sg_store *st, uint64_t parent, const char *name, uint32_t type, const char *data,
+                   sg_attr *out)
 {
 	sg_attr a;
 	size_t len = data ? strlen(data) : 0;
 
-	assert_int_equal(sg_store_create(st, NULL, parent, name, type, 0644, 0, 0, data, len,
-					 now_ns(), &a),
-			 0);
+	assert_int_equal(
+	    sg_store_create(st, NULL, parent, name, type, 0644, 0, 0, data, len, now_ns(), &a), 0);
 	assert_true(a.id != 0);
 	assert_int_equal(a.type, type);
 	if (out) {
@@ -194,7 +193,7 @@ static int collect_cb(void *ctx, const sg_change *c)
 	w->nxattrs = c->nxattrs;
 	if (c->nxattrs)
 		snprintf(w->xattr0, sizeof(w->xattr0), "%s=%.*s", c->xattrs[0].name,
-			 (int)c->xattrs[0].len, (const char *)c->xattrs[0].value);
+		         (int)c->xattrs[0].len, (const char *)c->xattrs[0].value);
 	w->len = c->len;
 	if (c->len > 0) {
 		w->data = malloc(c->len);
@@ -276,8 +275,8 @@ static void check_local(struct seqcheck *c, const char *what, const sg_attr *a)
 
 	if (v != c->version + 1 || a->stamp.seq != c->seq) {
 		print_error("after %s: version %llu -> %llu, seq %llu (want %llu)\n", what,
-			    (unsigned long long)c->version, (unsigned long long)v,
-			    (unsigned long long)a->stamp.seq, (unsigned long long)c->seq);
+		            (unsigned long long)c->version, (unsigned long long)v,
+		            (unsigned long long)a->stamp.seq, (unsigned long long)c->seq);
 	}
 	assert_int_equal(v, c->version + 1);
 	assert_int_equal(a->version, v);
@@ -417,9 +416,8 @@ static void test_rename_is_one_change(void **state)
 	/* an exchange: both entries move, no tombstone */
 	mk(st, d.id, "b", SG_TYPE_FILE, "bee", &b);
 	xbefore = sg_store_version(st);
-	assert_int_equal(sg_store_rename(st, NULL, d.id, "g", d.id, "b", SG_RENAME_EXCHANGE,
-					 now_ns()),
-			 0);
+	assert_int_equal(
+	    sg_store_rename(st, NULL, d.id, "g", d.id, "b", SG_RENAME_EXCHANGE, now_ns()), 0);
 	xafter = sg_store_version(st);
 	changes(st, xbefore, 0, &rx);
 	assert_int_equal(rx.n, 2);
@@ -431,16 +429,17 @@ static void test_rename_is_one_change(void **state)
 	assert_int_equal(rb->id, b.id);
 
 	if (after != before + 1 || xafter != xbefore + 1) {
-		print_error("rename: version %llu -> %llu; moved v%llu (hlc %llx seq %llu), "
-			    "tombstone v%llu (hlc %llx seq %llu); exchange: version %llu -> %llu, "
-			    "rows v%llu seq %llu, v%llu seq %llu\n",
-			    (unsigned long long)before, (unsigned long long)after,
-			    (unsigned long long)moved->version, (unsigned long long)moved->stamp.hlc,
-			    (unsigned long long)moved->stamp.seq, (unsigned long long)tomb->version,
-			    (unsigned long long)tomb->stamp.hlc, (unsigned long long)tomb->stamp.seq,
-			    (unsigned long long)xbefore, (unsigned long long)xafter,
-			    (unsigned long long)ra->version, (unsigned long long)ra->stamp.seq,
-			    (unsigned long long)rb->version, (unsigned long long)rb->stamp.seq);
+		print_error(
+		    "rename: version %llu -> %llu; moved v%llu (hlc %llx seq %llu), "
+		    "tombstone v%llu (hlc %llx seq %llu); exchange: version %llu -> %llu, "
+		    "rows v%llu seq %llu, v%llu seq %llu\n",
+		    (unsigned long long)before, (unsigned long long)after,
+		    (unsigned long long)moved->version, (unsigned long long)moved->stamp.hlc,
+		    (unsigned long long)moved->stamp.seq, (unsigned long long)tomb->version,
+		    (unsigned long long)tomb->stamp.hlc, (unsigned long long)tomb->stamp.seq,
+		    (unsigned long long)xbefore, (unsigned long long)xafter,
+		    (unsigned long long)ra->version, (unsigned long long)ra->stamp.seq,
+		    (unsigned long long)rb->version, (unsigned long long)rb->stamp.seq);
 	}
 
 	/* store.h: a rename is two changes, the moved entry and the tombstone at the
@@ -473,16 +472,16 @@ static void test_changes_after(void **state)
 	int64_t mt = 0;
 
 	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "d", SG_TYPE_DIR, 0750, 1000, 1001,
-					 NULL, 0, now_ns(), &d),
-			 0);
+	                                 NULL, 0, now_ns(), &d),
+	                 0);
 	assert_int_equal(sg_store_create(st, NULL, d.id, "f", SG_TYPE_FILE, 0640, 1000, 1001, "x",
-					 1, now_ns(), &fa),
-			 0);
+	                                 1, now_ns(), &fa),
+	                 0);
 	for (int i = 0; i < 10; i++) {
 		snprintf(buf, sizeof(buf), "content %d", i);
 		mt = 5000 + i;
 		assert_int_equal(
-			sg_store_write(st, NULL, fa.id, buf, strlen(buf), mt, now_ns(), &fa), 0);
+		    sg_store_write(st, NULL, fa.id, buf, strlen(buf), mt, now_ns(), &fa), 0);
 	}
 	mk(st, SG_ROOT_ID, "g", SG_TYPE_FILE, "gee", &ga);
 	mk(st, d.id, "h", SG_TYPE_SYMLINK, "../g", &ha);
@@ -625,7 +624,7 @@ static void test_tombstones(void **state)
 /* ---- 4. last-writer-wins through sg_store_apply ---------------------------- */
 
 static sg_change file_change(const char *path, const char *data, uint64_t hlc, uint64_t origin,
-			     uint64_t seq)
+                             uint64_t seq)
 {
 	sg_change c;
 
@@ -644,7 +643,7 @@ static sg_change file_change(const char *path, const char *data, uint64_t hlc, u
 }
 
 static sg_change typed_change(const char *path, uint32_t type, uint64_t hlc, uint64_t origin,
-			    uint64_t seq)
+                              uint64_t seq)
 {
 	sg_change c;
 
@@ -817,7 +816,7 @@ static void test_explicit_stamps(void **state)
 	assert_int_equal(sg_store_setattr(st, &old, a.id, SG_SET_MODE, &in, now_ns(), &x), -ESTALE);
 	assert_int_equal(sg_store_remove(st, &old, SG_ROOT_ID, "e", 0, now_ns()), -ESTALE);
 	assert_int_equal(sg_store_rename(st, &old, SG_ROOT_ID, "e", SG_ROOT_ID, "e2", 0, now_ns()),
-			 -ESTALE);
+	                 -ESTALE);
 	assert_int_equal(sg_store_version(st), v);
 	assert_int_equal(sg_store_getattr(st, a.id, &x), 0);
 	assert_stamp_equal(&x.stamp, &a.stamp);
@@ -839,12 +838,12 @@ static void test_explicit_stamps(void **state)
 	assert_stamp_equal(&r.v[0].stamp, &s2);
 	rows_free(&r);
 	assert_int_equal(sg_store_create(st, &s1, SG_ROOT_ID, "e", SG_TYPE_FILE, 0644, 0, 0, "x", 1,
-					 now_ns(), &b),
-			 -ESTALE);
+	                                 now_ns(), &b),
+	                 -ESTALE);
 	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "e", &x), -ENOENT);
 	assert_int_equal(sg_store_create(st, &s3, SG_ROOT_ID, "e", SG_TYPE_FILE, 0644, 0, 0, "new",
-					 3, now_ns(), &b),
-			 0);
+	                                 3, now_ns(), &b),
+	                 0);
 	assert_true(b.id != a.id);
 	assert_stamp_equal(&b.stamp, &s3);
 	assert_content(st, b.id, "new", 3);
@@ -869,7 +868,8 @@ static void test_reopen(void **state)
 
 	mk(f->st, SG_ROOT_ID, "etc", SG_TYPE_DIR, NULL, &d);
 	mk(f->st, d.id, "app.conf", SG_TYPE_FILE, "key=value\n", &a);
-	assert_int_equal(sg_store_setxattr(f->st, NULL, a.id, "user.tag", "blue", 4, 0, now_ns()), 0);
+	assert_int_equal(sg_store_setxattr(f->st, NULL, a.id, "user.tag", "blue", 4, 0, now_ns()),
+	                 0);
 	mk(f->st, SG_ROOT_ID, "gone", SG_TYPE_FILE, "bye", &gone);
 	assert_int_equal(sg_store_remove(f->st, NULL, SG_ROOT_ID, "gone", 0, now_ns()), 0);
 	far = sg_store_hlc(f->st) + (600000ULL << 16);
@@ -961,8 +961,8 @@ static void test_map_growth(void **state)
 		snprintf(name, sizeof(name), "blob%03u", i);
 		fill(buf, GROW_SIZE, i);
 		assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644, 0,
-						 0, buf, GROW_SIZE, now_ns(), &a),
-				 0);
+		                                 0, buf, GROW_SIZE, now_ns(), &a),
+		                 0);
 		assert_int_equal(a.size, GROW_SIZE);
 		ids[i] = a.id;
 	}
@@ -1001,14 +1001,14 @@ static void test_file_size_limit(void **state)
 
 	v = sg_store_version(st);
 	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "big", SG_TYPE_FILE, 0644, 0, 0, big,
-					 4097, now_ns(), &a),
-			 -EFBIG);
+	                                 4097, now_ns(), &a),
+	                 -EFBIG);
 	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "big", &x), -ENOENT);
 	assert_int_equal(sg_store_version(st), v);
 
 	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "f", SG_TYPE_FILE, 0644, 0, 0, big,
-					 4096, now_ns(), &a),
-			 0);
+	                                 4096, now_ns(), &a),
+	                 0);
 	assert_int_equal(a.size, 4096);
 	assert_int_equal(sg_store_write(st, NULL, a.id, "small", 5, 1, now_ns(), &a), 0);
 	v = sg_store_version(st);
@@ -1049,8 +1049,8 @@ static void test_names(void **state)
 	name[256] = '\0';
 	assert_int_equal(sg_name_check(name, 256), -ENAMETOOLONG);
 	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644, 0, 0, NULL,
-					 0, now_ns(), &a),
-			 -ENAMETOOLONG);
+	                                 0, now_ns(), &a),
+	                 -ENAMETOOLONG);
 	{
 		int rc = sg_store_lookup(st, SG_ROOT_ID, name, &x);
 
@@ -1068,9 +1068,9 @@ static void test_names(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(sg_name_check(bad[i], strlen(bad[i])), -EINVAL);
-		assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, bad[i], SG_TYPE_FILE, 0644, 0,
-						 0, NULL, 0, now_ns(), &x),
-				 -EINVAL);
+		assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, bad[i], SG_TYPE_FILE, 0644,
+		                                 0, 0, NULL, 0, now_ns(), &x),
+		                 -EINVAL);
 	}
 	assert_int_equal(sg_name_check("a\0b", 3), -EINVAL);
 	assert_int_equal(sg_name_check("...", 3), 0);
@@ -1078,11 +1078,11 @@ static void test_names(void **state)
 
 	/* a bad type */
 	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "t", SG_TYPE_TOMBSTONE, 0644, 0, 0,
-					 NULL, 0, now_ns(), &x),
-			 -EINVAL);
+	                                 NULL, 0, now_ns(), &x),
+	                 -EINVAL);
 	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "t", SG_TYPE_NONE, 0644, 0, 0, NULL,
-					 0, now_ns(), &x),
-			 -EINVAL);
+	                                 0, now_ns(), &x),
+	                 -EINVAL);
 	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "t", &x), -ENOENT);
 }
 
@@ -1137,7 +1137,7 @@ static void test_deep_path(void **state)
 	/* one byte more: the store may refuse the name or the path, never truncate */
 	strcat(name, "y");
 	rc = sg_store_create(st, NULL, ids[DEEP_LEVELS], name, SG_TYPE_FILE, 0644, 0, 0, "x", 1,
-			     now_ns(), &a);
+	                     now_ns(), &a);
 	assert_true(rc == 0 || rc == -ENAMETOOLONG);
 	strcat(path, "y");
 	assert_int_equal(strlen(path), SG_PATH_MAX + 1);
@@ -1154,7 +1154,7 @@ static void test_deep_path(void **state)
 	memset(name, 'Q', DEEP_NAME);
 	name[DEEP_NAME] = '\0';
 	rc = sg_store_create(st, NULL, ids[DEEP_LEVELS], name, SG_TYPE_DIR, 0755, 0, 0, NULL, 0,
-			     now_ns(), &a);
+	                     now_ns(), &a);
 	assert_true(rc == 0 || rc == -ENAMETOOLONG);
 	if (rc == 0) {
 		assert_int_equal(sg_store_lookup(st, ids[DEEP_LEVELS], name, &x), 0);
@@ -1182,18 +1182,18 @@ static void test_errors(void **state)
 	mk(st, d.id, "a", SG_TYPE_FILE, "a", &a);
 	v = sg_store_version(st);
 
-	assert_int_equal(sg_store_create(st, NULL, d.id, "a", SG_TYPE_FILE, 0644, 0, 0, NULL, 0,
-					 now_ns(), &x),
-			 -EEXIST);
-	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "d", SG_TYPE_DIR, 0755, 0, 0, NULL, 0,
-					 now_ns(), &x),
-			 -EEXIST);
-	assert_int_equal(sg_store_create(st, NULL, a.id, "x", SG_TYPE_FILE, 0644, 0, 0, NULL, 0,
-					 now_ns(), &x),
-			 -ENOTDIR);
-	assert_int_equal(sg_store_create(st, NULL, 999999, "x", SG_TYPE_FILE, 0644, 0, 0, NULL, 0,
-					 now_ns(), &x),
-			 -ENOENT);
+	assert_int_equal(
+	    sg_store_create(st, NULL, d.id, "a", SG_TYPE_FILE, 0644, 0, 0, NULL, 0, now_ns(), &x),
+	    -EEXIST);
+	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "d", SG_TYPE_DIR, 0755, 0, 0, NULL,
+	                                 0, now_ns(), &x),
+	                 -EEXIST);
+	assert_int_equal(
+	    sg_store_create(st, NULL, a.id, "x", SG_TYPE_FILE, 0644, 0, 0, NULL, 0, now_ns(), &x),
+	    -ENOTDIR);
+	assert_int_equal(
+	    sg_store_create(st, NULL, 999999, "x", SG_TYPE_FILE, 0644, 0, 0, NULL, 0, now_ns(), &x),
+	    -ENOENT);
 	assert_int_equal(sg_store_remove(st, NULL, d.id, "missing", 0, now_ns()), -ENOENT);
 	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "d", 1, now_ns()), -ENOTEMPTY);
 	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "d", 0, now_ns()), -EISDIR);
@@ -1212,9 +1212,10 @@ static void test_errors(void **state)
 	}
 	memset(&x, 0, sizeof(x));
 	x.size = 1;
-	assert_int_equal(sg_store_setattr(st, NULL, d.id, SG_SET_SIZE, &x, now_ns(), NULL), -EISDIR);
+	assert_int_equal(sg_store_setattr(st, NULL, d.id, SG_SET_SIZE, &x, now_ns(), NULL),
+	                 -EISDIR);
 	assert_int_equal(sg_store_setattr(st, NULL, 999999, SG_SET_MODE, &x, now_ns(), NULL),
-			 -ENOENT);
+	                 -ENOENT);
 	assert_int_equal(sg_store_getattr(st, 999999, &x), -ENOENT);
 	/* nothing above changed anything */
 	assert_int_equal(sg_store_version(st), v);
@@ -1235,19 +1236,19 @@ static void test_rename(void **state)
 	/* NOREPLACE over an existing entry */
 	v = sg_store_version(st);
 	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "b",
-					 SG_RENAME_NOREPLACE, now_ns()),
-			 -EEXIST);
+	                                 SG_RENAME_NOREPLACE, now_ns()),
+	                 -EEXIST);
 	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "b",
-					 SG_RENAME_NOREPLACE | SG_RENAME_EXCHANGE, now_ns()),
-			 -EINVAL);
-	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "nope", SG_ROOT_ID, "c", 0, now_ns()),
-			 -ENOENT);
+	                                 SG_RENAME_NOREPLACE | SG_RENAME_EXCHANGE, now_ns()),
+	                 -EINVAL);
+	assert_int_equal(
+	    sg_store_rename(st, NULL, SG_ROOT_ID, "nope", SG_ROOT_ID, "c", 0, now_ns()), -ENOENT);
 	assert_int_equal(sg_store_version(st), v);
 
 	/* EXCHANGE swaps both, ids and contents */
 	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "b",
-					 SG_RENAME_EXCHANGE, now_ns()),
-			 0);
+	                                 SG_RENAME_EXCHANGE, now_ns()),
+	                 0);
 	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "a", &x), 0);
 	assert_int_equal(x.id, b.id);
 	assert_content(st, x.id, "BB", 2);
@@ -1257,11 +1258,12 @@ static void test_rename(void **state)
 	assert_path(st, a.id, "b");
 	assert_path(st, b.id, "a");
 	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "zz",
-					 SG_RENAME_EXCHANGE, now_ns()),
-			 -ENOENT);
+	                                 SG_RENAME_EXCHANGE, now_ns()),
+	                 -ENOENT);
 
 	/* plain rename over a file: the target is replaced, its id gone */
-	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "b", 0, now_ns()), 0);
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a", SG_ROOT_ID, "b", 0, now_ns()),
+	                 0);
 	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "b", &x), 0);
 	assert_int_equal(x.id, b.id);
 	assert_content(st, b.id, "BB", 2);
@@ -1272,23 +1274,24 @@ static void test_rename(void **state)
 	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
 	mk(st, d.id, "sub", SG_TYPE_DIR, NULL, &sub);
 	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "d", sub.id, "x", 0, now_ns()),
-			 -EINVAL);
+	                 -EINVAL);
 	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "d", d.id, "x", 0, now_ns()),
-			 -EINVAL);
+	                 -EINVAL);
 	assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, "d", &x), 0);
 	assert_int_equal(x.id, d.id);
 
 	/* type clashes */
 	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "b", d.id, "sub", 0, now_ns()),
-			 -EISDIR);
+	                 -EISDIR);
 	assert_int_equal(sg_store_rename(st, NULL, d.id, "sub", SG_ROOT_ID, "b", 0, now_ns()),
-			 -ENOTDIR);
+	                 -ENOTDIR);
 	mk(st, sub.id, "leaf", SG_TYPE_FILE, "l", NULL);
 	mk(st, SG_ROOT_ID, "empty", SG_TYPE_DIR, NULL, NULL);
 	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "empty", d.id, "sub", 0, now_ns()),
-			 -ENOTEMPTY);
+	                 -ENOTEMPTY);
 	/* over an empty directory: fine */
-	assert_int_equal(sg_store_rename(st, NULL, d.id, "sub", SG_ROOT_ID, "empty", 0, now_ns()), 0);
+	assert_int_equal(sg_store_rename(st, NULL, d.id, "sub", SG_ROOT_ID, "empty", 0, now_ns()),
+	                 0);
 	assert_int_equal(sg_store_resolve(st, "empty/leaf", &x), 0);
 	assert_int_equal(sg_store_resolve(st, "d/sub", &x), -ENOENT);
 
@@ -1394,7 +1397,8 @@ static void test_list(void **state)
 	for (size_t i = 0; i < l.n; i++) {
 		assert_string_equal(l.v[i], want[i]);
 		assert_true(l.ids[i] != kid);
-		assert_int_equal(l.types[i], strcmp(want[i], "b") == 0 ? SG_TYPE_DIR : SG_TYPE_FILE);
+		assert_int_equal(l.types[i],
+		                 strcmp(want[i], "b") == 0 ? SG_TYPE_DIR : SG_TYPE_FILE);
 		assert_int_equal(sg_store_lookup(st, d.id, l.v[i], &x), 0);
 		assert_int_equal(x.id, l.ids[i]);
 	}
@@ -1474,7 +1478,7 @@ static void *big_main(void *p)
 	for (int i = b->first; i < b->first + b->count; i++) {
 		snprintf(name, sizeof(name), "n%04d", i);
 		if (sg_store_create(b->st, NULL, b->dir, name, SG_TYPE_FILE, 0644, 0, 0, name,
-				    strlen(name), now_ns(), NULL) != 0) {
+		                    strlen(name), now_ns(), NULL) != 0) {
 			b->failures++;
 		}
 	}
@@ -1495,9 +1499,9 @@ static void test_list_many(void **state)
 	mk(st, SG_ROOT_ID, "big", SG_TYPE_DIR, NULL, &d);
 	for (int t = 0; t < BIG_THREADS; t++) {
 		args[t] = (struct big_arg){.st = st,
-					   .dir = d.id,
-					   .first = t * (BIG_CHILDREN / BIG_THREADS),
-					   .count = BIG_CHILDREN / BIG_THREADS};
+		                           .dir = d.id,
+		                           .first = t * (BIG_CHILDREN / BIG_THREADS),
+		                           .count = BIG_CHILDREN / BIG_THREADS};
 		assert_int_equal(pthread_create(&th[t], NULL, big_main, &args[t]), 0);
 	}
 	for (int t = 0; t < BIG_THREADS; t++) {
@@ -1567,7 +1571,7 @@ static void *cc_main(void *p)
 	for (int i = 0; i < CC_FILES; i++) {
 		snprintf(name, sizeof(name), "t%d-%03d", c->t, i);
 		if (sg_store_create(c->st, NULL, c->dir, name, SG_TYPE_FILE, 0644, 0, 0, "new", 3,
-				    now_ns(), &a) != 0) {
+		                    now_ns(), &a) != 0) {
 			c->failures++;
 			continue;
 		}
@@ -1695,8 +1699,8 @@ static void test_xattrs(void **state)
 	assert_int_equal(sg_store_getxattr(st, a.id, "user.a", &val, &len), -ENODATA);
 
 	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.a", "1", 1, 0, now_ns()), 0);
-	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.bb", "22", 2, XATTR_CREATE, now_ns()),
-			 0);
+	assert_int_equal(
+	    sg_store_setxattr(st, NULL, a.id, "user.bb", "22", 2, XATTR_CREATE, now_ns()), 0);
 	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.empty", "", 0, 0, now_ns()), 0);
 	assert_int_equal(sg_store_getxattr(st, a.id, "user.a", &val, &len), 0);
 	assert_int_equal(len, 1);
@@ -1714,7 +1718,8 @@ static void test_xattrs(void **state)
 	val = NULL;
 
 	assert_int_equal(sg_store_listxattr(st, a.id, &list, &len), 0);
-	assert_int_equal(len, strlen("user.a") + 1 + strlen("user.bb") + 1 + strlen("user.empty") + 1);
+	assert_int_equal(len,
+	                 strlen("user.a") + 1 + strlen("user.bb") + 1 + strlen("user.empty") + 1);
 	assert_true(has_name(list, len, "user.a"));
 	assert_true(has_name(list, len, "user.bb"));
 	assert_true(has_name(list, len, "user.empty"));
@@ -1722,15 +1727,14 @@ static void test_xattrs(void **state)
 	list = NULL;
 
 	/* flags */
-	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.a", "9", 1, XATTR_CREATE, now_ns()),
-			 -EEXIST);
 	assert_int_equal(
-		sg_store_setxattr(st, NULL, a.id, "user.nope", "9", 1, XATTR_REPLACE, now_ns()),
-		-ENODATA);
+	    sg_store_setxattr(st, NULL, a.id, "user.a", "9", 1, XATTR_CREATE, now_ns()), -EEXIST);
+	assert_int_equal(
+	    sg_store_setxattr(st, NULL, a.id, "user.nope", "9", 1, XATTR_REPLACE, now_ns()),
+	    -ENODATA);
 	assert_int_equal(sg_store_getxattr(st, a.id, "user.nope", &val, &len), -ENODATA);
-	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.a", "new", 3, XATTR_REPLACE,
-					   now_ns()),
-			 0);
+	assert_int_equal(
+	    sg_store_setxattr(st, NULL, a.id, "user.a", "new", 3, XATTR_REPLACE, now_ns()), 0);
 	assert_int_equal(sg_store_getxattr(st, a.id, "user.a", &val, &len), 0);
 	assert_int_equal(len, 3);
 	assert_memory_equal(val, "new", 3);
@@ -1749,14 +1753,15 @@ static void test_xattrs(void **state)
 	/* the content is untouched; xattrs of a directory work too */
 	assert_content(st, a.id, "data", 4);
 	assert_int_equal(sg_store_setxattr(st, NULL, SG_ROOT_ID, "user.r", "root", 4, 0, now_ns()),
-			 0);
+	                 0);
 	assert_int_equal(sg_store_getxattr(st, SG_ROOT_ID, "user.r", &val, &len), 0);
 	assert_int_equal(len, 4);
 	assert_memory_equal(val, "root", 4);
 	free(val);
 	val = NULL;
 	/* an unknown entry */
-	assert_int_equal(sg_store_setxattr(st, NULL, 999999, "user.a", "1", 1, 0, now_ns()), -ENOENT);
+	assert_int_equal(sg_store_setxattr(st, NULL, 999999, "user.a", "1", 1, 0, now_ns()),
+	                 -ENOENT);
 	assert_int_equal(sg_store_getxattr(st, 999999, "user.a", &val, &len), -ENOENT);
 }
 
@@ -1774,14 +1779,15 @@ static void test_xattr_size_limit(void **state)
 
 	/* 64 KiB is fine, one byte more is not (store.h: -E2BIG, as the kernel says) */
 	memset(huge, 'h', 65537);
-	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.big", huge, 65536, 0, now_ns()), 0);
+	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.big", huge, 65536, 0, now_ns()),
+	                 0);
 	assert_int_equal(sg_store_getxattr(st, a.id, "user.big", &val, &len), 0);
 	assert_int_equal(len, 65536);
 	assert_memory_equal(val, huge, 65536);
 	free(val);
 	val = NULL;
 	assert_int_equal(sg_store_setxattr(st, NULL, a.id, "user.big2", huge, 65537, 0, now_ns()),
-			 -E2BIG);
+	                 -E2BIG);
 	assert_int_equal(sg_store_getxattr(st, a.id, "user.big2", &val, &len), -ENODATA);
 	free(huge);
 }
@@ -1824,7 +1830,7 @@ static void obs_cb(void *ctx, const sg_note *notes, size_t n)
 	for (size_t i = 0; i < n && o->n < OBS_MAX; i++) {
 		o->v[o->n].n = notes[i];
 		snprintf(o->v[o->n].name, sizeof(o->v[o->n].name), "%s",
-			 notes[i].name ? notes[i].name : "(null)");
+		         notes[i].name ? notes[i].name : "(null)");
 		o->v[o->n].n.name = o->v[o->n].name;
 		o->n++;
 	}
@@ -1907,9 +1913,8 @@ static void test_observer(void **state)
 
 	/* a local rename over a file: the moved entry replaces the target */
 	mk(st, SG_ROOT_ID, "from", SG_TYPE_FILE, "1", &a);
-	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "from", SG_ROOT_ID, "rem", 0,
-					 now_ns()),
-			 0);
+	assert_int_equal(
+	    sg_store_rename(st, NULL, SG_ROOT_ID, "from", SG_ROOT_ID, "rem", 0, now_ns()), 0);
 	assert_int_equal(sg_store_getattr(st, a.id, &x), 0);
 	assert_true(obs_wait(o, a.id, x.version, &n));
 	assert_string_equal(n.name, "rem");
@@ -1924,7 +1929,6 @@ static void test_observer(void **state)
 	pthread_mutex_destroy(&o->mu);
 	free(o);
 }
-
 
 /* ---- replication support: subtree re-versioning, conflicts, bases, xattrs ---- */
 
@@ -1942,7 +1946,8 @@ static void test_dir_rename_reversions_subtree(void **state)
 	mk(st, e.id, "f", SG_TYPE_FILE, "deep", NULL);
 	mk(st, d.id, "g", SG_TYPE_FILE, "flat", NULL);
 	v0 = sg_store_version(st);
-	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "d", SG_ROOT_ID, "d2", 0, now_ns()), 0);
+	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "d", SG_ROOT_ID, "d2", 0, now_ns()),
+	                 0);
 
 	/* a peer reading the log after v0 gets every descendant at its new path,
 	 * after the directory itself and before the tombstone of the old path */
@@ -2035,7 +2040,8 @@ static void test_conflicts(void **state)
 	/* a local write after the peer's names the peer's version as its base */
 	assert_int_equal(sg_store_resolve(st, "app.conf", &x), 0);
 	v = sg_store_version(st);
-	assert_int_equal(sg_store_write(st, NULL, x.id, "ours again", 10, now_ns(), now_ns(), NULL), 0);
+	assert_int_equal(sg_store_write(st, NULL, x.id, "ours again", 10, now_ns(), now_ns(), NULL),
+	                 0);
 	changes(st, v, 0, &r);
 	assert_int_equal(r.n, 1);
 	assert_stamp_equal(&r.v[0].base, &x.stamp);
@@ -2134,9 +2140,8 @@ static void test_rename_bases(void **state)
 	v = sg_store_version(st);
 
 	/* a save by rename over an existing file, as sed -i does */
-	assert_int_equal(sg_store_rename(st, NULL, SG_ROOT_ID, "a.conf", SG_ROOT_ID, "b.conf", 0,
-					 now_ns()),
-			 0);
+	assert_int_equal(
+	    sg_store_rename(st, NULL, SG_ROOT_ID, "a.conf", SG_ROOT_ID, "b.conf", 0, now_ns()), 0);
 	changes(st, v, 0, &r);
 	tomb = row_by_path(&r, "a.conf");
 	moved = row_by_path(&r, "b.conf");
@@ -2224,31 +2229,31 @@ static void test_stale_child_of_deleted_dir(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_versions_and_stamps, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rename_is_one_change, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_changes_after, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dir_rename_reversions_subtree, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rename_bases, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stale_child_of_deleted_dir, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_xattrs_in_changes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lww_apply, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_explicit_stamps, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_growth, setup_small_map, teardown),
-		cmocka_unit_test_setup_teardown(test_file_size_limit, setup_small_file, teardown),
-		cmocka_unit_test_setup_teardown(test_names, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deep_path, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_many, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_xattr_size_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_observer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_versions_and_stamps, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rename_is_one_change, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes_after, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dir_rename_reversions_subtree, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rename_bases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_child_of_deleted_dir, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xattrs_in_changes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lww_apply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_explicit_stamps, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_growth, setup_small_map, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_size_limit, setup_small_file, teardown),
+	    cmocka_unit_test_setup_teardown(test_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deep_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_many, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xattr_size_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_observer, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
