@@ -53,11 +53,19 @@ static void member_line(void *ctx, const sg_repl_peer *p)
 	        p->pushed);
 }
 
-static void metric_peer(void *ctx, const sg_repl_peer *p)
+/* Prometheus groups each metric's samples under its own HELP and TYPE:
+ * one pass over the peers per metric. */
+static void metric_peer_up(void *ctx, const sg_repl_peer *p)
 {
 	struct counts *c = ctx;
 
 	fprintf(c->f, "sigil_peer_up{peer=\"%s\"} %d\n", p->url, p->up ? 1 : 0);
+}
+
+static void metric_peer_answer(void *ctx, const sg_repl_peer *p)
+{
+	struct counts *c = ctx;
+
 	if (p->last_ok_ms >= 0)
 		fprintf(c->f, "sigil_peer_last_answer_seconds{peer=\"%s\"} %.3f\n", p->url,
 		        p->last_ok_ms / 1000.0);
@@ -153,7 +161,11 @@ static void metrics(const sg_status_src *s, FILE *f)
 		  rs.pulls);
 		fprintf(f, "# HELP sigil_peer_up Whether the peer's last exchange succeeded.\n"
 		           "# TYPE sigil_peer_up gauge\n");
-		sg_repl_peers(s->repl, metric_peer, &c);
+		sg_repl_peers(s->repl, metric_peer_up, &c);
+		fprintf(f,
+		        "# HELP sigil_peer_last_answer_seconds Time since the peer last answered.\n"
+		        "# TYPE sigil_peer_last_answer_seconds gauge\n");
+		sg_repl_peers(s->repl, metric_peer_answer, &c);
 	}
 #undef M
 }

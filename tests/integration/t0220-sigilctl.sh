@@ -71,6 +71,33 @@ check_eq "a ($(rl_node_id a))" "$(printf '%s\n' "$OUT" | sed -n 's/^node *//p')"
 check "status shows the peers" grep -q '^peers *2 known, 2 up' <<<"$OUT"
 check "status shows the conflict count" grep -q '^conflicts *0 ' <<<"$OUT"
 
+# ---- /.sigil/metrics: Prometheus text format 0.0.4, agreeing with status
+check "metrics parse as Prometheus text and agree with .sigil/status" python3 -c '
+import re, sys
+text = open(sys.argv[1]).read()
+status = open(sys.argv[2]).read()
+typed, seen = {}, {}
+sample = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"]*\"(,[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"]*\")*\})? (-?[0-9.eE+-]+)$")
+for n, line in enumerate(text.splitlines(), 1):
+    if line.startswith("# HELP "):
+        continue
+    if line.startswith("# TYPE "):
+        _, _, name, kind = line.split(" ")
+        assert kind in ("counter", "gauge"), (n, line)
+        assert not (kind == "counter") or name.endswith("_total"), (n, "counter without _total", line)
+        typed[name] = kind
+        continue
+    m = sample.match(line)
+    assert m, (n, "not a sample", line)
+    assert m.group(1) in typed, (n, "no TYPE before", line)
+    seen[m.group(1)] = float(m.group(4))
+version = int(re.search(r"store +version (\d+)", status).group(1))
+assert seen["sigil_store_version"] >= version, (seen["sigil_store_version"], version)
+assert seen["sigil_repl_malformed_total"] == 0 and seen["sigil_conflicts"] == 0, seen
+assert seen["sigil_peer_up"] == 1, seen
+assert len(seen) >= 20, len(seen)
+' "$A/.sigil/metrics" "$A/.sigil/status"
+
 # ---- status --json
 ctl -d "$DA" status --json
 check_eq 0 "$RC" "sigilctl status --json exits 0 (stderr: $ERR)"
