@@ -1,7 +1,8 @@
 #!/bin/sh
 # test.sh: from a fresh Debian 12 machine (as root): install dependencies, build with
-# -Werror, run the whole test suite, then again under AddressSanitizer and UBSan.
-# SIGIL_SKIP_SANITIZERS=1 skips the second pass.
+# -Werror, run the whole test suite, then again under AddressSanitizer and UBSan,
+# then make distcheck (the tarball builds and passes on its own).
+# SIGIL_SKIP_SANITIZERS=1 or SIGIL_SKIP_DISTCHECK=1 skips a pass.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -28,6 +29,14 @@ if [ "${SIGIL_SKIP_SANITIZERS:-0}" != 1 ]; then
 	echo "== build and test with AddressSanitizer and UndefinedBehaviorSanitizer"
 	run_suite "$top/_build-san" --enable-sanitizers
 fi
+if [ "${SIGIL_SKIP_DISTCHECK:-0}" != 1 ]; then
+	# the tarball is complete: it builds and passes the suite on its own
+	echo "== make distcheck"
+	(cd "$top/_build" && make -j2 distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
+		>distcheck.out 2>&1) || { tail -n 80 "$top/_build/distcheck.out"; exit 1; }
+	grep -E "^# (PASS|FAIL)|archives ready" "$top/_build/distcheck.out"
+fi
+
 # one closing line for the whole run, counted from automake's summaries
 pass=0; fail=0
 for log in "$top/_build/test-suite.log" "$top/_build-san/test-suite.log"; do
