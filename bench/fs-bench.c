@@ -59,9 +59,21 @@ static void put_file(const char *p, int do_fsync)
 
 /* ---- the timed operations */
 
-enum { OP_STAT, OP_READ, OP_REREAD, OP_CREATE, OP_UNLINK, OP_MKDIR, OP_FSYNC, OP_SAVE, OP_READDIR, NOPS };
-static const char *opname[NOPS] = {"stat", "open_read_close", "reread", "create_write_close",
-				   "unlink", "mkdir", "write_fsync", "editor_save", "readdir"};
+enum {
+	OP_STAT,
+	OP_READ,
+	OP_REREAD,
+	OP_CREATE,
+	OP_UNLINK,
+	OP_MKDIR,
+	OP_FSYNC,
+	OP_SAVE,
+	OP_READDIR,
+	NOPS
+};
+static const char *opname[NOPS] = {"stat",   "open_read_close", "reread",      "create_write_close",
+                                   "unlink", "mkdir",           "write_fsync", "editor_save",
+                                   "readdir"};
 static uint64_t *lat[NOPS]; /* [thread * n + i] */
 static long nops[NOPS];
 static uint64_t wall[NOPS];
@@ -135,7 +147,9 @@ static void one(int op, struct th *t, long i, int fd_open, char *p, char *q)
 			k++;
 		closedir(d);
 		if (k < rd_entries)
-			fprintf(stderr, "fs-bench: readdir saw %ld entries, wanted %ld\n", k, rd_entries), exit(2);
+			fprintf(stderr, "fs-bench: readdir saw %ld entries, wanted %ld\n", k,
+			        rd_entries),
+			    exit(2);
 		break;
 	}
 	}
@@ -165,7 +179,8 @@ static void *worker(void *arg)
 	for (op = 0; op < NOPS; op++) {
 		n = nops[op];
 		/* warm-up for the ops that repeat on one object */
-		if (op == OP_STAT || op == OP_READ || op == OP_REREAD || op == OP_FSYNC || op == OP_SAVE)
+		if (op == OP_STAT || op == OP_READ || op == OP_REREAD || op == OP_FSYNC ||
+		    op == OP_SAVE)
 			for (i = 0; i < (op >= OP_FSYNC ? 5 : 50); i++)
 				one(op, t, i, op == OP_FSYNC ? fds : fdr, p, q);
 		if (op == OP_READDIR)
@@ -212,7 +227,9 @@ static int run(void)
 	if (nthreads < 1 || nthreads > 64)
 		return fprintf(stderr, "fs-bench: 1..64 threads\n"), 2;
 	for (op = 0; op < NOPS; op++) {
-		nops[op] = op == OP_READDIR ? n_readdir : (op == OP_FSYNC || op == OP_SAVE) ? n_sync : n_fast;
+		nops[op] = op == OP_READDIR                    ? n_readdir
+		           : (op == OP_FSYNC || op == OP_SAVE) ? n_sync
+		                                               : n_fast;
 		lat[op] = calloc((size_t)nthreads * nops[op] + 1, sizeof(uint64_t));
 	}
 	/* the big directory, once, untimed; reused when it is already full */
@@ -273,8 +290,8 @@ static long long dev_wb(const char *statp)
 	FILE *f;
 	if (!strcmp(statp, "-") || !(f = fopen(statp, "r")))
 		return -1;
-	if (fscanf(f, "%llu %llu %llu %llu %llu %llu %llu", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5],
-		   &x[6]) != 7)
+	if (fscanf(f, "%llu %llu %llu %llu %llu %llu %llu", &x[0], &x[1], &x[2], &x[3], &x[4],
+	           &x[5], &x[6]) != 7)
 		x[6] = 0;
 	fclose(f);
 	return (long long)x[6] * 512; /* sectors written */
@@ -341,6 +358,6 @@ int main(int argc, char **argv)
 		return wa(argv[3], atol(argv[4]), argv[5], argv[6]);
 	}
 	fprintf(stderr, "usage: fs-bench run DIR THREADS N_FAST N_SYNC N_READDIR ENTRIES\n"
-			"       fs-bench wa DIR fsync|editor|stream N DAEMON_PID DEVSTAT\n");
+	                "       fs-bench wa DIR fsync|editor|stream N DAEMON_PID DEVSTAT\n");
 	return 2;
 }

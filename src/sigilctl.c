@@ -18,7 +18,8 @@
 /* exit codes */
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3 };
 
-#define SYNOPSIS "sigilctl [-c CONFIG | -d DATADIR] status [--json] | peers | conflicts | sync"
+#define SYNOPSIS                                                                                   \
+	"sigilctl [-c CONFIG | -d DATADIR] status [--json] | peers | conflicts | sync | check"
 
 static void help(void)
 {
@@ -39,6 +40,8 @@ static void help(void)
 	       "                and node id, winning stamp and node id, bytes, and the file\n"
 	       "                holding the losing content\n"
 	       "  sync          start an anti-entropy round now: pull from every peer\n"
+	       "  check         verify the store: every log row, directory row and count\n"
+	       "                agrees (exit 1 naming the first problem if not)\n"
 	       "\n"
 	       "Exit status: 0 done; 1 the daemon or the system refused (one line on stderr);\n"
 	       "2 usage; 3 no daemon is running for the data dir.\n",
@@ -95,7 +98,7 @@ int main(int argc, char *argv[])
 	if (optind < argc)
 		return usage_error("too many arguments at", argv[optind]);
 	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "peers") != 0 &&
-	    strcmp(cmd, "conflicts") != 0 && strcmp(cmd, "sync") != 0)
+	    strcmp(cmd, "conflicts") != 0 && strcmp(cmd, "sync") != 0 && strcmp(cmd, "check") != 0)
 		return usage_error("unknown command", cmd);
 	if (json && strcmp(cmd, "status") != 0)
 		return usage_error("--json goes with status only, not", cmd);

@@ -185,6 +185,21 @@ static int ctl_conflict_line(void *ctx, const sg_conflict *c)
 	return 0;
 }
 
+struct ctl_check {
+	char first[400];
+	int n;
+};
+
+/* Each problem goes to the log; the reply names the first. */
+static void ctl_check_line(void *ctx, const char *problem)
+{
+	struct ctl_check *cc = ctx;
+
+	sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-CHECK", "%s", problem);
+	if (cc->n++ == 0)
+		snprintf(cc->first, sizeof(cc->first), "%s", problem);
+}
+
 static int ctl_handle(void *ctx, const char *req, FILE *body, char *err, size_t errlen)
 {
 	sg_status_src *s = ctx;
@@ -201,6 +216,23 @@ static int ctl_handle(void *ctx, const char *req, FILE *body, char *err, size_t 
 		struct ctl_conflicts cc = {body, s->mountpoint};
 		int rc = sg_store_conflicts(s->store, 0, 0, ctl_conflict_line, &cc);
 		return rc < 0 ? rc : 0;
+	}
+	if (strcmp(req, "check") == 0) {
+		struct ctl_check cc = {"", 0};
+		uint64_t checked = 0;
+		int n = sg_store_check(s->store, ctl_check_line, &cc, &checked);
+
+		if (n < 0)
+			return n;
+		if (n > 0) {
+			snprintf(err, errlen,
+			         "the store has %d problems (all in the log); the first: %s", n,
+			         cc.first);
+			return -EIO;
+		}
+		fprintf(body, "ok: %llu entries, every log row, directory row and count agrees\n",
+		        (unsigned long long)checked);
+		return 0;
 	}
 	if (strcmp(req, "sync") == 0) {
 		if (!s->repl) {

@@ -282,7 +282,7 @@ int sg_xattrs_read(sg_store *st, MDB_txn *txn, uint64_t id, sg_xattr **out, size
 
 /* ---- read transactions ---- */
 
-static int rd_begin(sg_store *st, MDB_txn **txn)
+int sg_rd_begin(sg_store *st, MDB_txn **txn)
 {
 	int rc;
 
@@ -295,7 +295,7 @@ static int rd_begin(sg_store *st, MDB_txn **txn)
 	return 0;
 }
 
-static void rd_end(sg_store *st, MDB_txn *txn)
+void sg_rd_end(sg_store *st, MDB_txn *txn)
 {
 	mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&st->map_lock);
@@ -592,11 +592,11 @@ int sg_store_lookup(sg_store *st, uint64_t parent, const char *name, sg_attr *ou
 
 	if (strlen(name) > SG_NAME_MAX)
 		return -ENAMETOOLONG;
-	rc = rd_begin(st, &txn);
+	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
 	rc = lookup_txn(st, txn, parent, name, out);
-	rd_end(st, txn);
+	sg_rd_end(st, txn);
 	return rc;
 }
 
@@ -606,13 +606,13 @@ int sg_store_getattr(sg_store *st, uint64_t id, sg_attr *out)
 	MDB_txn *txn;
 	int rc;
 
-	rc = rd_begin(st, &txn);
+	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
 	rc = live_rec(st, txn, id, &rec, NULL);
 	if (rc == 0)
 		sg_rec_to_attr(id, &rec, out);
-	rd_end(st, txn);
+	sg_rd_end(st, txn);
 	return rc;
 }
 
@@ -647,7 +647,7 @@ int sg_store_read(sg_store *st, uint64_t id, void **out, size_t *len)
 
 	*out = NULL;
 	*len = 0;
-	rc = rd_begin(st, &txn);
+	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
 	rc = live_rec(st, txn, id, &rec, NULL);
@@ -655,7 +655,7 @@ int sg_store_read(sg_store *st, uint64_t id, void **out, size_t *len)
 		rc = -EISDIR;
 	if (rc == 0)
 		rc = data_copy(st, txn, id, out, len);
-	rd_end(st, txn);
+	sg_rd_end(st, txn);
 	return rc;
 }
 
@@ -671,7 +671,7 @@ int sg_store_list(sg_store *st, uint64_t dir, const char *after, sg_dirent_cb cb
 
 	if (alen > SG_NAME_MAX)
 		return -ENAMETOOLONG;
-	rc = rd_begin(st, &txn);
+	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
 	rc = live_rec(st, txn, dir, &rec, NULL);
@@ -723,7 +723,7 @@ int sg_store_list(sg_store *st, uint64_t dir, const char *after, sg_dirent_cb cb
 out:
 	if (cur)
 		mdb_cursor_close(cur);
-	rd_end(st, txn);
+	sg_rd_end(st, txn);
 	return rc;
 }
 
@@ -769,11 +769,11 @@ int sg_store_resolve(sg_store *st, const char *path, sg_attr *out)
 	MDB_txn *txn;
 	int rc;
 
-	rc = rd_begin(st, &txn);
+	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
 	rc = resolve_txn(st, txn, path, out);
-	rd_end(st, txn);
+	sg_rd_end(st, txn);
 	return rc;
 }
 
@@ -782,11 +782,11 @@ int sg_store_path(sg_store *st, uint64_t id, char **out)
 	MDB_txn *txn;
 	int rc;
 
-	rc = rd_begin(st, &txn);
+	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
 	rc = sg_path_build(st, txn, id, out);
-	rd_end(st, txn);
+	sg_rd_end(st, txn);
 	return rc;
 }
 
@@ -803,7 +803,7 @@ int sg_store_getxattr(sg_store *st, uint64_t id, const char *name, void **out, s
 	*len = 0;
 	if (n == 0 || n > SG_NAME_MAX)
 		return -ERANGE;
-	rc = rd_begin(st, &txn);
+	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
 	rc = live_rec(st, txn, id, &rec, NULL);
@@ -829,7 +829,7 @@ int sg_store_getxattr(sg_store *st, uint64_t id, const char *name, void **out, s
 	memcpy(*out, val.mv_data, val.mv_size);
 	*len = val.mv_size;
 out:
-	rd_end(st, txn);
+	sg_rd_end(st, txn);
 	return rc;
 }
 
@@ -846,7 +846,7 @@ int sg_store_listxattr(sg_store *st, uint64_t id, char **out, size_t *len)
 
 	*out = NULL;
 	*len = 0;
-	rc = rd_begin(st, &txn);
+	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
 	rc = live_rec(st, txn, id, &rec, NULL);
@@ -888,7 +888,7 @@ out:
 	free(buf);
 	if (cur)
 		mdb_cursor_close(cur);
-	rd_end(st, txn);
+	sg_rd_end(st, txn);
 	return rc;
 }
 
@@ -903,7 +903,7 @@ int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_c
 
 	if (after == UINT64_MAX)
 		return 0;
-	rc = rd_begin(st, &txn);
+	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
 	rc = sg_mdb_err(mdb_cursor_open(txn, st->log, &cur));
@@ -974,7 +974,7 @@ int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_c
 out:
 	if (cur)
 		mdb_cursor_close(cur);
-	rd_end(st, txn);
+	sg_rd_end(st, txn);
 	return rc;
 }
 
@@ -989,7 +989,7 @@ int sg_store_conflicts(sg_store *st, uint64_t after, size_t max, sg_conflict_cb 
 
 	if (after == UINT64_MAX)
 		return 0;
-	rc = rd_begin(st, &txn);
+	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
 	rc = sg_mdb_err(mdb_cursor_open(txn, st->conflicts, &cur));
@@ -1041,7 +1041,7 @@ int sg_store_conflicts(sg_store *st, uint64_t after, size_t max, sg_conflict_cb 
 out:
 	if (cur)
 		mdb_cursor_close(cur);
-	rd_end(st, txn);
+	sg_rd_end(st, txn);
 	return rc;
 }
 

@@ -358,6 +358,21 @@ int sg_store_apply_many(sg_store *st, const sg_change *c, size_t n, int *rcs);
 /** List recorded conflicts with seq > after, oldest first (at most max; 0: all). */
 int sg_store_conflicts(sg_store *st, uint64_t after, size_t max, sg_conflict_cb cb, void *ctx);
 
+/** Called with each problem sg_store_check() finds (one line, no newline). */
+typedef void (*sg_check_cb)(void *ctx, const char *problem);
+
+/**
+ * Verify the store's invariants in one read transaction: every entry has a
+ * log row that points back at it and a directory row under its parent;
+ * every log row and directory row points at an entry that agrees; every
+ * content row belongs to a file or symlink of that size; every directory's
+ * child counts are right; the counters in meta agree. Reads only.
+ * @param cb       told of each problem (at most 100 are reported)
+ * @param[out] checked  entries examined
+ * @return the number of problems found (0: consistent), or a negative errno.
+ */
+int sg_store_check(sg_store *st, sg_check_cb cb, void *ctx, uint64_t *checked);
+
 /** Durability barrier: returns once every change committed before the call is on disk. */
 int sg_store_sync(sg_store *st);
 

@@ -133,6 +133,9 @@ int sg_dirent_get(sg_store *st, MDB_txn *txn, uint64_t parent, const char *name,
                   uint32_t *type);
 int sg_path_build(sg_store *st, MDB_txn *txn, uint64_t id, char **out);
 int sg_meta_get(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out);
+/* A read transaction (holding the map lock shared), and its end. */
+int sg_rd_begin(sg_store *st, MDB_txn **txn);
+void sg_rd_end(sg_store *st, MDB_txn *txn);
 
 /* ---- writer.c ---- */
 int sg_writer_start(sg_store *st);

@@ -939,6 +939,8 @@ static int apply_parent(struct wctx *w, const sg_stamp *stamp, const char *path,
 			if (rc)
 				return rc;
 		} else {
+			uint64_t old = 0;
+
 			if (rc == 0) {
 				/* a directory deleted after this change was made took the
 				 * change with it; one deleted before it comes back for it */
@@ -949,9 +951,13 @@ static int apply_parent(struct wctx *w, const sg_stamp *stamp, const char *path,
 				rc = rc ? rc : dirent_del(w, id, leaf);
 				if (rc)
 					return rc;
+				old = cid;
 			}
 			rc = entry_new(w, &zero, id, leaf, SG_TYPE_DIR, 0755, 0, 0, NULL, 0, 0, 0,
 			               &cid, &rec);
+			/* the tombstones below the deleted directory stay below its successor */
+			if (!rc && old)
+				rc = children_move(w, old, cid);
 			if (rc)
 				return rc;
 		}

@@ -459,3 +459,18 @@ rl_xattr_is() {
 rl_no_xattr() {
 	[ -e "$1" ] && ! getfattr --absolute-names -n "$2" -- "$1" >/dev/null 2>&1
 }
+
+# rl_check_stores NODE...: one check per node that `sigilctl check` finds its
+# store consistent (every log row, directory row and count agrees).
+rl_check_stores() {
+	local n out rc ctl=${SIGILCTL:-$(dirname "$SIGILFS")/sigilctl}
+	for n in "$@"; do
+		out=$(timeout 60 "$ctl" -d "$(sg_data "$n")" check 2>&1)
+		rc=$?
+		if [ $rc -eq 0 ]; then
+			ok "node $n's store is consistent ($out)"
+		else
+			fail "node $n's store is consistent" "sigilctl check: exit $rc" "$out"
+		fi
+	done
+}

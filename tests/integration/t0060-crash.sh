@@ -171,5 +171,7 @@ sg_mount a || sg_done
 check_same_text "$before" "$(sg_manifest "$MNT")" "a clean remount after the crash keeps everything"
 check_eq "after" "$(cat "$MNT/after")" "the post-crash write is there"
 verify "$MNT/py1" "$LOGS/py1" "after the clean remount (writer 1)"
+out=$(timeout 60 "${SIGILCTL:-$(dirname "$SIGILFS")/sigilctl}" -d "$DATA" check 2>&1)
+check_eq "0" "$?" "sigilctl check: the store is consistent after kill -9 and remount ($out)"
 
 sg_done

@@ -214,6 +214,7 @@ rl_check_no_conflicts "no node recorded a conflict (no change here was concurren
 for n in a b c; do
 	sg_daemon_alive "$(rl_pid $n)" "node $n's daemon still running"
 done
+rl_check_stores a b c
 sg_umount a
 sg_umount b
 sg_umount c

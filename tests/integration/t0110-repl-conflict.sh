@@ -163,6 +163,7 @@ rl_absent_for 3 "p/three stays deleted" "$A/p/three" "$B/p/three" "$C/p/three"
 for n in a b c; do
 	sg_daemon_alive "$(rl_pid $n)" "node $n's daemon still running"
 done
+rl_check_stores a b c
 sg_umount a
 sg_umount b
 sg_umount c

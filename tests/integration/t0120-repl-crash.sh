@@ -138,6 +138,7 @@ rl_absent_for 2 "a's lone delete holds on all three" "$A/s/keep-1" "$B/s/keep-1"
 for n in a b c; do
 	sg_daemon_alive "$(rl_pid $n)" "node $n's daemon still running"
 done
+rl_check_stores a b c
 sg_umount a
 sg_umount b
 sg_umount c

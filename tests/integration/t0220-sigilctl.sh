@@ -129,6 +129,9 @@ for n in b c; do
 done
 ctl -d "$DA" conflicts
 check_eq "0|" "$RC|$OUT" "conflicts on a fresh cluster: exit 0, nothing listed"
+ctl -d "$DA" check
+check_eq "0|" "$RC|$ERR" "check exits 0, nothing on stderr"
+check "check says the store agrees" grep -q "^ok: [0-9]* entries" <<<"$OUT"
 ctl -d "$DA" sync
 check_eq "0|" "$RC|$ERR" "sync exits 0, nothing on stderr"
 

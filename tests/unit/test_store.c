@@ -81,14 +81,37 @@ static int setup_small_file(void **state)
 	return fx_setup(state, 0, 4096);
 }
 
+static void print_problem(void *ctx, const char *problem)
+{
+	fprintf(stderr, "store check: %s\n", problem);
+}
+
+/* Every test leaves a consistent store: sg_store_check() finds no problem,
+ * and none after a reopen either. */
 static int teardown(void **state)
 {
 	struct fx *f = *state;
+	sg_store_opts so = {0};
+	uint64_t checked = 0;
+	int problems = 0;
 
+	if (f->st) /* a test may have closed it itself */
+		problems = sg_store_check(f->st, print_problem, NULL, NULL);
 	sg_store_close(f->st);
+	if (problems == 0) {
+		so.dir = f->dir;
+		problems = sg_store_open(&f->st, &so);
+		if (problems == 0) {
+			problems = sg_store_check(f->st, print_problem, NULL, &checked);
+			sg_store_close(f->st);
+		}
+	}
 	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	free(f);
-	return 0;
+	if (problems != 0 || checked == 0)
+		fprintf(stderr, "store check: %d problems, %llu entries checked\n", problems,
+		        (unsigned long long)checked);
+	return problems != 0 || checked == 0 ? -1 : 0;
 }
 
 /* ---- helpers --------------------------------------------------------------- */
