@@ -892,7 +892,13 @@ out:
 	return rc;
 }
 
-int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_cb cb, void *ctx)
+/* One row of a version-keyed table, for scan_after(): 0 to go on, non-zero to stop. */
+typedef int (*row_fn)(sg_store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                      void *arg);
+
+/* Call fn for every row of `dbi` (keys: big-endian u64) after `after`, in key
+ * order, at most `max` (0: all), in one read transaction. */
+static int scan_after(sg_store *st, MDB_dbi dbi, uint64_t after, size_t max, row_fn fn, void *arg)
 {
 	unsigned char k[8];
 	MDB_cursor *cur = NULL;
@@ -906,18 +912,11 @@ int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_c
 	rc = sg_rd_begin(st, &txn);
 	if (rc)
 		return rc;
-	rc = sg_mdb_err(mdb_cursor_open(txn, st->log, &cur));
+	rc = sg_mdb_err(mdb_cursor_open(txn, dbi, &cur));
 	if (rc)
 		goto out;
 	sg_be64(k, after + 1);
 	while (max == 0 || count < max) {
-		struct sg_rec rec;
-		sg_change c;
-		char *path = NULL;
-		void *data = NULL, *xblock = NULL;
-		sg_xattr *xs = NULL;
-		size_t len = 0, nxs = 0;
-		uint64_t id;
 		int r = mdb_cursor_get(cur, &key, &val, op);
 
 		op = MDB_NEXT;
@@ -927,46 +926,11 @@ int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_c
 			rc = sg_mdb_err(r);
 			break;
 		}
-		if (key.mv_size != 8 || val.mv_size != 8) {
+		if (key.mv_size != 8) {
 			rc = -EIO;
 			break;
 		}
-		id = sg_get_be64(val.mv_data);
-		rc = sg_rec_get(st, txn, id, &rec, NULL);
-		rc = rc ? rc : sg_path_build(st, txn, id, &path);
-		if (rc == 0 && rec.type != SG_TYPE_DIR && rec.type != SG_TYPE_TOMBSTONE)
-			rc = data_copy(st, txn, id, &data, &len);
-		if (rc == 0 && rec.type != SG_TYPE_TOMBSTONE)
-			rc = sg_xattrs_read(st, txn, id, &xs, &nxs, &xblock);
-		if (rc) {
-			free(path);
-			free(data);
-			break;
-		}
-		memset(&c, 0, sizeof(c));
-		c.path = path;
-		c.type = rec.type;
-		c.mode = rec.mode;
-		c.uid = rec.uid;
-		c.gid = rec.gid;
-		c.mtime_ns = rec.mtime_ns;
-		c.ctime_ns = rec.ctime_ns;
-		c.data = data;
-		c.len = len;
-		c.version = sg_get_be64(key.mv_data);
-		c.id = id;
-		c.stamp.hlc = rec.hlc;
-		c.stamp.origin = rec.origin;
-		c.stamp.seq = rec.seq;
-		c.base.hlc = rec.base_hlc;
-		c.base.origin = rec.base_origin;
-		c.base.seq = rec.base_seq;
-		c.xattrs = xs;
-		c.nxattrs = nxs;
-		rc = cb(ctx, &c);
-		free(path);
-		free(data);
-		free(xblock);
+		rc = fn(st, txn, &key, &val, arg);
 		count++;
 		if (rc)
 			break;
@@ -978,71 +942,107 @@ out:
 	return rc;
 }
 
+struct change_cb {
+	sg_change_cb cb;
+	void *ctx;
+};
+
+struct conflict_cb {
+	sg_conflict_cb cb;
+	void *ctx;
+};
+
+/* A log row: build the change (path, content, xattrs) and hand it over. */
+static int change_row(sg_store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *arg)
+{
+	struct change_cb *u = arg;
+	struct sg_rec rec;
+	sg_change c;
+	char *path = NULL;
+	void *data = NULL, *xblock = NULL;
+	sg_xattr *xs = NULL;
+	size_t len = 0, nxs = 0;
+	uint64_t id;
+	int rc;
+
+	if (val->mv_size != 8)
+		return -EIO;
+	id = sg_get_be64(val->mv_data);
+	rc = sg_rec_get(st, txn, id, &rec, NULL);
+	rc = rc ? rc : sg_path_build(st, txn, id, &path);
+	if (rc == 0 && rec.type != SG_TYPE_DIR && rec.type != SG_TYPE_TOMBSTONE)
+		rc = data_copy(st, txn, id, &data, &len);
+	if (rc == 0 && rec.type != SG_TYPE_TOMBSTONE)
+		rc = sg_xattrs_read(st, txn, id, &xs, &nxs, &xblock);
+	if (rc == 0) {
+		memset(&c, 0, sizeof(c));
+		c.path = path;
+		c.type = rec.type;
+		c.mode = rec.mode;
+		c.uid = rec.uid;
+		c.gid = rec.gid;
+		c.mtime_ns = rec.mtime_ns;
+		c.ctime_ns = rec.ctime_ns;
+		c.data = data;
+		c.len = len;
+		c.version = sg_get_be64(key->mv_data);
+		c.id = id;
+		c.stamp = (sg_stamp){rec.hlc, rec.origin, rec.seq};
+		c.base = (sg_stamp){rec.base_hlc, rec.base_origin, rec.base_seq};
+		c.xattrs = xs;
+		c.nxattrs = nxs;
+		rc = u->cb(u->ctx, &c);
+	}
+	free(path);
+	free(data);
+	free(xblock);
+	return rc;
+}
+
+int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_cb cb, void *ctx)
+{
+	struct change_cb u = {cb, ctx};
+
+	return scan_after(st, st->log, after, max, change_row, &u);
+}
+
+/* A conflict row: decode it and hand it over. */
+static int conflict_row(sg_store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                        void *arg)
+{
+	struct conflict_cb *u = arg;
+	struct sg_conflict_rec cr;
+	sg_conflict c;
+	char *path;
+	int rc;
+
+	if (val->mv_size < sizeof(cr))
+		return -EIO;
+	memcpy(&cr, val->mv_data, sizeof(cr));
+	if (val->mv_size != sizeof(cr) + cr.pathlen + cr.len || cr.pathlen > SG_PATH_MAX)
+		return -EIO;
+	path = strndup((char *)val->mv_data + sizeof(cr), cr.pathlen);
+	if (!path)
+		return -ENOMEM;
+	memset(&c, 0, sizeof(c));
+	c.seq = sg_get_be64(key->mv_data);
+	c.path = path;
+	c.loser = (sg_stamp){cr.loser_hlc, cr.loser_origin, cr.loser_seq};
+	c.winner = (sg_stamp){cr.winner_hlc, cr.winner_origin, cr.winner_seq};
+	c.loser_type = cr.loser_type;
+	c.data = (char *)val->mv_data + sizeof(cr) + cr.pathlen;
+	c.len = cr.len;
+	c.when_ns = cr.when_ns;
+	rc = u->cb(u->ctx, &c);
+	free(path);
+	return rc;
+}
+
 int sg_store_conflicts(sg_store *st, uint64_t after, size_t max, sg_conflict_cb cb, void *ctx)
 {
-	unsigned char k[8];
-	MDB_cursor *cur = NULL;
-	MDB_val key = {8, k}, val;
-	MDB_txn *txn;
-	size_t count = 0;
-	int rc, op = MDB_SET_RANGE;
+	struct conflict_cb u = {cb, ctx};
 
-	if (after == UINT64_MAX)
-		return 0;
-	rc = sg_rd_begin(st, &txn);
-	if (rc)
-		return rc;
-	rc = sg_mdb_err(mdb_cursor_open(txn, st->conflicts, &cur));
-	if (rc)
-		goto out;
-	sg_be64(k, after + 1);
-	while (max == 0 || count < max) {
-		struct sg_conflict_rec cr;
-		sg_conflict c;
-		char *path;
-		int r = mdb_cursor_get(cur, &key, &val, op);
-
-		op = MDB_NEXT;
-		if (r == MDB_NOTFOUND)
-			break;
-		if (r) {
-			rc = sg_mdb_err(r);
-			break;
-		}
-		if (key.mv_size != 8 || val.mv_size < sizeof(cr)) {
-			rc = -EIO;
-			break;
-		}
-		memcpy(&cr, val.mv_data, sizeof(cr));
-		if (val.mv_size != sizeof(cr) + cr.pathlen + cr.len || cr.pathlen > SG_PATH_MAX) {
-			rc = -EIO;
-			break;
-		}
-		path = strndup((char *)val.mv_data + sizeof(cr), cr.pathlen);
-		if (!path) {
-			rc = -ENOMEM;
-			break;
-		}
-		memset(&c, 0, sizeof(c));
-		c.seq = sg_get_be64(key.mv_data);
-		c.path = path;
-		c.loser = (sg_stamp){cr.loser_hlc, cr.loser_origin, cr.loser_seq};
-		c.winner = (sg_stamp){cr.winner_hlc, cr.winner_origin, cr.winner_seq};
-		c.loser_type = cr.loser_type;
-		c.data = (char *)val.mv_data + sizeof(cr) + cr.pathlen;
-		c.len = cr.len;
-		c.when_ns = cr.when_ns;
-		rc = cb(ctx, &c);
-		free(path);
-		count++;
-		if (rc)
-			break;
-	}
-out:
-	if (cur)
-		mdb_cursor_close(cur);
-	sg_rd_end(st, txn);
-	return rc;
+	return scan_after(st, st->conflicts, after, max, conflict_row, &u);
 }
 
 /* ---- mutations: build an op, queue it, wait ---- */
