@@ -1248,8 +1248,8 @@ void sg_fs_on_commit(void *arg, const sg_note *notes, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const sg_note *nt = &notes[i];
 
-		if (nt->local)
-			continue; /* the kernel made it, the kernel knows */
+		if (nt->local == SG_NOTE_LOCAL)
+			continue; /* the kernel made it, the kernel knows (not a put's) */
 		mark_stale(fs, nt->id);
 		if (sg_inode_known(&fs->inodes, nt->parent))
 			inval_push(fs, nt->parent, nt->name, 0);

@@ -243,6 +243,14 @@ int sg_store_check(sg_store *st, sg_check_cb cb, void *ctx, uint64_t *checked)
 			problem(&k, "meta next_id %llu is not above the largest id %llu",
 			        (unsigned long long)next_id, (unsigned long long)k.max_id);
 	}
+	if (!rc) {
+		sg_horizon h;
+
+		rc = sg_horizon_read(st, k.txn, &h);
+		if (!rc && h.version > version)
+			problem(&k, "meta purge_version %llu is past the version %llu",
+			        (unsigned long long)h.version, (unsigned long long)version);
+	}
 	sg_rd_end(st, k.txn);
 	if (checked)
 		*checked = checked_n;

@@ -165,6 +165,29 @@ int sg_meta_get(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out)
 	return 0;
 }
 
+int sg_meta_get0(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out)
+{
+	int rc = sg_meta_get(st, txn, key, out);
+
+	if (rc == -ENOENT) {
+		*out = 0;
+		rc = 0;
+	}
+	return rc;
+}
+
+int sg_horizon_read(sg_store *st, MDB_txn *txn, sg_horizon *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = sg_meta_get0(st, txn, "purge_version", &out->version);
+	rc = rc ? rc : sg_meta_get0(st, txn, "purge_hlc", &out->stamp.hlc);
+	rc = rc ? rc : sg_meta_get0(st, txn, "purge_origin", &out->stamp.origin);
+	rc = rc ? rc : sg_meta_get0(st, txn, "purge_seq", &out->stamp.seq);
+	return rc;
+}
+
 int sg_path_build(sg_store *st, MDB_txn *txn, uint64_t id, char **out)
 {
 	char name[SG_NAME_MAX + 1];
@@ -541,6 +564,8 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 	out->tombstones = atomic_load(&st->tombs);
 	out->commits = atomic_load(&st->commits);
 	out->ops = atomic_load(&st->ops);
+	out->purged = atomic_load(&st->purged);
+	out->forgotten = atomic_load(&st->forgotten);
 	pthread_rwlock_rdlock(&st->map_lock);
 	mdb_env_info(st->env, &info);
 	mdb_env_stat(st->env, &ms);
@@ -1239,6 +1264,206 @@ int sg_store_apply_many(sg_store *st, const sg_change *c, size_t n, int *rcs)
 		rcs[ops[j].id] = ops[j].rc;
 	free(ops);
 	return 0;
+}
+
+/* What sg_store_put() refuses before queueing: anything a peer would refuse
+ * on the wire too, so that a put change can always be sent. */
+static int put_check(sg_store *st, const sg_change *c)
+{
+	const char *p;
+
+	if (!c->path || !*c->path)
+		return -EINVAL;
+	if (strlen(c->path) > SG_PATH_MAX)
+		return -ENAMETOOLONG;
+	for (p = c->path;;) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		int rc = sg_name_check(p, n);
+
+		if (rc)
+			return rc;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	if (c->type < SG_TYPE_FILE || c->type > SG_TYPE_TOMBSTONE)
+		return -EINVAL;
+	if (c->len && !c->data)
+		return -EINVAL;
+	switch (c->type) {
+	case SG_TYPE_FILE:
+		if (c->len > st->max_file)
+			return -EFBIG;
+		break;
+	case SG_TYPE_SYMLINK:
+		if (c->len == 0 || memchr(c->data, '\0', c->len))
+			return -EINVAL;
+		if (c->len > SG_PATH_MAX)
+			return -ENAMETOOLONG;
+		break;
+	default:
+		if (c->len)
+			return -EINVAL;
+		break;
+	}
+	if (c->type == SG_TYPE_TOMBSTONE)
+		return 0; /* its mode, owner and xattrs do not matter */
+	if (c->nxattrs > SG_PUT_XATTRS_MAX || (c->nxattrs && !c->xattrs))
+		return -EINVAL;
+	for (size_t i = 0; i < c->nxattrs; i++) {
+		const sg_xattr *x = &c->xattrs[i];
+		size_t n = x->name ? strlen(x->name) : 0;
+
+		if (n <= 5 || n > 5 + 250 || strncmp(x->name, "user.", 5) ||
+		    x->len > SG_XATTR_MAX || (x->len && !x->value))
+			return -EINVAL;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->xattrs[j].name, x->name) == 0)
+				return -EINVAL;
+	}
+	return 0;
+}
+
+int sg_store_put(sg_store *st, const sg_change *c)
+{
+	struct sg_op op = {.kind = OP_PUT, .change = c};
+	int rc = put_check(st, c);
+
+	return rc ? rc : submit(st, &op, NULL);
+}
+
+int sg_store_put_many(sg_store *st, const sg_change *c, size_t n, int *rcs)
+{
+	struct sg_op *ops = calloc(n ? n : 1, sizeof(*ops));
+	size_t k = 0;
+
+	if (!ops)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		rcs[i] = put_check(st, &c[i]);
+		if (rcs[i])
+			continue;
+		ops[k].kind = OP_PUT;
+		ops[k].change = &c[i];
+		ops[k].id = i; /* where its result goes */
+		k++;
+	}
+	sg_writer_submit_many(st, ops, k);
+	for (size_t j = 0; j < k; j++)
+		rcs[ops[j].id] = ops[j].rc;
+	free(ops);
+	return 0;
+}
+
+/* ---- purge and snapshots ---- */
+
+int sg_store_purge_horizon(sg_store *st, sg_horizon *out)
+{
+	MDB_txn *txn;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = sg_rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = sg_horizon_read(st, txn, out);
+	sg_rd_end(st, txn);
+	return rc;
+}
+
+int sg_store_vv(sg_store *st, sg_vv_cb cb, void *ctx)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	MDB_txn *txn;
+	uint64_t own = 0;
+	int rc, r, op = MDB_FIRST, own_done;
+
+	rc = sg_rd_begin(st, &txn);
+	if (rc)
+		return rc;
+	rc = sg_meta_get0(st, txn, "seq", &own);
+	own_done = own == 0;
+	rc = rc ? rc : sg_mdb_err(mdb_cursor_open(txn, st->origins, &cur));
+	while (rc == 0) {
+		sg_vv_entry e;
+
+		r = mdb_cursor_get(cur, &key, &val, op);
+		op = MDB_NEXT;
+		if (r == MDB_NOTFOUND)
+			break;
+		if (r || key.mv_size != 8 || val.mv_size != 8) {
+			rc = r ? sg_mdb_err(r) : -EIO;
+			break;
+		}
+		e.origin = sg_get_be64(key.mv_data);
+		memcpy(&e.seq, val.mv_data, 8);
+		if (!own_done && st->node_id <= e.origin) {
+			sg_vv_entry me = {st->node_id, own};
+
+			own_done = 1;
+			if (e.origin == st->node_id) {
+				if (e.seq < own)
+					e.seq = own;
+			} else {
+				rc = cb(ctx, &me);
+				if (rc)
+					break;
+			}
+		}
+		if (e.origin && e.seq)
+			rc = cb(ctx, &e);
+	}
+	if (rc == 0 && !own_done) {
+		sg_vv_entry me = {st->node_id, own};
+
+		rc = cb(ctx, &me);
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	sg_rd_end(st, txn);
+	return rc;
+}
+
+int sg_store_purge(sg_store *st, uint64_t upto, int64_t before_ns, uint64_t *purged)
+{
+	uint64_t after = 0, total = 0;
+	int rc = 0;
+
+	/* bounded transactions, so that writes from the filesystem and peers
+	 * never wait long behind a large purge */
+	while (after < upto) {
+		struct sg_op op = {
+		    .kind = OP_PURGE, .upto = upto, .after = after, .now_ns = before_ns};
+
+		rc = submit(st, &op, NULL);
+		if (rc)
+			break;
+		total += op.count;
+		if (op.last == 0 || op.last <= after)
+			break;
+		after = op.last;
+	}
+	if (purged)
+		*purged = total;
+	return rc;
+}
+
+int sg_store_reconcile(sg_store *st, const sg_snapshot *snap, uint64_t *dropped)
+{
+	struct sg_op op = {.kind = OP_RECONCILE, .snap = snap};
+	int rc;
+
+	if (!snap || !snap->keep || (snap->nvv && !snap->vv))
+		return -EINVAL;
+	for (size_t i = 1; i < snap->nvv; i++)
+		if (snap->vv[i].origin <= snap->vv[i - 1].origin)
+			return -EINVAL; /* the writer looks origins up by bisection */
+	rc = submit(st, &op, NULL);
+	if (dropped)
+		*dropped = rc == 0 ? op.count : 0;
+	return rc;
 }
 
 int sg_store_sync(sg_store *st)

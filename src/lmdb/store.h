@@ -160,8 +160,19 @@ typedef struct sg_note {
 	uint64_t old_id;  /**< entry that the change replaced or removed at that name, or 0 */
 	uint64_t version;
 	uint32_t type; /**< type after the change */
-	int local;     /**< 1 when made through a local call with stamp == NULL */
+	/** who made it: SG_NOTE_REMOTE (applied with an explicit stamp: a peer's
+	 *  change), SG_NOTE_LOCAL (a handle-based call with stamp == NULL: the
+	 *  filesystem's own, the kernel already knows), SG_NOTE_PUT (sg_store_put:
+	 *  local and replicated, but the kernel does not know of it) */
+	int local;
 } sg_note;
+
+/** Values of sg_note.local; every non-zero one is a local change to replicate. */
+enum {
+	SG_NOTE_REMOTE = 0,
+	SG_NOTE_LOCAL = 1,
+	SG_NOTE_PUT = 2,
+};
 
 /** Observer: runs on the writer thread after the commit; must not call back into mutations. */
 typedef void (*sg_observer)(void *ctx, const sg_note *notes, size_t n);
@@ -206,6 +217,8 @@ typedef struct sg_store_stats {
 	uint64_t used_bytes; /**< pages in use, bytes */
 	uint64_t commits;    /**< write transactions committed since open */
 	uint64_t ops;        /**< mutations committed since open */
+	uint64_t purged;     /**< tombstones purged since open (sg_store_purge) */
+	uint64_t forgotten;  /**< entries dropped since open by sg_store_reconcile */
 } sg_store_stats;
 
 int sg_store_stats_get(sg_store *st, sg_store_stats *out);
@@ -332,7 +345,10 @@ int sg_store_removexattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const
 /**
  * Apply a path-based change, as a peer or a restore sends it. LWW: refused
  * with -ESTALE when c->stamp is older, by (hlc, origin), than the entry held
- * at that path (tombstones included); an equal stamp is a no-op (0).
+ * at that path (tombstones included); an equal stamp is a no-op (0). Where
+ * nothing is held at the path, a change at or below the horizon stamp
+ * (sg_store_purge_horizon) that this store has seen (sg_store_vv) is refused
+ * with -ESTALE too: its delete was purged here, and it must not come back.
  * A change of type SG_TYPE_TOMBSTONE deletes what is there (a directory's
  * whole subtree). Missing parent directories are made as placeholders with
  * a zero stamp, so that any real change to them wins (changes arrive in the
@@ -355,8 +371,122 @@ int sg_store_apply(sg_store *st, const sg_change *c);
  */
 int sg_store_apply_many(sg_store *st, const sg_change *c, size_t n, int *rcs);
 
+/**
+ * Make a path-based change as a fresh LOCAL change (for a restore from Git):
+ * as sg_store_apply() (type FILE, DIR, SYMLINK or TOMBSTONE; content, mode,
+ * uid, gid, mtime and the user.* set replace what is held; a TOMBSTONE
+ * deletes what is at the path, a directory with its whole subtree; a change
+ * of type replaces the entry), except that the store stamps it itself at
+ * commit as the handle-based calls with stamp == NULL do (this node's origin,
+ * its next sequence number, its clock now, which has observed every stamp the
+ * node holds, so the change is newer than any of them): c->stamp, c->base,
+ * c->version, c->id and c->ctime_ns are ignored (ctime becomes now). It is
+ * never refused as stale and records no conflict; its base is what a local
+ * edit's would be. Parents are not made: they must exist as directories.
+ * A change identical to what is held (same type, content, mode, uid, gid and
+ * user.* set; mtime not compared), and a TOMBSTONE where nothing live is, is
+ * a no-op: 0, no new version, no note. Otherwise it replicates as any local
+ * change; its observer note says SG_NOTE_PUT.
+ * @param c  path normalized ("etc/app.conf", not the root); a symlink target of
+ *           1..SG_PATH_MAX bytes without NUL; xattr names "user." + 1..250 bytes,
+ *           no name twice, values <= 64 KiB, at most 256 of them
+ * @return 0, -ENOENT (a parent is missing or deleted), -ENOTDIR (a parent is
+ *         not a directory), -EINVAL (bad path, type or field), -ENAMETOOLONG,
+ *         -EFBIG, -ENOSPC, -ENOMEM.
+ */
+int sg_store_put(sg_store *st, const sg_change *c);
+
+/**
+ * sg_store_put() for n changes, queued together in order (a parent put before
+ * its children is made before them), committed in as few transactions as the
+ * writer can.
+ * @param[out] rcs  each change's result
+ * @return 0 once all are done (per-change results in rcs), -ENOMEM.
+ */
+int sg_store_put_many(sg_store *st, const sg_change *c, size_t n, int *rcs);
+
 /** List recorded conflicts with seq > after, oldest first (at most max; 0: all). */
 int sg_store_conflicts(sg_store *st, uint64_t after, size_t max, sg_conflict_cb cb, void *ctx);
+
+/* ---- tombstone purge and snapshot catch-up ------------------------------------ */
+
+/**
+ * What a store no longer has the history of, once tombstones were purged.
+ *   version: the highest version of a tombstone purged here (0: none ever).
+ *     A peer whose cursor into this store is below it may have missed a
+ *     delete: it must take a full listing (a snapshot) instead.
+ *   stamp: the newest stamp, by (hlc, origin), of a tombstone purged here or
+ *     taken over from a peer's snapshot (sg_store_reconcile); {0}: none.
+ *     An entry older than it that this store has seen (see sg_vv_entry) and
+ *     no longer holds was deleted: it is never brought back (sg_store_apply
+ *     refuses it), and a peer's copy of it goes at that peer's snapshot.
+ */
+typedef struct sg_horizon {
+	uint64_t version;
+	sg_stamp stamp;
+} sg_horizon;
+
+/** One origin of a version vector: the highest sequence number applied from it. */
+typedef struct sg_vv_entry {
+	uint64_t origin;
+	uint64_t seq;
+} sg_vv_entry;
+
+/** The store's purge horizon. 0 or a negative errno. */
+int sg_store_purge_horizon(sg_store *st, sg_horizon *out);
+
+/** Called per origin, in increasing origin order; non-zero stops (that value is returned). */
+typedef int (*sg_vv_cb)(void *ctx, const sg_vv_entry *e);
+
+/**
+ * The store's version vector, in one read transaction: for every origin
+ * whose change was ever applied here (this node included), the highest
+ * sequence number applied from it. A change (origin, seq) with seq at or
+ * below its origin's entry is "seen": it was applied here, or (rarely, when
+ * changes arrived out of order) one after it was.
+ */
+int sg_store_vv(sg_store *st, sg_vv_cb cb, void *ctx);
+
+/**
+ * Purge tombstones: forget, with their log rows, the tombstones at versions
+ * <= upto whose stamps are older than before_ns (by the stamp's wall-clock
+ * milliseconds), and then the tombstones of directories left with no child.
+ * A directory tombstone with children is kept until its children go. The
+ * horizon (sg_store_purge_horizon) rises to cover what was purged. The caller
+ * decides upto (how far every peer has the log) and before_ns (the grace).
+ * Queued to the writer in bounded batches (other mutations run between them).
+ * @param[out] purged  how many tombstones were purged (may be NULL)
+ * @return 0, -ENOSPC, -EIO.
+ */
+int sg_store_purge(sg_store *st, uint64_t upto, int64_t before_ns, uint64_t *purged);
+
+/** What a peer's complete snapshot said, for sg_store_reconcile(). */
+typedef struct sg_snapshot {
+	sg_horizon horizon;    /**< the peer's horizon when it listed */
+	const sg_vv_entry *vv; /**< the peer's version vector, origins increasing */
+	size_t nvv;
+	/** 1 if `path` must stay: the snapshot listed it (live or tombstone), or it never
+	 *  leaves this node; 0 if the snapshot did not list it. Runs on the writer
+	 *  thread: it must not call the store. */
+	int (*keep)(void *ctx, const char *path);
+	void *ctx;
+} sg_snapshot;
+
+/**
+ * After applying a peer's complete listing of its log (a snapshot), drop
+ * every live entry here that the peer deleted and purged: one that the
+ * snapshot did not list, whose stamp is at or below the peer's horizon stamp
+ * and which the peer had seen (its vector covers the stamp; an entry
+ * written here that the peer never received stays and replicates). A
+ * directory stays while anything below it stays. Dropped entries are
+ * forgotten without a tombstone (nothing to replicate: the peer purged the
+ * delete); the observer hears of each as a SG_NOTE_REMOTE tombstone note.
+ * The store's horizon stamp rises to the peer's, so that a copy of a dropped
+ * entry arriving later from a third node is refused.
+ * @param[out] dropped  entries dropped (may be NULL)
+ * @return 0, -EINVAL, -ENOSPC, -EIO.
+ */
+int sg_store_reconcile(sg_store *st, const sg_snapshot *snap, uint64_t *dropped);
 
 /** Called with each problem sg_store_check() finds (one line, no newline). */
 typedef void (*sg_check_cb)(void *ctx, const char *problem);

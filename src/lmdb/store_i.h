@@ -11,7 +11,8 @@
 
 /*
  * LMDB databases (all integers big-endian in keys, native in values):
- *   meta    "format","node_id","version","seq","hlc","next_id","live","tombs" -> u64
+ *   meta    "format","node_id","version","seq","hlc","next_id","live","tombs" -> u64,
+ *           "purge_version","purge_hlc","purge_origin","purge_seq" -> u64 (absent: 0)
  *   ent     id(8)                 -> struct sg_rec + name
  *   dir     parent(8) + name      -> id(8) + type(1)     (a directory's children, name order)
  *   data    id(8)                 -> content / symlink target
@@ -24,6 +25,7 @@
 
 #define SG_STORE_FORMAT 2
 #define SG_XATTR_MAX (64 * 1024)
+#define SG_PUT_XATTRS_MAX 256 /* as many as one change may carry on the wire */
 
 /** An entry as stored in `ent`, followed by namelen bytes of name. */
 struct sg_rec {
@@ -67,6 +69,9 @@ enum sg_op_kind {
 	OP_SETXATTR,
 	OP_REMOVEXATTR,
 	OP_APPLY,
+	OP_PUT,
+	OP_PURGE,
+	OP_RECONCILE,
 	OP_SYNC,
 };
 
@@ -83,7 +88,11 @@ struct sg_op {
 	int64_t mtime_ns, now_ns;
 	const sg_attr *in;
 	const sg_change *change;
+	const sg_snapshot *snap; /* OP_RECONCILE */
+	uint64_t upto, after;    /* OP_PURGE: versions (after, upto] */
 	/* results */
+	uint64_t count; /* OP_PURGE: purged; OP_RECONCILE: dropped */
+	uint64_t last;  /* OP_PURGE: the last version examined (0: the end was reached) */
 	int rc;
 	sg_attr out;
 	int done;
@@ -107,6 +116,7 @@ struct sg_store {
 	_Atomic uint64_t hlc;     /* clock high-water mark */
 	_Atomic uint64_t commits, ops;
 	_Atomic uint64_t live, tombs;
+	_Atomic uint64_t purged, forgotten;
 
 	/* the writer */
 	pthread_t writer;
@@ -133,6 +143,9 @@ int sg_dirent_get(sg_store *st, MDB_txn *txn, uint64_t parent, const char *name,
                   uint32_t *type);
 int sg_path_build(sg_store *st, MDB_txn *txn, uint64_t id, char **out);
 int sg_meta_get(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out);
+/* sg_meta_get, but an absent key reads as 0. */
+int sg_meta_get0(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out);
+int sg_horizon_read(sg_store *st, MDB_txn *txn, sg_horizon *out);
 /* A read transaction (holding the map lock shared), and its end. */
 int sg_rd_begin(sg_store *st, MDB_txn **txn);
 void sg_rd_end(sg_store *st, MDB_txn *txn);

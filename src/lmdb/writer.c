@@ -15,6 +15,7 @@
 #include "util.h"
 
 #define DOMAIN "store"
+#define PURGE_BATCH_ROWS 4096 /* log rows one purge transaction looks at */
 
 struct note_slot {
 	sg_note n;
@@ -1042,6 +1043,320 @@ static int apply_base(struct wctx *w, uint64_t id, struct sg_rec *rec, const cha
 	return rec_put(w, id, rec, name);
 }
 
+/* ---- purge horizon ---- */
+
+/* a <= b by (hlc, origin) */
+static int stamp_le(const sg_stamp *a, const sg_stamp *b)
+{
+	return a->hlc != b->hlc ? a->hlc < b->hlc : a->origin <= b->origin;
+}
+
+/* Has this store applied change `s` (or a later one of its origin)? */
+static int seen_here(struct wctx *w, const sg_stamp *s)
+{
+	unsigned char k[8];
+	MDB_val key = {8, k}, val;
+	uint64_t have = 0;
+
+	if (s->origin == 0)
+		return 0; /* a placeholder: nobody's change */
+	if (s->origin == w->st->node_id && s->seq <= w->seq)
+		return 1;
+	sg_be64(k, s->origin);
+	if (mdb_get(w->txn, w->st->origins, &key, &val) == 0 && val.mv_size == 8)
+		memcpy(&have, val.mv_data, 8);
+	return s->seq <= have;
+}
+
+/* A change for a path held nowhere here, older than the horizon, that this
+ * store has seen: its delete was purged here; it must not come back. */
+static int purged_guard(struct wctx *w, const sg_change *c)
+{
+	sg_horizon h;
+	int rc = sg_horizon_read(w->st, w->txn, &h);
+
+	if (rc)
+		return rc;
+	if (h.stamp.hlc == 0 || !stamp_le(&c->stamp, &h.stamp) || !seen_here(w, &c->stamp))
+		return 0;
+	sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-STORE-PURGED",
+	       "refused %s from %016llx: stamp %llx is at or below the purge horizon %llx and "
+	       "its delete was purged",
+	       c->path, (unsigned long long)c->stamp.origin, (unsigned long long)c->stamp.hlc,
+	       (unsigned long long)h.stamp.hlc);
+	return -ESTALE;
+}
+
+static int horizon_write(struct wctx *w, const sg_horizon *h)
+{
+	int rc = w_put(w, w->st->meta, "purge_version", 13, &h->version, 8);
+
+	rc = rc ? rc : w_put(w, w->st->meta, "purge_hlc", 9, &h->stamp.hlc, 8);
+	rc = rc ? rc : w_put(w, w->st->meta, "purge_origin", 12, &h->stamp.origin, 8);
+	rc = rc ? rc : w_put(w, w->st->meta, "purge_seq", 9, &h->stamp.seq, 8);
+	return rc;
+}
+
+/* Raise the horizon stamp to s (if newer). */
+static void horizon_raise(sg_horizon *h, const sg_stamp *s)
+{
+	if (s->hlc && !stamp_le(s, &h->stamp))
+		h->stamp = *s;
+}
+
+static int has_children(struct wctx *w, uint64_t id)
+{
+	unsigned char k[8];
+	MDB_cursor *cur;
+	MDB_val key = {8, k}, val;
+	int rc;
+
+	sg_be64(k, id);
+	rc = mdb_cursor_open(w->txn, w->st->dir, &cur);
+	if (rc)
+		return sg_mdb_err(rc);
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	if (rc == 0)
+		rc = key.mv_size > 8 && sg_get_be64(key.mv_data) == id;
+	else if (rc == MDB_NOTFOUND)
+		rc = 0;
+	else
+		rc = sg_mdb_err(rc);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* May tombstone `rec` go: a tombstone at or below upto, stamped before the cutoff? */
+static int purgeable(const struct sg_rec *rec, uint64_t upto, int64_t before_ns)
+{
+	return rec->type == SG_TYPE_TOMBSTONE && rec->version && rec->version <= upto &&
+	       before_ns > 0 && (rec->hlc >> 16) < (uint64_t)(before_ns / 1000000);
+}
+
+/* Purge tombstone `id` if it still may go and has no child, then its parent
+ * tombstones that it left childless. 0 or a negative errno; *n counts. */
+static int purge_one(struct wctx *w, struct sg_op *op, uint64_t id, sg_horizon *h)
+{
+	while (id != SG_ROOT_ID) {
+		char name[SG_NAME_MAX + 1];
+		struct sg_rec rec;
+		int rc = sg_rec_get(w->st, w->txn, id, &rec, name);
+
+		if (rc == -ENOENT)
+			return 0; /* gone already, with a child of its */
+		if (rc)
+			return rc;
+		if (!purgeable(&rec, op->upto, op->now_ns))
+			return 0;
+		rc = has_children(w, id);
+		if (rc)
+			return rc < 0 ? rc : 0; /* its children go first */
+		rc = row_drop(w, id, &rec);
+		rc = rc ? rc : dirent_del(w, rec.parent, name);
+		if (rc)
+			return rc;
+		op->count++;
+		if (rec.version > h->version)
+			h->version = rec.version;
+		horizon_raise(h, &(sg_stamp){rec.hlc, rec.origin, rec.seq});
+		id = rec.parent;
+	}
+	return 0;
+}
+
+static int op_purge(struct wctx *w, struct sg_op *op)
+{
+	uint64_t *ids = malloc(PURGE_BATCH_ROWS * sizeof(*ids));
+	unsigned char k[8];
+	MDB_cursor *cur = NULL;
+	MDB_val key = {8, k}, val;
+	size_t n = 0, looked = 0;
+	sg_horizon h;
+	int rc, r, mop = MDB_SET_RANGE;
+
+	op->count = 0;
+	op->last = 0;
+	if (!ids)
+		return -ENOMEM;
+	rc = sg_horizon_read(w->st, w->txn, &h);
+	rc = rc ? rc : sg_mdb_err(mdb_cursor_open(w->txn, w->st->log, &cur));
+	sg_be64(k, op->after + 1);
+	/* collect first: the purge deletes log rows under the cursor */
+	while (rc == 0 && looked < PURGE_BATCH_ROWS) {
+		struct sg_rec rec;
+		uint64_t version, id;
+
+		r = mdb_cursor_get(cur, &key, &val, mop);
+		mop = MDB_NEXT;
+		if (r == MDB_NOTFOUND)
+			break;
+		if (r || key.mv_size != 8 || val.mv_size != 8) {
+			rc = r ? sg_mdb_err(r) : -EIO;
+			break;
+		}
+		version = sg_get_be64(key.mv_data);
+		if (version > op->upto)
+			break;
+		looked++;
+		if (looked == PURGE_BATCH_ROWS)
+			op->last = version; /* more may follow: the caller goes on after it */
+		id = sg_get_be64(val.mv_data);
+		rc = sg_rec_get(w->st, w->txn, id, &rec, NULL);
+		if (rc == 0 && purgeable(&rec, op->upto, op->now_ns))
+			ids[n++] = id;
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = purge_one(w, op, ids[i], &h);
+	free(ids);
+	if (rc == 0 && op->count)
+		rc = horizon_write(w, &h);
+	return rc;
+}
+
+/* ---- a peer's snapshot: drop what it deleted and purged ---- */
+
+struct recon {
+	struct sg_op *op;
+	const sg_snapshot *snap;
+	char path[SG_PATH_MAX + 1];
+};
+
+/* Had the snapshot's peer applied change s? */
+static int seen_by(const sg_snapshot *snap, const sg_stamp *s)
+{
+	size_t lo = 0, hi = snap->nvv;
+
+	if (s->origin == 0)
+		return 1; /* a placeholder: it stands for nothing the peer could lack */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (snap->vv[mid].origin == s->origin)
+			return s->seq <= snap->vv[mid].seq;
+		if (snap->vv[mid].origin < s->origin)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* Walk directory `dir` (its path in rc->path, plen bytes): drop each live
+ * child the snapshot says went; *kept counts those that stay. */
+static int recon_dir(struct wctx *w, struct recon *rc_, uint64_t dir, size_t plen, int depth,
+                     uint64_t *kept)
+{
+	unsigned char k[8 + SG_NAME_MAX];
+	size_t kl = 8;
+	int first = 1;
+
+	if (depth > SG_PATH_MAX)
+		return -ELOOP;
+	sg_be64(k, dir);
+	*kept = 0;
+	for (;;) {
+		char name[SG_NAME_MAX + 1];
+		struct sg_rec rec;
+		MDB_cursor *cur;
+		MDB_val key = {kl, k}, val;
+		uint64_t cid, below = 0;
+		uint32_t type;
+		size_t n, clen;
+		int rc, keep;
+
+		rc = mdb_cursor_open(w->txn, w->st->dir, &cur);
+		if (rc)
+			return sg_mdb_err(rc);
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		/* step past the child handled last time (it may have been dropped) */
+		if (rc == 0 && !first && key.mv_size == kl && memcmp(key.mv_data, k, kl) == 0)
+			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+		if (rc == 0 && (key.mv_size <= 8 || sg_get_be64(key.mv_data) != dir))
+			rc = MDB_NOTFOUND;
+		if (rc == 0) {
+			kl = key.mv_size;
+			memcpy(k, key.mv_data, kl);
+			n = kl - 8;
+			memcpy(name, (char *)key.mv_data + 8, n);
+			name[n] = '\0';
+			cid = sg_get_be64(val.mv_data);
+			type = ((unsigned char *)val.mv_data)[8];
+		}
+		mdb_cursor_close(cur);
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		if (rc)
+			return sg_mdb_err(rc);
+		first = 0;
+		if (type == SG_TYPE_TOMBSTONE)
+			continue;
+		clen = plen + (plen ? 1 : 0) + n;
+		if (clen > SG_PATH_MAX) {
+			(*kept)++; /* no path a peer could have listed: leave it be */
+			continue;
+		}
+		if (plen)
+			rc_->path[plen] = '/';
+		memcpy(rc_->path + plen + (plen ? 1 : 0), name, n);
+		rc_->path[clen] = '\0';
+		rc = sg_rec_get(w->st, w->txn, cid, &rec, NULL);
+		if (rc == 0 && rec.type == SG_TYPE_DIR)
+			rc = recon_dir(w, rc_, cid, clen, depth + 1, &below);
+		if (rc)
+			return rc;
+		rc_->path[clen] = '\0'; /* the walk below wrote past it */
+		keep = below > 0 ||
+		       !stamp_le(&(sg_stamp){rec.hlc, rec.origin, rec.seq},
+		                 &rc_->snap->horizon.stamp) ||
+		       !seen_by(rc_->snap, &(sg_stamp){rec.hlc, rec.origin, rec.seq}) ||
+		       rc_->snap->keep(rc_->snap->ctx, rc_->path);
+		rc_->path[plen] = '\0';
+		if (keep) {
+			(*kept)++;
+			continue;
+		}
+		/* deleted where the snapshot came from, the delete purged there: forget it */
+		if (rec.type == SG_TYPE_DIR)
+			rc = subtree_drop(w, cid, 0); /* only tombstones are left below */
+		rc = rc ? rc : row_drop(w, cid, &rec);
+		rc = rc ? rc : dirent_del(w, dir, name);
+		rc = rc ? rc : parent_adjust(w, dir, -1, rec.type == SG_TYPE_DIR ? -1 : 0, 0);
+		if (rc)
+			return rc;
+		rc_->op->count++;
+		note(w, cid, dir, name, cid, SG_TYPE_TOMBSTONE, w->version, SG_NOTE_REMOTE);
+	}
+}
+
+static int op_reconcile(struct wctx *w, struct sg_op *op)
+{
+	struct recon *rc_;
+	sg_horizon h;
+	uint64_t kept = 0;
+	int rc;
+
+	op->count = 0;
+	if (op->snap->horizon.stamp.hlc == 0)
+		return 0; /* the peer purged nothing: every delete it knows of was listed */
+	rc = sg_horizon_read(w->st, w->txn, &h);
+	if (rc)
+		return rc;
+	rc_ = malloc(sizeof(*rc_));
+	if (!rc_)
+		return -ENOMEM;
+	rc_->op = op;
+	rc_->snap = op->snap;
+	rc_->path[0] = '\0';
+	rc = recon_dir(w, rc_, SG_ROOT_ID, 0, 0, &kept);
+	free(rc_);
+	if (rc)
+		return rc;
+	horizon_raise(&h, &op->snap->horizon.stamp);
+	return horizon_write(w, &h);
+}
+
 static int op_apply(struct wctx *w, struct sg_op *op)
 {
 	const sg_change *c = op->change;
@@ -1060,6 +1375,11 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 	if (rc && rc != -ENOENT)
 		return rc;
 	exists = rc == 0;
+	if (!exists) {
+		rc = purged_guard(w, c);
+		if (rc)
+			return rc;
+	}
 	if (exists) {
 		sg_stamp held;
 
@@ -1167,6 +1487,187 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 	return rc;
 }
 
+/* Walk a put's directories, all of which must be live directories (a put
+ * makes no placeholders); `leaf` gets the last component. */
+static int put_parent(struct wctx *w, const char *path, uint64_t *pid, char *leaf)
+{
+	const char *p = path;
+	uint64_t id = SG_ROOT_ID;
+
+	for (;;) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		struct sg_rec rec;
+		uint32_t type;
+		int rc = sg_name_check(p, n);
+
+		if (rc)
+			return rc;
+		memcpy(leaf, p, n);
+		leaf[n] = '\0';
+		if (!e) {
+			*pid = id;
+			return 0;
+		}
+		rc = sg_dirent_get(w->st, w->txn, id, leaf, &id, &type);
+		if (rc)
+			return rc;
+		if (type == SG_TYPE_TOMBSTONE)
+			return -ENOENT;
+		rc = get_dir(w, id, &rec, NULL);
+		if (rc)
+			return rc;
+		p = e + 1;
+	}
+}
+
+/* Does entry `id` (of the change's type) already hold what c says? 1, 0 or a negative errno. */
+static int put_same(struct wctx *w, uint64_t id, const struct sg_rec *rec, const sg_change *c)
+{
+	sg_xattr *xs = NULL;
+	void *block = NULL;
+	size_t nxs = 0;
+	int rc, same;
+
+	if ((rec->mode & 07777) != (c->mode & 07777) || rec->uid != c->uid || rec->gid != c->gid)
+		return 0;
+	if (c->type != SG_TYPE_DIR) {
+		unsigned char k[8];
+		MDB_val key = {8, k}, val = {0, NULL};
+
+		if (rec->size != c->len)
+			return 0;
+		sg_be64(k, id);
+		rc = mdb_get(w->txn, w->st->data, &key, &val);
+		if (rc && rc != MDB_NOTFOUND)
+			return sg_mdb_err(rc);
+		if (rc)
+			val.mv_size = 0;
+		if (val.mv_size != c->len || (c->len && memcmp(val.mv_data, c->data, c->len)))
+			return 0;
+	}
+	rc = sg_xattrs_read(w->st, w->txn, id, &xs, &nxs, &block);
+	if (rc)
+		return rc;
+	same = nxs == c->nxattrs;
+	/* the change's names are distinct (put_check), so equal counts and every
+	 * one of them held with its value means equal sets */
+	for (size_t i = 0; same && i < c->nxattrs; i++) {
+		size_t j;
+
+		for (j = 0; j < nxs && strcmp(xs[j].name, c->xattrs[i].name); j++)
+			;
+		same = j < nxs && xs[j].len == c->xattrs[i].len &&
+		       (!xs[j].len || !memcmp(xs[j].value, c->xattrs[i].value, xs[j].len));
+	}
+	free(block);
+	return same;
+}
+
+/* Set an entry's base to what a local change replacing `old` carries. */
+static int put_base(struct wctx *w, uint64_t id, struct sg_rec *rec, const char *name,
+                    const struct sg_rec *old)
+{
+	const sg_stamp b = base_of(w, old);
+
+	return base_set(w, id, rec, name, &b);
+}
+
+/*
+ * A path-based change made here, for a restore: stamped as a local change
+ * (stamp_and_log with NULL), never refused, no conflict, no placeholders.
+ */
+static int op_put(struct wctx *w, struct sg_op *op)
+{
+	const sg_change *c = op->change;
+	char leaf[SG_NAME_MAX + 1];
+	struct sg_rec rec, nrec;
+	uint64_t pid = 0, eid = 0, id;
+	uint32_t etype = SG_TYPE_NONE;
+	int64_t now = sg_now_ns();
+	int rc;
+
+	rc = put_parent(w, c->path, &pid, leaf);
+	if (rc)
+		return rc;
+	rc = sg_dirent_get(w->st, w->txn, pid, leaf, &eid, &etype);
+	if (rc && rc != -ENOENT)
+		return rc;
+	if (rc == 0) {
+		rc = sg_rec_get(w->st, w->txn, eid, &rec, NULL);
+		if (rc)
+			return rc;
+	} else {
+		eid = 0;
+	}
+
+	if (c->type == SG_TYPE_TOMBSTONE) {
+		if (!eid || rec.type == SG_TYPE_TOMBSTONE)
+			return 0; /* nothing live there: nothing to delete */
+		if (rec.type == SG_TYPE_DIR) {
+			rc = subtree_drop(w, eid, 0);
+			rec.nchild = rec.nsubdir = 0;
+			/* subtree_drop did not adjust this directory's own counts */
+			rc = rc ? rc : rec_put(w, eid, &rec, leaf);
+		}
+		rc = rc ? rc : tombstone_in_place(w, NULL, eid, &rec, leaf, now);
+		if (rc)
+			return rc;
+		note(w, eid, pid, leaf, eid, SG_TYPE_TOMBSTONE, rec.version, SG_NOTE_PUT);
+		return 0;
+	}
+
+	if (eid && rec.type == c->type) {
+		/* same kind of entry: update in place, keep its id, unless nothing changes */
+		rc = put_same(w, eid, &rec, c);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		rec.mode = c->mode & 07777;
+		rec.uid = c->uid;
+		rec.gid = c->gid;
+		rec.mtime_ns = c->mtime_ns;
+		rec.ctime_ns = now;
+		if (c->type != SG_TYPE_DIR) {
+			rec.size = c->len;
+			rc = data_put(w, eid, c->data, c->len);
+		}
+		rc = rc ? rc : xattrs_set_all(w, eid, c);
+		rc = rc ? rc : stamp_and_log(w, NULL, eid, &rec);
+		rc = rc ? rc : rec_put(w, eid, &rec, leaf);
+		if (rc)
+			return rc;
+		note(w, eid, pid, leaf, 0, rec.type, rec.version, SG_NOTE_PUT);
+		return 0;
+	}
+	if (eid) {
+		/* a tombstone or another kind: the old row goes, a new one comes */
+		int was_live = rec.type != SG_TYPE_TOMBSTONE;
+		int was_dir = rec.type == SG_TYPE_DIR;
+
+		/* a new directory keeps the tombstones below a deleted one (as op_create) */
+		if (c->type != SG_TYPE_DIR || rec.type != SG_TYPE_TOMBSTONE)
+			rc = subtree_drop(w, eid, 0);
+		rc = rc ? rc : row_drop(w, eid, &rec);
+		rc = rc ? rc : dirent_del(w, pid, leaf);
+		if (!rc && was_live)
+			rc = parent_adjust(w, pid, -1, was_dir ? -1 : 0, now);
+		if (rc)
+			return rc;
+	}
+	rc = entry_new(w, NULL, pid, leaf, c->type, c->mode, c->uid, c->gid, c->data, c->len,
+	               c->mtime_ns, now, &id, &nrec);
+	if (!rc && eid && c->type == SG_TYPE_DIR && rec.type == SG_TYPE_TOMBSTONE)
+		rc = children_move(w, eid, id);
+	rc = rc ? rc : xattrs_set_all(w, id, c);
+	/* made after seeing what was there: that is its base */
+	if (!rc && eid)
+		rc = put_base(w, id, &nrec, leaf, &rec);
+	if (rc)
+		return rc;
+	note(w, id, pid, leaf, eid, c->type, nrec.version, SG_NOTE_PUT);
+	return 0;
+}
+
 static int exec_op(struct wctx *w, struct sg_op *op)
 {
 	switch (op->kind) {
@@ -1186,6 +1687,12 @@ static int exec_op(struct wctx *w, struct sg_op *op)
 		return op_setxattr(w, op, 1);
 	case OP_APPLY:
 		return op_apply(w, op);
+	case OP_PUT:
+		return op_put(w, op);
+	case OP_PURGE:
+		return op_purge(w, op);
+	case OP_RECONCILE:
+		return op_reconcile(w, op);
 	case OP_SYNC:
 		return 0;
 	}
@@ -1384,9 +1891,15 @@ retry:
 	atomic_store(&st->live, w->live);
 	atomic_store(&st->tombs, w->tombs);
 	atomic_fetch_add(&st->commits, 1);
-	for (size_t i = 0; i < n; i++)
-		if (ops[i]->rc == 0 && ops[i]->kind != OP_SYNC)
-			atomic_fetch_add(&st->ops, 1);
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i]->rc || ops[i]->kind == OP_SYNC)
+			continue;
+		atomic_fetch_add(&st->ops, 1);
+		if (ops[i]->kind == OP_PURGE)
+			atomic_fetch_add(&st->purged, ops[i]->count);
+		if (ops[i]->kind == OP_RECONCILE)
+			atomic_fetch_add(&st->forgotten, ops[i]->count);
+	}
 	if (st->observer && w->nnotes) {
 		sg_note *notes = malloc(w->nnotes * sizeof(*notes));
 		if (notes) {

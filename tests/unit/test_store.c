@@ -2249,6 +2249,711 @@ static void test_stale_child_of_deleted_dir(void **state)
 	assert_content(st, x.id, "new", 3);
 }
 
+/* ---- sg_store_put: path-based local changes (a restore) -------------------- */
+
+static sg_change put_change(const char *path, uint32_t type, const char *data)
+{
+	sg_change c;
+
+	memset(&c, 0, sizeof(c));
+	c.path = path;
+	c.type = type;
+	c.mode = type == SG_TYPE_FILE ? 0640 : 0755;
+	c.uid = 12;
+	c.gid = 34;
+	c.mtime_ns = 1000000000LL;
+	c.data = data;
+	c.len = data ? strlen(data) : 0;
+	/* ignored: the store stamps a put itself */
+	c.stamp = (sg_stamp){1, NODE_C, 99};
+	c.base = (sg_stamp){2, NODE_C, 98};
+	return c;
+}
+
+/* The change just put is the newest row of the log, stamped here as local. */
+static void assert_put_row(sg_store *st, uint64_t before, const char *path, struct row *out)
+{
+	struct rows r;
+	const struct row *w;
+
+	assert_int_equal(sg_store_version(st), before + 1);
+	changes(st, before, 0, &r);
+	assert_int_equal(r.n, 1);
+	w = row_by_path(&r, path);
+	assert_non_null(w);
+	assert_int_equal(w->version, before + 1);
+	assert_int_equal(w->stamp.origin, NODE_A);
+	assert_int_equal(w->stamp.hlc, sg_store_hlc(st));
+	if (out) {
+		*out = *w;
+		out->path = NULL;
+		out->data = NULL;
+	}
+	rows_free(&r);
+}
+
+static int count_conflicts(sg_store *st)
+{
+	struct conflicts l;
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_conflicts(st, 0, 0, conflict_cb, &l), 0);
+	return (int)l.n;
+}
+
+static void test_put(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_xattr xa[2] = {{"user.a", "1", 1}, {"user.b", "22", 2}};
+	sg_change c;
+	sg_attr a, x;
+	struct row w;
+	uint64_t v, seq;
+	void *val;
+	size_t len;
+
+	/* creates: a directory, then a file in it, each one local change */
+	v = sg_store_version(st);
+	c = put_change("etc", SG_TYPE_DIR, NULL);
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "etc", &w);
+	assert_int_equal(w.type, SG_TYPE_DIR);
+	assert_int_equal(w.mode, 0755);
+	seq = w.stamp.seq;
+	assert_int_equal(w.base.hlc, 0);
+	assert_int_equal(w.base.origin, 0);
+
+	v = sg_store_version(st);
+	c = put_change("etc/app.conf", SG_TYPE_FILE, "hello");
+	c.xattrs = xa;
+	c.nxattrs = 2;
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "etc/app.conf", &w);
+	assert_int_equal(w.stamp.seq, seq + 1);
+	assert_int_equal(w.nxattrs, 2);
+	assert_int_equal(sg_store_resolve(st, "etc/app.conf", &a), 0);
+	assert_int_equal(a.type, SG_TYPE_FILE);
+	assert_int_equal(a.mode, 0640);
+	assert_int_equal(a.uid, 12);
+	assert_int_equal(a.gid, 34);
+	assert_int_equal(a.mtime_ns, 1000000000LL);
+	assert_content(st, a.id, "hello", 5);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.b", &val, &len), 0);
+	assert_int_equal(len, 2);
+	assert_memory_equal(val, "22", 2);
+	free(val);
+
+	/* idempotent: the same change again, or with another mtime, is no version */
+	v = sg_store_version(st);
+	assert_int_equal(sg_store_put(st, &c), 0);
+	c.mtime_ns = 5;
+	xa[0] = (sg_xattr){"user.b", "22", 2}; /* the same set in another order */
+	xa[1] = (sg_xattr){"user.a", "1", 1};
+	assert_int_equal(sg_store_put(st, &c), 0);
+	c = put_change("etc", SG_TYPE_DIR, NULL);
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_int_equal(sg_store_version(st), v);
+	assert_int_equal(sg_store_resolve(st, "etc/app.conf", &x), 0);
+	assert_int_equal(x.version, a.version);
+	assert_int_equal(x.mtime_ns, 1000000000LL);
+
+	/* updates in place: content, then mode only, then the xattr set */
+	c = put_change("etc/app.conf", SG_TYPE_FILE, "hello, world");
+	c.xattrs = xa;
+	c.nxattrs = 2;
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "etc/app.conf", NULL);
+	assert_int_equal(sg_store_resolve(st, "etc/app.conf", &x), 0);
+	assert_int_equal(x.id, a.id);
+	assert_content(st, x.id, "hello, world", 12);
+	v = sg_store_version(st);
+	c.mode = 0600;
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "etc/app.conf", NULL);
+	v = sg_store_version(st);
+	c.nxattrs = 1; /* user.b only */
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "etc/app.conf", NULL);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.a", &val, &len), -ENODATA);
+	assert_int_equal(sg_store_getxattr(st, a.id, "user.b", &val, &len), 0);
+	free(val);
+
+	/* a type change replaces the entry: file -> symlink -> directory -> file */
+	v = sg_store_version(st);
+	c = put_change("etc/app.conf", SG_TYPE_SYMLINK, "../target");
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "etc/app.conf", NULL);
+	assert_int_equal(sg_store_resolve(st, "etc/app.conf", &x), 0);
+	assert_int_equal(x.type, SG_TYPE_SYMLINK);
+	assert_true(x.id != a.id);
+	assert_content(st, x.id, "../target", 9);
+	assert_int_equal(sg_store_getattr(st, a.id, &x), -ENOENT);
+	c = put_change("etc/app.conf", SG_TYPE_DIR, NULL);
+	assert_int_equal(sg_store_put(st, &c), 0);
+	c = put_change("etc/app.conf/inner", SG_TYPE_FILE, "in");
+	assert_int_equal(sg_store_put(st, &c), 0);
+	v = sg_store_version(st);
+	c = put_change("etc/app.conf", SG_TYPE_FILE, "flat again");
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "etc/app.conf", NULL);
+	assert_int_equal(sg_store_resolve(st, "etc/app.conf/inner", &x), -ENOTDIR);
+	assert_int_equal(sg_store_resolve(st, "etc/app.conf", &x), 0);
+	assert_int_equal(x.type, SG_TYPE_FILE);
+	assert_content(st, x.id, "flat again", 10);
+
+	/* missing or bad parents: nothing is made */
+	v = sg_store_version(st);
+	c = put_change("nope/file", SG_TYPE_FILE, "x");
+	assert_int_equal(sg_store_put(st, &c), -ENOENT);
+	c = put_change("etc/app.conf/file", SG_TYPE_FILE, "x");
+	assert_int_equal(sg_store_put(st, &c), -ENOTDIR);
+	assert_int_equal(sg_store_version(st), v);
+	assert_int_equal(sg_store_resolve(st, "nope", &x), -ENOENT);
+
+	/* refused before the writer: what a peer could not take either */
+	c = put_change("", SG_TYPE_FILE, "x");
+	assert_int_equal(sg_store_put(st, &c), -EINVAL);
+	c = put_change("etc/../x", SG_TYPE_FILE, "x");
+	assert_int_equal(sg_store_put(st, &c), -EINVAL);
+	c = put_change("/etc/x", SG_TYPE_FILE, "x");
+	assert_int_equal(sg_store_put(st, &c), -EINVAL);
+	c = put_change("etc/x", SG_TYPE_NONE, NULL);
+	assert_int_equal(sg_store_put(st, &c), -EINVAL);
+	c = put_change("etc/x", SG_TYPE_SYMLINK, NULL);
+	assert_int_equal(sg_store_put(st, &c), -EINVAL);
+	c = put_change("etc/x", SG_TYPE_SYMLINK, "a");
+	c.data = "a\0b";
+	c.len = 3;
+	assert_int_equal(sg_store_put(st, &c), -EINVAL);
+	c = put_change("etc/x", SG_TYPE_DIR, "data");
+	assert_int_equal(sg_store_put(st, &c), -EINVAL);
+	c = put_change("etc/x", SG_TYPE_FILE, "x");
+	xa[0] = (sg_xattr){"user.a", "1", 1};
+	xa[1] = (sg_xattr){"user.a", "2", 1};
+	c.xattrs = xa;
+	c.nxattrs = 2;
+	assert_int_equal(sg_store_put(st, &c), -EINVAL);
+	xa[1] = (sg_xattr){"user.", "2", 1};
+	assert_int_equal(sg_store_put(st, &c), -EINVAL);
+	xa[1] = (sg_xattr){"trusted.x", "2", 1};
+	assert_int_equal(sg_store_put(st, &c), -EINVAL);
+	assert_int_equal(sg_store_version(st), v);
+	assert_int_equal(count_conflicts(st), 0);
+}
+
+static void test_put_tombstone_subtree(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_store_stats s0, s1;
+	sg_change c;
+	sg_attr d, x;
+	struct row w;
+	uint64_t v;
+
+	mk(st, SG_ROOT_ID, "t", SG_TYPE_DIR, NULL, &d);
+	mk(st, d.id, "a", SG_TYPE_FILE, "a", NULL);
+	mk(st, d.id, "sub", SG_TYPE_DIR, NULL, &x);
+	mk(st, x.id, "b", SG_TYPE_FILE, "b", NULL);
+	mk(st, x.id, "gone", SG_TYPE_FILE, "g", NULL);
+	assert_int_equal(sg_store_remove(st, NULL, x.id, "gone", 0, now_ns()), 0);
+	mk(st, SG_ROOT_ID, "keep", SG_TYPE_FILE, "k", NULL);
+	assert_int_equal(sg_store_stats_get(st, &s0), 0);
+
+	/* a tombstone deletes the directory and all below it: one change */
+	v = sg_store_version(st);
+	c = put_change("t", SG_TYPE_TOMBSTONE, NULL);
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "t", &w);
+	assert_int_equal(w.type, SG_TYPE_TOMBSTONE);
+	assert_stamp_equal(&w.base, &(sg_stamp){0, 0, 0}); /* only local versions were held */
+	assert_int_equal(sg_store_resolve(st, "t", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "t/sub/b", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "keep", &x), 0);
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	assert_int_equal(s1.entries, s0.entries - 4); /* t, a, sub, b */
+	assert_int_equal(s1.tombstones, 1);           /* t's; gone's went with the subtree */
+
+	/* again, or where nothing ever was: nothing to delete, no version */
+	v = sg_store_version(st);
+	assert_int_equal(sg_store_put(st, &c), 0);
+	c = put_change("never", SG_TYPE_TOMBSTONE, NULL);
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_int_equal(sg_store_version(st), v);
+	c = put_change("t/x", SG_TYPE_TOMBSTONE, NULL);
+	assert_int_equal(sg_store_put(st, &c), -ENOENT);
+
+	/* a put where a tombstone is brings the path back */
+	c = put_change("t", SG_TYPE_DIR, NULL);
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "t", &w);
+	assert_int_equal(w.type, SG_TYPE_DIR);
+	c = put_change("t/a", SG_TYPE_FILE, "back");
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "t/a", &x), 0);
+	assert_content(st, x.id, "back", 4);
+
+	/* a file deleted by a put */
+	v = sg_store_version(st);
+	c = put_change("keep", SG_TYPE_TOMBSTONE, NULL);
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "keep", NULL);
+	assert_int_equal(sg_store_resolve(st, "keep", &x), -ENOENT);
+}
+
+static void test_put_over_remote(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	uint64_t ahead = hlc_now() + (300ULL << 16); /* a peer's clock 300 ms ahead */
+	sg_change c, r;
+	sg_attr x;
+	struct row w;
+	uint64_t v;
+
+	/* a peer's file, stamped ahead of this clock: the clock observes it */
+	r = file_change("app.conf", "theirs", ahead, NODE_B, 7);
+	assert_int_equal(sg_store_apply(st, &r), 0);
+	assert_true(sg_store_hlc(st) >= ahead);
+
+	/* a put wins over it at once, is newer, and names it as its base: no conflict */
+	v = sg_store_version(st);
+	c = put_change("app.conf", SG_TYPE_FILE, "restored");
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "app.conf", &w);
+	assert_true(w.stamp.hlc > ahead);
+	assert_stamp_equal(&w.base, &r.stamp);
+	assert_int_equal(count_conflicts(st), 0);
+	assert_int_equal(sg_store_resolve(st, "app.conf", &x), 0);
+	assert_content(st, x.id, "restored", 8);
+
+	/* the peer's old change, redelivered, now loses */
+	assert_int_equal(sg_store_apply(st, &r), -ESTALE);
+
+	/* a peer's tombstone ahead of the clock; a put brings the path back over it */
+	r = typed_change("dead", SG_TYPE_TOMBSTONE, ahead + 5, NODE_B, 8);
+	assert_int_equal(sg_store_apply(st, &r), 0);
+	v = sg_store_version(st);
+	c = put_change("dead", SG_TYPE_FILE, "alive");
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_put_row(st, v, "dead", &w);
+	assert_true(w.stamp.hlc > ahead + 5);
+	assert_stamp_equal(&w.base, &r.stamp);
+
+	/* and a peer's directory: a put tombstone deletes it with what is below */
+	r = typed_change("pd", SG_TYPE_DIR, ahead + 6, NODE_B, 9);
+	assert_int_equal(sg_store_apply(st, &r), 0);
+	r = file_change("pd/f", "x", ahead + 7, NODE_B, 10);
+	assert_int_equal(sg_store_apply(st, &r), 0);
+	c = put_change("pd", SG_TYPE_TOMBSTONE, NULL);
+	assert_int_equal(sg_store_put(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "pd", &x), -ENOENT);
+	assert_int_equal(count_conflicts(st), 0);
+}
+
+static void test_put_many(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct obs *o = calloc(1, sizeof(*o));
+	sg_change cs[5];
+	int rcs[5];
+	sg_attr x;
+	sg_note n;
+	uint64_t v;
+
+	assert_non_null(o);
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_cond_init(&o->cv, NULL);
+	sg_store_set_observer(st, obs_cb, o);
+
+	/* parents first, in path order; a bad one fails alone */
+	v = sg_store_version(st);
+	cs[0] = put_change("d", SG_TYPE_DIR, NULL);
+	cs[1] = put_change("d/e", SG_TYPE_DIR, NULL);
+	cs[2] = put_change("d/e/f", SG_TYPE_FILE, "f");
+	cs[3] = put_change("x/y", SG_TYPE_FILE, "orphan");
+	cs[4] = put_change("d/l", SG_TYPE_SYMLINK, "e/f");
+	assert_int_equal(sg_store_put_many(st, cs, 5, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(rcs[1], 0);
+	assert_int_equal(rcs[2], 0);
+	assert_int_equal(rcs[3], -ENOENT);
+	assert_int_equal(rcs[4], 0);
+	assert_int_equal(sg_store_version(st), v + 4);
+	assert_int_equal(sg_store_resolve(st, "d/e/f", &x), 0);
+	assert_content(st, x.id, "f", 1);
+
+	/* the observer hears of them as puts: local, but not the kernel's own */
+	assert_true(obs_wait(o, x.id, x.version, &n));
+	assert_int_equal(n.local, SG_NOTE_PUT);
+	assert_string_equal(n.name, "f");
+	assert_int_equal(n.type, SG_TYPE_FILE);
+
+	/* all again: nothing changes */
+	assert_int_equal(sg_store_put_many(st, cs, 5, rcs), 0);
+	assert_int_equal(rcs[2], 0);
+	assert_int_equal(rcs[3], -ENOENT);
+	assert_int_equal(sg_store_version(st), v + 4);
+
+	/* empty and all-refused batches */
+	assert_int_equal(sg_store_put_many(st, cs, 0, rcs), 0);
+	cs[0] = put_change("", SG_TYPE_DIR, NULL);
+	assert_int_equal(sg_store_put_many(st, cs, 1, rcs), 0);
+	assert_int_equal(rcs[0], -EINVAL);
+
+	sg_store_close(st);
+	f->st = NULL;
+	pthread_cond_destroy(&o->cv);
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+}
+
+/* ---- tombstone purge, the zombie guard, snapshot reconciliation -------------- */
+
+static sg_store_stats stats_of(sg_store *st)
+{
+	sg_store_stats s;
+
+	assert_int_equal(sg_store_stats_get(st, &s), 0);
+	return s;
+}
+
+static sg_horizon horizon_of(sg_store *st)
+{
+	sg_horizon h;
+
+	assert_int_equal(sg_store_purge_horizon(st, &h), 0);
+	return h;
+}
+
+/* The tombstone row of `path` in the log (its version and stamp), or NULL. */
+static int tomb_row(sg_store *st, const char *path, struct row *out)
+{
+	struct rows r;
+	const struct row *w;
+	int found = 0;
+
+	changes(st, 0, 0, &r);
+	w = row_by_path(&r, path);
+	if (w && w->type == SG_TYPE_TOMBSTONE) {
+		*out = *w;
+		out->path = NULL;
+		out->data = NULL;
+		found = 1;
+	}
+	rows_free(&r);
+	return found;
+}
+
+static void test_purge(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct row ta, tx, td, scratch;
+	sg_horizon h;
+	sg_attr d, x;
+	struct rows r;
+	uint64_t n = 99, v;
+	int64_t far = now_ns() + 3600LL * 1000000000LL;
+
+	h = horizon_of(st);
+	assert_int_equal(h.version, 0);
+	assert_int_equal(h.stamp.hlc, 0);
+	mk(st, SG_ROOT_ID, "a", SG_TYPE_FILE, "a", NULL);
+	mk(st, SG_ROOT_ID, "b", SG_TYPE_FILE, "b", NULL);
+	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
+	mk(st, d.id, "x", SG_TYPE_FILE, "x", NULL);
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "a", 0, now_ns()), 0);
+	assert_int_equal(sg_store_remove(st, NULL, d.id, "x", 0, now_ns()), 0);
+	usleep(3000); /* the next stamp's milliseconds differ */
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "d", 1, now_ns()), 0);
+	assert_true(tomb_row(st, "a", &ta));
+	assert_true(tomb_row(st, "d/x", &tx));
+	assert_true(tomb_row(st, "d", &td));
+	assert_int_equal(stats_of(st).tombstones, 3);
+	v = sg_store_version(st);
+
+	/* too young for the grace, or past what the peers have: nothing goes */
+	assert_int_equal(sg_store_purge(st, v, now_ns() - 3600LL * 1000000000LL, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(sg_store_purge(st, ta.version - 1, far, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(sg_store_version(st), v);
+	assert_int_equal(stats_of(st).tombstones, 3);
+
+	/* up to a's version: a goes; the horizon says so */
+	assert_int_equal(sg_store_purge(st, ta.version, far, &n), 0);
+	assert_int_equal(n, 1);
+	h = horizon_of(st);
+	assert_int_equal(h.version, ta.version);
+	assert_stamp_equal(&h.stamp, &ta.stamp);
+	assert_int_equal(stats_of(st).tombstones, 2);
+	assert_int_equal(stats_of(st).purged, 1);
+
+	/* d/x is old enough, d (a later millisecond) is not: d stays, without its child */
+	assert_int_equal(sg_store_purge(st, v, (int64_t)(td.stamp.hlc >> 16) * 1000000, &n), 0);
+	assert_int_equal(n, 1);
+	assert_false(tomb_row(st, "d/x", &scratch));
+	assert_true(tomb_row(st, "d", &td));
+	assert_int_equal(horizon_of(st).version, tx.version);
+
+	/* the rest; the log keeps the live entries only, and the version does not move */
+	assert_int_equal(sg_store_purge(st, v, far, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(stats_of(st).tombstones, 0);
+	assert_int_equal(stats_of(st).purged, 3);
+	h = horizon_of(st);
+	assert_int_equal(h.version, td.version);
+	assert_stamp_equal(&h.stamp, &td.stamp);
+	assert_int_equal(sg_store_version(st), v);
+	changes(st, 0, 0, &r);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.v[0].path, "b");
+	rows_free(&r);
+
+	/* nothing left to purge: no change; and the names are free again */
+	assert_int_equal(sg_store_purge(st, v, far, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(sg_store_resolve(st, "d", &x), -ENOENT);
+	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
+	mk(st, d.id, "x", SG_TYPE_FILE, "again", NULL);
+	mk(st, SG_ROOT_ID, "a", SG_TYPE_FILE, "again", NULL);
+	/* a purge's horizon never goes down */
+	assert_int_equal(sg_store_purge(st, 1, far, &n), 0);
+	assert_int_equal(horizon_of(st).version, td.version);
+}
+
+static void test_purge_many(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_attr d, sub;
+	uint64_t n = 0;
+	char name[32];
+
+	/* more tombstones than one purge transaction looks at, some in a tree */
+	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
+	mk(st, d.id, "sub", SG_TYPE_DIR, NULL, &sub);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(name, sizeof(name), "f%04d", i);
+		mk(st, i % 2 ? sub.id : SG_ROOT_ID, name, SG_TYPE_FILE, "x", NULL);
+		assert_int_equal(
+		    sg_store_remove(st, NULL, i % 2 ? sub.id : SG_ROOT_ID, name, 0, now_ns()), 0);
+	}
+	assert_int_equal(sg_store_remove(st, NULL, d.id, "sub", 1, now_ns()), 0);
+	assert_int_equal(stats_of(st).tombstones, 5001);
+	assert_int_equal(sg_store_purge(st, sg_store_version(st), now_ns() + 1000000000LL, &n), 0);
+	assert_int_equal(n, 5001);
+	assert_int_equal(stats_of(st).tombstones, 0);
+	assert_int_equal(sg_store_resolve(st, "d", &d), 0);
+	assert_int_equal(d.nlink, 2);
+}
+
+static void test_purge_guard(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	uint64_t h0 = hlc_now(), n;
+	sg_change c;
+	sg_attr x;
+
+	/* a peer's file and its delete; the delete is purged here */
+	c = file_change("z", "z", h0, NODE_B, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = typed_change("z", SG_TYPE_TOMBSTONE, h0 + 10, NODE_B, 2);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = typed_change("zd", SG_TYPE_DIR, h0 + 1, NODE_B, 3);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = file_change("zd/in", "in", h0 + 2, NODE_B, 4);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = typed_change("zd", SG_TYPE_TOMBSTONE, h0 + 11, NODE_B, 5);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_purge(st, sg_store_version(st), now_ns() + 1000000000LL, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(horizon_of(st).stamp.hlc, h0 + 11);
+
+	/* the file, redelivered by a peer that missed the delete, does not come back;
+	 * nor does the directory's child (the directory is not remade for it) */
+	c = file_change("z", "z", h0, NODE_B, 1);
+	assert_int_equal(sg_store_apply(st, &c), -ESTALE);
+	c = file_change("zd/in", "in", h0 + 2, NODE_B, 4);
+	assert_int_equal(sg_store_apply(st, &c), -ESTALE);
+	assert_int_equal(sg_store_resolve(st, "z", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "zd", &x), -ENOENT);
+
+	/* what this store never saw is news, however old: a node's writes while away */
+	c = file_change("w", "w", h0 + 5, NODE_C, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = file_change("z", "z from c", h0 + 6, NODE_C, 2);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "z", &x), 0);
+	/* a change made after the horizon is news too; placeholders are not refused */
+	c = file_change("zd/late", "late", h0 + 20, NODE_B, 6);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = typed_change("ph", SG_TYPE_DIR, 0, 0, 0);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "ph", &x), 0);
+}
+
+struct listed {
+	const char *const *paths;
+};
+
+static int keep_listed(void *ctx, const char *path)
+{
+	const struct listed *l = ctx;
+	size_t n = strlen(path);
+
+	if (n && path[n - 1] == '~')
+		return 1; /* local-only */
+	for (size_t i = 0; l->paths[i]; i++)
+		if (strcmp(l->paths[i], path) == 0)
+			return 1;
+	return 0;
+}
+
+static void test_reconcile(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	static const char *const listed[] = {"keep", "d", NULL};
+	struct listed l = {listed};
+	uint64_t h0 = hlc_now(), n = 99;
+	sg_vv_entry vv[2];
+	sg_snapshot snap;
+	sg_change c;
+	sg_attr x, mine;
+	struct obs *o = calloc(1, sizeof(*o));
+	sg_horizon h;
+	sg_note note;
+	uint64_t gone_id;
+
+	assert_non_null(o);
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_cond_init(&o->cv, NULL);
+	/* what this node holds: peer B's files, one of them our own */
+	c = file_change("keep", "k", h0, NODE_B, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = file_change("gone", "g", h0 + 1, NODE_B, 2);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "gone", &x), 0);
+	gone_id = x.id;
+	c = file_change("dir/sub/old", "o", h0 + 2, NODE_B, 3);
+	assert_int_equal(sg_store_apply(st, &c), 0); /* dir and dir/sub: placeholders */
+	c = file_change("dir2/fresh", "f", h0 + 100, NODE_B, 4);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = file_change("unseen", "u", h0 + 3, NODE_C, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = file_change("tmp~", "t", h0 + 4, NODE_B, 5);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = typed_change("d", SG_TYPE_DIR, h0 + 5, NODE_B, 6);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = file_change("d/x", "x", h0 + 6, NODE_B, 7);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	mk(st, SG_ROOT_ID, "mine", SG_TYPE_FILE, "m", &mine); /* stamped now: past the horizon */
+
+	/* the peer's snapshot: it listed keep and d, purged deletes up to h0 + 50,
+	 * and saw B's changes up to 7 and ours up to our seq (C's: never) */
+	memset(&snap, 0, sizeof(snap));
+	snap.horizon.version = 40;
+	snap.horizon.stamp = (sg_stamp){h0 + 50, NODE_B, 99};
+	vv[0] = (sg_vv_entry){NODE_A, mine.stamp.seq};
+	vv[1] = (sg_vv_entry){NODE_B, 7};
+	snap.vv = vv;
+	snap.nvv = 2;
+	snap.keep = keep_listed;
+	snap.ctx = &l;
+	sg_store_set_observer(st, obs_cb, o);
+	assert_int_equal(sg_store_reconcile(st, &snap, &n), 0);
+	/* gone, dir/sub/old, dir/sub, dir, d/x: deleted there */
+	assert_int_equal(n, 5);
+	assert_int_equal(sg_store_resolve(st, "gone", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "dir", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "d/x", &x), -ENOENT);
+	/* listed, newer than the horizon (its directory with it), never seen there,
+	 * local-only: they stay */
+	assert_int_equal(sg_store_resolve(st, "keep", &x), 0);
+	assert_int_equal(sg_store_resolve(st, "d", &x), 0);
+	assert_int_equal(x.nlink, 2);
+	assert_int_equal(sg_store_resolve(st, "dir2/fresh", &x), 0);
+	assert_int_equal(sg_store_resolve(st, "unseen", &x), 0);
+	assert_int_equal(sg_store_resolve(st, "tmp~", &x), 0);
+	assert_int_equal(sg_store_resolve(st, "mine", &x), 0);
+	assert_int_equal(stats_of(st).forgotten, 5);
+	assert_int_equal(stats_of(st).tombstones, 0);
+	/* the filesystem hears of it, as of a peer's delete */
+	assert_true(obs_wait(o, gone_id, sg_store_version(st), &note));
+	assert_int_equal(note.local, SG_NOTE_REMOTE);
+	assert_int_equal(note.type, SG_TYPE_TOMBSTONE);
+	assert_string_equal(note.name, "gone");
+
+	/* the horizon stamp is the peer's now: a copy of "gone" from a third node stays out */
+	h = horizon_of(st);
+	assert_stamp_equal(&h.stamp, &snap.horizon.stamp);
+	assert_int_equal(h.version, 0);
+	c = file_change("gone", "g", h0 + 1, NODE_B, 2);
+	assert_int_equal(sg_store_apply(st, &c), -ESTALE);
+
+	/* a peer that purged nothing drops nothing; a bad vector is refused */
+	snap.horizon.stamp = (sg_stamp){0, 0, 0};
+	assert_int_equal(sg_store_reconcile(st, &snap, &n), 0);
+	assert_int_equal(n, 0);
+	vv[1].origin = NODE_A;
+	assert_int_equal(sg_store_reconcile(st, &snap, &n), -EINVAL);
+
+	sg_store_close(st);
+	f->st = NULL;
+	pthread_cond_destroy(&o->cv);
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+}
+
+static int vv_collect(void *ctx, const sg_vv_entry *e)
+{
+	struct {
+		sg_vv_entry v[8];
+		size_t n;
+	} *l = ctx;
+
+	if (l->n < 8)
+		l->v[l->n++] = *e;
+	return 0;
+}
+
+static void test_vv(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct {
+		sg_vv_entry v[8];
+		size_t n;
+	} l;
+	sg_change c;
+	sg_attr a;
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_vv(st, vv_collect, &l), 0);
+	assert_int_equal(l.n, 0);
+	c = file_change("c", "c", hlc_now(), NODE_C, 7);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	mk(st, SG_ROOT_ID, "a", SG_TYPE_FILE, "a", &a);
+	c = file_change("b", "b", hlc_now(), NODE_B, 3);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = file_change("b2", "b", hlc_now(), NODE_B, 2); /* out of order: the highest stays */
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_vv(st, vv_collect, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.v[0].origin, NODE_A);
+	assert_int_equal(l.v[0].seq, a.stamp.seq);
+	assert_int_equal(l.v[1].origin, NODE_B);
+	assert_int_equal(l.v[1].seq, 3);
+	assert_int_equal(l.v[2].origin, NODE_C);
+	assert_int_equal(l.v[2].seq, 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2277,6 +2982,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_xattr_size_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_observer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_put, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_put_tombstone_subtree, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_put_over_remote, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_put_many, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_purge_many, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_purge_guard, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vv, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
