@@ -121,6 +121,7 @@ int main(int argc, char **argv)
 		{.path = "a/b", .type = SG_TYPE_DIR, .mode = 0755}, /* placeholder */
 		{.path = "etc/empty", .type = SG_TYPE_FILE, .mode = 0600, .stamp = {14, 3, 1}},
 	};
+	static const sg_vv_entry vv[] = {{1, 2}, {2, 6}};
 	sg_msg m = {.node_id = 7, .incarnation = 9, .node_name = "node-a",
 		    .listen_url = "tcp://0.0.0.0:7420"};
 	int bad = 0;
@@ -142,6 +143,10 @@ int main(int argc, char **argv)
 	m.listen_url = "inproc://x";
 	m.next = 200;
 	m.more = 1;
+	m.snapshot = 1;
+	m.horizon = (sg_stamp){12, 2, 6};
+	m.vv = vv;
+	m.nvv = 2;
 	m.changes = cs;
 	m.nchanges = sizeof(cs) / sizeof(cs[0]);
 	m.npeers = 2;
@@ -166,7 +171,7 @@ EOF
 # A dictionary of the format's tokens helps the fuzzer past the validators.
 cat >"$tmp/wire.dict" <<'EOF'
 "SGL1"
-"\x01\x00"
+"\x02\x00"
 "tcp://"
 "tls+tcp://"
 "ipc://"

@@ -56,8 +56,14 @@ static int msg_eq(const sg_msg *a, const sg_msg *b)
 	    a->since != b->since || a->max_bytes != b->max_bytes ||
 	    a->known_incarnation != b->known_incarnation || a->next != b->next ||
 	    a->more != b->more || a->nchanges != b->nchanges || a->npeers != b->npeers ||
-	    a->code != b->code) {
+	    a->code != b->code || a->snapshot != b->snapshot ||
+	    !stamp_eq(&a->horizon, &b->horizon) || a->nvv != b->nvv) {
 		return 0;
+	}
+	for (size_t i = 0; i < a->nvv; i++) {
+		if (a->vv[i].origin != b->vv[i].origin || a->vv[i].seq != b->vv[i].seq) {
+			return 0;
+		}
 	}
 	for (size_t i = 0; i < a->nchanges; i++) {
 		if (!change_eq(&a->changes[i], &b->changes[i])) {

@@ -26,8 +26,10 @@
 #define REQ_TIMEOUT_MS 3000
 #define SERVER_THREADS 3
 #define MAX_PEERS 64
+#define MAX_NAMES 256 /* node names remembered, relayed origins included */
 #define MAX_PAGES_PER_PULL 256
 #define MAX_QUARANTINE 10000
+#define MAX_PULLERS 256 /* nodes whose pull cursors into this store are remembered */
 
 struct peer {
 	char *url;
@@ -40,7 +42,7 @@ struct peer {
 	_Atomic uint64_t pull_since; /* that peer's version we have consumed */
 	uint64_t pull_inc;           /* ...of that peer's store id */
 	_Atomic uint64_t push_since; /* our version pushed to it */
-	int64_t next_try_ns;         /* back off after failures */
+	_Atomic int64_t next_try_ns; /* back off after failures */
 	_Atomic unsigned failures;
 	/* each peer has its own worker, so a frozen peer holds up nobody else */
 	sg_repl *r;
@@ -49,6 +51,19 @@ struct peer {
 	pthread_cond_t cond;        /* with r->lock: work for this peer */
 	int want_push, want_pull;   /* under r->lock */
 	_Atomic int64_t last_ok_ns; /* monotonic time of the last good exchange, 0: never */
+	/* a snapshot from this peer under way (its worker's only): the hashes of
+	 * the paths its pages listed, an open-addressed set (0: a free slot) */
+	int snap_on;
+	uint64_t snap_inc; /* the peer's incarnation it comes from */
+	uint64_t *snap_set;
+	size_t snap_n, snap_cap;
+};
+
+/* A node that pulls from this one: how far it has this store's log. */
+struct puller {
+	uint64_t node_id;
+	uint64_t cursor; /* its cursor into this store (0 if for another incarnation) */
+	int64_t last_ns; /* monotonic time of its last pull */
 };
 
 struct held {
@@ -88,6 +103,23 @@ struct sg_repl {
 	size_t nquarantine;
 
 	_Atomic uint64_t applied, stale, quarantined, malformed, refused, pushes, pulls;
+	_Atomic uint64_t purged, snap_served, snap_received, forgotten;
+
+	/* tombstone purge (under lock): who pulls from us and how far */
+	uint64_t grace_ms;
+	pthread_mutex_t rdlock; /* the log reader, and a call of it */
+	uint64_t (*log_reader)(void *ctx);
+	void *log_reader_ctx;
+	int64_t started_ns; /* monotonic */
+	struct puller pullers[MAX_PULLERS];
+	size_t npullers;
+
+	pthread_mutex_t nlock; /* names of the nodes heard from, for sg_repl_node_name() */
+	struct {
+		uint64_t id;
+		char name[65];
+	} names[MAX_NAMES];
+	size_t nnames;
 };
 
 /* The one place NNG's codes become errnos. */
@@ -214,6 +246,10 @@ static void peer_learn_locked(sg_repl *r, const char *url)
 static void peers_learn(sg_repl *r, const sg_msg *m)
 {
 	pthread_mutex_lock(&r->lock);
+	/* a message from a peer this node backs off from: it is back, try it at once */
+	for (size_t i = 0; *m->listen_url && i < r->npeers; i++)
+		if (r->peers[i]->next_try_ns && strcmp(r->peers[i]->url, m->listen_url) == 0)
+			r->peers[i]->next_try_ns = 0;
 	peer_learn_locked(r, m->listen_url);
 	for (size_t i = 0; i < m->npeers; i++)
 		peer_learn_locked(r, m->peers[i]);
@@ -308,6 +344,48 @@ static int to_nng(const sg_msg *m, nng_msg **out)
 	return 0;
 }
 
+static int name_ok(const char *s);
+
+/* Remember which name a node id goes by (the author of its changes in the mirror). */
+static void name_learn(sg_repl *r, uint64_t id, const char *name)
+{
+	size_t i;
+
+	if (!id || !name || !name_ok(name))
+		return;
+	pthread_mutex_lock(&r->nlock);
+	for (i = 0; i < r->nnames && r->names[i].id != id; i++)
+		;
+	if (i == r->nnames && r->nnames < MAX_NAMES)
+		r->nnames++;
+	if (i < r->nnames) {
+		r->names[i].id = id;
+		snprintf(r->names[i].name, sizeof r->names[i].name, "%s", name);
+	}
+	pthread_mutex_unlock(&r->nlock);
+}
+
+int sg_repl_node_name(sg_repl *r, uint64_t id, char *buf, size_t len)
+{
+	int rc = -ENOENT;
+
+	if (!r || !len)
+		return -ENOENT;
+	if (id == r->node_id) {
+		snprintf(buf, len, "%s", r->name);
+		return 0;
+	}
+	pthread_mutex_lock(&r->nlock);
+	for (size_t i = 0; i < r->nnames; i++)
+		if (r->names[i].id == id) {
+			snprintf(buf, len, "%s", r->names[i].name);
+			rc = 0;
+			break;
+		}
+	pthread_mutex_unlock(&r->nlock);
+	return rc;
+}
+
 static int from_nng(sg_repl *r, nng_msg *nm, sg_msg **out)
 {
 	sg_wire_limits lim = {.max_msg = MAX_MSG, .max_file = sg_store_max_file_size(r->st)};
@@ -320,6 +398,8 @@ static int from_nng(sg_repl *r, nng_msg *nm, sg_msg **out)
 			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-MALFORMED",
 			       "dropped a malformed message of %zu bytes (%s); %llu so far",
 			       nng_msg_len(nm), strerror(-rc), (unsigned long long)n);
+	} else {
+		name_learn(r, (*out)->node_id, (*out)->node_name);
 	}
 	return rc;
 }
@@ -529,6 +609,252 @@ static void apply_all(sg_repl *r, const sg_change *cs, size_t n, int may_quarant
 	free(rcs);
 }
 
+/* ---- tombstone purge: who has this log how far ---- */
+
+/* Remember that `node` pulled with `cursor` into this store's log, now. */
+static void puller_note(sg_repl *r, uint64_t node, uint64_t cursor)
+{
+	int64_t now = sg_mono_ns();
+	size_t i, oldest = 0;
+
+	if (node == 0 || node == r->node_id)
+		return;
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->npullers && r->pullers[i].node_id != node; i++)
+		if (r->pullers[i].last_ns < r->pullers[oldest].last_ns)
+			oldest = i;
+	if (i == r->npullers) {
+		if (r->npullers < MAX_PULLERS)
+			r->npullers++;
+		else
+			i = oldest; /* the one silent for longest makes room */
+	}
+	r->pullers[i].node_id = node;
+	r->pullers[i].cursor = cursor;
+	r->pullers[i].last_ns = now;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* This store's version vector, for a CHANGES reply. */
+struct vv {
+	sg_vv_entry *v;
+	size_t n, cap;
+};
+
+static int vv_cb(void *ctx, const sg_vv_entry *e)
+{
+	struct vv *vv = ctx;
+
+	if (vv->n == SG_WIRE_VV_MAX)
+		return 0; /* the rest are not sent: fewer entries only ever keep more */
+	if (vv->n == vv->cap) {
+		size_t cap = vv->cap ? vv->cap * 2 : 16;
+		sg_vv_entry *nv = realloc(vv->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		vv->v = nv;
+		vv->cap = cap;
+	}
+	vv->v[vv->n++] = *e;
+	return 0;
+}
+
+int sg_repl_gc(sg_repl *r, sg_repl_gc_result *out)
+{
+	int64_t now = sg_mono_ns(), grace = (int64_t)r->grace_ms * 1000000;
+	int64_t warm = (int64_t)r->pull_interval_ms * 1000000 * 10;
+	sg_store_stats ss;
+	uint64_t upto = sg_store_version(r->st), held_by = 0;
+	size_t known = 0, heard = 0;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->grace_ms = r->grace_ms;
+	pthread_mutex_lock(&r->lock);
+	if (now - r->started_ns < (warm < grace ? warm : grace)) {
+		out->waiting = 1; /* the peers that pull from us have not all come yet */
+	} else {
+		/* every node that pulled from us within the grace: its cursor */
+		for (size_t i = 0; i < r->npullers; i++) {
+			const struct puller *pl = &r->pullers[i];
+
+			known++;
+			if (now - pl->last_ns > grace)
+				continue; /* silent too long: it will need a snapshot */
+			heard++;
+			if (pl->cursor < upto) {
+				upto = pl->cursor;
+				held_by = pl->node_id;
+			}
+		}
+		/* a peer we know of that has not pulled within the grace: nothing of
+		 * ours is known to be there, unless it has been silent for the grace
+		 * (one that never answered counts from this node's start) */
+		for (size_t i = 0; i < r->npeers; i++) {
+			const struct peer *p = r->peers[i];
+			int64_t last = atomic_load(&p->last_ok_ns);
+			uint64_t id = atomic_load(&p->node_id);
+			size_t j;
+
+			if (atomic_load(&p->self))
+				continue;
+			known++;
+			if (!last)
+				last = r->started_ns;
+			if (now - last > grace)
+				continue;
+			heard++;
+			for (j = 0; id && j < r->npullers && r->pullers[j].node_id != id; j++)
+				;
+			if (id && j < r->npullers && now - r->pullers[j].last_ns <= grace)
+				continue; /* counted above */
+			if (r->listen) {
+				upto = 0;
+				held_by = id; /* 0: not known yet */
+			}
+		}
+		if (known && !heard)
+			out->waiting = 2; /* maybe everyone is gone, maybe we are cut off */
+	}
+	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_lock(&r->rdlock);
+	if (!out->waiting && r->log_reader) {
+		uint64_t read = r->log_reader(r->log_reader_ctx);
+
+		if (read < upto) {
+			upto = read;
+			held_by = 0;
+			out->held_by_reader = 1;
+		}
+	}
+	pthread_mutex_unlock(&r->rdlock);
+	out->upto = out->waiting ? 0 : upto;
+	out->held_by = out->waiting ? 0 : held_by;
+	if (!out->waiting && upto)
+		rc = sg_store_purge(r->st, upto, sg_now_ns() - grace, &out->purged);
+	atomic_fetch_add(&r->purged, out->purged);
+	if (out->purged)
+		sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-REPL-PURGED",
+		       "purged %llu tombstones older than %llu ms, up to version %llu",
+		       (unsigned long long)out->purged, (unsigned long long)r->grace_ms,
+		       (unsigned long long)upto);
+	if (rc == 0)
+		rc = sg_store_purge_horizon(r->st, &out->horizon);
+	if (rc == 0 && sg_store_stats_get(r->st, &ss) == 0)
+		out->tombstones = ss.tombstones;
+	return rc;
+}
+
+void sg_repl_set_log_reader(sg_repl *r, uint64_t (*log_reader)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&r->rdlock);
+	r->log_reader = log_reader;
+	r->log_reader_ctx = ctx;
+	pthread_mutex_unlock(&r->rdlock);
+}
+
+/* ---- snapshots: the paths a peer's listing named ---- */
+
+static void snap_drop(struct peer *p)
+{
+	free(p->snap_set);
+	p->snap_set = NULL;
+	p->snap_n = p->snap_cap = 0;
+	p->snap_on = 0;
+}
+
+static uint64_t path_key(const char *path)
+{
+	uint64_t h = sg_hash64(path, strlen(path));
+
+	return h ? h : 1;
+}
+
+static int snap_insert(uint64_t *set, size_t cap, uint64_t k)
+{
+	size_t i = (size_t)(k & (cap - 1));
+
+	while (set[i] && set[i] != k)
+		i = (i + 1) & (cap - 1);
+	if (set[i])
+		return 0;
+	set[i] = k;
+	return 1;
+}
+
+/* Add path to the set; -ENOMEM leaves the snapshot unusable (dropped). */
+static int snap_add(struct peer *p, const char *path)
+{
+	if ((p->snap_n + 1) * 2 > p->snap_cap) {
+		size_t cap = p->snap_cap ? p->snap_cap * 2 : 1024;
+		uint64_t *ns = calloc(cap, sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		for (size_t i = 0; i < p->snap_cap; i++)
+			if (p->snap_set[i])
+				snap_insert(ns, cap, p->snap_set[i]);
+		free(p->snap_set);
+		p->snap_set = ns;
+		p->snap_cap = cap;
+	}
+	p->snap_n += (size_t)snap_insert(p->snap_set, p->snap_cap, path_key(path));
+	return 0;
+}
+
+static int snap_has(const struct peer *p, const char *path)
+{
+	uint64_t k = path_key(path);
+	size_t i;
+
+	if (!p->snap_cap)
+		return 0;
+	for (i = (size_t)(k & (p->snap_cap - 1)); p->snap_set[i]; i = (i + 1) & (p->snap_cap - 1))
+		if (p->snap_set[i] == k)
+			return 1;
+	return 0;
+}
+
+struct snap_ctx {
+	sg_repl *r;
+	const struct peer *p;
+};
+
+/* Must `path` stay after the snapshot: listed, or never sent anywhere? */
+static int snap_keep(void *ctx, const char *path)
+{
+	const struct snap_ctx *sc = ctx;
+
+	return snap_has(sc->p, path) || sg_repl_local_only(sc->r, path);
+}
+
+/* The last page of a snapshot arrived: drop what the peer deleted and purged. */
+static void snap_finish(sg_repl *r, struct peer *p, const sg_msg *last)
+{
+	struct snap_ctx sc = {r, p};
+	sg_snapshot snap = {.vv = last->vv, .nvv = last->nvv, .keep = snap_keep, .ctx = &sc};
+	uint64_t dropped = 0;
+	int rc;
+
+	snap.horizon.stamp = last->horizon;
+	if (last->horizon.hlc) {
+		rc = sg_store_reconcile(r->st, &snap, &dropped);
+		if (rc < 0) {
+			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-SNAPSHOT",
+			       "snapshot from %s: cannot reconcile: %s", p->url, strerror(-rc));
+		} else {
+			atomic_fetch_add(&r->snap_received, 1);
+			atomic_fetch_add(&r->forgotten, dropped);
+			sg_log(dropped ? SG_LOG_NOTICE : SG_LOG_INFO, DOMAIN, "SIGIL-REPL-SNAPSHOT",
+			       "snapshot from %s (%zu entries listed): %llu entries it deleted "
+			       "and purged are gone here too",
+			       p->url, p->snap_n, (unsigned long long)dropped);
+		}
+	}
+	snap_drop(p);
+}
+
 /* ---- the server: answer PULL and PUSH ---- */
 
 static nng_msg *serve(sg_repl *r, const sg_msg *m)
@@ -541,25 +867,57 @@ static nng_msg *serve(sg_repl *r, const sg_msg *m)
 	peers_learn(r, m);
 	if (m->type == SG_MSG_PULL) {
 		struct page pg = {.r = r};
-		uint64_t since = m->known_incarnation == sg_store_id(r->st) ? m->since : 0;
+		struct vv vv = {0};
+		sg_horizon h;
+		uint64_t top, since = m->known_incarnation == sg_store_id(r->st) ? m->since : 0;
 
+		puller_note(r, m->node_id, since);
+		if (sg_store_purge_horizon(r->st, &h) < 0)
+			return NULL;
+		if (since && since < h.version) {
+			/* it may have missed a delete purged here: everything again */
+			sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-REPL-SNAPSHOT-SERVE",
+			       "%s (%016llx) has this log up to %llu only, below the purge "
+			       "horizon %llu: it gets a snapshot",
+			       m->node_name, (unsigned long long)m->node_id,
+			       (unsigned long long)since, (unsigned long long)h.version);
+			since = 0;
+		}
+		if (since == 0 && h.stamp.hlc)
+			atomic_fetch_add(&r->snap_served, 1);
+		/* the vector before the listing: what it covers, the listing has */
+		if (sg_store_vv(r->st, vv_cb, &vv) < 0) {
+			free(vv.v);
+			return NULL;
+		}
 		pg.max_bytes =
 		    m->max_bytes && m->max_bytes < PAGE_BYTES ? m->max_bytes : PAGE_BYTES;
 		pg.next = since;
+		top = sg_store_version(r->st);
 		rc = sg_store_changes_after(r->st, since, 0, page_cb, &pg);
-		if (rc < 0) {
+		/* the whole log read: the cursor passes the versions purged at its end too */
+		if (!pg.more && pg.next < top)
+			pg.next = top;
+		/* the horizon after it: every delete purged before the listing is under it */
+		if (rc < 0 || sg_store_purge_horizon(r->st, &h) < 0) {
 			page_free(&pg);
+			free(vv.v);
 			return NULL;
 		}
 		msg_head(r, &reply, SG_MSG_CHANGES);
 		reply.next = pg.next;
 		reply.more = (uint32_t)pg.more;
+		reply.snapshot = since == 0;
+		reply.horizon = h.stamp;
+		reply.vv = vv.v;
+		reply.nvv = vv.n;
 		reply.changes = pg.v;
 		reply.nchanges = pg.n;
 		reply.peers = urls;
 		reply.npeers = peer_urls(r, urls, MAX_PEERS);
 		rc = to_nng(&reply, &out);
 		page_free(&pg);
+		free(vv.v);
 		return rc ? NULL : out;
 	}
 	if (m->type == SG_MSG_PUSH) {
@@ -697,12 +1055,26 @@ static void pull_from(sg_repl *r, struct peer *p)
 			return;
 		}
 		p->node_id = reply->node_id;
+		if (reply->snapshot) {
+			/* a listing from the start: note every path it names */
+			snap_drop(p);
+			p->snap_on = 1;
+			p->snap_inc = reply->incarnation;
+		} else if (p->snap_on && (reply->incarnation != p->snap_inc ||
+		                          reply->incarnation != p->pull_inc)) {
+			snap_drop(p); /* not a continuation of it */
+		}
 		apply_all(r, reply->changes, reply->nchanges, 1);
+		for (size_t i = 0; p->snap_on && i < reply->nchanges; i++)
+			if (snap_add(p, reply->changes[i].path) < 0)
+				snap_drop(p);
 		peers_learn(r, reply);
 		p->pull_since = reply->next;
 		p->pull_inc = reply->incarnation;
 		atomic_fetch_add(&r->pulls, 1);
 		if (!reply->more) {
+			if (p->snap_on)
+				snap_finish(r, p, reply);
 			sg_wire_free(reply);
 			return;
 		}
@@ -804,18 +1176,44 @@ static void *peer_main(void *arg)
 	return NULL;
 }
 
+/* How often the scheduler purges: a tenth of the grace, between 1 s and 1 h. */
+static int64_t gc_period_ns(const sg_repl *r)
+{
+	uint64_t ms = r->grace_ms / 10;
+
+	if (ms < 1000)
+		ms = 1000;
+	if (ms > 3600 * 1000)
+		ms = 3600 * 1000;
+	return (int64_t)ms * 1000000;
+}
+
 /* The scheduler: wake the workers for pushes right after commits, and for
  * anti-entropy pulls with up to three random peers every interval (every
- * peer, at once, when sg_repl_sync_now() asked). */
+ * peer, at once, when sg_repl_sync_now() asked); purge tombstones now and then. */
 static void *sync_main(void *arg)
 {
 	sg_repl *r = arg;
-	int64_t next_pull = sg_mono_ns();
+	int64_t next_pull = sg_mono_ns(), next_gc = sg_mono_ns() + gc_period_ns(r);
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
-		int64_t now = sg_mono_ns(), wake = next_pull;
+		int64_t now = sg_mono_ns(), wake = next_pull < next_gc ? next_pull : next_gc;
 		struct timespec ts;
+
+		if (now >= next_gc) {
+			sg_repl_gc_result res;
+			int rc;
+
+			pthread_mutex_unlock(&r->lock);
+			rc = sg_repl_gc(r, &res);
+			if (rc < 0)
+				sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-PURGE",
+				       "tombstone purge failed: %s", strerror(-rc));
+			pthread_mutex_lock(&r->lock);
+			next_gc = sg_mono_ns() + gc_period_ns(r);
+			continue;
+		}
 
 		if (r->push_pending) {
 			int64_t due_at = r->push_first_ns +
@@ -873,7 +1271,7 @@ void sg_repl_on_commit(void *arg, const sg_note *notes, size_t n)
 	int wake = 0, del = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (!notes[i].local || sg_repl_local_only(r, notes[i].name))
+		if (notes[i].local == SG_NOTE_REMOTE || sg_repl_local_only(r, notes[i].name))
 			continue;
 		wake = 1;
 		if (notes[i].type == SG_TYPE_TOMBSTONE)
@@ -1023,8 +1421,15 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	r->max_offset_ms = o->max_offset_ms ? o->max_offset_ms : 500;
 	r->push_delay_ms = o->push_delay_ms ? o->push_delay_ms : 150;
 	r->pull_interval_ms = o->pull_interval_ms ? o->pull_interval_ms : 1000;
+	r->grace_ms =
+	    o->tombstone_grace_ms ? o->tombstone_grace_ms : SG_REPL_TOMBSTONE_GRACE_DEFAULT;
+	r->started_ns = sg_mono_ns();
+	r->log_reader = o->log_reader;
+	r->log_reader_ctx = o->log_reader_ctx;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->qlock, NULL);
+	pthread_mutex_init(&r->nlock, NULL);
+	pthread_mutex_init(&r->rdlock, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
@@ -1110,6 +1515,7 @@ void sg_repl_stop(sg_repl *r)
 		pthread_join(r->srv[i], NULL);
 	for (size_t i = 0; i < r->npeers; i++) {
 		pthread_cond_destroy(&r->peers[i]->cond);
+		snap_drop(r->peers[i]);
 		free(r->peers[i]->url);
 		free(r->peers[i]);
 	}
@@ -1127,6 +1533,8 @@ void sg_repl_stop(sg_repl *r)
 	free(r->patterns);
 	pthread_mutex_destroy(&r->lock);
 	pthread_mutex_destroy(&r->qlock);
+	pthread_mutex_destroy(&r->nlock);
+	pthread_mutex_destroy(&r->rdlock);
 	pthread_cond_destroy(&r->cond);
 	free(r->name);
 	free(r->listen);
@@ -1143,6 +1551,10 @@ void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out)
 	out->refused = atomic_load(&r->refused);
 	out->pushes = atomic_load(&r->pushes);
 	out->pulls = atomic_load(&r->pulls);
+	out->purged = atomic_load(&r->purged);
+	out->snapshots_served = atomic_load(&r->snap_served);
+	out->snapshots_received = atomic_load(&r->snap_received);
+	out->forgotten = atomic_load(&r->forgotten);
 	pthread_mutex_lock(&r->lock);
 	out->peers = r->npeers;
 	pthread_mutex_unlock(&r->lock);

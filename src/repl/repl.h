@@ -30,7 +30,18 @@ typedef struct sg_repl_opts {
 	unsigned pull_interval_ms; /**< anti-entropy period; default 1000 */
 	const char
 	    *local_only; /**< ':'-separated fnmatch patterns of names never sent; NULL: default */
+	/** how long a tombstone is kept at least, and how long a silent peer holds
+	 *  back the purge, ms; default SG_REPL_TOMBSTONE_GRACE_DEFAULT */
+	uint64_t tombstone_grace_ms;
+	/** optional: how far another reader of the store's log (the Git mirror)
+	 *  has read it (a store version); tombstones past it are not purged, so
+	 *  that it sees every delete. Called from the replicator's threads. */
+	uint64_t (*log_reader)(void *ctx);
+	void *log_reader_ctx;
 } sg_repl_opts;
+
+/** Default tombstone_grace_ms: 7 days. */
+#define SG_REPL_TOMBSTONE_GRACE_DEFAULT (7ULL * 24 * 3600 * 1000)
 
 /**
  * Validate options, open the listener, start the threads.
@@ -56,15 +67,61 @@ void sg_repl_sync_now(sg_repl *r);
 /** Counters, for status and tests. */
 typedef struct sg_repl_stats {
 	uint64_t applied;       /**< remote changes applied */
-	uint64_t stale;         /**< remote changes refused as older than what is held */
+	uint64_t stale;         /**< remote changes refused as older than what is held (or deleted
+	                             and purged here) */
 	uint64_t quarantined;   /**< remote changes stamped too far in the future */
 	uint64_t malformed;     /**< messages dropped: undecodable or invalid */
 	uint64_t refused;       /**< changes refused by the store for another reason */
 	uint64_t pushes, pulls; /**< successful exchanges */
 	uint64_t peers;         /**< peers known */
+	uint64_t purged;        /**< tombstones purged since start (periodic and sg_repl_gc) */
+	uint64_t snapshots_served;   /**< listings from the start given to a peer that had
+	                                  missed purged deletes (or had no cursor) while this
+	                                  node had purged some */
+	uint64_t snapshots_received; /**< complete snapshots taken from a peer that had purged */
+	uint64_t forgotten; /**< entries dropped because a snapshot said they were deleted */
 } sg_repl_stats;
 
 void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out);
+
+/** What sg_repl_gc() did, and why not more. */
+typedef struct sg_repl_gc_result {
+	uint64_t purged; /**< tombstones purged by this call */
+	/** tombstones at versions up to this one were purgeable: every peer heard
+	 *  from within the grace has pulled past it */
+	uint64_t upto;
+	uint64_t held_by;    /**< node id of the peer whose cursor set upto (0: none, or a
+	                          peer that has not answered yet: then upto is 0) */
+	int held_by_reader;  /**< 1: the log reader (sg_repl_opts.log_reader) set upto */
+	int waiting;         /**< nothing may go yet: 1 just started (the peers that pull from
+	                          this node have not all come yet); 2 no peer heard from within
+	                          the grace (this node may be the one cut off) */
+	sg_horizon horizon;  /**< the store's purge horizon afterwards */
+	uint64_t tombstones; /**< tombstones left */
+	uint64_t grace_ms;
+} sg_repl_gc_result;
+
+/**
+ * Purge now the tombstones every peer has (sg_store_purge): those older than
+ * the grace, at versions every peer heard from within the grace has pulled
+ * past (a peer silent for longer no longer holds the purge back: it will
+ * catch up by a snapshot; a known peer that has not answered since this
+ * node started counts as heard until the grace has passed since the start).
+ * Nothing goes during the first ten pull intervals after start (or the
+ * grace, if shorter), nor while the node has peers and heard from none of
+ * them within the grace (it may be the one cut off). The replicator also
+ * does this by itself every tenth of the grace (at least every second, at
+ * most hourly).
+ * @return 0 (what happened in out), or a negative errno from the store.
+ */
+int sg_repl_gc(sg_repl *r, sg_repl_gc_result *out);
+
+/**
+ * Replace the log reader of sg_repl_opts (NULL: none). Returns once no call
+ * of the old one is under way, so that its context may go (stop the mirror
+ * only after this, if it stops before the replicator). Thread-safe.
+ */
+void sg_repl_set_log_reader(sg_repl *r, uint64_t (*log_reader)(void *ctx), void *ctx);
 
 /** One peer as this node sees it. */
 typedef struct sg_repl_peer {
@@ -79,6 +136,12 @@ typedef struct sg_repl_peer {
 
 /** Call cb for every known peer (not this node itself). */
 void sg_repl_peers(sg_repl *r, void (*cb)(void *ctx, const sg_repl_peer *p), void *ctx);
+
+/**
+ * The name of node `id`, as it introduced itself in a message this node
+ * received (or this node's own name), into buf. -ENOENT if never heard of.
+ */
+int sg_repl_node_name(sg_repl *r, uint64_t id, char *buf, size_t len);
 
 /** Does `path` (or any of its components) match a local-only pattern? */
 int sg_repl_local_only(const sg_repl *r, const char *path);

@@ -51,10 +51,35 @@ static int free_port(void)
 	return port;
 }
 
+static unsigned test_grace_ms;          /* tombstone_grace of the nodes a test starts; 0: default */
+static uint64_t reader_at = UINT64_MAX; /* how far the (pretend) mirror has read the log */
+
+static uint64_t log_reader(void *ctx)
+{
+	(void)ctx;
+	return reader_at;
+}
+
+/* (Re)start replication on n's store. */
+static void node_repl(struct node *n, const char *name, const char *peer)
+{
+	sg_repl_opts ro = {0};
+
+	ro.store = n->st;
+	ro.node_name = name;
+	ro.listen = n->url;
+	ro.peers = &peer;
+	ro.npeers = peer ? 1 : 0;
+	ro.pull_interval_ms = 100;
+	ro.tombstone_grace_ms = test_grace_ms;
+	ro.log_reader = log_reader;
+	assert_int_equal(sg_repl_start(&n->r, &ro), 0);
+	sg_store_set_observer(n->st, sg_repl_on_commit, n->r);
+}
+
 static void node_start(struct node *n, const char *name, const char *peer)
 {
 	sg_store_opts so = {0};
-	sg_repl_opts ro = {0};
 
 	strcpy(n->dir, "/tmp/sigil-repl-XXXXXX");
 	assert_non_null(mkdtemp(n->dir));
@@ -62,14 +87,15 @@ static void node_start(struct node *n, const char *name, const char *peer)
 	so.dir = n->dir;
 	so.node_id = sg_hash64(name, strlen(name));
 	assert_int_equal(sg_store_open(&n->st, &so), 0);
-	ro.store = n->st;
-	ro.node_name = name;
-	ro.listen = n->url;
-	ro.peers = &peer;
-	ro.npeers = peer ? 1 : 0;
-	ro.pull_interval_ms = 100;
-	assert_int_equal(sg_repl_start(&n->r, &ro), 0);
-	sg_store_set_observer(n->st, sg_repl_on_commit, n->r);
+	node_repl(n, name, peer);
+}
+
+/* Stop n's replication only: the node is away, its store stays. */
+static void node_away(struct node *n)
+{
+	sg_store_set_observer(n->st, NULL, NULL);
+	sg_repl_stop(n->r);
+	n->r = NULL;
 }
 
 static void node_stop(struct node *n)
@@ -217,6 +243,49 @@ static void test_two_nodes_converge(void **state)
 	node_stop(&a);
 }
 
+/* sg_store_put (a restore) replicates like any local change. */
+static void test_puts_replicate(void **state)
+{
+	struct node a, b;
+	sg_change c[3];
+	int rcs[3];
+	sg_attr x;
+
+	node_start(&a, "alpha", NULL);
+	node_start(&b, "beta", a.url);
+	memset(c, 0, sizeof(c));
+	c[0].path = "etc";
+	c[0].type = SG_TYPE_DIR;
+	c[0].mode = 0755;
+	c[1].path = "etc/restored.conf";
+	c[1].type = SG_TYPE_FILE;
+	c[1].mode = 0644;
+	c[1].data = "from git";
+	c[1].len = 8;
+	c[2].path = "etc/restored.conf~";
+	c[2].type = SG_TYPE_FILE;
+	c[2].mode = 0644;
+	assert_int_equal(sg_store_put_many(a.st, c, 3, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(rcs[1], 0);
+	assert_int_equal(rcs[2], 0);
+	assert_true(wait_for(&b, "etc/restored.conf", "from git"));
+	assert_int_equal(sg_store_resolve(b.st, "etc/restored.conf~", &x), -ENOENT);
+	/* b edits it; a put on a restores it over b's newer-looking version */
+	assert_int_equal(sg_store_resolve(b.st, "etc/restored.conf", &x), 0);
+	assert_int_equal(
+	    sg_store_write(b.st, NULL, x.id, "edited on b", 11, sg_now_ns(), sg_now_ns(), NULL), 0);
+	assert_true(wait_for(&a, "etc/restored.conf", "edited on b"));
+	assert_int_equal(sg_store_put(a.st, &c[1]), 0);
+	assert_true(wait_for(&b, "etc/restored.conf", "from git"));
+	/* a put tombstone deletes on both */
+	c[0].type = SG_TYPE_TOMBSTONE;
+	assert_int_equal(sg_store_put(a.st, &c[0]), 0);
+	assert_true(wait_for(&b, "etc", NULL));
+	node_stop(&b);
+	node_stop(&a);
+}
+
 static void test_future_stamps_wait(void **state)
 {
 	struct node a;
@@ -259,12 +328,197 @@ static void test_future_stamps_wait(void **state)
 	node_stop(&a);
 }
 
+/* A raw PULL from a made-up node, as a peer with cursor `since` into a's log sends it. */
+static sg_msg *pull_raw(struct node *a, uint64_t node, uint64_t since, uint64_t inc)
+{
+	sg_msg pull, *m = NULL;
+	nng_msg *reply = NULL;
+	void *buf;
+	size_t len;
+
+	memset(&pull, 0, sizeof(pull));
+	pull.type = SG_MSG_PULL;
+	pull.node_id = node;
+	pull.incarnation = 77;
+	pull.node_name = "probe";
+	pull.listen_url = "";
+	pull.max_bytes = 1 << 20;
+	pull.since = since;
+	pull.known_incarnation = inc;
+	assert_int_equal(sg_wire_encode(&pull, &buf, &len), 0);
+	assert_int_equal(send_raw(a->url, buf, len, &reply), 0);
+	free(buf);
+	assert_int_equal(sg_wire_decode(nng_msg_body(reply), nng_msg_len(reply), NULL, &m), 0);
+	nng_msg_free(reply);
+	assert_int_equal(m->type, SG_MSG_CHANGES);
+	return m;
+}
+
+static void test_gc_waits_for_pullers(void **state)
+{
+	struct node a;
+	sg_repl_gc_result g;
+	sg_repl_stats rs;
+	sg_attr x;
+	sg_msg *m;
+	uint64_t inc, v_tomb;
+
+	test_grace_ms = 300;
+	node_start(&a, "alpha", NULL);
+	inc = sg_store_id(a.st);
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "x", SG_TYPE_FILE, 0644, 0, 0, "x",
+	                                 1, sg_now_ns(), &x),
+	                 0);
+	assert_int_equal(sg_store_remove(a.st, NULL, SG_ROOT_ID, "x", 0, sg_now_ns()), 0);
+	v_tomb = sg_store_version(a.st);
+
+	/* up for less than the grace: nothing goes yet */
+	assert_int_equal(sg_repl_gc(a.r, &g), 0);
+	assert_int_equal(g.waiting, 1);
+	assert_int_equal(g.purged, 0);
+	usleep(400000);
+
+	/* a peer that pulled within the grace, but not past the tombstone, holds it */
+	sg_wire_free(pull_raw(&a, 0x9999, 1, inc));
+	assert_int_equal(sg_repl_gc(a.r, &g), 0);
+	assert_int_equal(g.waiting, 0);
+	assert_int_equal(g.purged, 0);
+	assert_int_equal(g.upto, 1);
+	assert_int_equal(g.held_by, 0x9999);
+	assert_int_equal(g.tombstones, 1);
+
+	/* once it has pulled past it, the tombstone goes, once the mirror has read it too */
+	sg_wire_free(pull_raw(&a, 0x9999, v_tomb, inc));
+	reader_at = v_tomb - 1;
+	assert_int_equal(sg_repl_gc(a.r, &g), 0);
+	assert_int_equal(g.purged, 0);
+	assert_int_equal(g.held_by_reader, 1);
+	assert_int_equal(g.upto, v_tomb - 1);
+	sg_repl_set_log_reader(a.r, NULL, NULL); /* as if the mirror stopped */
+	reader_at = UINT64_MAX;
+	assert_int_equal(sg_repl_gc(a.r, &g), 0);
+	assert_int_equal(g.held_by_reader, 0);
+	assert_int_equal(g.purged, 1);
+	assert_int_equal(g.tombstones, 0);
+	assert_int_equal(g.horizon.version, v_tomb);
+	sg_repl_stats_get(a.r, &rs);
+	assert_int_equal(rs.purged, 1);
+
+	/* a peer below the horizon (or with no cursor) is listed everything: a snapshot,
+	 * with the horizon and the vector */
+	m = pull_raw(&a, 0x8888, 1, inc);
+	assert_int_equal(m->snapshot, 1);
+	assert_int_equal(m->horizon.hlc, g.horizon.stamp.hlc);
+	assert_int_equal(m->horizon.origin, sg_store_node_id(a.st));
+	assert_int_equal(m->nvv, 1);
+	assert_int_equal(m->vv[0].origin, sg_store_node_id(a.st));
+	assert_int_equal(m->vv[0].seq, 2);
+	assert_int_equal(m->more, 0);
+	sg_wire_free(m);
+	m = pull_raw(&a, 0x8888, v_tomb, 0);
+	assert_int_equal(m->snapshot, 1);
+	sg_wire_free(m);
+	/* at or past it: the usual page */
+	m = pull_raw(&a, 0x8888, v_tomb, inc);
+	assert_int_equal(m->snapshot, 0);
+	assert_int_equal(m->nchanges, 0);
+	sg_wire_free(m);
+	sg_repl_stats_get(a.r, &rs);
+	assert_int_equal(rs.snapshots_served, 2);
+
+	/* every peer silent for longer than the grace: this node may be the one cut off */
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "y", SG_TYPE_FILE, 0644, 0, 0, "y",
+	                                 1, sg_now_ns(), &x),
+	                 0);
+	assert_int_equal(sg_store_remove(a.st, NULL, SG_ROOT_ID, "y", 0, sg_now_ns()), 0);
+	usleep(400000);
+	assert_int_equal(sg_repl_gc(a.r, &g), 0);
+	assert_int_equal(g.waiting, 2);
+	assert_int_equal(g.purged, 0);
+	assert_int_equal(g.tombstones, 1);
+	node_stop(&a);
+	test_grace_ms = 0;
+}
+
+/* Wait (at most 10 s) until gc on n has purged everything. */
+static int gc_until_empty(struct node *n)
+{
+	for (int i = 0; i < 200; i++) {
+		sg_repl_gc_result g;
+
+		if (sg_repl_gc(n->r, &g) == 0 && g.tombstones == 0 && g.horizon.version)
+			return 1;
+		usleep(50000);
+	}
+	return 0;
+}
+
+static void test_snapshot_catch_up(void **state)
+{
+	struct node a, b, c;
+	sg_repl_stats rs;
+	sg_attr x, d;
+
+	test_grace_ms = 500;
+	node_start(&a, "alpha", NULL);
+	node_start(&b, "beta", a.url);
+	node_start(&c, "gamma", a.url);
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "etc", SG_TYPE_DIR, 0755, 0, 0,
+	                                 NULL, 0, sg_now_ns(), &d),
+	                 0);
+	assert_int_equal(sg_store_create(a.st, NULL, d.id, "gone.conf", SG_TYPE_FILE, 0644, 0, 0,
+	                                 "old", 3, sg_now_ns(), NULL),
+	                 0);
+	assert_int_equal(sg_store_create(a.st, NULL, d.id, "kept.conf", SG_TYPE_FILE, 0644, 0, 0,
+	                                 "kept", 4, sg_now_ns(), NULL),
+	                 0);
+	assert_true(wait_for(&b, "etc/gone.conf", "old"));
+	assert_true(wait_for(&c, "etc/gone.conf", "old"));
+	assert_true(wait_for(&c, "etc/kept.conf", "kept"));
+
+	/* c goes away; a deletes; c writes while away */
+	node_away(&c);
+	assert_int_equal(sg_store_remove(a.st, NULL, d.id, "gone.conf", 0, sg_now_ns()), 0);
+	assert_true(wait_for(&b, "etc/gone.conf", NULL));
+	assert_int_equal(sg_store_resolve(c.st, "etc", &x), 0);
+	assert_int_equal(sg_store_create(c.st, NULL, x.id, "while-away.conf", SG_TYPE_FILE, 0644, 0,
+	                                 0, "new", 3, sg_now_ns(), NULL),
+	                 0);
+
+	/* past the grace, a and b purge the tombstone (c, silent, holds nothing back) */
+	usleep(600000);
+	assert_true(gc_until_empty(&a));
+	assert_true(gc_until_empty(&b));
+
+	/* c comes back: a snapshot tells it what went; what it wrote reaches the others */
+	node_repl(&c, "gamma", a.url);
+	assert_true(wait_for(&c, "etc/gone.conf", NULL));
+	assert_true(wait_for(&a, "etc/while-away.conf", "new"));
+	assert_true(wait_for(&b, "etc/while-away.conf", "new"));
+	assert_true(wait_for(&c, "etc/kept.conf", "kept"));
+	sg_repl_stats_get(c.r, &rs);
+	assert_true(rs.snapshots_received >= 1);
+	assert_int_equal(rs.forgotten, 1);
+	/* and nothing brings the deleted file back to a or b */
+	usleep(300000);
+	assert_int_equal(sg_store_resolve(a.st, "etc/gone.conf", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(b.st, "etc/gone.conf", &x), -ENOENT);
+	assert_int_equal(sg_store_check(c.st, NULL, NULL, NULL), 0);
+	node_stop(&c);
+	node_stop(&b);
+	node_stop(&a);
+	test_grace_ms = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_garbage_is_dropped_and_counted),
 	    cmocka_unit_test(test_two_nodes_converge),
 	    cmocka_unit_test(test_future_stamps_wait),
+	    cmocka_unit_test(test_puts_replicate),
+	    cmocka_unit_test(test_gc_waits_for_pullers),
+	    cmocka_unit_test(test_snapshot_catch_up),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -106,6 +106,13 @@ static struct raw raw_msg_mv(const sg_msg *m, uint32_t magic, uint16_t version)
 	case SG_MSG_CHANGES:
 		raw_le(&b, m->next, 8);
 		raw_le(&b, m->more, 1);
+		raw_le(&b, m->snapshot, 1);
+		raw_stamp(&b, &m->horizon);
+		raw_le(&b, m->nvv, 2);
+		for (size_t i = 0; i < m->nvv; i++) {
+			raw_le(&b, m->vv[i].origin, 8);
+			raw_le(&b, m->vv[i].seq, 8);
+		}
 		break;
 	case SG_MSG_ACK:
 		raw_le(&b, m->code, 4);
@@ -243,12 +250,19 @@ static sg_msg sample_pull(void)
 	return m;
 }
 
+static const sg_vv_entry sample_vv[] = {
+    {0x1111, 3}, {0x2222, 7}, {0x0102030405060708ULL, 1}, {UINT64_MAX, UINT64_MAX}};
+
 static sg_msg sample_changes_msg(void)
 {
 	sg_msg m = sample_header(SG_MSG_CHANGES);
 
 	m.next = 42;
 	m.more = 1;
+	m.snapshot = 1;
+	m.horizon = (sg_stamp){0x18c0000000010001ULL, 0x2222, 5};
+	m.vv = sample_vv;
+	m.nvv = sizeof(sample_vv) / sizeof(sample_vv[0]);
 	m.changes = sample_changes;
 	m.nchanges = sizeof(sample_changes) / sizeof(sample_changes[0]);
 	m.peers = sample_peers;
@@ -347,6 +361,20 @@ static void assert_msg_equal(const sg_msg *o, const sg_msg *d)
 	assert_int_equal(pull ? o->known_incarnation : 0, d->known_incarnation);
 	assert_int_equal(changes ? o->next : 0, d->next);
 	assert_int_equal(changes ? o->more : 0, d->more);
+	assert_int_equal(changes ? o->snapshot : 0, d->snapshot);
+	if (changes) {
+		assert_stamp_equal(&o->horizon, &d->horizon);
+	} else {
+		assert_stamp_equal(&(sg_stamp){0, 0, 0}, &d->horizon);
+	}
+	assert_int_equal(changes ? o->nvv : 0, d->nvv);
+	for (size_t i = 0; i < d->nvv; i++) {
+		assert_int_equal(o->vv[i].origin, d->vv[i].origin);
+		assert_int_equal(o->vv[i].seq, d->vv[i].seq);
+	}
+	if (d->nvv == 0) {
+		assert_null(d->vv);
+	}
 	assert_int_equal(has_changes ? o->nchanges : 0, d->nchanges);
 	for (size_t i = 0; i < d->nchanges; i++) {
 		assert_change_equal(&o->changes[i], &d->changes[i]);
@@ -460,6 +488,15 @@ static void test_round_trip_changes(void **state)
 	m.nchanges = 0;
 	m.changes = NULL;
 	round_trip(&m);
+	m.snapshot = 0;
+	m.horizon = (sg_stamp){0, 0, 0};
+	m.nvv = 0;
+	m.vv = NULL;
+	round_trip(&m);
+	m.horizon = (sg_stamp){1, 1, 0}; /* a seq of 0 is allowed: only hlc and origin say "set" */
+	m.vv = sample_vv;
+	m.nvv = 1;
+	round_trip(&m);
 }
 
 static void test_round_trip_push(void **state)
@@ -515,7 +552,7 @@ static void test_other_fields_ignored(void **state)
 static void test_layout(void **state)
 {
 	static const unsigned char want[] = {
-	    0x53, 0x47, 0x4c, 0x31, 0x01, 0x00, 0x04, 0x00, /* "SGL1", version 1, ACK */
+	    0x53, 0x47, 0x4c, 0x31, 0x02, 0x00, 0x04, 0x00, /* "SGL1", version 2, ACK */
 	    0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* node_id */
 	    0x02, 0,    0,    0,    0,    0,    0,    0,    /* incarnation */
 	    0x01, 'n',  0x00, 0x00,                         /* node_name "n", listen_url "" */
@@ -565,7 +602,8 @@ static void test_bad_magic_version(void **state)
 	refused_raw(NULL, raw_msg_mv(&m, 0x324c4753u, SG_WIRE_VERSION), NULL, -EBADMSG);
 	refused_raw(NULL, raw_msg_mv(&m, 0x53474c31u, SG_WIRE_VERSION), NULL, -EBADMSG);
 	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 0), NULL, -EBADMSG);
-	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 2), NULL, -EBADMSG);
+	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 1), NULL, -EBADMSG); /* the old format */
+	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 3), NULL, -EBADMSG);
 	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 0x0100), NULL, -EBADMSG);
 }
 
@@ -771,6 +809,63 @@ static void test_bad_more(void **state)
 	(void)state;
 	m.more = 2;
 	refused(&m);
+	m.more = 0;
+	m.snapshot = 2;
+	refused(&m);
+}
+
+static void test_bad_horizon(void **state)
+{
+	sg_msg m = sample_changes_msg();
+
+	(void)state;
+	m.horizon = (sg_stamp){0, 5, 1}; /* no hlc */
+	refused(&m);
+	m.horizon = (sg_stamp){5, 0, 1}; /* no origin */
+	refused(&m);
+	m.horizon = (sg_stamp){0, 0, 1}; /* a seq alone */
+	refused(&m);
+}
+
+static void test_bad_vv(void **state)
+{
+	static sg_vv_entry many[SG_WIRE_VV_MAX + 1];
+	sg_vv_entry vv[3] = {{1, 1}, {2, 2}, {3, 3}};
+	sg_msg m = sample_changes_msg();
+	struct raw b;
+	sg_msg *d = NULL;
+
+	(void)state;
+	m.vv = vv;
+	m.nvv = 3;
+	accepted(&m, NULL);
+	vv[1].origin = 3; /* out of order */
+	refused(&m);
+	vv[1].origin = 1; /* twice */
+	refused(&m);
+	vv[1] = (sg_vv_entry){0, 2}; /* origin 0 */
+	m.vv = &vv[1];
+	m.nvv = 1;
+	refused(&m);
+	vv[1] = (sg_vv_entry){2, 0}; /* seq 0 */
+	refused(&m);
+	/* the limit, and one past it */
+	for (size_t i = 0; i < SG_WIRE_VV_MAX + 1; i++) {
+		many[i] = (sg_vv_entry){i + 1, 1};
+	}
+	m.vv = many;
+	m.nvv = SG_WIRE_VV_MAX;
+	accepted(&m, NULL);
+	m.nvv = SG_WIRE_VV_MAX + 1;
+	refused(&m);
+	/* a count past the bytes there are */
+	m.nvv = 2;
+	b = raw_msg(&m);
+	b.p[4 + 2 + 2 + 8 + 8 + 1 + strlen(m.node_name) + 2 + strlen(m.listen_url) + 8 + 1 + 1 +
+	    24] = 0x30; /* nvv (after next, more, snapshot, horizon): 2 -> 48 */
+	assert_int_equal(decode_copy(b.p, b.len, NULL, &d), -EBADMSG);
+	assert_null(d);
+	free(b.p);
 }
 
 /* ---- refusals: paths --------------------------------------------------------------------- */
@@ -1203,6 +1298,8 @@ int main(void)
 	    cmocka_unit_test(test_bad_urls),
 	    cmocka_unit_test(test_too_many_peers),
 	    cmocka_unit_test(test_bad_more),
+	    cmocka_unit_test(test_bad_horizon),
+	    cmocka_unit_test(test_bad_vv),
 	    cmocka_unit_test(test_bad_paths),
 	    cmocka_unit_test(test_bad_change_type),
 	    cmocka_unit_test(test_bad_mode),

@@ -26,6 +26,7 @@
 /* path length, type, mode, uid, gid, mtime, ctime, stamp, base, data length, nxattrs */
 #define WIRE_CHANGE_FIXED (2 + 1 + 4 * 3 + 8 * 2 + 8 * 3 * 2 + 4 + 2)
 #define WIRE_XATTR_FIXED (1 + 4)
+#define WIRE_VV_ENTRY (8 + 8)
 
 /* ---- validators, shared by encode and decode: 1 when valid ---------------- */
 
@@ -147,6 +148,30 @@ static int change_ok(const sg_change *c, uint64_t max_file)
 	return 1;
 }
 
+/* A purge horizon: none (all zero), or a real stamp. */
+static int horizon_ok(const sg_stamp *h)
+{
+	if (h->hlc == 0 && h->origin == 0 && h->seq == 0) {
+		return 1;
+	}
+	return h->hlc != 0 && h->origin != 0;
+}
+
+/* A version vector: at most SG_WIRE_VV_MAX entries, origins increasing, nothing zero. */
+static int vv_ok(const sg_vv_entry *vv, size_t n)
+{
+	if (n > SG_WIRE_VV_MAX || (n > 0 && vv == NULL)) {
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (vv[i].origin == 0 || vv[i].seq == 0 ||
+		    (i > 0 && vv[i].origin <= vv[i - 1].origin)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* ---- sizes ---------------------------------------------------------------- */
 
 /* acc += n; 0 on overflow. */
@@ -212,10 +237,11 @@ static int msg_check(const sg_msg *m, size_t *size)
 		n += 8 + 4 + 8;
 		break;
 	case SG_MSG_CHANGES:
-		if (m->more > 1) {
+		if (m->more > 1 || m->snapshot > 1 || !horizon_ok(&m->horizon) ||
+		    !vv_ok(m->vv, m->nvv)) {
 			return -EINVAL;
 		}
-		n += 8 + 1;
+		n += 8 + 1 + 1 + 8 * 3 + 2 + m->nvv * WIRE_VV_ENTRY;
 		break;
 	case SG_MSG_ACK:
 		n += 4;
@@ -342,6 +368,13 @@ int sg_wire_encode(const sg_msg *m, void **out, size_t *len)
 	case SG_MSG_CHANGES:
 		p = put_le(p, m->next, 8);
 		p = put_le(p, m->more, 1);
+		p = put_le(p, m->snapshot, 1);
+		p = put_stamp(p, &m->horizon);
+		p = put_le(p, m->nvv, 2);
+		for (size_t i = 0; i < m->nvv; i++) {
+			p = put_le(p, m->vv[i].origin, 8);
+			p = put_le(p, m->vv[i].seq, 8);
+		}
 		break;
 	case SG_MSG_ACK:
 		p = put_le(p, m->code, 4);
@@ -432,10 +465,11 @@ struct dec {
 	size_t max_changes, max_peers;
 	int fill; /* 0: validate and count; 1: validate and build */
 	/* what the message needs: counted by the first pass, capacities of the second */
-	size_t nchanges, nxattrs, npeers, nbytes;
+	size_t nchanges, nxattrs, npeers, nbytes, nvv;
 	/* second pass: the arrays and the string area of the block, and how much is used */
 	sg_change *ch;
 	sg_xattr *xa;
+	sg_vv_entry *vv;
 	const char **peers;
 	char *str;
 	size_t xa_used, str_used;
@@ -594,6 +628,40 @@ static int parse_peers(struct dec *d, sg_msg *m)
 	return d->overflow ? -EBADMSG : 0;
 }
 
+static int parse_vv(struct dec *d, sg_msg *m)
+{
+	struct rd *r = &d->r;
+	uint64_t n = rd_uint(r, 2);
+	sg_vv_entry prev = {0, 0};
+
+	if (r->bad || n > SG_WIRE_VV_MAX || n > r->left / WIRE_VV_ENTRY) {
+		return -EBADMSG;
+	}
+	if (d->fill) {
+		if (n != d->nvv) {
+			return -EBADMSG;
+		}
+		m->vv = n > 0 ? d->vv : NULL;
+	} else {
+		d->nvv = (size_t)n;
+	}
+	m->nvv = (size_t)n;
+	for (size_t i = 0; i < n; i++) {
+		sg_vv_entry e;
+
+		e.origin = rd_uint(r, 8);
+		e.seq = rd_uint(r, 8);
+		if (r->bad || e.origin == 0 || e.seq == 0 || (i > 0 && e.origin <= prev.origin)) {
+			return -EBADMSG;
+		}
+		if (d->fill) {
+			d->vv[i] = e;
+		}
+		prev = e;
+	}
+	return 0;
+}
+
 static int parse_msg(struct dec *d, sg_msg *m)
 {
 	struct rd *r = &d->r;
@@ -629,7 +697,12 @@ static int parse_msg(struct dec *d, sg_msg *m)
 	case SG_MSG_CHANGES:
 		m->next = rd_uint(r, 8);
 		m->more = (uint32_t)rd_uint(r, 1);
-		rc = r->bad || m->more > 1 ? -EBADMSG : parse_changes(d, m);
+		m->snapshot = (uint32_t)rd_uint(r, 1);
+		rd_stamp(r, &m->horizon);
+		rc = r->bad || m->more > 1 || m->snapshot > 1 || !horizon_ok(&m->horizon)
+		         ? -EBADMSG
+		         : parse_vv(d, m);
+		rc = rc ? rc : parse_changes(d, m);
 		rc = rc ? rc : parse_peers(d, m);
 		break;
 	case SG_MSG_PUSH:
@@ -664,9 +737,9 @@ static int add_array(size_t *acc, size_t n, size_t size)
 	return add_size(acc, n * size);
 }
 
-/* Where the parts of the block go: sg_msg, changes, xattrs, peers, then the strings. */
+/* Where the parts of the block go: sg_msg, vv, changes, xattrs, peers, then the strings. */
 struct layout {
-	size_t ch, xa, peers, str, total;
+	size_t vv, ch, xa, peers, str, total;
 };
 
 static int layout_of(const struct dec *d, struct layout *l)
@@ -674,6 +747,8 @@ static int layout_of(const struct dec *d, struct layout *l)
 	size_t n = sizeof(sg_msg);
 	int ok = align_size(&n);
 
+	l->vv = n;
+	ok = ok && add_array(&n, d->nvv, sizeof(sg_vv_entry)) && align_size(&n);
 	l->ch = n;
 	ok = ok && add_array(&n, d->nchanges, sizeof(sg_change)) && align_size(&n);
 	l->xa = n;
@@ -732,6 +807,7 @@ int sg_wire_decode(const void *buf, size_t len, const sg_wire_limits *lim, sg_ms
 	}
 
 	/* second pass: validate again and fill the block */
+	d.vv = at(block, l.vv);
 	d.ch = at(block, l.ch);
 	d.xa = at(block, l.xa);
 	d.peers = at(block, l.peers);

@@ -12,7 +12,7 @@
 /*
  * Encoding: little-endian integers, length-prefixed byte strings; no
  * padding, no pointers, no trailing bytes. Every message starts with
- *   magic u32 "SGL1" (0x314c4753), version u16 (1), type u16,
+ *   magic u32 "SGL1" (0x314c4753), version u16 (2), type u16,
  *   node_id u64, incarnation u64, node_name str8, listen_url str16
  * followed by the fields of its type (see sg_msg). str8 = u8 length + bytes,
  * str16 = u16 length + bytes, blob32 = u32 length + bytes.
@@ -22,7 +22,10 @@
  */
 
 #define SG_WIRE_MAGIC 0x314c4753u
-#define SG_WIRE_VERSION 1
+/* 2: CHANGES carries the snapshot flag, the purge horizon and the version vector */
+#define SG_WIRE_VERSION 2
+/* most version vector entries one CHANGES message carries */
+#define SG_WIRE_VV_MAX 4096
 
 enum sg_msg_type {
 	SG_MSG_PULL = 1,    /* requester -> responder: changes after `since`, please */
@@ -55,6 +58,16 @@ typedef struct sg_msg {
 	/* CHANGES (a reply to PULL) and PUSH */
 	uint64_t next; /* CHANGES: pass as `since` next time */
 	uint32_t more; /* CHANGES: 1 if more changes are waiting */
+	/* CHANGES: 1 when this page lists the responder's log from its start (the
+	 * requester's cursor was 0, for another incarnation, or below the
+	 * responder's purge horizon): its pages up to the one with more == 0 are
+	 * a snapshot */
+	uint32_t snapshot;
+	sg_stamp horizon; /* CHANGES: the responder's purge horizon stamp ({0}: none) */
+	/* CHANGES: the responder's version vector, origins increasing, read
+	 * before the page was listed */
+	const sg_vv_entry *vv;
+	size_t nvv;
 	const sg_change *changes;
 	size_t nchanges;
 
@@ -69,7 +82,9 @@ typedef struct sg_msg {
 /*
  * Field presence per type, in this order after the header:
  *   PULL:    since u64, max_bytes u32, known_incarnation u64, npeers u16, peers str16...
- *   CHANGES: next u64, more u8, nchanges u32, changes..., npeers u16, peers str16...
+ *   CHANGES: next u64, more u8, snapshot u8, horizon (hlc u64, origin u64, seq u64),
+ *            nvv u16, vv (origin u64, seq u64)..., nchanges u32, changes...,
+ *            npeers u16, peers str16...
  *   PUSH:    nchanges u32, changes...
  *   ACK:     code u32
  */
@@ -93,6 +108,9 @@ int sg_wire_encode(const sg_msg *m, void **out, size_t *len);
  * all-zero stamp), data only for files (<= max_file) and symlinks
  * (1..SG_PATH_MAX bytes), none for directories and tombstones; xattrs only on
  * live entries, at most 256, names "user." + 1..250 bytes, values <= 65536.
+ * CHANGES: more and snapshot 0 or 1; horizon all zero, or hlc and origin
+ * non-zero; at most SG_WIRE_VV_MAX vv entries, origins non-zero and strictly
+ * increasing, seqs non-zero.
  * @param[out] out the message, one allocation; pointers point into it.
  */
 int sg_wire_decode(const void *buf, size_t len, const sg_wire_limits *lim, sg_msg **out);
