@@ -106,6 +106,16 @@ wait_for "$A/etc/app/app.conf" "$(cat "$B/etc/app/app.conf")"
 wait_for "$C/etc/app/app.conf" "$(cat "$B/etc/app/app.conf")"
 echo "\$ cat $A/etc/app/app.conf        # on node a"
 cat "$A/etc/app/app.conf"
+echo
+# the mirror commits at most once a second: wait (up to 5 s) for the edit to land
+i=0
+while ! git --git-dir="$demo/data-c/mirror.git" log -1 --format=%b 2>/dev/null |
+	grep -q 'modified *etc/app/app.conf' && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+echo "\$ git --git-dir=$demo/data-c/mirror.git log -2 --stat   # node c's Git mirror"
+git --git-dir="$demo/data-c/mirror.git" log -2 --stat --format='commit %h  author %an, committed by %cn, %ad%n%n%w(0,4,4)%B' | cat
 cat <<MSG
 
 Three nodes replicate over mutual TLS on 127.0.0.1. Edit under any of
@@ -115,5 +125,10 @@ one versioned change in the node's LMDB store ($demo/data-*); concurrent saves
 resolve last-writer-wins, and a lost save is listed in .sigil/conflicts.
 Stop a node (kill -STOP its pid), write elsewhere, resume it (kill -CONT): it
 catches up.
+Each node mirrors its tree into Git ($demo/data-*/mirror.git):
+  git --git-dir=$demo/data-a/mirror.git log -p
+  $top/sigilctl -d $demo/data-a status
+  $top/sigilctl -d $demo/data-a diff HEAD~1          # how the tree drifted since
+  $top/sigilctl -d $demo/data-a restore HEAD~1       # ...and back, on every node
 Unmount everything and stop:   $0 stop
 MSG

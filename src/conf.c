@@ -28,6 +28,7 @@ enum kind {
 	K_DURATION, /* a number and ms, s, m, h or d */
 	K_REMOTE,   /* a git remote: anything without blanks */
 	K_LEVEL,    /* a syslog level name */
+	K_MIRROR,   /* an absolute path, or "off" */
 };
 
 enum {
@@ -47,6 +48,7 @@ enum {
 	KEY_REMOTE,
 	KEY_TOMBSTONE_GRACE,
 	KEY_LOG_LEVEL,
+	KEY_SEED,
 	KEY_COUNT
 };
 _Static_assert(KEY_COUNT == SG_CONFIG_NKEYS, "SG_CONFIG_NKEYS is the number of keys");
@@ -66,11 +68,12 @@ static const struct keydef {
     [KEY_LOCAL_ONLY] = {"local_only", K_PATTERNS},
     [KEY_MAX_FILE_SIZE] = {"max_file_size", K_SIZE},
     [KEY_CACHE_TIMEOUT] = {"cache_timeout", K_SECONDS},
-    [KEY_MIRROR] = {"mirror", K_ABSPATH},
+    [KEY_MIRROR] = {"mirror", K_MIRROR},
     [KEY_COMMIT_INTERVAL] = {"commit_interval", K_DURATION},
     [KEY_REMOTE] = {"remote", K_REMOTE},
     [KEY_TOMBSTONE_GRACE] = {"tombstone_grace", K_DURATION},
     [KEY_LOG_LEVEL] = {"log_level", K_LEVEL},
+    [KEY_SEED] = {"seed", K_REMOTE},
 };
 
 static const char *const levels[] = {"err", "warning", "notice", "info", "debug"};
@@ -663,6 +666,14 @@ static int check_value(enum kind k, const char *v, char *why, size_t len)
 		return -EINVAL;
 	}
 	switch (k) {
+	case K_MIRROR:
+		if (strcmp(v, "off") == 0)
+			return 0;
+		if (v[0] != '/') {
+			say(why, len, "'%s' is neither an absolute path nor off", v);
+			return -EINVAL;
+		}
+		return 0;
 	case K_ABSPATH:
 		if (v[0] != '/') {
 			say(why, len, "'%s' is not an absolute path", v);
@@ -782,8 +793,9 @@ int sg_config_check(const sg_config *cfg, char *err, size_t errlen)
 			}
 		}
 	}
-	if (cfg->v[KEY_REMOTE].value && !cfg->v[KEY_MIRROR].value) {
-		report(cfg, KEY_REMOTE, "remote needs mirror", err, errlen);
+	if (cfg->v[KEY_REMOTE].value && cfg->v[KEY_MIRROR].value &&
+	    strcmp(cfg->v[KEY_MIRROR].value, "off") == 0) {
+		report(cfg, KEY_REMOTE, "remote needs the mirror, which is off", err, errlen);
 		return -EINVAL;
 	}
 	return 0;

@@ -41,7 +41,7 @@
  */
 
 /** How many keys there are. */
-#define SG_CONFIG_NKEYS 16
+#define SG_CONFIG_NKEYS 17
 
 /** One setting. value == NULL: not set. */
 typedef struct sg_config_value {

@@ -16,10 +16,14 @@
 #define DEFAULT_DATA_DIR "/var/lib/sigil"
 
 /* exit codes */
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3 };
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3, EXIT_DIFFERS = 4 };
+
+/* how long a restore or diff may take before sigilctl gives up waiting */
+#define LONG_REPLY_MS (30u * 60 * 1000)
 
 #define SYNOPSIS                                                                                   \
-	"sigilctl [-c CONFIG | -d DATADIR] status [--json] | peers | conflicts | sync | check"
+	"sigilctl [-c CONFIG | -d DATADIR] status [--json] | peers | conflicts | sync | check | gc | "  \
+	"restore [--repo REPO] [--dry-run] REV [PREFIX] | diff [--repo REPO] REV [PREFIX]"
 
 static void help(void)
 {
@@ -42,9 +46,21 @@ static void help(void)
 	       "  sync          start an anti-entropy round now: pull from every peer\n"
 	       "  check         verify the store: every log row, directory row and count\n"
 	       "                agrees (exit 1 naming the first problem if not)\n"
+	       "  gc            purge the tombstones every peer has and the grace period\n"
+	       "                has passed for, now\n"
+	       "  restore REV [PREFIX]\n"
+	       "                make the live tree (or the part under PREFIX) equal to the tree\n"
+	       "                of Git revision REV of the node's mirror, or of --repo REPO (a\n"
+	       "                path or URL): new writes for what differs, deletes for what REV\n"
+	       "                lacks; they win on every node and replicate. --dry-run lists\n"
+	       "                what would change (A added, M modified, D deleted) and writes\n"
+	       "                nothing\n"
+	       "  diff REV [PREFIX]\n"
+	       "                list how the live tree differs from REV (same format); exit 4\n"
+	       "                if it differs, 0 if not\n"
 	       "\n"
 	       "Exit status: 0 done; 1 the daemon or the system refused (one line on stderr);\n"
-	       "2 usage; 3 no daemon is running for the data dir.\n",
+	       "2 usage; 3 no daemon is running for the data dir; 4 diff found differences.\n",
 	       DEFAULT_CONFIG, DEFAULT_DATA_DIR);
 }
 
@@ -59,13 +75,15 @@ int main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, 'j'},
+	    {"repo", required_argument, NULL, 'r'},
+	    {"dry-run", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *config = NULL, *data = NULL, *cmd;
-	char sock[PATH_MAX], request[64], cerr[PATH_MAX + 512], *reply = NULL;
+	const char *config = NULL, *data = NULL, *cmd, *repo = NULL;
+	char sock[PATH_MAX], request[SG_CTL_MAX_REQUEST + 1], cerr[PATH_MAX + 512], *reply = NULL;
 	sg_config cfg = {0};
-	int json = 0, c, rc, ret = EXIT_FAILED;
+	int json = 0, dry = 0, git = 0, c, rc, ret = EXIT_FAILED;
 
 	/* GNU getopt permutes: options may follow the command (`status --json`) */
 	opterr = 0;
@@ -80,11 +98,17 @@ int main(int argc, char *argv[])
 		case 'j':
 			json = 1;
 			break;
+		case 'r':
+			repo = optarg;
+			break;
+		case 'n':
+			dry = 1;
+			break;
 		case 'h':
 			help();
 			return EXIT_OK;
 		default:
-			return usage_error(optopt == 'c' || optopt == 'd'
+			return usage_error(optopt == 'c' || optopt == 'd' || optopt == 'r'
 			                       ? "option needs an argument"
 			                       : "unknown option",
 			                   argv[optind - 1]);
@@ -95,14 +119,41 @@ int main(int argc, char *argv[])
 	if (optind >= argc)
 		return usage_error("no command given", NULL);
 	cmd = argv[optind++];
-	if (optind < argc)
-		return usage_error("too many arguments at", argv[optind]);
+	git = strcmp(cmd, "restore") == 0 || strcmp(cmd, "diff") == 0;
 	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "peers") != 0 &&
-	    strcmp(cmd, "conflicts") != 0 && strcmp(cmd, "sync") != 0 && strcmp(cmd, "check") != 0)
+	    strcmp(cmd, "conflicts") != 0 && strcmp(cmd, "sync") != 0 &&
+	    strcmp(cmd, "check") != 0 && strcmp(cmd, "gc") != 0 && !git)
 		return usage_error("unknown command", cmd);
 	if (json && strcmp(cmd, "status") != 0)
 		return usage_error("--json goes with status only, not", cmd);
-	snprintf(request, sizeof(request), "%s%s", cmd, json ? " --json" : "");
+	if (repo && !git)
+		return usage_error("--repo goes with restore and diff only, not", cmd);
+	if (dry && strcmp(cmd, "restore") != 0)
+		return usage_error("--dry-run goes with restore only, not", cmd);
+	if (git) {
+		/* restore|diff TAB REV [TAB PREFIX] [TAB --repo TAB REPO] [TAB --dry-run] */
+		size_t n;
+		if (optind >= argc)
+			return usage_error("which revision? missing REV after", cmd);
+		if (argc - optind > 2)
+			return usage_error("too many arguments at", argv[optind + 2]);
+		for (int i = optind; i < argc; i++)
+			if (strpbrk(argv[i], "\t\n"))
+				return usage_error("a tab or newline in", argv[i]);
+		if (repo && strpbrk(repo, "\t\n"))
+			return usage_error("a tab or newline in", repo);
+		n = (size_t)snprintf(request, sizeof(request), "%s\t%s%s%s%s%s%s", cmd, argv[optind],
+		                     optind + 1 < argc ? "\t" : "",
+		                     optind + 1 < argc ? argv[optind + 1] : "",
+		                     repo ? "\t--repo\t" : "", repo ? repo : "",
+		                     dry ? "\t--dry-run" : "");
+		if (n >= sizeof(request))
+			return usage_error("arguments too long", NULL);
+	} else {
+		if (optind < argc)
+			return usage_error("too many arguments at", argv[optind]);
+		snprintf(request, sizeof(request), "%s%s", cmd, json ? " --json" : "");
+	}
 
 	if (!data) {
 		rc = sg_config_load(&cfg, config ? config : DEFAULT_CONFIG, cerr, sizeof(cerr));
@@ -117,7 +168,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
-	rc = sg_ctl_call(sock, request, &reply);
+	rc = sg_ctl_call_wait(sock, request, git ? LONG_REPLY_MS : 0, &reply);
 	switch (rc) {
 	case 0:
 		break;
@@ -147,6 +198,13 @@ int main(int argc, char *argv[])
 			goto out;
 		}
 		ret = EXIT_OK;
+		/* diff: every line but the closing "# ..." summary is a difference */
+		if (strcmp(cmd, "diff") == 0)
+			for (const char *l = reply + 3; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
+				if (*l != '#' && *l != '\n') {
+					ret = EXIT_DIFFERS;
+					break;
+				}
 	} else if (strncmp(reply, "error: ", 7) == 0) {
 		fprintf(stderr, "sigilctl: %.*s\n", (int)strcspn(reply + 7, "\n"), reply + 7);
 	} else {

@@ -18,6 +18,7 @@
 
 #include "ctl/ctl.h"
 #include "fs/fs.h"
+#include "gitsync/gitsync.h"
 #include "lmdb/store.h"
 #include "conf.h"
 #include "log.h"
@@ -137,7 +138,16 @@ static void usage(const char *prog)
 	    "  -o max_offset=MS       changes stamped further ahead of this clock wait (default "
 	    "500)\n"
 	    "  -o local_only=PAT:PAT  names that never leave the node (default %s)\n"
+	    "  -o tombstone_grace=D   keep a delete's tombstone at least D; a peer silent for\n"
+	    "                         longer no longer holds a purge back (default 7d)\n"
 	    "  -o log_level=LEVEL     err, warning, notice, info (default) or debug\n"
+	    "\n"
+	    "the Git mirror:\n"
+	    "  -o mirror=PATH|off     the bare repository mirroring the tree (default "
+	    "DATA/mirror.git)\n"
+	    "  -o commit_interval=D   at most one mirror commit per D (default 1s)\n"
+	    "  -o remote=URL          push the mirror's branch there after each commit\n"
+	    "  -o seed=REPO[#REV]     fill an empty store from Git at mount time\n"
 	    "\n"
 	    "  -f                     stay in the foreground, log to stderr\n"
 	    "  -s                     single-threaded\n"
@@ -154,6 +164,7 @@ static void usage(const char *prog)
 struct observers {
 	sg_fs *fs;
 	sg_repl *repl;
+	sg_mirror *mirror;
 };
 
 static void on_commit(void *ctx, const sg_note *notes, size_t n)
@@ -164,6 +175,70 @@ static void on_commit(void *ctx, const sg_note *notes, size_t n)
 		sg_fs_on_commit(ob->fs, notes, n);
 	if (ob->repl)
 		sg_repl_on_commit(ob->repl, notes, n);
+	if (ob->mirror)
+		sg_mirror_on_commit(ob->mirror, notes, n);
+}
+
+/* The replicator purges no tombstone the mirror has not taken in yet. */
+static uint64_t mirror_read_upto(void *ctx)
+{
+	sg_status_src *s = ctx;
+	sg_mirror_stats ms;
+
+	if (!s->mirror)
+		return UINT64_MAX;
+	sg_mirror_stats_get(s->mirror, &ms);
+	return ms.version;
+}
+
+/* The mirror names a change's author after its origin node. */
+static int origin_name(void *ctx, uint64_t id, char *buf, size_t len)
+{
+	sg_status_src *s = ctx;
+
+	if (s->repl)
+		return sg_repl_node_name(s->repl, id, buf, len);
+	if (id == sg_store_node_id(s->store) && s->node) {
+		snprintf(buf, len, "%s", s->node);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* seed=REPO[#REV]: fill an empty store from Git before the mount serves. */
+static int seed(sg_store *st, const sg_config *cfg, const char *local_only)
+{
+	const char *seed_spec = sg_config_get(cfg, "seed");
+	char repo[PATH_MAX + 256], err[PATH_MAX + 512], *hash;
+	sg_git_apply_opts go = {0};
+	sg_git_apply_result res;
+	sg_store_stats ss;
+	int rc;
+
+	if (sg_store_stats_get(st, &ss) == 0 && (ss.entries > 1 || ss.tombstones > 0)) {
+		sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-MAIN-SEED-SKIPPED",
+		       "seed=%s left alone: the store is not empty", seed_spec);
+		return 0;
+	}
+	snprintf(repo, sizeof(repo), "%s", seed_spec);
+	hash = strrchr(repo, '#');
+	if (hash)
+		*hash++ = '\0';
+	go.store = st;
+	go.repo = repo;
+	go.rev = hash && *hash ? hash : "HEAD";
+	go.local_only = local_only;
+	go.mode = SG_GIT_RESTORE;
+	rc = sg_git_apply(&go, &res, NULL, err, sizeof(err));
+	if (rc < 0) {
+		char where[PATH_MAX + 16] = "";
+		sg_config_where(cfg, "seed", where, sizeof(where));
+		fprintf(stderr, "sigilfs: %s: seed: %s\n", where, err);
+		return rc;
+	}
+	sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-MAIN-SEEDED", "seeded from %s at %s: %llu entries", repo,
+	       res.commit, (unsigned long long)res.added);
+	return 0;
 }
 
 /* ---- the control socket: what sigilctl's commands answer */
@@ -200,6 +275,78 @@ static void ctl_check_line(void *ctx, const char *problem)
 		snprintf(cc->first, sizeof(cc->first), "%s", problem);
 }
 
+/* restore|diff TAB REV [TAB PREFIX] [TAB --repo TAB REPO] [TAB --dry-run] */
+static int ctl_git(sg_status_src *s, const char *req, FILE *body, char *err, size_t errlen)
+{
+	char *copy = strdup(req), *save = NULL, *args[3] = {NULL, NULL, NULL};
+	sg_git_apply_opts go = {0};
+	sg_git_apply_result res;
+	int nargs = 0, diff = strncmp(req, "diff", 4) == 0, rc = -EINVAL;
+	char mirror_err[128];
+
+	if (!copy)
+		return -ENOMEM;
+	go.store = s->store;
+	go.local_only = s->local_only;
+	go.mode = diff ? SG_GIT_DIFF : SG_GIT_RESTORE;
+	strtok_r(copy, "\t", &save);
+	for (char *t = strtok_r(NULL, "\t", &save); t; t = strtok_r(NULL, "\t", &save)) {
+		if (strcmp(t, "--dry-run") == 0 && !diff) {
+			go.mode = SG_GIT_DRY_RUN;
+		} else if (strcmp(t, "--repo") == 0) {
+			if (!(go.repo = strtok_r(NULL, "\t", &save))) {
+				snprintf(err, errlen, "--repo needs a repository");
+				goto out;
+			}
+		} else if (nargs < 2) {
+			args[nargs++] = t;
+		} else {
+			snprintf(err, errlen, "too many arguments at '%s'", t);
+			goto out;
+		}
+	}
+	if (!nargs) {
+		snprintf(err, errlen, "which revision?");
+		goto out;
+	}
+	go.rev = args[0];
+	go.prefix = args[1];
+	if (!go.repo) {
+		if (!s->mirror) {
+			snprintf(err, errlen, "the mirror is off: name a repository with --repo");
+			rc = -ENOTSUP;
+			goto out;
+		}
+		/* the mirror first takes in what the store holds, so HEAD is now */
+		if ((rc = sg_mirror_flush(s->mirror)) < 0) {
+			snprintf(mirror_err, sizeof(mirror_err), "%s", strerror(-rc));
+			snprintf(err, errlen, "the mirror cannot commit: %s", mirror_err);
+			goto out;
+		}
+		go.repo = s->mirror_path;
+	}
+	if (go.mode == SG_GIT_RESTORE && s->mirror) {
+		char note[PATH_MAX + 200];
+		snprintf(note, sizeof(note), "Sigil-Restore: %s of %s%s%s", go.rev,
+		         go.repo == s->mirror_path ? "the mirror" : go.repo, go.prefix ? " at " : "",
+		         go.prefix ? go.prefix : "");
+		sg_mirror_annotate(s->mirror, sg_store_version(s->store), note);
+	}
+	rc = sg_git_apply(&go, &res, body, err, errlen);
+	if (rc == 0 && go.mode == SG_GIT_RESTORE && s->mirror)
+		sg_mirror_flush(s->mirror);
+	if (rc == 0)
+		fprintf(body, "# %s %s: %llu added, %llu modified, %llu deleted, %llu unchanged\n",
+		        go.mode == SG_GIT_RESTORE   ? "restored"
+		        : go.mode == SG_GIT_DRY_RUN ? "would restore"
+		                                    : "live tree against",
+		        res.commit, (unsigned long long)res.added, (unsigned long long)res.modified,
+		        (unsigned long long)res.deleted, (unsigned long long)res.unchanged);
+out:
+	free(copy);
+	return rc;
+}
+
 static int ctl_handle(void *ctx, const char *req, FILE *body, char *err, size_t errlen)
 {
 	sg_status_src *s = ctx;
@@ -234,6 +381,44 @@ static int ctl_handle(void *ctx, const char *req, FILE *body, char *err, size_t 
 		        (unsigned long long)checked);
 		return 0;
 	}
+	if (strcmp(req, "gc") == 0) {
+		sg_repl_gc_result g;
+		sg_repl_stats rs;
+		int rc;
+
+		if (!s->repl) {
+			snprintf(err, errlen, "replication is off (no listen= or peers=)");
+			return -ENOTSUP;
+		}
+		rc = sg_repl_gc(s->repl, &g);
+		if (rc < 0)
+			return rc;
+		sg_repl_stats_get(s->repl, &rs);
+		fprintf(body, "purged      %llu tombstones now, %llu since start\n",
+		        (unsigned long long)g.purged, (unsigned long long)rs.purged);
+		fprintf(body, "tombstones  %llu left\n", (unsigned long long)g.tombstones);
+		fprintf(body, "horizon     version %llu, stamp %llx from %016llx\n",
+		        (unsigned long long)g.horizon.version,
+		        (unsigned long long)g.horizon.stamp.hlc,
+		        (unsigned long long)g.horizon.stamp.origin);
+		if (g.waiting == 1)
+			fprintf(body, "waiting     just started: peers have not all pulled yet\n");
+		else if (g.waiting == 2)
+			fprintf(body, "waiting     no peer heard from within the grace (%llu ms)\n",
+			        (unsigned long long)g.grace_ms);
+		else if (g.held_by_reader)
+			fprintf(body, "held        at version %llu by the Git mirror\n",
+			        (unsigned long long)g.upto);
+		else if (g.held_by)
+			fprintf(body, "held        at version %llu by node %016llx\n",
+			        (unsigned long long)g.upto, (unsigned long long)g.held_by);
+		else if (g.upto == 0)
+			fprintf(body, "held        at version 0 by a peer not heard from yet\n");
+		else
+			fprintf(body, "held        by no peer (up to version %llu)\n",
+			        (unsigned long long)g.upto);
+		return 0;
+	}
 	if (strcmp(req, "sync") == 0) {
 		if (!s->repl) {
 			snprintf(err, errlen, "replication is off (no listen= or peers=)");
@@ -243,6 +428,8 @@ static int ctl_handle(void *ctx, const char *req, FILE *body, char *err, size_t 
 		fprintf(body, "pulling from every peer now\n");
 		return 0;
 	}
+	if (strncmp(req, "restore\t", 8) == 0 || strncmp(req, "diff\t", 5) == 0)
+		return ctl_git(s, req, body, err, errlen);
 	snprintf(err, errlen, "unknown command '%s'", req);
 	return -EINVAL;
 }
@@ -434,6 +621,9 @@ int main(int argc, char *argv[])
 	sg_repl *repl = NULL;
 	sg_repl_opts ro = {0};
 	sg_ctl *ctl = NULL;
+	sg_mirror *mirror = NULL;
+	char mirror_path[PATH_MAX], branch_node[80];
+	const char *local_only;
 	struct observers ob = {0};
 	sg_status_src status_src = {0};
 	const char *peer_urls[64];
@@ -497,23 +687,6 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "sigilfs: %s\n", cerr);
 		goto out;
 	}
-	{
-		/* settings of parts not built yet are refused, not silently ignored */
-		static const char *const later[] = {"mirror", "commit_interval", "remote",
-		                                    "tombstone_grace"};
-		for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
-			char where[PATH_MAX + 16];
-			if (!sg_config_get(&cfg, later[i]))
-				continue;
-			sg_config_where(&cfg, later[i], where, sizeof(where));
-			fprintf(stderr, "sigilfs: %s: %s: not supported yet (%s)\n", where,
-			        later[i],
-			        strcmp(later[i], "tombstone_grace")
-			            ? "the Git mirror is to come"
-			            : "tombstones are never purged yet");
-			goto out;
-		}
-	}
 	data = sg_config_get(&cfg, "data") ? sg_config_get(&cfg, "data") : DEFAULT_DATA_DIR;
 	node = sg_config_get(&cfg, "node");
 	{
@@ -524,6 +697,10 @@ int main(int argc, char *argv[])
 			timeout = (double)v / 1000.0;
 		if (sg_config_get_u64(&v, &cfg, "max_offset") == 0)
 			ro.max_offset_ms = (unsigned)v;
+		if (sg_config_get_u64(&v, &cfg, "tombstone_grace") == 0)
+			ro.tombstone_grace_ms = v;
+		ro.log_reader = mirror_read_upto;
+		ro.log_reader_ctx = &status_src;
 		if (sg_config_get_u64(&v, &cfg, "log_level") == 0)
 			log_level = (int)v;
 		if (o.debug)
@@ -572,6 +749,10 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "sigilfs: cannot open the store in %s: %s\n", data, strerror(-err));
 		goto out;
 	}
+	local_only = sg_config_get(&cfg, "local_only") ? sg_config_get(&cfg, "local_only")
+	                                               : SG_REPL_LOCAL_ONLY_DEFAULT;
+	if (sg_config_get(&cfg, "seed") && seed(st, &cfg, local_only) < 0)
+		goto out;
 	fo.data_dir = data;
 	fo.entry_timeout = timeout;
 	fo.attr_timeout = timeout;
@@ -621,6 +802,44 @@ int main(int argc, char *argv[])
 		ob.repl = repl;
 		status_src.repl = repl;
 	}
+	status_src.local_only = local_only;
+	if (!sg_config_get(&cfg, "mirror") || strcmp(sg_config_get(&cfg, "mirror"), "off") != 0) {
+		sg_mirror_opts mo = {0};
+		uint64_t v;
+
+		if (sg_config_get(&cfg, "mirror"))
+			snprintf(mirror_path, sizeof(mirror_path), "%s", sg_config_get(&cfg, "mirror"));
+		else
+			snprintf(mirror_path, sizeof(mirror_path), "%s/mirror.git", data);
+		if (node)
+			snprintf(branch_node, sizeof(branch_node), "%s", node);
+		else
+			snprintf(branch_node, sizeof(branch_node), "node-%016llx",
+			         (unsigned long long)sg_store_node_id(st));
+		mo.store = st;
+		mo.path = mirror_path;
+		mo.node_name = branch_node;
+		if (sg_config_get_u64(&v, &cfg, "commit_interval") == 0)
+			mo.interval_ms = v ? (unsigned)v : 1;
+		mo.remote = sg_config_get(&cfg, "remote");
+		mo.local_only = local_only;
+		mo.origin_name = origin_name;
+		mo.origin_ctx = &status_src;
+		err = sg_mirror_start(&mirror, &mo);
+		if (err) {
+			char where[PATH_MAX + 16] = "";
+			if (sg_config_get(&cfg, "mirror"))
+				sg_config_where(&cfg, "mirror", where, sizeof(where));
+			fprintf(stderr, "sigilfs: %s%scannot open or create the Git mirror %s: %s\n",
+			        where, *where ? ": mirror: " : "", mirror_path,
+			        err == -EIO ? "not a bare Git repository, or not writable"
+			                    : strerror(-err));
+			goto out;
+		}
+		ob.mirror = mirror;
+		status_src.mirror = mirror;
+		status_src.mirror_path = mirror_path;
+	}
 	{
 		char sock[PATH_MAX];
 
@@ -651,9 +870,15 @@ int main(int argc, char *argv[])
 out:
 	daemon_ready(&notify_fd, 1);
 	sg_ctl_stop(ctl);
-	sg_repl_stop(repl);
 	if (st)
 		sg_store_set_observer(st, NULL, NULL);
+	/* the mirror's last batch names authors through the replicator, and the
+	 * replicator asks the mirror how far it has read: untie them, then stop
+	 * the mirror first */
+	if (repl)
+		sg_repl_set_log_reader(repl, NULL, NULL);
+	sg_mirror_stop(mirror); /* commits the last batch */
+	sg_repl_stop(repl);
 	sg_fs_free(fs);
 	sg_store_close(st);
 	if (lockfd >= 0) {

@@ -91,6 +91,22 @@ static void status(const sg_status_src *s, FILE *f)
 	fprintf(f, "writes      %" PRIu64 " saves, %" PRIu64 " commits for %" PRIu64 " changes\n",
 	        fs.saves, ss.commits, ss.ops);
 	fprintf(f, "conflicts   %" PRIu64 " (see conflicts, lost/)\n", conflicts(s->store));
+	if (s->mirror) {
+		sg_mirror_stats ms;
+
+		sg_mirror_stats_get(s->mirror, &ms);
+		fprintf(f,
+		        "mirror      %s %s at %s, up to version %" PRIu64 ", lag %" PRId64
+		        " ms, %" PRIu64 " commits",
+		        s->mirror_path, ms.branch, *ms.head ? ms.head : "(no commit yet)", ms.version,
+		        ms.lag_ms, ms.commits);
+		if (ms.pushes || ms.push_failures)
+			fprintf(f, ", %" PRIu64 " pushes, %" PRIu64 " failed", ms.pushes,
+			        ms.push_failures);
+		fputc('\n', f);
+	} else {
+		fprintf(f, "mirror      off\n");
+	}
 	if (s->repl) {
 		sg_repl_stats rs;
 		struct counts c = {0};
@@ -104,6 +120,10 @@ static void status(const sg_status_src *s, FILE *f)
 		        " malformed messages; %" PRIu64 " pushes, %" PRIu64 " pulls\n",
 		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
 		        rs.pulls);
+		fprintf(f,
+		        "purge       %" PRIu64 " tombstones purged; snapshots: %" PRIu64
+		        " served, %" PRIu64 " taken, %" PRIu64 " entries dropped by them\n",
+		        rs.purged, rs.snapshots_served, rs.snapshots_received, rs.forgotten);
 	} else {
 		fprintf(f, "replication off (no listen= or peers=)\n");
 	}
@@ -140,6 +160,21 @@ static void metrics(const sg_status_src *s, FILE *f)
 	M("sigil_fs_invalidations_total", "counter", "Kernel cache invalidations sent.", PRIu64,
 	  fs.invalidations);
 	M("sigil_conflicts", "gauge", "Conflicts recorded.", PRIu64, conflicts(s->store));
+	if (s->mirror) {
+		sg_mirror_stats ms;
+
+		sg_mirror_stats_get(s->mirror, &ms);
+		M("sigil_mirror_version", "gauge", "Store version the Git mirror holds.", PRIu64,
+		  ms.version);
+		M("sigil_mirror_lag_seconds", "gauge",
+		  "How long the oldest change not yet in the mirror has waited.", ".3f",
+		  (double)ms.lag_ms / 1000.0);
+		M("sigil_mirror_commits_total", "counter", "Mirror commits made.", PRIu64,
+		  ms.commits);
+		M("sigil_mirror_pushes_total", "counter", "Mirror pushes done.", PRIu64, ms.pushes);
+		M("sigil_mirror_push_failures_total", "counter", "Mirror pushes failed.", PRIu64,
+		  ms.push_failures);
+	}
 	if (s->repl) {
 		sg_repl_stats rs;
 		struct counts c = {.f = f};
@@ -159,6 +194,16 @@ static void metrics(const sg_status_src *s, FILE *f)
 		  rs.pushes);
 		M("sigil_repl_pulls_total", "counter", "Pulls answered by a peer.", PRIu64,
 		  rs.pulls);
+		M("sigil_repl_tombstones_purged_total", "counter", "Tombstones purged.", PRIu64,
+		  rs.purged);
+		M("sigil_repl_snapshots_served_total", "counter",
+		  "Snapshots listed for peers behind the purge horizon.", PRIu64,
+		  rs.snapshots_served);
+		M("sigil_repl_snapshots_received_total", "counter",
+		  "Snapshots taken from peers that had purged.", PRIu64, rs.snapshots_received);
+		M("sigil_repl_snapshot_dropped_total", "counter",
+		  "Entries dropped because a snapshot said they were deleted.", PRIu64,
+		  rs.forgotten);
 		fprintf(f, "# HELP sigil_peer_up Whether the peer's last exchange succeeded.\n"
 		           "# TYPE sigil_peer_up gauge\n");
 		sg_repl_peers(s->repl, metric_peer_up, &c);
@@ -273,16 +318,35 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 	        ss.commits, ss.ops);
 	fprintf(f, "  \"saves\": %" PRIu64 ",\n  \"conflicts\": %" PRIu64 ",\n", fs.saves,
 	        conflicts(s->store));
+	if (s->mirror) {
+		sg_mirror_stats ms;
+
+		sg_mirror_stats_get(s->mirror, &ms);
+		fputs("  \"mirror\": {\"path\": ", f);
+		json_str(f, s->mirror_path);
+		fprintf(f,
+		        ", \"branch\": \"%s\", \"head\": %s%s%s, \"version\": %" PRIu64
+		        ", \"lag_ms\": %" PRId64 ", \"commits\": %" PRIu64 ", \"pushes\": %" PRIu64
+		        ", \"push_failures\": %" PRIu64 "},\n",
+		        ms.branch, *ms.head ? "\"" : "", *ms.head ? ms.head : "null",
+		        *ms.head ? "\"" : "", ms.version, ms.lag_ms, ms.commits, ms.pushes,
+		        ms.push_failures);
+	} else {
+		fputs("  \"mirror\": null,\n", f);
+	}
 	if (s->repl) {
 		sg_repl_stats rs;
 
 		sg_repl_stats_get(s->repl, &rs);
-		fprintf(f,
-		        "  \"replication\": {\"applied\": %" PRIu64 ", \"stale\": %" PRIu64
-		        ", \"held\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"malformed\": %" PRIu64
-		        ", \"pushes\": %" PRIu64 ", \"pulls\": %" PRIu64 "},\n",
-		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
-		        rs.pulls);
+		fprintf(
+		    f,
+		    "  \"replication\": {\"applied\": %" PRIu64 ", \"stale\": %" PRIu64
+		    ", \"held\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"malformed\": %" PRIu64
+		    ", \"pushes\": %" PRIu64 ", \"pulls\": %" PRIu64
+		    ", \"tombstones_purged\": %" PRIu64 ", \"snapshots_served\": %" PRIu64
+		    ", \"snapshots_received\": %" PRIu64 ", \"snapshot_dropped\": %" PRIu64 "},\n",
+		    rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
+		    rs.pulls, rs.purged, rs.snapshots_served, rs.snapshots_received, rs.forgotten);
 		fputs("  \"peers\": [", f);
 		sg_repl_peers(s->repl, json_peer, &j);
 		fputs(j.n ? "\n  ]\n}\n" : "]\n}\n", f);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "fs/fs.h"
+#include "gitsync/gitsync.h"
 #include "lmdb/store.h"
 #include "repl/repl.h"
 
@@ -18,6 +19,9 @@ typedef struct sg_status_src {
 	const char *mountpoint;
 	const char *data_dir;
 	int64_t started_ns; /**< wall clock at start */
+	sg_mirror *mirror;       /**< NULL when the mirror is off */
+	const char *mirror_path; /**< its repository */
+	const char *local_only;  /**< the names that stay on the node */
 } sg_status_src;
 
 /** The names served, NULL-terminated: status, members, metrics, version. */
@@ -30,7 +34,9 @@ int sg_status_write(void *src, const char *name, FILE *f);
  * The facts of the status file as one JSON object, for `sigilctl status
  * --json`: node (null if unnamed), node_id (16 hex digits, a string),
  * mountpoint, data, up_seconds, store {version, entries, tombstones,
- * map_bytes, used_bytes, commits, changes}, saves, conflicts, replication
+ * map_bytes, used_bytes, commits, changes}, saves, conflicts, mirror
+ * ({path, branch, head (null before the first commit), version, lag_ms,
+ * commits, pushes, push_failures}, or null when off), replication
  * (counters, or null when off) and peers: [{url, node_id (null until it
  * answered), state ("up" or "down"), failures, last_answer_ms (null: never),
  * pulled, pushed}]. Strings are escaped; bytes that are not UTF-8 come out

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -92,5 +93,44 @@ int sg_parse_size(const char *s, uint64_t *out)
 	if (*end)
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+int sg_path_matches(const char *patterns, const char *path)
+{
+	const char *p = path;
+
+	if (!patterns || !*patterns)
+		return 0;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		char comp[256];
+
+		if (n && n < sizeof(comp)) {
+			const char *pat = patterns;
+
+			memcpy(comp, p, n);
+			comp[n] = '\0';
+			while (*pat) {
+				const char *pe = strchr(pat, ':');
+				size_t pn = pe ? (size_t)(pe - pat) : strlen(pat);
+				char one[256];
+
+				if (pn && pn < sizeof(one)) {
+					memcpy(one, pat, pn);
+					one[pn] = '\0';
+					if (fnmatch(one, comp, 0) == 0)
+						return 1;
+				}
+				pat += pn;
+				if (*pat == ':')
+					pat++;
+			}
+		}
+		p += n;
+		if (*p == '/')
+			p++;
+	}
 	return 0;
 }

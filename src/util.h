@@ -20,4 +20,10 @@ int sg_mkdir_p(const char *path, unsigned mode);
 /** Parse a size with an optional K/M/G suffix (powers of 1024). 0 or -EINVAL. */
 int sg_parse_size(const char *s, uint64_t *out);
 
+/**
+ * Does any component of `path` ('/'-separated) match one of the fnmatch
+ * patterns in `patterns` (':'-separated)? 1 or 0. NULL or "" matches nothing.
+ */
+int sg_path_matches(const char *patterns, const char *path);
+
 #endif

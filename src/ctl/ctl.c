@@ -271,7 +271,7 @@ void sg_ctl_stop(sg_ctl *c)
 	free(c);
 }
 
-int sg_ctl_call(const char *sock_path, const char *request, char **reply)
+int sg_ctl_call_wait(const char *sock_path, const char *request, unsigned reply_ms, char **reply)
 {
 	struct sockaddr_un a;
 	char *buf = NULL;
@@ -299,6 +299,10 @@ int sg_ctl_call(const char *sock_path, const char *request, char **reply)
 		goto out;
 	rc = 0;
 	shutdown(fd, SHUT_WR);
+	if (reply_ms) {
+		struct timeval tv = {.tv_sec = reply_ms / 1000, .tv_usec = (reply_ms % 1000) * 1000};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
 	for (;;) {
 		ssize_t n;
 
@@ -333,4 +337,9 @@ out:
 	free(buf);
 	close(fd);
 	return rc;
+}
+
+int sg_ctl_call(const char *sock_path, const char *request, char **reply)
+{
+	return sg_ctl_call_wait(sock_path, request, 0, reply);
 }

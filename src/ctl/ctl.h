@@ -10,7 +10,8 @@
  * Protocol
  * --------
  * One request, one reply, both text. The request is one command line
- * ("status", "status --json", "peers", "conflicts", "sync"), at most
+ * ("status", "peers", "restore\tREV\tPREFIX"...; arguments are
+ * separated by tabs), at most
  * SG_CTL_MAX_REQUEST bytes. The reply's first line is "ok" or
  * "error: MESSAGE"; after "ok\n" comes the body, as the handler wrote it.
  *
@@ -25,7 +26,7 @@
 typedef struct sg_ctl sg_ctl;
 
 /** Longest request accepted, bytes. */
-#define SG_CTL_MAX_REQUEST 1024
+#define SG_CTL_MAX_REQUEST 8192
 
 /**
  * Answer one command. Runs on the control thread, one request at a time.
@@ -63,5 +64,10 @@ void sg_ctl_stop(sg_ctl *c);
  *         -ENOMEM; -EIO for anything else.
  */
 int sg_ctl_call(const char *sock_path, const char *request, char **reply);
+
+/** sg_ctl_call(), waiting up to reply_ms for the reply (0: the 5 s default):
+ *  for commands that take long, such as a restore. */
+int sg_ctl_call_wait(const char *sock_path, const char *request, unsigned reply_ms, char **reply);
+
 
 #endif

@@ -38,8 +38,9 @@ refused $'node = a b' "1: node: 'a b' is not a node name: 1 to 64 of A-Z a-z 0-9
 refused $'node = a\nlisten = http://x' "2: listen: 'http://x' is not a URL: tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH" "a bad URL"
 refused $'node = a\nlisten = tls+tcp://127.0.0.1:1\ntls_ca = /nonexistent/ca.pem\ntls_cert = /etc/hostname\ntls_key = /etc/hostname' \
 	"3: tls_ca: cannot read /nonexistent/ca.pem: No such file or directory" "an unreadable TLS file"
-refused $'node = a\nmirror = /var/lib/sigil/mirror.git' "2: mirror: not supported yet (the Git mirror is to come)" \
-	"a setting of a part not built yet"
+refused $'node = a\nmirror = /etc/hostname' \
+	"2: mirror: cannot open or create the Git mirror /etc/hostname: not a bare Git repository, or not writable" \
+	"a mirror path that is not a repository"
 
 # a port in use, held by another process on 127.0.0.1
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -139,6 +139,7 @@ static void test_good_file(void **state)
 	    {"remote", "ssh://git@git.example.com/fleet.git"},
 	    {"tombstone_grace", "7d"},
 	    {"log_level", "debug"},
+	    {"seed", "/srv/fleet.git#v1.2"},
 	};
 
 	snprintf(text, sizeof(text),
@@ -157,7 +158,8 @@ static void test_good_file(void **state)
 	         "commit_interval = 500ms\n"
 	         "remote = ssh://git@git.example.com/fleet.git\n"
 	         "tombstone_grace = 7d\n"
-	         "log_level = debug\n",
+	         "log_level = debug\n"
+	         "seed = /srv/fleet.git#v1.2\n",
 	         f->ca, f->cert, f->key);
 	assert_int_equal(load_text(f, text), 0);
 	assert_string_equal(f->err, "");
@@ -179,6 +181,11 @@ static void test_good_file(void **state)
 	assert_int_equal(get_u64(f, "commit_interval"), 500);
 	assert_int_equal(get_u64(f, "tombstone_grace"), 7ULL * 86400 * 1000);
 	assert_int_equal(get_u64(f, "log_level"), 7);
+	assert_int_equal(load_text(f, "mirror = off\n"), 0);
+	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), 0);
+	assert_int_equal(load_text(f, "mirror = mirror.git\n"), 0);
+	assert_int_not_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), 0);
+	assert_non_null(strstr(f->err, "neither an absolute path nor off"));
 }
 
 static void test_empty_and_lookups(void **state)
@@ -361,7 +368,7 @@ static void test_bad_values(void **state)
 	    {"cache_timeout", "86400.5", "'86400.5' is not a number of seconds from 0 to 86400"},
 	    {"cache_timeout", "1.", "'1.' is not a number of seconds from 0 to 86400"},
 	    {"cache_timeout", "10s", "'10s' is not a number of seconds from 0 to 86400"},
-	    {"mirror", "mirror.git", "'mirror.git' is not an absolute path"},
+	    {"mirror", "mirror.git", "'mirror.git' is neither an absolute path nor off"},
 	    {"commit_interval", "10",
 	     "'10' is not a duration: a number and ms, s, m, h or d (500ms, 7d)"},
 	    {"commit_interval", "0s",
@@ -480,8 +487,10 @@ static void test_keys_that_go_together(void **state)
 	          "listen: tls+tcp:// needs tls_ca, tls_cert and tls_key; tls_key is not set");
 
 	assert_int_equal(load_text(f, "remote = ssh://h/r.git\n"), 0);
+	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), 0);
+	assert_int_equal(load_text(f, "remote = ssh://h/r.git\nmirror = off\n"), 0);
 	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), -EINVAL);
-	expect_at(f, 1, "remote: remote needs mirror");
+	expect_at(f, 1, "remote: remote needs the mirror, which is off");
 }
 
 static void test_mount_option_overrides(void **state)
