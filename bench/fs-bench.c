@@ -3,7 +3,9 @@
  *	gcc -O2 -pthread -o fs-bench fs-bench.c
  *
  *	fs-bench run DIR THREADS N_FAST N_SYNC N_READDIR READDIR_ENTRIES
- *		prints one line per op: op threads n p50_ns p99_ns ops_per_s
+ *		prints one line per op: op threads n p50_ns p99_ns ops_per_s;
+ *		with FS_BENCH_RAW=DIR in the environment, also every sample (ns,
+ *		one a line, in the order taken per thread) into DIR/OP.txt
  *	fs-bench wa DIR MODE N DAEMON_PID DEVSTAT
  *		MODE fsync: N saves one at a time, each open+write 1 KiB+fsync+close;
  *		MODE editor: N editor saves (temp, write, fsync, close, rename over);
@@ -258,6 +260,17 @@ static int run(void)
 		pthread_join(tid[k], NULL);
 	for (op = 0; op < NOPS; op++) {
 		long n = (long)nthreads * nops[op];
+		const char *raw = getenv("FS_BENCH_RAW");
+		if (raw && *raw) {
+			FILE *f;
+			snprintf(p, sizeof p, "%s/%s.txt", raw, opname[op]);
+			if (!(f = fopen(p, "w")))
+				die("fopen", p);
+			for (i = 0; i < n; i++)
+				fprintf(f, "%llu\n", (unsigned long long)lat[op][i]);
+			if (fclose(f))
+				die("write", p);
+		}
 		qsort(lat[op], n, sizeof(uint64_t), cmp_u64);
 		printf("%s %d %ld %llu %llu %.1f\n", opname[op], nthreads, n,
 		       (unsigned long long)lat[op][(n - 1) / 2],

@@ -19,6 +19,7 @@ umask 022
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
+. "$HERE/lib.sh"
 
 N=${BENCH_N:-2000}
 N_SYNC=${BENCH_N_SYNC:-300}
@@ -187,7 +188,9 @@ for fs in "${FSLIST[@]}"; do
 	p=${FSPID[$fs]}
 	[ -n "$p" ] && { taskset -a -p -c 0 "$p" >/dev/null || die "taskset $fs daemon"; }
 	say "$fs: 1 thread, pinned to CPU 0"
-	step "$fs 1 thread" taskset -c 0 "$FSB" run "${FSDIR[$fs]}" 1 "$N" "$N_SYNC" "$N_READDIR" "$ENTRIES"
+	mkdir -p "$WORK/raw/$fs"
+	step "$fs 1 thread" env FS_BENCH_RAW="$WORK/raw/$fs" taskset -c 0 "$FSB" run "${FSDIR[$fs]}" 1 "$N" "$N_SYNC" \
+		"$N_READDIR" "$ENTRIES"
 	sed "s/^/$fs /" "$WORK/step.out" >>"$RES"
 done
 if [ "$THREADS" -gt 0 ]; then
@@ -227,14 +230,15 @@ cmd="$(cd "$ROOT" && pwd)/bench/fs-bench.sh"
 for v in BENCH_N BENCH_N_SYNC BENCH_N_READDIR BENCH_ENTRIES BENCH_THREADS BENCH_WA_N BENCH_WA_STREAM BENCH_DIR; do
 	[ -n "${!v:-}" ] && cmd="$v=${!v} $cmd"
 done
+[ "$SRC_SIGILFS" != "$ROOT/sigilfs" ] && cmd="SIGILFS=$SRC_SIGILFS $cmd"
 wall=$((SECONDS - T_START))
-export R_RES=$RES R_WA=$WA R_OUT=$OUT R_THREADS=$THREADS R_N=$N R_NSYNC=$N_SYNC R_NRD=$N_READDIR \
+export R_RAW=$WORK/raw R_SAMPLES=${OUT%.md}-samples.dat R_RES=$RES R_WA=$WA R_OUT=$OUT R_THREADS=$THREADS R_N=$N R_NSYNC=$N_SYNC R_NRD=$N_READDIR \
 	R_ENTRIES=$ENTRIES R_DEVSTAT=$DEVSTAT R_CMD=$cmd
 export R_DATE="$(date -u '+%Y-%m-%d %H:%M:%S UTC')" R_NPROC=$NCPU \
 	R_MODEL="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
 	R_KERNEL="$(uname -srm)" R_MEM="$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \
 	R_LOAD_START="$LOAD_START" R_LOAD_END="$LOAD_END" R_OTHERS="$OTHERS" \
-	R_REV="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)" R_SHA="$(sha256sum "$SIGILFS" | cut -d' ' -f1)" \
+	R_REV="$(rev_of "$(dirname "$SRC_SIGILFS")")" R_SHA="$(sha256sum "$SIGILFS" | cut -d' ' -f1)" \
 	R_BINDFS="$(bindfs --version 2>&1 | head -n 1)" R_GCC="$(gcc --version | head -n 1)" \
 	R_DISKFS="$(df -T "$DISK" | awk 'NR == 2 { print $2 " on " $1 }')" R_WORK="$WORK" \
 	R_WALL="$((wall / 60)) min $((wall % 60)) s"
@@ -362,14 +366,30 @@ L.append("- File systems: tmpfs (mounted by the script, 1 GiB); disk: %s (`df -T
 L.append("- Single-threaded runs: the benchmark (`taskset -c 0`) and every thread of the daemon (`taskset -a -p -c 0 PID`, bindfs and "
          "sigilfs) on CPU 0, so the two do not wake each other across CPUs. Multi-threaded runs: nothing pinned.")
 L.append("- The file systems run one after the other (tmpfs, disk, bindfs, sigilfs), not interleaved; one run each.")
+L.append("- Every sample of the single-threaded runs: `%s` (one block per file system and operation, µs); plots "
+         "`fs-*.png` next to this report (`bench/plot.py`)." % os.path.basename(E["R_SAMPLES"]))
 L.append("")
 L.append("## Machine\n")
 for k, v in [("date", "R_DATE"), ("nproc", "R_NPROC"), ("model", "R_MODEL"), ("kernel", "R_KERNEL"), ("mem", "R_MEM"),
              ("load start", "R_LOAD_START"), ("load end", "R_LOAD_END"), ("disk", "R_DISKFS"), ("work dir", "R_WORK"),
              ("bindfs", "R_BINDFS"), ("compiler", "R_GCC"), ("sigilfs rev", "R_REV"), ("sigilfs sha256", "R_SHA"), ("wall", "R_WALL")]:
-    L.append("- %s: %s" % (k, E[v] + (" (working tree may hold uncommitted changes)" if k == "sigilfs rev" else "")))
+    L.append("- %s: %s" % (k, E[v]))
 L.append("- others: %s other sigilfs daemons (not ours) were running when measuring began" % E["R_OTHERS"])
 L.append("- command: `%s`" % E["R_CMD"])
 open(E["R_OUT"], "w").write("\n".join(L) + "\n")
+
+# every sample of the single-threaded runs, for the latency plots (bench/plot.py)
+with open(E["R_SAMPLES"], "w") as f:
+    f.write("# bench/fs-bench.sh samples, 1 thread, benchmark and daemon pinned to CPU 0: one block per series\n"
+            "# (two blank lines apart), headed '# FILESYSTEM OP'; one sample a line, in microseconds, in the order taken\n\n")
+    for fs in FS:
+        for op, name in OPS:
+            p = os.path.join(E["R_RAW"], fs, op + ".txt")
+            if not os.path.exists(p):
+                continue
+            f.write("# %s %s\n" % (fs, op))
+            for x in open(p):
+                f.write("%.2f\n" % (int(x) / 1e3))
+            f.write("\n\n")
 EOF
 say "report: $OUT"

@@ -12,7 +12,10 @@
 # rounds, 1), BENCH_TLS=1 (tls+tcp:// for sigilfs, TLS for etcd too),
 # BENCH_BASELINE (etcd, or tmpfs to force the fallback), BENCH_TIMEOUT (bound
 # on any one convergence, 120 s), BENCH_POLL_MS (re-read interval on C, 1),
-# BENCH_GAP_MS (pause between samples, 20), BENCH_OUT (report path),
+# BENCH_GAP_MS (pause between samples, 20), BENCH_TPUT_SECONDS (seconds
+# each throughput run writes, 5; 0 skips), BENCH_TPUT_WRITERS (writer counts,
+# "1 8"), BENCH_TPUT_SIZE (bytes per write, 1024), BENCH_PHASES (which phases:
+# "latency frozen throughput partition"), BENCH_OUT (report path),
 # BENCH_KEEP=1 (keep the work dir), TMPDIR (where the work dir goes),
 # SIGILFS (the daemon, default ./sigilfs of this tree).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -22,6 +25,7 @@ umask 022
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
+. "$HERE/lib.sh"
 PY=$HERE/repl-bench.py
 
 N=${BENCH_N:-300}
@@ -35,6 +39,10 @@ BASELINE=${BENCH_BASELINE:-etcd}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 POLL_MS=${BENCH_POLL_MS:-1}
 GAP_MS=${BENCH_GAP_MS:-20}
+TPUT_SECONDS=${BENCH_TPUT_SECONDS:-5}
+TPUT_WRITERS=${BENCH_TPUT_WRITERS:-1 8}
+TPUT_SIZE=${BENCH_TPUT_SIZE:-1024}
+PHASES=${BENCH_PHASES:-latency frozen throughput partition}
 OUT=${BENCH_OUT:-$HERE/results/repl.md}
 SRC_SIGILFS=${SIGILFS:-$ROOT/sigilfs}
 
@@ -113,8 +121,14 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
 trap 'say "terminated"; exit 143' TERM
 
-for v in N FILES MODIFY DELETE ROUNDS N_FROZEN TIMEOUT POLL_MS GAP_MS; do
+for v in N FILES MODIFY DELETE ROUNDS N_FROZEN TIMEOUT POLL_MS GAP_MS TPUT_SECONDS TPUT_SIZE; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a whole number, not '${!v}'"
+done
+for w in $TPUT_WRITERS; do
+	[[ $w =~ ^[0-9]+$ ]] && [ "$w" -ge 1 ] && [ "$w" -le 64 ] || die "BENCH_TPUT_WRITERS: '$w' is not 1..64"
+done
+for p in $PHASES; do
+	[[ $p =~ ^(latency|frozen|throughput|partition)$ ]] || die "BENCH_PHASES: unknown phase '$p'"
 done
 [ $((MODIFY + DELETE)) -le "$FILES" ] || die "BENCH_MODIFY + BENCH_DELETE must not exceed BENCH_FILES"
 
@@ -329,6 +343,8 @@ cat >"$WORK/config.json" <<EOF
   "sample_timeout": 10, "max_timeouts": 5, "n_frozen": $N_FROZEN, "gap_frozen_ms": 100,
   "files": $FILES, "modify": $MODIFY, "delete": $DELETE, "file_size": 1024, "dirs": 100,
   "rounds": $ROUNDS, "converge_timeout": $TIMEOUT, "converge_poll": 0.02,
+  "tput_seconds": $TPUT_SECONDS, "tput_writers": [$(echo $TPUT_WRITERS | tr ' ' ',')], "tput_size": $TPUT_SIZE,
+  "phases": $(jq_list $PHASES), "work": "$WORK",
   "scheme": "$SCHEME",
   "tls": ${ETCD_TLS_JSON:-null},
   "baseline": "$BASELINE",
@@ -342,7 +358,8 @@ EOF
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 OTHERS=$(pgrep -x sigilfs | grep -cvxF -f <(printf '%s\n' "${DPIDS[@]}"))
 # bound: the phases are bounded inside; this is the backstop
-RUN_LIMIT=$((600 + N * 3 + N_FROZEN * 11 + (FILES / 10 + 4 * TIMEOUT) * ROUNDS))
+nw=$(echo $TPUT_WRITERS | wc -w)
+RUN_LIMIT=$((600 + N * 3 + N_FROZEN * 11 + (FILES / 10 + 4 * TIMEOUT) * ROUNDS + nw * 2 * (TPUT_SECONDS + TIMEOUT + 10)))
 say "measuring (backstop ${RUN_LIMIT} s)"
 # in the background and waited for, so that a signal to this script runs the
 # trap at once (bash defers traps while a foreground child runs)
@@ -358,9 +375,10 @@ SAMPLES=${OUT%.md}-samples.json
 cp "$WORK/out.json" "$SAMPLES"
 cmd="$(cd "$ROOT" && pwd)/bench/repl-bench.sh"
 for v in BENCH_N BENCH_N_FROZEN BENCH_FILES BENCH_MODIFY BENCH_DELETE BENCH_ROUNDS BENCH_TLS BENCH_BASELINE \
-	BENCH_TIMEOUT BENCH_POLL_MS BENCH_GAP_MS; do
-	[ -n "${!v:-}" ] && cmd="$v=${!v} $cmd"
+	BENCH_TIMEOUT BENCH_POLL_MS BENCH_GAP_MS BENCH_TPUT_SECONDS BENCH_TPUT_WRITERS BENCH_TPUT_SIZE BENCH_PHASES; do
+	[ -n "${!v:-}" ] && cmd="$v=\"${!v}\" $cmd"
 done
+[ "$SRC_SIGILFS" != "$ROOT/sigilfs" ] && cmd="SIGILFS=$SRC_SIGILFS $cmd"
 wall=$((SECONDS - T_START))
 work_fs=$(findmnt -n -o FSTYPE,SOURCE -T "$WORK" | tr -s ' ')
 python3 - "$WORK/meta.json" <<EOF
@@ -374,7 +392,7 @@ meta = {
     "load_start": """$LOAD_START""",
     "load_end": """$(cut -d' ' -f1-3 /proc/loadavg)""",
     "others": """$OTHERS other sigilfs daemons (not ours) were running when measuring began""",
-    "sigilfs_rev": """$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown) (working tree may hold uncommitted changes)""",
+    "sigilfs_rev": """$(rev_of "$(dirname "$SRC_SIGILFS")")""",
     "sigilfs_sha256": """$(sha256sum "$SIGILFS" | cut -d' ' -f1)""",
     "etcd_version": """$([ "$BASELINE" == etcd ] && etcd --version | head -n 1 | sed 's/^etcd Version: //')""",
     "etcd_leader": """$ETCD_LEADER""",
@@ -387,6 +405,9 @@ meta = {
 }
 json.dump(meta, open(sys.argv[1], "w"))
 EOF
+# the meta goes into the samples too: `repl-bench.py report SAMPLES - OUT` remakes the report
+python3 -c 'import json, sys; o = json.load(open(sys.argv[1])); o["meta"] = json.load(open(sys.argv[2])); json.dump(o, open(sys.argv[1], "w"))' \
+	"$SAMPLES" "$WORK/meta.json" || die "cannot add the meta to $SAMPLES"
 python3 "$PY" report "$WORK/out.json" "$WORK/meta.json" "$OUT" || die "report failed"
 say "report: $OUT"
 python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["errors"]; [print("PROBLEM:", x) for x in e]; sys.exit(1 if e else 0)' "$WORK/out.json"
