@@ -376,3 +376,75 @@ int sg_status_write(void *arg, const char *name, FILE *f)
 	}
 	return 0;
 }
+
+/* ---- the tree digest ---- */
+
+struct digest {
+	const char *local_only;
+	uint64_t a, b, n;
+};
+
+/* FNV-1a, continued from h */
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* a finalizer, so that sums of related hashes do not cancel (splitmix64) */
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static int digest_one(void *ctx, const sg_change *c)
+{
+	struct digest *d = ctx;
+	uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
+	uint32_t f[4] = {c->type, c->type == SG_TYPE_SYMLINK ? 0 : c->mode & 07777, c->uid, c->gid};
+	uint64_t len = c->len;
+
+	if (c->type == SG_TYPE_TOMBSTONE || !*c->path || sg_path_matches(d->local_only, c->path))
+		return 0;
+	for (int k = 0; k < 2; k++) {
+		uint64_t *h = k ? &h2 : &h1;
+		*h = fnv(*h, c->path, strlen(c->path) + 1);
+		*h = fnv(*h, f, sizeof(f));
+		*h = fnv(*h, &len, sizeof(len));
+		if (c->len)
+			*h = fnv(*h, c->data, c->len);
+		for (size_t i = 0; i < c->nxattrs; i++) {
+			uint64_t xl = c->xattrs[i].len;
+			*h = fnv(*h, c->xattrs[i].name, strlen(c->xattrs[i].name) + 1);
+			*h = fnv(*h, &xl, sizeof(xl));
+			if (xl)
+				*h = fnv(*h, c->xattrs[i].value, c->xattrs[i].len);
+		}
+	}
+	d->a += mix(h1);
+	d->b += mix(h2 ^ 0x5851f42d4c957f2dULL);
+	d->n++;
+	return 0;
+}
+
+int sg_tree_digest(sg_store *st, const char *local_only, char out[33], uint64_t *entries)
+{
+	struct digest d = {local_only, 0, 0, 0};
+	int rc = sg_store_changes_after(st, 0, 0, digest_one, &d);
+
+	if (rc < 0)
+		return rc;
+	snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, d.a, d.b);
+	if (entries)
+		*entries = d.n;
+	return 0;
+}

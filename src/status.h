@@ -44,4 +44,13 @@ int sg_status_write(void *src, const char *name, FILE *f);
  */
 void sg_status_write_json(const sg_status_src *s, FILE *f);
 
+/**
+ * A digest of the live tree, the same on every node that holds the same tree:
+ * over each entry's path, type, mode, owner, content or target, and user.*
+ * xattrs (not times, ids or stamps), order-independent; names matching the
+ * local_only patterns are left out. 32 hex digits into out. One pass over
+ * the store's log. 0 or a negative errno.
+ */
+int sg_tree_digest(sg_store *st, const char *local_only, char out[33], uint64_t *entries);
+
 #endif

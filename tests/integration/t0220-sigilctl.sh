@@ -132,6 +132,24 @@ check_eq "0|" "$RC|$OUT" "conflicts on a fresh cluster: exit 0, nothing listed"
 ctl -d "$DA" check
 check_eq "0|" "$RC|$ERR" "check exits 0, nothing on stderr"
 check "check says the store agrees" grep -q "^ok: [0-9]* entries" <<<"$OUT"
+
+# check's tree digest: equal on nodes holding the same tree (local-only names
+# left out), different once the tree differs
+digest() { ctl -d "$(sg_data "$1")" check && sed -n 's/^tree digest \([0-9a-f]\{32\}\) over .*/\1/p' <<<"$OUT"; }
+mkdir -p "$A/dg" && printf 'one\n' >"$A/dg/f" && chmod 640 "$A/dg/f" && ln -s f "$A/dg/l" &&
+	setfattr -n user.k -v v "$A/dg/f"
+rl_converged $T a b c -- "the digest's files everywhere"
+printf 'temp\n' >"$A/dg/f~"
+da=$(digest a) db=$(digest b) dc=$(digest c)
+check "check prints a tree digest" test -n "$da"
+check_eq "$da|$da" "$db|$dc" "the tree digest is the same on a, b and c (a's local-only dg/f~ left out)"
+rm "$A/dg/f~"
+chmod 600 "$A/dg/f"
+d2=$(digest a)
+check "a mode change alone changes the digest ($da -> $d2)" test -n "$d2" -a "$d2" != "$da"
+rl_converged $T a b c -- "the chmod everywhere"
+sg_wait $T test "$(digest c)" == "$d2" && ok "c's digest follows a's" || fail "c's digest follows a's" "a $d2, c $(digest c)"
+rm -rf "$A/dg"
 ctl -d "$DA" sync
 check_eq "0|" "$RC|$ERR" "sync exits 0, nothing on stderr"
 
