@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <git2.h>
+
 #include "gitsync.h"
 
 #define DOMAIN "gitsync"
@@ -71,6 +73,19 @@ uint32_t sg_gitmeta_default_mode(uint32_t type, int exec);
 
 /** The one place libgit2's codes become errnos; logs libgit2's message at debug level. */
 int sg_git_err(int rc, const char *what);
+
+/** Credentials for ssh remotes (git_credential_acquire_cb): the ssh agent's
+ *  keys, else just the user name ("git" when the URL names none). */
+int sg_git_cred_cb(git_credential **out, const char *url, const char *user, unsigned allowed,
+                   void *payload);
+
+/**
+ * An in-memory remote for url, as written (no url.*.insteadOf rewriting).
+ * @param name  the remote's name, or NULL for an anonymous one (no fetchspec)
+ * @param[out] out  the remote, freed with git_remote_free()
+ * @return a libgit2 code (0 or negative): pass it through sg_git_err().
+ */
+int sg_git_remote_new(git_remote **out, git_repository *repo, const char *name, const char *url);
 
 /** Is `path` equal to `prefix` or under it? "" is everything's prefix. */
 int sg_path_under(const char *path, const char *prefix);

@@ -163,6 +163,35 @@ int sg_git_err(int rc, const char *what)
 	}
 }
 
+int sg_git_cred_cb(git_credential **out, const char *url, const char *user, unsigned allowed,
+                   void *payload)
+{
+	(void)url;
+	(void)payload;
+	if (allowed & GIT_CREDENTIAL_SSH_KEY)
+		return git_credential_ssh_key_from_agent(out, user ? user : "git");
+	if (allowed & GIT_CREDENTIAL_USERNAME)
+		return git_credential_username_new(out, user ? user : "git");
+	return GIT_PASSTHROUGH;
+}
+
+int sg_git_remote_new(git_remote **out, git_repository *repo, const char *name, const char *url)
+{
+	git_remote_create_options co;
+
+	/* not git_remote_create_anonymous() or git_remote_create(): their
+	 * url.*.insteadOf lookup leaks about 250 KB of pcre2 match data per call
+	 * in libgit2 1.5.1 (fixed upstream by libgit2 PR #6382), and sigilfs uses
+	 * the URL as written anyway */
+	git_remote_create_options_init(&co, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	co.repository = repo;
+	co.name = name;
+	co.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
+	if (!name)
+		co.flags |= GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	return git_remote_create_with_opts(out, url, &co);
+}
+
 static const char *git_msg(void)
 {
 	const git_error *e = git_error_last();
@@ -1287,18 +1316,6 @@ struct pusher {
 /* pushers abandoned at stop, still reachable (for the leak checkers) */
 static struct pusher *abandoned[8];
 
-static int cred_cb(git_credential **out, const char *url, const char *user, unsigned allowed,
-                   void *payload)
-{
-	(void)url;
-	(void)payload;
-	if (allowed & GIT_CREDENTIAL_SSH_KEY)
-		return git_credential_ssh_key_from_agent(out, user ? user : "git");
-	if (allowed & GIT_CREDENTIAL_USERNAME)
-		return git_credential_username_new(out, user ? user : "git");
-	return GIT_PASSTHROUGH;
-}
-
 static int push_ref_cb(const char *refname, const char *status, void *data)
 {
 	int *bad = data;
@@ -1321,13 +1338,13 @@ static int push_once(struct pusher *p)
 	int bad = 0, rc;
 
 	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
-	po.callbacks.credentials = cred_cb;
+	po.callbacks.credentials = sg_git_cred_cb;
 	po.callbacks.push_update_reference = push_ref_cb;
 	po.callbacks.payload = &bad;
 	snprintf(spec, sizeof(spec), "%s:%s", p->branch, p->branch);
 	rc = git_repository_open_bare(&repo, p->path);
 	if (rc == 0)
-		rc = git_remote_create_anonymous(&rem, repo, p->remote);
+		rc = sg_git_remote_new(&rem, repo, NULL, p->remote);
 	if (rc == 0)
 		rc = git_remote_push(rem, &refspecs, &po);
 	git_remote_free(rem);

@@ -408,16 +408,12 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 	return remove(path);
 }
 
-static int clone_cred_cb(git_credential **out, const char *url, const char *user, unsigned allowed,
-                         void *payload)
+/* git_clone's remote, made without the leaking insteadOf lookup */
+static int clone_remote_cb(git_remote **out, git_repository *repo, const char *name,
+                           const char *url, void *payload)
 {
-	(void)url;
 	(void)payload;
-	if (allowed & GIT_CREDENTIAL_SSH_KEY)
-		return git_credential_ssh_key_from_agent(out, user ? user : "git");
-	if (allowed & GIT_CREDENTIAL_USERNAME)
-		return git_credential_username_new(out, user ? user : "git");
-	return GIT_PASSTHROUGH;
+	return sg_git_remote_new(out, repo, name, url);
 }
 
 static int repo_get(git_repository **out, const char *where, char *tmp, size_t tmplen, char *err,
@@ -439,7 +435,8 @@ static int repo_get(git_repository **out, const char *where, char *tmp, size_t t
 		}
 		git_clone_options_init(&co, GIT_CLONE_OPTIONS_VERSION);
 		co.bare = 1;
-		co.fetch_opts.callbacks.credentials = clone_cred_cb;
+		co.fetch_opts.callbacks.credentials = sg_git_cred_cb;
+		co.remote_cb = clone_remote_cb;
 		rc = git_clone(out, where, tmp, &co);
 		if (rc < 0) {
 			const git_error *e = git_error_last();

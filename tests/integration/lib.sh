@@ -628,6 +628,9 @@ SG_WORK=$(mktemp -d "${TMPDIR:-/tmp}/sigil-$SG_NAME.XXXXXX") || {
 mkdir -p "$SG_WORK/sanitizer"
 export ASAN_OPTIONS="log_path=$SG_WORK/sanitizer/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="log_path=$SG_WORK/sanitizer/ubsan:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+# leaks inside Debian's libraries that sigilfs cannot avoid (see the file)
+SG_LSAN_SUPP=${SIGIL_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/../.." && pwd)}/tests/lsan.supp
+[ -f "$SG_LSAN_SUPP" ] && export LSAN_OPTIONS="suppressions=$SG_LSAN_SUPP:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 trap sg_on_exit EXIT
 trap 'sg_on_signal INT' INT
 trap 'sg_on_signal TERM' TERM

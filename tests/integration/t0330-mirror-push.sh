@@ -10,6 +10,9 @@
 # listener that stays silent): writes, the local mirror and the unmount must
 # not wait for it.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+# whole allocation stacks, so that tests/lsan.supp can tell libgit2's own
+# leaks on a failed push from any of ours
+export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
 . "$(dirname "$0")/repl-lib.sh" || exit 99
 
