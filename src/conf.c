@@ -20,12 +20,13 @@ enum kind {
 	K_NODE,     /* 1 to 64 of [A-Za-z0-9._-] */
 	K_URL,      /* tls+tcp://HOST:PORT, tcp://HOST:PORT, ipc://PATH */
 	K_URLS,     /* URLs separated by ';', ',' or blanks */
-	K_FILE,     /* a readable regular file */
+	K_PEM,      /* a readable regular file in PEM form */
 	K_MS,       /* whole milliseconds, 1 to 3600000 */
 	K_PATTERNS, /* ':'-separated name patterns; may be empty */
 	K_SIZE,     /* bytes, with K, M or G */
 	K_SECONDS,  /* seconds, 0 to 86400, decimals allowed */
 	K_DURATION, /* a number and ms, s, m, h or d */
+	K_DELAY,    /* 0, or a number and ms or s, at most 1 s */
 	K_REMOTE,   /* a git remote: anything without blanks */
 	K_LEVEL,    /* a syslog level name */
 	K_MIRROR,   /* an absolute path, or "off" */
@@ -49,6 +50,7 @@ enum {
 	KEY_TOMBSTONE_GRACE,
 	KEY_LOG_LEVEL,
 	KEY_SEED,
+	KEY_SYNC_DELAY,
 	KEY_COUNT
 };
 _Static_assert(KEY_COUNT == SG_CONFIG_NKEYS, "SG_CONFIG_NKEYS is the number of keys");
@@ -61,9 +63,9 @@ static const struct keydef {
     [KEY_NODE] = {"node", K_NODE},
     [KEY_LISTEN] = {"listen", K_URL},
     [KEY_PEERS] = {"peers", K_URLS},
-    [KEY_TLS_CA] = {"tls_ca", K_FILE},
-    [KEY_TLS_CERT] = {"tls_cert", K_FILE},
-    [KEY_TLS_KEY] = {"tls_key", K_FILE},
+    [KEY_TLS_CA] = {"tls_ca", K_PEM},
+    [KEY_TLS_CERT] = {"tls_cert", K_PEM},
+    [KEY_TLS_KEY] = {"tls_key", K_PEM},
     [KEY_MAX_OFFSET] = {"max_offset", K_MS},
     [KEY_LOCAL_ONLY] = {"local_only", K_PATTERNS},
     [KEY_MAX_FILE_SIZE] = {"max_file_size", K_SIZE},
@@ -74,6 +76,7 @@ static const struct keydef {
     [KEY_TOMBSTONE_GRACE] = {"tombstone_grace", K_DURATION},
     [KEY_LOG_LEVEL] = {"log_level", K_LEVEL},
     [KEY_SEED] = {"seed", K_REMOTE},
+    [KEY_SYNC_DELAY] = {"sync_delay", K_DELAY},
 };
 
 static const char *const levels[] = {"err", "warning", "notice", "info", "debug"};
@@ -481,6 +484,29 @@ static int parse_duration(const char *s, uint64_t *out)
 	return -EINVAL;
 }
 
+/* A delay: 0 (none), or digits and ms or s, at most 1 s; in milliseconds. */
+static int parse_delay(const char *s, uint64_t *out)
+{
+	uint64_t v;
+
+	if (strcmp(s, "0") == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (parse_uint(&s, &v)) {
+		return -EINVAL;
+	}
+	if (strcmp(s, "s") == 0 && v <= 1) {
+		*out = v * 1000;
+		return 0;
+	}
+	if (strcmp(s, "ms") == 0 && v <= 1000) {
+		*out = v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
 /* Seconds, 0 to 86400, with an optional fraction (beyond 1 ms ignored), in milliseconds. */
 static int parse_seconds(const char *s, uint64_t *out)
 {
@@ -545,6 +571,8 @@ int sg_config_get_u64(uint64_t *out, const sg_config *cfg, const char *key)
 		return parse_size(v, out);
 	case K_DURATION:
 		return parse_duration(v, out);
+	case K_DELAY:
+		return parse_delay(v, out);
 	case K_SECONDS:
 		return parse_seconds(v, out);
 	case K_MS:
@@ -611,10 +639,18 @@ static int check_urls(const char *list, char *why, size_t len)
 	return rc;
 }
 
-static int check_file(const char *path, char *why, size_t len)
+#define PEM_SCAN_MAX (4u << 20) /* a CA bundle is far smaller */
+
+/* A readable regular file that holds a PEM block ("-----BEGIN"): TLS would
+ * otherwise refuse it later with a bare "Cryptographic error". */
+static int check_pem(const char *path, char *why, size_t len)
 {
+	static const char begin[] = "-----BEGIN ";
+	char buf[4096 + sizeof(begin)];
+	size_t keep = 0, n, total = 0;
 	struct stat sb;
-	int rc;
+	FILE *f;
+	int rc, found = 0;
 
 	if (access(path, R_OK) < 0 || stat(path, &sb) < 0) {
 		rc = -errno;
@@ -623,6 +659,34 @@ static int check_file(const char *path, char *why, size_t len)
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		say(why, len, "%s is not a regular file", path);
+		return -EINVAL;
+	}
+	f = fopen(path, "re");
+	if (!f) {
+		rc = -errno;
+		say(why, len, "cannot read %s: %s", path, strerror(errno));
+		return rc;
+	}
+	/* search in chunks, keeping a tail so that a marker across two is found */
+	while (!found && total < PEM_SCAN_MAX &&
+	       (n = fread(buf + keep, 1, sizeof(buf) - 1 - keep, f)) > 0) {
+		total += n;
+		n += keep;
+		buf[n] = '\0';
+		for (size_t i = 0; !found && i + sizeof(begin) - 1 <= n; i++) {
+			found = memcmp(buf + i, begin, sizeof(begin) - 1) == 0;
+		}
+		keep = n < sizeof(begin) - 2 ? n : sizeof(begin) - 2;
+		memmove(buf, buf + n - keep, keep);
+	}
+	rc = ferror(f) ? -EIO : 0;
+	fclose(f);
+	if (rc) {
+		say(why, len, "cannot read %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if (!found) {
+		say(why, len, "%s is not a PEM file (no '-----BEGIN' line)", path);
 		return -EINVAL;
 	}
 	return 0;
@@ -686,8 +750,8 @@ static int check_value(enum kind k, const char *v, char *why, size_t len)
 		return check_url(v, why, len);
 	case K_URLS:
 		return check_urls(v, why, len);
-	case K_FILE:
-		return check_file(v, why, len);
+	case K_PEM:
+		return check_pem(v, why, len);
 	case K_MS:
 		if (parse_ms(v, &n)) {
 			say(why, len, "'%s' is not a number of milliseconds from 1 to 3600000", v);
@@ -712,6 +776,13 @@ static int check_value(enum kind k, const char *v, char *why, size_t len)
 		if (parse_duration(v, &n)) {
 			say(why, len,
 			    "'%s' is not a duration: a number and ms, s, m, h or d (500ms, 7d)", v);
+			return -EINVAL;
+		}
+		return 0;
+	case K_DELAY:
+		if (parse_delay(v, &n)) {
+			say(why, len,
+			    "'%s' is not a delay: 0 (off), or a number and ms or s, at most 1s", v);
 			return -EINVAL;
 		}
 		return 0;

@@ -14,7 +14,7 @@
  *
  *   data node listen peers tls_ca tls_cert tls_key max_offset local_only
  *   max_file_size cache_timeout mirror commit_interval remote tombstone_grace
- *   log_level
+ *   log_level seed sync_delay
  *
  * Each value remembers where it was set: a file and a line, or an origin
  * such as "-o" with line 0, so that a problem found late (a port in use)
@@ -41,7 +41,7 @@
  */
 
 /** How many keys there are. */
-#define SG_CONFIG_NKEYS 17
+#define SG_CONFIG_NKEYS 18
 
 /** One setting. value == NULL: not set. */
 typedef struct sg_config_value {
@@ -100,8 +100,9 @@ const char *sg_config_get(const sg_config *cfg, const char *key);
 
 /**
  * A numeric key's value, after sg_config_check() accepted it:
- * max_file_size in bytes; cache_timeout, max_offset, commit_interval and
- * tombstone_grace in milliseconds; log_level as its syslog number (err 3 to debug 7).
+ * max_file_size in bytes; cache_timeout, max_offset, commit_interval,
+ * tombstone_grace and sync_delay in milliseconds (sync_delay may be 0: off);
+ * log_level as its syslog number (err 3 to debug 7).
  * @param out  out: the value; untouched on failure.
  * @return 0; -ENOENT if the key is not set; -EINVAL if the key is not
  *         numeric or its value does not parse.
@@ -120,9 +121,10 @@ int sg_config_where(const sg_config *cfg, const char *key, char *buf, size_t len
  * Check every value that is set, in key order, and the keys that go
  * together: listen and peers need node; a tls+tcp:// URL needs tls_ca,
  * tls_cert and tls_key; remote needs mirror. TLS files must be readable
- * regular files. Stops at the first problem:
+ * regular files holding a PEM block (a "-----BEGIN" line). Stops at the first problem:
  * "PATH:LINE: KEY: problem" (or "-o: KEY: problem").
- * @return 0; -EINVAL for a bad value; the errno of a TLS file that cannot be read.
+ * @return 0; -EINVAL for a bad value (a TLS file that is not PEM too); the
+ *         errno of a TLS file that cannot be read.
  */
 int sg_config_check(const sg_config *cfg, char *err, size_t errlen);
 

@@ -62,9 +62,10 @@ static int setup(void **state)
 	snprintf(f->ca, sizeof(f->ca), "%s/ca.pem", f->dir);
 	snprintf(f->cert, sizeof(f->cert), "%s/node.pem", f->dir);
 	snprintf(f->key, sizeof(f->key), "%s/node.key", f->dir);
-	write_file(f->ca, "ca\n");
-	write_file(f->cert, "cert\n");
-	write_file(f->key, "key\n");
+	/* conf checks only that a TLS file looks like PEM; TLS reads it later */
+	write_file(f->ca, "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n");
+	write_file(f->cert, "-----BEGIN CERTIFICATE-----\ncert\n-----END CERTIFICATE-----\n");
+	write_file(f->key, "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n");
 	*state = f;
 	return 0;
 }
@@ -140,6 +141,7 @@ static void test_good_file(void **state)
 	    {"tombstone_grace", "7d"},
 	    {"log_level", "debug"},
 	    {"seed", "/srv/fleet.git#v1.2"},
+	    {"sync_delay", "2ms"},
 	};
 
 	snprintf(text, sizeof(text),
@@ -159,7 +161,8 @@ static void test_good_file(void **state)
 	         "remote = ssh://git@git.example.com/fleet.git\n"
 	         "tombstone_grace = 7d\n"
 	         "log_level = debug\n"
-	         "seed = /srv/fleet.git#v1.2\n",
+	         "seed = /srv/fleet.git#v1.2\n"
+	         "sync_delay = 2ms\n",
 	         f->ca, f->cert, f->key);
 	assert_int_equal(load_text(f, text), 0);
 	assert_string_equal(f->err, "");
@@ -181,6 +184,7 @@ static void test_good_file(void **state)
 	assert_int_equal(get_u64(f, "commit_interval"), 500);
 	assert_int_equal(get_u64(f, "tombstone_grace"), 7ULL * 86400 * 1000);
 	assert_int_equal(get_u64(f, "log_level"), 7);
+	assert_int_equal(get_u64(f, "sync_delay"), 2);
 	assert_int_equal(load_text(f, "mirror = off\n"), 0);
 	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), 0);
 	assert_int_equal(load_text(f, "mirror = mirror.git\n"), 0);
@@ -380,6 +384,17 @@ static void test_bad_values(void **state)
 	    {"remote", "a b", "'a b' has a blank"},
 	    {"remote", "a\tb", "control character in value"},
 	    {"log_level", "warn", "'warn' is not a log level: err, warning, notice, info or debug"},
+	    {"sync_delay", "5", "'5' is not a delay: 0 (off), or a number and ms or s, at most 1s"},
+	    {"sync_delay", "1001ms",
+	     "'1001ms' is not a delay: 0 (off), or a number and ms or s, at most 1s"},
+	    {"sync_delay", "2s",
+	     "'2s' is not a delay: 0 (off), or a number and ms or s, at most 1s"},
+	    {"sync_delay", "1m",
+	     "'1m' is not a delay: 0 (off), or a number and ms or s, at most 1s"},
+	    {"sync_delay", "-1ms",
+	     "'-1ms' is not a delay: 0 (off), or a number and ms or s, at most 1s"},
+	    {"sync_delay", "off",
+	     "'off' is not a delay: 0 (off), or a number and ms or s, at most 1s"},
 	};
 	char text[512], want[512];
 
@@ -411,6 +426,11 @@ static void test_good_values(void **state)
 	    {"log_level", "warning", "4"},
 	    {"log_level", "notice", "5"},
 	    {"log_level", "info", "6"},
+	    {"sync_delay", "0", "0"},
+	    {"sync_delay", "0ms", "0"},
+	    {"sync_delay", "5ms", "5"},
+	    {"sync_delay", "1000ms", "1000"},
+	    {"sync_delay", "1s", "1000"},
 	};
 	static const char *const urls[] = {"tcp://[::1]:7470", "tls+tcp://*:7470",
 	                                   "tcp://host.example:1", "ipc:///run/sigil/a.sock"};
@@ -463,6 +483,51 @@ static void test_unreadable_tls_file(void **state)
 	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), -EINVAL);
 	snprintf(want, sizeof(want), "tls_key: %s is not a regular file", f->dir);
 	expect_at(f, 1, want);
+}
+
+/* A TLS file that is there but is not PEM is named with its key, file and line
+ * (TLS itself would say only "Cryptographic error"). */
+static void test_tls_file_not_pem(void **state)
+{
+	struct fx *f = *state;
+	char text[512], want[512], der[128], big[128];
+	FILE *out;
+
+	snprintf(der, sizeof(der), "%s/ca.der", f->dir);
+	write_file(der, "0\x82\x01\x0a binary, not PEM\n");
+	snprintf(text, sizeof(text), "node = a\ntls_ca = %s\ntls_cert = %s\ntls_key = %s\n", der,
+	         f->cert, f->key);
+	assert_int_equal(load_text(f, text), 0);
+	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), -EINVAL);
+	snprintf(want, sizeof(want), "tls_ca: %s is not a PEM file (no '-----BEGIN' line)", der);
+	expect_at(f, 2, want);
+
+	/* an empty key file, and a mount option naming a non-PEM file */
+	write_file(der, "");
+	snprintf(text, sizeof(text), "tls_key = %s\n", der);
+	assert_int_equal(load_text(f, text), 0);
+	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), -EINVAL);
+	snprintf(want, sizeof(want), "tls_key: %s is not a PEM file (no '-----BEGIN' line)", der);
+	expect_at(f, 1, want);
+	sg_config_free(&f->cfg);
+	assert_int_equal(sg_config_set(&f->cfg, "tls_cert", f->path, "-o", 0, NULL, 0), 0);
+	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), -EINVAL);
+	snprintf(want, sizeof(want), "-o: tls_cert: %s is not a PEM file (no '-----BEGIN' line)",
+	         f->path);
+	assert_string_equal(f->err, want);
+
+	/* the marker found far into the file, across the reader's chunks */
+	snprintf(big, sizeof(big), "%s/bundle.pem", f->dir);
+	out = fopen(big, "w");
+	assert_non_null(out);
+	for (int i = 0; i < 3000; i++) {
+		fputs("# a comment line before the certificates\n", out);
+	}
+	fputs("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n", out);
+	assert_int_equal(fclose(out), 0);
+	sg_config_free(&f->cfg);
+	assert_int_equal(sg_config_set(&f->cfg, "tls_ca", big, "-o", 0, NULL, 0), 0);
+	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), 0);
 }
 
 static void test_keys_that_go_together(void **state)
@@ -594,6 +659,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_good_values, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unreadable_tls_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_file_not_pem, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keys_that_go_together, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mount_option_overrides, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_contrib_example, setup, teardown),
