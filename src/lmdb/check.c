@@ -218,7 +218,7 @@ int sg_store_check(sg_store *st, sg_check_cb cb, void *ctx, uint64_t *checked)
 	uint64_t meta_live, meta_tombs, next_id, version, checked_n;
 	int rc;
 
-	rc = sg_rd_begin(st, &k.txn);
+	rc = sg_rd_begin_committed(st, &k.txn);
 	if (rc)
 		return rc;
 	rc = walk(&k, st->ent, check_entry);

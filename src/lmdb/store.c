@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lmdb/store_i.h"
@@ -303,9 +304,23 @@ int sg_xattrs_read(sg_store *st, MDB_txn *txn, uint64_t id, sg_xattr **out, size
 	return 0;
 }
 
-/* ---- read transactions ---- */
+/* ---- read transactions ----
+ *
+ * A reader sees every change acknowledged before it began. The writer
+ * acknowledges a local change once it is applied to its open transaction
+ * and commits within sync_delay (writer.c); while such a transaction is
+ * open it is published in st->wtxn, and a reader borrows it under
+ * wtxn_lock rather than open a snapshot that lacks those changes. The
+ * borrow is per thread and re-entrant (a listing's callback may read
+ * again), and a thread may hold borrows of a few stores at once. */
 
-int sg_rd_begin(sg_store *st, MDB_txn **txn)
+#define BORROW_MAX 4
+static _Thread_local struct {
+	sg_store *st;
+	int depth;
+} borrowed[BORROW_MAX];
+
+int sg_rd_begin_committed(sg_store *st, MDB_txn **txn)
 {
 	int rc;
 
@@ -318,8 +333,45 @@ int sg_rd_begin(sg_store *st, MDB_txn **txn)
 	return 0;
 }
 
+int sg_rd_begin(sg_store *st, MDB_txn **txn)
+{
+	int slot = -1;
+
+	for (int i = 0; i < BORROW_MAX; i++) {
+		if (borrowed[i].depth && borrowed[i].st == st) {
+			borrowed[i].depth++;
+			*txn = st->wtxn;
+			return 0;
+		}
+		if (!borrowed[i].depth && slot < 0)
+			slot = i;
+	}
+	if (slot >= 0) {
+		pthread_mutex_lock(&st->wtxn_lock);
+		if (st->wtxn) {
+			borrowed[slot].st = st;
+			borrowed[slot].depth = 1;
+			*txn = st->wtxn;
+			return 0;
+		}
+		pthread_mutex_unlock(&st->wtxn_lock);
+	}
+	/* nothing uncommitted (or no slot left: a thread nesting reads of more
+	 * than BORROW_MAX stores, which sigilfs never does): a snapshot */
+	return sg_rd_begin_committed(st, txn);
+}
+
 void sg_rd_end(sg_store *st, MDB_txn *txn)
 {
+	for (int i = 0; i < BORROW_MAX; i++) {
+		if (borrowed[i].depth && borrowed[i].st == st && txn == st->wtxn) {
+			if (--borrowed[i].depth == 0) {
+				borrowed[i].st = NULL;
+				pthread_mutex_unlock(&st->wtxn_lock);
+			}
+			return;
+		}
+	}
 	mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&st->map_lock);
 }
@@ -449,9 +501,21 @@ int sg_store_open(sg_store **out, const sg_store_opts *opts)
 	st->map_size = opts->initial_map ? opts->initial_map : (64ULL << 20);
 	st->max_map = opts->max_map ? opts->max_map : (64ULL << 30);
 	st->batch_max = opts->batch_max ? opts->batch_max : 1000;
+	st->sync_delay_ns = opts->sync_delay_ns < 0    ? 0
+	                    : opts->sync_delay_ns == 0 ? SG_DEFAULT_SYNC_DELAY_NS
+	                                               : (uint64_t)opts->sync_delay_ns;
+	st->linger_ns = opts->linger_ns > 0 ? (uint64_t)opts->linger_ns : SG_DEFAULT_LINGER_NS;
 	pthread_rwlock_init(&st->map_lock, NULL);
 	pthread_mutex_init(&st->q_lock, NULL);
-	pthread_cond_init(&st->q_cond, NULL);
+	pthread_mutex_init(&st->wtxn_lock, NULL);
+	{
+		/* the writer waits against the monotonic clock (writer.c) */
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&st->q_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_cond_init(&st->done_cond, NULL);
 	if (!st->path) {
 		rc = -ENOMEM;
@@ -500,6 +564,7 @@ fail:
 	free(st->path);
 	pthread_rwlock_destroy(&st->map_lock);
 	pthread_mutex_destroy(&st->q_lock);
+	pthread_mutex_destroy(&st->wtxn_lock);
 	pthread_cond_destroy(&st->q_cond);
 	pthread_cond_destroy(&st->done_cond);
 	free(st);
@@ -516,6 +581,7 @@ void sg_store_close(sg_store *st)
 	free(st->path);
 	pthread_rwlock_destroy(&st->map_lock);
 	pthread_mutex_destroy(&st->q_lock);
+	pthread_mutex_destroy(&st->wtxn_lock);
 	pthread_cond_destroy(&st->q_cond);
 	pthread_cond_destroy(&st->done_cond);
 	free(st);
@@ -566,6 +632,8 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 	out->ops = atomic_load(&st->ops);
 	out->purged = atomic_load(&st->purged);
 	out->forgotten = atomic_load(&st->forgotten);
+	out->deferred = atomic_load(&st->deferred);
+	out->lost = atomic_load(&st->lost_acked);
 	pthread_rwlock_rdlock(&st->map_lock);
 	mdb_env_info(st->env, &info);
 	mdb_env_stat(st->env, &ms);
@@ -934,7 +1002,7 @@ static int scan_after(sg_store *st, MDB_dbi dbi, uint64_t after, size_t max, row
 
 	if (after == UINT64_MAX)
 		return 0;
-	rc = sg_rd_begin(st, &txn);
+	rc = sg_rd_begin_committed(st, &txn);
 	if (rc)
 		return rc;
 	rc = sg_mdb_err(mdb_cursor_open(txn, dbi, &cur));
@@ -1074,7 +1142,11 @@ int sg_store_conflicts(sg_store *st, uint64_t after, size_t max, sg_conflict_cb 
 
 static int submit(sg_store *st, struct sg_op *op, sg_attr *out)
 {
-	int rc = sg_writer_submit(st, op);
+	int rc;
+
+	/* the filesystem's own changes may be acknowledged before their commit */
+	op->early = op->stamp == NULL && op->kind <= OP_REMOVEXATTR;
+	rc = sg_writer_submit(st, op);
 
 	if (rc == 0 && out)
 		*out = op->out;
@@ -1364,7 +1436,7 @@ int sg_store_purge_horizon(sg_store *st, sg_horizon *out)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = sg_rd_begin(st, &txn);
+	rc = sg_rd_begin_committed(st, &txn);
 	if (rc)
 		return rc;
 	rc = sg_horizon_read(st, txn, out);
@@ -1380,7 +1452,7 @@ int sg_store_vv(sg_store *st, sg_vv_cb cb, void *ctx)
 	uint64_t own = 0;
 	int rc, r, op = MDB_FIRST, own_done;
 
-	rc = sg_rd_begin(st, &txn);
+	rc = sg_rd_begin_committed(st, &txn);
 	if (rc)
 		return rc;
 	rc = sg_meta_get0(st, txn, "seq", &own);

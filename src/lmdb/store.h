@@ -33,8 +33,19 @@
  *
  * Mutations are queued to one writer thread that groups the ops of many
  * callers into one LMDB transaction (group commit), in arrival order. A
- * mutation returns once its transaction has committed; sg_store_sync()
- * returns once everything committed before it is on stable storage.
+ * change with an explicit stamp (a peer's), a put, a purge and a reconcile
+ * return once their transaction has committed. A local change by handle
+ * (stamp == NULL: create, write, setattr, remove, rename, setxattr,
+ * removexattr) returns as soon as it is applied to the writer's open
+ * transaction, which commits within sync_delay_ns (deferred commit: a burst
+ * of a caller's changes shares one commit and one fdatasync). Every read
+ * of this API sees it at once; what is committed only (the version, the
+ * log, the version vector: what leaves the node) lists it after the commit.
+ * A crash before the commit loses it, as unsynced data on any file system;
+ * sg_store_sync() returns once every change acknowledged before it is on
+ * stable storage, and fails (once) if an acknowledged change could not be
+ * saved. The writer defers nothing while the disk is nearly full: a change
+ * then fails with -ENOSPC instead of being lost.
  *
  * Errors: every function that can fail returns 0 or a negative errno. No
  * LMDB code crosses this header.
@@ -92,9 +103,18 @@ typedef struct sg_store_opts {
 	                         fills */
 	uint64_t max_map;     /**< largest map the store grows to, bytes; default 64 GiB */
 	unsigned batch_max;   /**< most ops in one transaction; default 1000 */
+	/** how long a local change (a call with stamp == NULL) may be held in
+	 *  memory, acknowledged, before its commit; default SG_DEFAULT_SYNC_DELAY_NS;
+	 *  negative: none, every change is committed before its call returns */
+	int64_t sync_delay_ns;
+	/** how long the writer waits for the next change before it commits what
+	 *  it holds (within sync_delay_ns); default SG_DEFAULT_LINGER_NS */
+	int64_t linger_ns;
 } sg_store_opts;
 
 #define SG_DEFAULT_MAX_FILE (64ULL << 20)
+#define SG_DEFAULT_SYNC_DELAY_NS 5000000LL /* 5 ms */
+#define SG_DEFAULT_LINGER_NS 200000LL      /* 200 us: a busy caller's next op comes sooner */
 
 /** One child of a directory, for sg_store_list(). */
 typedef struct sg_dirent {
@@ -197,7 +217,8 @@ uint64_t sg_store_node_id(const sg_store *st);
  *  store's versions is only good for the same id. Never 0. */
 uint64_t sg_store_id(const sg_store *st);
 
-/** The newest store-wide version committed. */
+/** The newest store-wide version committed (deferred local changes count
+ *  once their commit is done). */
 uint64_t sg_store_version(sg_store *st);
 
 /** The store's clock high-water mark (never goes back, persisted with every commit). */
@@ -219,6 +240,8 @@ typedef struct sg_store_stats {
 	uint64_t ops;        /**< mutations committed since open */
 	uint64_t purged;     /**< tombstones purged since open (sg_store_purge) */
 	uint64_t forgotten;  /**< entries dropped since open by sg_store_reconcile */
+	uint64_t deferred;   /**< local changes acknowledged before their commit, since open */
+	uint64_t lost;       /**< of those, lost to a failed commit */
 } sg_store_stats;
 
 int sg_store_stats_get(sg_store *st, sg_store_stats *out);
@@ -503,7 +526,10 @@ typedef void (*sg_check_cb)(void *ctx, const char *problem);
  */
 int sg_store_check(sg_store *st, sg_check_cb cb, void *ctx, uint64_t *checked);
 
-/** Durability barrier: returns once every change committed before the call is on disk. */
+/** Durability barrier: returns once every change acknowledged before the call
+ *  is committed and on disk. @return 0, the error of a failed commit (-EIO,
+ *  -ENOSPC) that lost acknowledged changes since the last sync (told once),
+ *  or the sync's own error. */
 int sg_store_sync(sg_store *st);
 
 /* ---- paths ---------------------------------------------------------------- */

@@ -61,6 +61,7 @@ struct sg_conflict_rec {
 };
 
 enum sg_op_kind {
+	/* the filesystem's changes, by handle: OP_CREATE to OP_REMOVEXATTR */
 	OP_CREATE,
 	OP_WRITE,
 	OP_SETATTR,
@@ -95,6 +96,7 @@ struct sg_op {
 	uint64_t last;  /* OP_PURGE: the last version examined (0: the end was reached) */
 	int rc;
 	sg_attr out;
+	int early; /* a local change: acknowledged before its commit when deferral is on */
 	int done;
 	struct sg_op *next;
 };
@@ -117,6 +119,17 @@ struct sg_store {
 	_Atomic uint64_t commits, ops;
 	_Atomic uint64_t live, tombs;
 	_Atomic uint64_t purged, forgotten;
+
+	/* deferred commits (writer.c): a local change is acknowledged once it is
+	 * applied to the writer's open transaction, which commits within
+	 * sync_delay_ns (0: every change commits before its call returns).
+	 * While one is open it is published here and readers borrow it. */
+	pthread_mutex_t wtxn_lock; /* held by the writer while it uses wtxn, and by a borrower */
+	MDB_txn *wtxn;             /* the open transaction with acknowledged changes, or NULL */
+	uint64_t sync_delay_ns, linger_ns;
+	_Atomic int wb_err; /* a commit of acknowledged changes failed */
+	_Atomic uint64_t deferred,
+	    lost_acked; /* changes acknowledged before commit; of those lost */
 
 	/* the writer */
 	pthread_t writer;
@@ -146,8 +159,13 @@ int sg_meta_get(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out);
 /* sg_meta_get, but an absent key reads as 0. */
 int sg_meta_get0(sg_store *st, MDB_txn *txn, const char *key, uint64_t *out);
 int sg_horizon_read(sg_store *st, MDB_txn *txn, sg_horizon *out);
-/* A read transaction (holding the map lock shared), and its end. */
+/* A read transaction that sees every change acknowledged so far: the
+ * writer's open transaction if it has one (borrowed), else a snapshot. */
 int sg_rd_begin(sg_store *st, MDB_txn **txn);
+/* A snapshot of what is committed only (holding the map lock shared): for
+ * what leaves the node (replication, the mirror) and for checks. */
+int sg_rd_begin_committed(sg_store *st, MDB_txn **txn);
+/* The end of either. */
 void sg_rd_end(sg_store *st, MDB_txn *txn);
 
 /* ---- writer.c ---- */

@@ -22,7 +22,7 @@ struct note_slot {
 	char name[SG_NAME_MAX + 1];
 };
 
-/* State of one write transaction. */
+/* State of the writer and of its open write transaction. */
 struct wctx {
 	sg_store *st;
 	MDB_txn *txn; /* the op's child transaction */
@@ -30,6 +30,17 @@ struct wctx {
 	int map_full;
 	struct note_slot *notes;
 	size_t nnotes, cap;
+	/* the open transaction (see "the batch" below) */
+	MDB_txn *parent;
+	int64_t opened_ns, last_ns; /* first acknowledged change in it; last op run */
+	size_t acked;               /* deferred changes in it (acknowledged, or about to be) */
+	size_t released;        /* of those, acknowledged already: it can no longer be dropped */
+	struct sg_op **waiters; /* ops in it that wait for the commit */
+	size_t nwait, capw;
+	int need_sync;
+	uint64_t est;   /* bytes it may write, roughly: sizes its room */
+	uint64_t avail; /* free bytes where the store lives, at the last commit */
+	uint64_t hlc_floor;
 };
 
 /* ---- low-level puts; every LMDB write goes through w_put/w_del ---- */
@@ -1755,6 +1766,46 @@ static int map_grow(sg_store *st)
 	return 0;
 }
 
+/* LMDB reports a short write as EIO: when the data dir's file system has no
+ * room left for the batch, tell the writer the truth, ENOSPC. */
+static int commit_err(sg_store *st, struct sg_op **ops, size_t n, int mdb_rc)
+{
+	struct statvfs sv;
+	uint64_t need = 1 << 20, avail;
+	int rc = sg_mdb_err(mdb_rc);
+
+	if (rc != -EIO && rc != -ENOSPC)
+		return rc;
+	if (statvfs(st->path, &sv) < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		need += ops[i]->len + (ops[i]->change ? ops[i]->change->len : 0);
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return avail < need ? -ENOSPC : rc;
+}
+
+/*
+ * The batch
+ * ---------
+ * The writer keeps one write transaction open across batches of ops. A
+ * local change (op->early) is acknowledged as soon as it is applied there:
+ * its caller returns while the change is still in memory, and readers see
+ * it by borrowing the open transaction (store.c). The transaction commits
+ * (one fdatasync) when
+ *   - an op in it waits for the commit: a peer's change, a put, a purge, a
+ *     sync (fsync), or any op while deferral is off;
+ *   - no op came for linger_ns (the burst is over), or the oldest
+ *     acknowledged change has waited sync_delay;
+ *   - it holds batch_max changes or grows large, or the writer stops.
+ * Deferral is off with sync_delay 0, while the disk is nearly full (a
+ * commit that cannot be written would lose acknowledged changes: callers
+ * get ENOSPC instead), and after a failed commit until a sync reports it.
+ * Only committed changes reach the observer, so nothing leaves the node
+ * before it is on disk.
+ */
+#define DEFER_MIN_FREE (64ULL << 20) /* defer only with this much disk left, beyond 2x the txn */
+#define OP_EST(op) (16384 + (uint64_t)(op)->len)
+
 struct snap {
 	uint64_t version, seq, hlc, next_id, live, tombs, conflict_seq;
 	size_t nnotes;
@@ -1778,65 +1829,246 @@ static void snap_restore(struct wctx *w, const struct snap *s)
 	w->nnotes = s->nnotes;
 }
 
-/* LMDB reports a short write as EIO: when the data dir's file system has no
- * room left for the batch, tell the writer the truth, ENOSPC. */
-static int commit_err(sg_store *st, struct sg_op **ops, size_t n, int mdb_rc)
+static void avail_refresh(struct wctx *w)
 {
 	struct statvfs sv;
-	uint64_t need = 1 << 20, avail;
-	int rc = sg_mdb_err(mdb_rc);
 
-	if (rc != -EIO && rc != -ENOSPC)
-		return rc;
-	if (statvfs(st->path, &sv) < 0)
-		return rc;
-	for (size_t i = 0; i < n; i++)
-		need += ops[i]->len + (ops[i]->change ? ops[i]->change->len : 0);
-	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	return avail < need ? -ENOSPC : rc;
+	w->avail = statvfs(w->st->path, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : 0;
 }
 
-/* Run ops[0..n) in one transaction; set each op's rc. */
-static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w)
+/* May this op be acknowledged before its commit? */
+static int deferrable(const struct wctx *w, const struct sg_op *op)
 {
-	MDB_txn *parent = NULL;
-	int rc, need_sync = 0, hlc_floor_set = 0;
-	uint64_t hlc_floor = 0;
+	const sg_store *st = w->st;
 
-retry:
-	w->nnotes = 0;
-	w->map_full = 0;
+	return op->early && st->sync_delay_ns && !atomic_load(&st->wb_err) &&
+	       w->avail > DEFER_MIN_FREE + 2 * (w->est + OP_EST(op)) &&
+	       w->est + OP_EST(op) <= st->map_size / 8;
+}
+
+/* Open the write transaction. With wtxn_lock held. 0 or -errno. */
+static int txn_open(sg_store *st, struct wctx *w)
+{
+	int rc;
+
 	pthread_rwlock_rdlock(&st->map_lock);
-	rc = mdb_txn_begin(st->env, NULL, 0, &parent);
-	if (rc) {
-		pthread_rwlock_unlock(&st->map_lock);
+	rc = mdb_txn_begin(st->env, NULL, 0, &w->parent);
+	if (rc == 0)
+		rc = meta_load(w, w->parent);
+	else
 		rc = sg_mdb_err(rc);
-		goto fail_all;
-	}
-	w->txn = parent;
-	rc = meta_load(w, parent);
 	if (rc) {
-		mdb_txn_abort(parent);
+		if (w->parent)
+			mdb_txn_abort(w->parent);
+		w->parent = NULL;
 		pthread_rwlock_unlock(&st->map_lock);
-		goto fail_all;
+		return rc;
 	}
 	/* a replayed batch must not reuse clock values handed out before */
-	if (hlc_floor_set && w->hlc < hlc_floor)
-		w->hlc = hlc_floor;
-	for (size_t i = 0; i < n; i++) {
+	if (w->hlc < w->hlc_floor)
+		w->hlc = w->hlc_floor;
+	w->txn = w->parent;
+	w->nnotes = 0;
+	w->map_full = 0;
+	w->acked = w->released = 0;
+	w->est = 0;
+	return 0;
+}
+
+/* The open transaction is gone (aborted or committed): forget it. With
+ * wtxn_lock held; releases it. */
+static void txn_gone(sg_store *st, struct wctx *w)
+{
+	if (w->hlc > w->hlc_floor)
+		w->hlc_floor = w->hlc;
+	w->parent = NULL;
+	w->txn = NULL;
+	st->wtxn = NULL;
+	pthread_rwlock_unlock(&st->map_lock);
+	pthread_mutex_unlock(&st->wtxn_lock);
+}
+
+static void waiter_add(struct wctx *w, struct sg_op *op)
+{
+	if (w->nwait == w->capw) {
+		size_t cap = w->capw ? w->capw * 2 : 64;
+		struct sg_op **n = realloc(w->waiters, cap * sizeof(*n));
+		if (!n)
+			abort(); /* a few hundred bytes; without them the caller would hang */
+		w->waiters = n;
+		w->capw = cap;
+	}
+	w->waiters[w->nwait++] = op;
+}
+
+static void ops_done(sg_store *st, struct sg_op **ops, size_t n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&st->q_lock);
+	for (size_t i = 0; i < n; i++)
+		ops[i]->done = 1;
+	pthread_cond_broadcast(&st->done_cond);
+	pthread_mutex_unlock(&st->q_lock);
+}
+
+/* Grow the map ahead of need, with no transaction open, so that a
+ * transaction holding acknowledged changes does not run out of map. */
+static void map_headroom(sg_store *st)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+
+	if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms))
+		return;
+	if ((uint64_t)(info.me_last_pgno + 1) * ms.ms_psize > st->map_size / 2)
+		map_grow(st);
+}
+
+/*
+ * Commit the open transaction. With wtxn_lock held; releases it. The
+ * waiters complete; a failure is theirs, and the deferred changes in it are
+ * lost: that is logged and reported to the next sync.
+ * @return 0, or MDB_MAP_FULL when nothing in it was acknowledged: the
+ *         caller grows the map and runs its batch again (the waiters are
+ *         left to it).
+ */
+static int txn_commit(sg_store *st, struct wctx *w)
+{
+	int rc, mrc = 0, err = 0;
+	size_t acked = w->acked;
+
+	rc = meta_save(w);
+	if (w->map_full) {
+		mdb_txn_abort(w->parent);
+		mrc = MDB_MAP_FULL;
+	} else if (rc) {
+		mdb_txn_abort(w->parent);
+		err = rc;
+	} else {
+		mrc = mdb_txn_commit(w->parent); /* frees the transaction, even when it fails */
+	}
+	w->map_full = 0;
+	if (mrc == MDB_MAP_FULL && !w->released) {
+		txn_gone(st, w);
+		return MDB_MAP_FULL;
+	}
+	txn_gone(st, w);
+	if (mrc)
+		err = commit_err(st, w->waiters, w->nwait, mrc);
+	if (err) {
+		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-COMMIT", "commit of %zu ops failed: %s",
+		       w->nwait + acked, strerror(-err));
+		if (acked) {
+			atomic_store(&st->wb_err, err);
+			atomic_fetch_add(&st->lost_acked, acked);
+			sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-LOST",
+			       "%zu acknowledged changes were not saved: %s; the next fsync fails",
+			       acked, strerror(-err));
+		}
+	}
+	if (!err && w->need_sync) {
+		int r = mdb_env_sync(st->env, 1);
+		if (r) {
+			sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-SYNC", "sync failed: %s",
+			       mdb_strerror(r));
+			err = sg_mdb_err(r);
+		}
+	}
+	if (!err) {
+		atomic_store(&st->version, w->version);
+		atomic_store(&st->hlc, w->hlc);
+		atomic_store(&st->live, w->live);
+		atomic_store(&st->tombs, w->tombs);
+		atomic_fetch_add(&st->commits, 1);
+		atomic_fetch_add(&st->ops, acked);
+	}
+	for (size_t i = 0; i < w->nwait; i++) {
+		struct sg_op *op = w->waiters[i];
+		if (op->kind == OP_SYNC) {
+			/* a lost commit of acknowledged changes is told once, here */
+			int wb = atomic_exchange(&st->wb_err, 0);
+			op->rc = err ? err : wb;
+			continue;
+		}
+		if (err && op->rc == 0)
+			op->rc = err;
+		if (op->rc)
+			continue;
+		atomic_fetch_add(&st->ops, 1);
+		if (op->kind == OP_PURGE)
+			atomic_fetch_add(&st->purged, op->count);
+		if (op->kind == OP_RECONCILE)
+			atomic_fetch_add(&st->forgotten, op->count);
+	}
+	if (!err && st->observer && w->nnotes) {
+		sg_note *notes = malloc(w->nnotes * sizeof(*notes));
+		if (notes) {
+			for (size_t i = 0; i < w->nnotes; i++) {
+				notes[i] = w->notes[i].n;
+				notes[i].name = w->notes[i].name;
+			}
+			st->observer(st->observer_ctx, notes, w->nnotes);
+			free(notes);
+		}
+	}
+	ops_done(st, w->waiters, w->nwait);
+	w->nwait = 0;
+	w->need_sync = 0;
+	w->acked = w->released = 0;
+	w->nnotes = 0;
+	avail_refresh(w);
+	map_headroom(st);
+	return 0;
+}
+
+/* Commit what is open, if anything (it holds acknowledged changes). */
+static void flush_open(sg_store *st, struct wctx *w)
+{
+	pthread_mutex_lock(&st->wtxn_lock);
+	if (w->parent)
+		txn_commit(st, w);
+	else
+		pthread_mutex_unlock(&st->wtxn_lock);
+}
+
+/*
+ * Run ops[0..n) in the open transaction, opening it if need be. A deferred
+ * op is acknowledged at the end of the batch; the others wait for the
+ * commit, which comes at the end of the batch when any op waits.
+ */
+static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w)
+{
+	struct sg_op **rel = malloc(n * sizeof(*rel)); /* acknowledged at the end */
+	size_t nrel = 0, i = 0;
+	int rc;
+
+	if (!rel)
+		abort();
+	pthread_mutex_lock(&st->wtxn_lock);
+	for (; i < n; i++) {
 		struct sg_op *op = ops[i];
 		struct snap s;
 		MDB_txn *child;
+		int defer;
 
-		if (op->kind == OP_SYNC) {
-			need_sync = 1;
-			op->rc = 0;
+		if (!w->parent && (rc = txn_open(st, w)) < 0) {
+			op->rc = rc;
+			rel[nrel++] = op;
 			continue;
 		}
+		if (op->kind == OP_SYNC) {
+			w->need_sync = 1;
+			op->rc = 0;
+			waiter_add(w, op);
+			continue;
+		}
+		defer = deferrable(w, op);
 		snap_take(w, &s);
-		rc = mdb_txn_begin(st->env, parent, 0, &child);
+		rc = mdb_txn_begin(st->env, w->parent, 0, &child);
 		if (rc) {
 			op->rc = sg_mdb_err(rc);
+			rel[nrel++] = op;
 			continue;
 		}
 		w->txn = child;
@@ -1850,89 +2082,98 @@ retry:
 		} else {
 			mdb_txn_abort(child);
 		}
-		w->txn = parent;
-		if (w->map_full)
-			goto grow;
-		if (op->rc)
+		w->txn = w->parent;
+		if (w->map_full) {
 			snap_restore(w, &s);
-	}
-	rc = meta_save(w);
-	if (w->map_full)
-		goto grow;
-	if (rc) {
-		mdb_txn_abort(parent);
-		pthread_rwlock_unlock(&st->map_lock);
-		goto fail_all;
-	}
-	rc = mdb_txn_commit(parent);
-	pthread_rwlock_unlock(&st->map_lock);
-	if (rc == MDB_MAP_FULL) {
-		parent = NULL;
-		goto grow_unlocked;
-	}
-	if (rc) {
-		rc = commit_err(st, ops, n, rc);
-		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-COMMIT", "commit of %zu ops failed: %s", n,
-		       strerror(-rc));
-		goto fail_all;
-	}
-	if (need_sync) {
-		rc = mdb_env_sync(st->env, 1);
-		if (rc) {
-			sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-SYNC", "sync failed: %s",
-			       mdb_strerror(rc));
-			for (size_t i = 0; i < n; i++)
-				if (ops[i]->kind == OP_SYNC)
-					ops[i]->rc = sg_mdb_err(rc);
-		}
-	}
-	atomic_store(&st->version, w->version);
-	atomic_store(&st->hlc, w->hlc);
-	atomic_store(&st->live, w->live);
-	atomic_store(&st->tombs, w->tombs);
-	atomic_fetch_add(&st->commits, 1);
-	for (size_t i = 0; i < n; i++) {
-		if (ops[i]->rc || ops[i]->kind == OP_SYNC)
-			continue;
-		atomic_fetch_add(&st->ops, 1);
-		if (ops[i]->kind == OP_PURGE)
-			atomic_fetch_add(&st->purged, ops[i]->count);
-		if (ops[i]->kind == OP_RECONCILE)
-			atomic_fetch_add(&st->forgotten, ops[i]->count);
-	}
-	if (st->observer && w->nnotes) {
-		sg_note *notes = malloc(w->nnotes * sizeof(*notes));
-		if (notes) {
-			for (size_t i = 0; i < w->nnotes; i++) {
-				notes[i] = w->notes[i].n;
-				notes[i].name = w->notes[i].name;
+			if (!w->released) {
+				/* nothing acknowledged yet: drop the transaction and every
+				 * op of this batch in it, grow, run them again */
+				mdb_txn_abort(w->parent);
+				w->map_full = 0;
+				txn_gone(st, w);
+				w->nwait = 0; /* all from this batch: they run again */
+				w->need_sync = 0;
+				nrel = 0;
+				rc = map_grow(st);
+				pthread_mutex_lock(&st->wtxn_lock);
+				if (rc == 0) {
+					i = (size_t)-1; /* from the start: the loop's i++ makes it 0
+					                 */
+					continue;
+				}
+				if (n > 1) {
+					/* at the maximum: one op per transaction, so that only
+					 * those that do not fit fail */
+					pthread_mutex_unlock(&st->wtxn_lock);
+					free(rel);
+					for (size_t k = 0; k < n; k++)
+						run_batch(st, &ops[k], 1, w);
+					return;
+				}
+				op->rc = rc;
+				rel[nrel++] = op;
+				continue;
 			}
-			st->observer(st->observer_ctx, notes, w->nnotes);
-			free(notes);
+			/* acknowledged changes are in it: commit them (and what this
+			 * batch did so far), grow, run this op again in a new one */
+			w->map_full = 0;
+			txn_commit(st, w);
+			ops_done(st, rel, nrel);
+			nrel = 0;
+			pthread_mutex_lock(&st->wtxn_lock);
+			if ((rc = map_grow(st)) < 0) {
+				op->rc = rc;
+				rel[nrel++] = op;
+				continue;
+			}
+			i--;
+			continue;
+		}
+		if (op->rc) {
+			snap_restore(w, &s);
+			rel[nrel++] = op;
+			continue;
+		}
+		w->est += OP_EST(op);
+		if (defer) {
+			w->acked++;
+			rel[nrel++] = op;
+			atomic_fetch_add(&st->deferred, 1);
+		} else {
+			waiter_add(w, op);
 		}
 	}
-	return;
-
-grow:
-	mdb_txn_abort(parent);
-	pthread_rwlock_unlock(&st->map_lock);
-grow_unlocked:
-	if (!hlc_floor_set || w->hlc > hlc_floor) {
-		hlc_floor = w->hlc;
-		hlc_floor_set = 1;
+	w->last_ns = sg_mono_ns();
+	if (w->parent && w->acked && !w->released)
+		w->opened_ns = w->last_ns;
+	if (w->parent && (w->nwait || !w->acked || w->acked >= st->batch_max)) {
+		if (txn_commit(st, w) == MDB_MAP_FULL) {
+			/* the commit itself ran out of map, with nothing acknowledged:
+			 * grow and run the batch again (at the maximum: one by one) */
+			w->nwait = 0;
+			w->need_sync = 0;
+			free(rel);
+			rc = map_grow(st);
+			if (rc == 0) {
+				run_batch(st, ops, n, w);
+			} else if (n > 1) {
+				for (size_t k = 0; k < n; k++)
+					run_batch(st, &ops[k], 1, w);
+			} else {
+				ops[0]->rc = rc;
+				ops_done(st, ops, 1);
+			}
+			return;
+		}
+	} else {
+		if (w->parent && w->acked) {
+			st->wtxn = w->parent; /* readers borrow it from now on */
+			w->released = w->acked;
+		}
+		pthread_mutex_unlock(&st->wtxn_lock);
 	}
-	rc = map_grow(st);
-	if (rc == 0)
-		goto retry;
-	if (n > 1) {
-		/* at the maximum: run the ops one by one so only those that do not fit fail */
-		for (size_t i = 0; i < n; i++)
-			run_batch(st, &ops[i], 1, w);
-		return;
-	}
-fail_all:
-	for (size_t i = 0; i < n; i++)
-		ops[i]->rc = rc ? rc : -EIO;
+	ops_done(st, rel, nrel);
+	free(rel);
 }
 
 static void *writer_main(void *arg)
@@ -1943,15 +2184,29 @@ static void *writer_main(void *arg)
 
 	if (!batch)
 		abort();
+	avail_refresh(&w);
 	for (;;) {
 		size_t n = 0;
+		int stop;
 
 		pthread_mutex_lock(&st->q_lock);
-		while (!st->q_head && !st->stop)
-			pthread_cond_wait(&st->q_cond, &st->q_lock);
-		if (!st->q_head && st->stop) {
-			pthread_mutex_unlock(&st->q_lock);
-			break;
+		while (!st->q_head && !st->stop) {
+			struct timespec ts;
+			int64_t now, until;
+
+			if (!w.parent) {
+				pthread_cond_wait(&st->q_cond, &st->q_lock);
+				continue;
+			}
+			now = sg_mono_ns();
+			until = w.last_ns + (int64_t)st->linger_ns;
+			if (until > w.opened_ns + (int64_t)st->sync_delay_ns)
+				until = w.opened_ns + (int64_t)st->sync_delay_ns;
+			if (now >= until)
+				break;
+			ts.tv_sec = until / 1000000000;
+			ts.tv_nsec = until % 1000000000;
+			pthread_cond_timedwait(&st->q_cond, &st->q_lock, &ts);
 		}
 		while (st->q_head && n < st->batch_max) {
 			batch[n++] = st->q_head;
@@ -1959,16 +2214,19 @@ static void *writer_main(void *arg)
 		}
 		if (!st->q_head)
 			st->q_tail = NULL;
+		stop = st->stop;
 		pthread_mutex_unlock(&st->q_lock);
 
-		run_batch(st, batch, n, &w);
-
-		pthread_mutex_lock(&st->q_lock);
-		for (size_t i = 0; i < n; i++)
-			batch[i]->done = 1;
-		pthread_cond_broadcast(&st->done_cond);
-		pthread_mutex_unlock(&st->q_lock);
+		if (n)
+			run_batch(st, batch, n, &w);
+		else
+			flush_open(st, &w); /* the burst is over, or it waited long enough */
+		if (stop && !n) {
+			flush_open(st, &w);
+			break;
+		}
 	}
+	free(w.waiters);
 	free(w.notes);
 	free(batch);
 	return NULL;

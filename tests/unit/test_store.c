@@ -57,6 +57,10 @@ static int fx_setup(void **state, uint64_t initial_map, uint64_t max_file_size)
 	f->opts.node_id = NODE_A;
 	f->opts.initial_map = initial_map;
 	f->opts.max_file_size = max_file_size;
+	/* the store's logic, seen through what is committed (version, log):
+	 * every change commits before its call returns; test_deferred_* cover
+	 * deferred commits */
+	f->opts.sync_delay_ns = -1;
 	if (sg_store_open(&f->st, &f->opts) != 0) {
 		nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 		free(f);
@@ -64,6 +68,15 @@ static int fx_setup(void **state, uint64_t initial_map, uint64_t max_file_size)
 	}
 	*state = f;
 	return 0;
+}
+
+/* Reopen the fixture's store with these deferral settings (0: defaults). */
+static int fx_reopen_with(struct fx *f, int64_t sync_delay_ns, int64_t linger_ns)
+{
+	sg_store_close(f->st);
+	f->opts.sync_delay_ns = sync_delay_ns;
+	f->opts.linger_ns = linger_ns;
+	return sg_store_open(&f->st, &f->opts) == 0 ? 0 : -1;
 }
 
 static int setup(void **state)
@@ -79,6 +92,31 @@ static int setup_small_map(void **state)
 static int setup_small_file(void **state)
 {
 	return fx_setup(state, 0, 4096);
+}
+
+/* Deferred commits at their defaults: acknowledged local changes commit
+ * within a few milliseconds. */
+static int setup_deferred(void **state)
+{
+	if (fx_setup(state, 0, 0) != 0)
+		return -1;
+	return fx_reopen_with(*state, 0, 0);
+}
+
+static int setup_deferred_small_map(void **state)
+{
+	if (fx_setup(state, 1ULL << 20, 0) != 0)
+		return -1;
+	return fx_reopen_with(*state, 0, 0);
+}
+
+/* Deferred commits that wait for a sync (or the close): what is
+ * acknowledged and not committed can be looked at. */
+static int setup_deferred_hold(void **state)
+{
+	if (fx_setup(state, 0, 0) != 0)
+		return -1;
+	return fx_reopen_with(*state, 3600LL * 1000000000, 3600LL * 1000000000);
 }
 
 static void print_problem(void *ctx, const char *problem)
@@ -999,6 +1037,7 @@ static void test_map_growth(void **state)
 		assert_memory_equal(got, buf, GROW_SIZE);
 		free(got);
 	}
+	assert_int_equal(sg_store_sync(st), 0);
 	assert_int_equal(sg_store_stats_get(st, &s1), 0);
 	assert_true(s1.map_size > s0.map_size);
 	assert_true(s1.map_size >= (uint64_t)GROW_FILES * GROW_SIZE);
@@ -1636,6 +1675,7 @@ static void test_concurrency(void **state)
 	assert_non_null(args);
 	assert_non_null(all);
 	mk(st, SG_ROOT_ID, "cc", SG_TYPE_DIR, NULL, &d);
+	assert_int_equal(sg_store_sync(st), 0);
 	v0 = sg_store_version(st);
 	assert_int_equal(sg_store_stats_get(st, &s0), 0);
 	for (int t = 0; t < CC_THREADS; t++) {
@@ -1647,6 +1687,7 @@ static void test_concurrency(void **state)
 	for (int t = 0; t < CC_THREADS; t++) {
 		pthread_join(th[t], NULL);
 	}
+	assert_int_equal(sg_store_sync(st), 0); /* deferred changes: committed now */
 	for (int t = 0; t < CC_THREADS; t++) {
 		assert_int_equal(args[t].failures, 0);
 		memcpy(all + (size_t)t * 2 * CC_FILES, args[t].ops, sizeof(args[t].ops));
@@ -1883,6 +1924,164 @@ static int obs_wait(struct obs *o, uint64_t id, uint64_t version, sg_note *out)
 	}
 	pthread_mutex_unlock(&o->mu);
 	return found;
+}
+
+/* ---- deferred commits ------------------------------------------------------ */
+
+struct dread {
+	sg_store *st;
+	uint64_t dir, file;
+	int rc_lookup, rc_getattr, rc_resolve;
+	char content[32], listed[64], path[64];
+};
+
+static int dread_list_cb(void *ctx, const sg_dirent *d)
+{
+	struct dread *r = ctx;
+
+	snprintf(r->listed + strlen(r->listed), sizeof(r->listed) - strlen(r->listed), "%s%s",
+	         r->listed[0] ? "," : "", d->name);
+	return 0;
+}
+
+/* Another thread's reads, as a FUSE worker makes them. */
+static void *dread_main(void *arg)
+{
+	struct dread *r = arg;
+	sg_attr a;
+	void *buf = NULL;
+	size_t len = 0;
+	char *path = NULL;
+
+	r->rc_lookup = sg_store_lookup(r->st, r->dir, "f", &a);
+	r->rc_getattr = sg_store_getattr(r->st, r->file, &a);
+	r->rc_resolve = sg_store_resolve(r->st, "d/f", &a);
+	if (sg_store_read(r->st, r->file, &buf, &len) == 0 && buf)
+		snprintf(r->content, sizeof(r->content), "%.*s", (int)len, (char *)buf);
+	free(buf);
+	sg_store_list(r->st, r->dir, NULL, dread_list_cb, r);
+	if (sg_store_path(r->st, r->file, &path) == 0)
+		snprintf(r->path, sizeof(r->path), "%s", path);
+	free(path);
+	return NULL;
+}
+
+static void dread_run(struct dread *r)
+{
+	pthread_t th;
+
+	r->listed[0] = r->content[0] = r->path[0] = '\0';
+	assert_int_equal(pthread_create(&th, NULL, dread_main, r), 0);
+	pthread_join(th, NULL);
+}
+
+/* Acknowledged and not committed: every read sees it, from any thread;
+ * what leaves the node (version, log, observer) does not, until the sync. */
+static void test_deferred_reads(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct obs *o = calloc(1, sizeof(*o));
+	sg_store_stats s0, s1;
+	struct dread r = {.st = st};
+	sg_attr d, a;
+	sg_note n;
+	struct rows rows;
+	uint64_t v0 = sg_store_version(st);
+
+	assert_non_null(o);
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_cond_init(&o->cv, NULL);
+	sg_store_set_observer(st, obs_cb, o);
+	assert_int_equal(sg_store_stats_get(st, &s0), 0);
+	mk(st, SG_ROOT_ID, "d", SG_TYPE_DIR, NULL, &d);
+	mk(st, d.id, "f", SG_TYPE_FILE, "hello", &a);
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	assert_int_equal(s1.deferred - s0.deferred, 2);
+	assert_int_equal(s1.commits, s0.commits);
+
+	/* committed: nothing yet */
+	assert_int_equal(sg_store_version(st), v0);
+	changes(st, v0, 0, &rows);
+	assert_int_equal(rows.n, 0);
+	rows_free(&rows);
+	pthread_mutex_lock(&o->mu);
+	assert_int_equal(o->calls, 0);
+	pthread_mutex_unlock(&o->mu);
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+
+	/* seen: everything, from another thread */
+	r.dir = d.id;
+	r.file = a.id;
+	dread_run(&r);
+	assert_int_equal(r.rc_lookup, 0);
+	assert_int_equal(r.rc_getattr, 0);
+	assert_int_equal(r.rc_resolve, 0);
+	assert_string_equal(r.content, "hello");
+	assert_string_equal(r.listed, "f");
+	assert_string_equal(r.path, "d/f");
+
+	/* a later change to it, also seen at once */
+	assert_int_equal(sg_store_write(st, NULL, a.id, "world", 5, now_ns(), now_ns(), &a), 0);
+	assert_int_equal(sg_store_rename(st, NULL, d.id, "f", SG_ROOT_ID, "g", 0, now_ns()), 0);
+	dread_run(&r);
+	assert_int_equal(r.rc_lookup, -ENOENT);
+	assert_string_equal(r.content, "world");
+	assert_string_equal(r.listed, "");
+	assert_string_equal(r.path, "g");
+
+	/* the sync commits it all, and the observer hears of it then */
+	assert_int_equal(sg_store_sync(st), 0);
+	assert_true(sg_store_version(st) > v0);
+	assert_true(obs_wait(o, d.id, d.version, &n));
+	assert_int_equal(n.local, SG_NOTE_LOCAL);
+	changes(st, v0, 0, &rows);
+	assert_true(rows.n >= 3); /* d, g, and f's tombstone */
+	rows_free(&rows);
+	assert_int_equal(sg_store_stats_get(st, &s0), 0);
+	assert_true(s0.commits > s1.commits);
+	assert_int_equal(s0.lost, 0);
+
+	/* a peer's change commits what waits with it */
+	mk(st, SG_ROOT_ID, "late", SG_TYPE_FILE, "x", &a);
+	{
+		sg_change c = file_change("peer", "p", sg_store_hlc(st) + 1, NODE_B, 1);
+		assert_int_equal(sg_store_apply(st, &c), 0);
+	}
+	assert_int_equal(sg_store_getattr(st, a.id, &a), 0);
+	assert_true(sg_store_version(st) > a.version);
+
+	/* the close commits what is still held: it is there after a reopen */
+	mk(st, SG_ROOT_ID, "at-close", SG_TYPE_FILE, "kept", &a);
+	sg_store_set_observer(st, NULL, NULL);
+	assert_int_equal(fx_reopen_with(f, -1, 0), 0);
+	st = f->st;
+	assert_int_equal(sg_store_resolve(st, "at-close", &a), 0);
+	assert_content(st, a.id, "kept", 4);
+	pthread_mutex_destroy(&o->mu);
+	pthread_cond_destroy(&o->cv);
+	free(o);
+}
+
+/* At the defaults, acknowledged changes reach the log on their own, soon. */
+static void test_deferred_commit_soon(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	uint64_t v0 = sg_store_version(st);
+	struct rows rows;
+	sg_attr a;
+	int n = 0;
+
+	mk(st, SG_ROOT_ID, "soon", SG_TYPE_FILE, "s", &a);
+	/* bounded: 2 s against a 5 ms delay */
+	for (n = 0; n < 2000 && sg_store_version(st) == v0; n++)
+		usleep(1000);
+	assert_true(sg_store_version(st) > v0);
+	changes(st, v0, 0, &rows);
+	assert_int_equal(rows.n, 1);
+	assert_string_equal(rows.v[0].path, "soon");
+	rows_free(&rows);
 }
 
 static void test_observer(void **state)
@@ -2148,6 +2347,7 @@ static void test_rename_bases(void **state)
 	assert_non_null(mkdtemp(dir));
 	so.dir = dir;
 	so.node_id = NODE_C;
+	so.sync_delay_ns = -1;
 	assert_int_equal(sg_store_open(&peer, &so), 0);
 	rp.dst = peer;
 
@@ -2978,6 +3178,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrency, setup_deferred, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_reads, setup_deferred_hold, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_commit_soon, setup_deferred, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_growth, setup_deferred_small_map, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattr_size_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
