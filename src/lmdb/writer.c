@@ -373,6 +373,113 @@ static int subtree_drop(struct wctx *w, uint64_t id, int depth)
 	}
 }
 
+/* What is left of a directory a delete did not cover: a placeholder, as a
+ * change whose parent is missing makes one (apply_parent): mode 0755, root's,
+ * no xattrs, stamped zero so that any real change to it wins. */
+static int placeholder_in_place(struct wctx *w, uint64_t id, struct sg_rec *rec, const char *name)
+{
+	static const sg_stamp zero;
+	int rc;
+
+	if (rec->origin == 0 && rec->hlc == 0)
+		return 0; /* one already: a delete delivered again changes nothing */
+	rc = xattrs_del_all(w, id);
+	rec->mode = 0755;
+	rec->uid = rec->gid = 0;
+	rec->mtime_ns = rec->ctime_ns = 0;
+	rc = rc ? rc : stamp_and_log(w, &zero, id, rec);
+	rc = rc ? rc : rec_put(w, id, rec, name);
+	if (!rc)
+		note(w, id, rec->parent, name, 0, SG_TYPE_DIR, rec->version, 0);
+	return rc;
+}
+
+/*
+ * A peer's delete of directory `id`, stamped `stamp`: drop what the delete
+ * covers, every entry below that is older than it. An entry newer than the
+ * delete was made without it being seen (a write racing the rm -r on
+ * another node): it survives, and so do the directories on its way, as
+ * placeholders. Either order of arrival then ends the same: a change newer
+ * than a directory's tombstone brings the directory back as a placeholder
+ * too (apply_parent). *kept: live entries left directly below `id`.
+ */
+static int subtree_drop_covered(struct wctx *w, uint64_t id, const sg_stamp *stamp, int depth,
+                                size_t *kept)
+{
+	char after[SG_NAME_MAX + 1] = "";
+	int rc;
+
+	*kept = 0;
+	if (depth > SG_PATH_MAX)
+		return -ELOOP;
+	for (;;) {
+		unsigned char k[8 + SG_NAME_MAX];
+		char name[SG_NAME_MAX + 1];
+		struct sg_rec rec;
+		MDB_cursor *cur;
+		MDB_val key, val;
+		uint64_t cid;
+		size_t n, alen = strlen(after), sub = 0;
+		int live, covered;
+
+		sg_be64(k, id);
+		memcpy(k + 8, after, alen);
+		key.mv_size = 8 + alen;
+		key.mv_data = k;
+		rc = mdb_cursor_open(w->txn, w->st->dir, &cur);
+		if (rc)
+			return sg_mdb_err(rc);
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		if (rc == 0 && alen && key.mv_size == 8 + alen &&
+		    memcmp((char *)key.mv_data + 8, after, alen) == 0)
+			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT); /* kept last time */
+		if (rc == 0 && (key.mv_size < 8 || sg_get_be64(key.mv_data) != id))
+			rc = MDB_NOTFOUND;
+		if (rc == 0) {
+			n = key.mv_size - 8;
+			memcpy(name, (char *)key.mv_data + 8, n);
+			name[n] = '\0';
+			cid = sg_get_be64(val.mv_data);
+		}
+		mdb_cursor_close(cur);
+		if (rc == MDB_NOTFOUND)
+			break;
+		if (rc)
+			return sg_mdb_err(rc);
+		rc = sg_rec_get(w->st, w->txn, cid, &rec, NULL);
+		if (rc)
+			return rc;
+		live = rec.type != SG_TYPE_TOMBSTONE;
+		covered = stamp_cmp(stamp, &rec) > 0;
+		if (rec.type == SG_TYPE_DIR) {
+			rc = subtree_drop_covered(w, cid, stamp, depth + 1, &sub);
+			if (rc)
+				return rc;
+			if (sub) {
+				/* something newer lives below: the directory stays */
+				if (covered)
+					rc = placeholder_in_place(w, cid, &rec, name);
+				covered = 0;
+			}
+		}
+		if (covered) {
+			rc = row_drop(w, cid, &rec);
+			rc = rc ? rc : dirent_del(w, id, name);
+			if (!rc && live)
+				rc = parent_adjust(w, id, -1, rec.type == SG_TYPE_DIR ? -1 : 0, 0);
+		} else {
+			if (live)
+				(*kept)++;
+			memcpy(after, name, strlen(name) + 1);
+		}
+		if (rc)
+			return rc;
+	}
+	if (!*kept)
+		return subtree_drop(w, id, depth); /* only newer tombstones left: they go too */
+	return 0;
+}
+
 /* Move the children (tombstones) of a replaced directory under its successor. */
 static int children_move(struct wctx *w, uint64_t from, uint64_t to)
 {
@@ -1438,7 +1545,13 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 			rc = rc ? rc : apply_base(w, eid, &rec, leaf, c);
 		} else {
 			if (rec.type == SG_TYPE_DIR) {
-				rc = subtree_drop(w, eid, 0);
+				size_t kept = 0;
+				rc = subtree_drop_covered(w, eid, &c->stamp, 0, &kept);
+				/* counts as they are now */
+				rc = rc ? rc : sg_rec_get(w->st, w->txn, eid, &rec, NULL);
+				if (!rc && kept)
+					/* newer entries below outlive the delete */
+					return placeholder_in_place(w, eid, &rec, leaf);
 				rec.nchild = rec.nsubdir = 0;
 				/* subtree_drop did not adjust this directory's own counts */
 				rc = rc ? rc : rec_put(w, eid, &rec, leaf);

@@ -2449,6 +2449,87 @@ static void test_stale_child_of_deleted_dir(void **state)
 	assert_content(st, x.id, "new", 3);
 }
 
+/* A peer's rm -r of a directory races a write into it on another node: the
+ * delete takes what it covers (older entries), the newer write survives with
+ * its directory, and both orders of arrival end in the same tree. */
+static void race_apply(sg_store *st, int delete_last)
+{
+	const uint64_t t = sg_store_hlc(st) + 1000;
+	sg_change c[] = {
+	    typed_change("d", SG_TYPE_DIR, t + 1, NODE_C, 1),
+	    file_change("d/old", "old", t + 2, NODE_C, 2),
+	    typed_change("d/sub", SG_TYPE_DIR, t + 3, NODE_C, 3),
+	    file_change("d/sub/x", "x", t + 4, NODE_C, 4),
+	    typed_change("d/keep", SG_TYPE_DIR, t + 5, NODE_C, 5),
+	    /* B, not having seen the delete: */
+	    file_change("d/new", "new", t + 30, NODE_B, 1),
+	    file_change("d/keep/y", "y", t + 31, NODE_B, 2),
+	    /* C's rm -r of d, at t + 20 */
+	    typed_change("d", SG_TYPE_TOMBSTONE, t + 20, NODE_C, 6),
+	};
+	const size_t n = sizeof(c) / sizeof(c[0]);
+
+	c[2].mode = c[4].mode = 0700;
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(sg_store_apply(st, &c[i]), 0);
+	if (delete_last) {
+		assert_int_equal(sg_store_apply(st, &c[5]), 0);
+		assert_int_equal(sg_store_apply(st, &c[6]), 0);
+		assert_int_equal(sg_store_apply(st, &c[7]), 0);
+		/* delivered again: nothing changes */
+		uint64_t v = sg_store_version(st);
+		assert_int_equal(sg_store_apply(st, &c[7]), 0);
+		assert_int_equal(sg_store_version(st), v);
+	} else {
+		assert_int_equal(sg_store_apply(st, &c[7]), 0);
+		assert_int_equal(sg_store_apply(st, &c[5]), 0);
+		assert_int_equal(sg_store_apply(st, &c[6]), 0);
+	}
+	(void)n;
+}
+
+static void assert_race_result(sg_store *st)
+{
+	sg_attr a;
+
+	assert_int_equal(sg_store_resolve(st, "d", &a), 0);
+	assert_int_equal(a.type, SG_TYPE_DIR);
+	assert_int_equal(a.mode, 0755); /* a placeholder: its own attributes went */
+	assert_int_equal(sg_store_resolve(st, "d/new", &a), 0);
+	assert_content(st, a.id, "new", 3);
+	assert_int_equal(sg_store_resolve(st, "d/keep", &a), 0);
+	assert_int_equal(a.mode, 0755);
+	assert_int_equal(sg_store_resolve(st, "d/keep/y", &a), 0);
+	assert_content(st, a.id, "y", 1);
+	assert_int_equal(sg_store_resolve(st, "d/old", &a), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "d/sub", &a), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "d/sub/x", &a), -ENOENT);
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+}
+
+static void test_delete_races_newer_write(void **state)
+{
+	struct fx *f = *state;
+	sg_store *other;
+	sg_store_opts so = {0};
+	char dir[] = "/tmp/sigil-race-XXXXXX";
+
+	/* here: the newer writes first, then the delete */
+	race_apply(f->st, 1);
+	assert_race_result(f->st);
+
+	/* another node: the delete first, then the newer writes */
+	assert_non_null(mkdtemp(dir));
+	so.dir = dir;
+	so.node_id = NODE_A;
+	so.sync_delay_ns = -1;
+	assert_int_equal(sg_store_open(&other, &so), 0);
+	race_apply(other, 0);
+	assert_race_result(other);
+	sg_store_close(other);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* ---- sg_store_put: path-based local changes (a restore) -------------------- */
 
 static sg_change put_change(const char *path, uint32_t type, const char *data)
@@ -3164,6 +3245,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rename_bases, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stale_child_of_deleted_dir, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delete_races_newer_write, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_in_changes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lww_apply, setup, teardown),
