@@ -109,6 +109,13 @@ static int name_ok(fuse_ino_t parent, const char *name)
 	return 0;
 }
 
+/* Does a change at parent/name touch the read-only /.sigil: the directory
+ * itself, or a name inside it? Such a change fails with EROFS. */
+static int in_sigil(fuse_ino_t parent, const char *name)
+{
+	return IS_VIRTUAL(parent) || (parent == SG_ROOT_ID && strcmp(name, RESERVED_NAME) == 0);
+}
+
 /* Undo one kernel reference (a reply that did not reach the kernel). */
 static void inode_unref(sg_fs *fs, uint64_t ino)
 {
@@ -466,7 +473,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	int rc = 0;
 
 	if (IS_VIRTUAL(ino)) {
-		fuse_reply_err(req, EPERM);
+		/* chmod, chown and times: not permitted (touch says so); a size: read-only */
+		fuse_reply_err(req, (to_set & FUSE_SET_ATTR_SIZE) ? EROFS : EPERM);
 		return;
 	}
 	in = sg_inode_get(&fs->inodes, ino, 0);
@@ -569,6 +577,10 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	sg_attr a;
 	int rc;
 
+	if (in_sigil(parent, name)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	/* device nodes, FIFOs and sockets have no meaning in replicated config */
 	if (!S_ISREG(mode)) {
 		fuse_reply_err(req, EPERM);
@@ -606,7 +618,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	/* one entry, one path: replication and the mirror have no hard links */
-	fuse_reply_err(req, EPERM);
+	fuse_reply_err(req, IS_VIRTUAL(ino) || in_sigil(newparent, newname) ? EROFS : EPERM);
 }
 
 /*
@@ -666,16 +678,24 @@ static void victim_release(sg_fs *fs, struct sg_inode *in, int removed)
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	sg_fs *fs = fs_of(req);
-	struct sg_inode *victim = victim_hold(fs, parent, name);
-	int rc = sg_store_remove(fs->st, NULL, parent, name, 0, sg_now_ns());
+	struct sg_inode *victim;
+	int rc;
 
+	if (in_sigil(parent, name)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	victim = victim_hold(fs, parent, name);
+	rc = sg_store_remove(fs->st, NULL, parent, name, 0, sg_now_ns());
 	victim_release(fs, victim, rc == 0);
 	fuse_reply_err(req, -rc);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int rc = sg_store_remove(fs_of(req)->st, NULL, parent, name, 1, sg_now_ns());
+	int rc = in_sigil(parent, name)
+	             ? -EROFS
+	             : sg_store_remove(fs_of(req)->st, NULL, parent, name, 1, sg_now_ns());
 
 	fuse_reply_err(req, -rc);
 }
@@ -684,7 +704,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
                       const char *newname, unsigned int flags)
 {
 	unsigned sflags = 0;
-	int rc = name_ok(newparent, newname);
+	int rc = in_sigil(parent, name) || in_sigil(newparent, newname)
+	             ? -EROFS
+	             : name_ok(newparent, newname);
 
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		rc = -EINVAL; /* RENAME_WHITEOUT is for overlay filesystems */
@@ -1113,7 +1135,7 @@ static int xattr_ns(const char *name)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
-	int rc = xattr_ns(name);
+	int rc = IS_VIRTUAL(ino) ? -EROFS : xattr_ns(name);
 
 	if (rc == 0)
 		rc = sg_store_setxattr(fs_of(req)->st, NULL, ino, name, value, size, flags,
@@ -1161,7 +1183,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	int rc = xattr_ns(name);
+	int rc = IS_VIRTUAL(ino) ? -EROFS : xattr_ns(name);
 
 	if (rc == -ENOTSUP)
 		rc = -ENODATA;

@@ -72,4 +72,39 @@ sg_mount_dirs "$mnt" "$SG_WORK/other-data" "node=from-option" "$conf" || sg_done
 check "a mount option wins over the file (node)" grep -q "from-option" "$MNT/.sigil/status"
 check_eq "$SG_WORK/other-data" "$(awk '$1 == "data" { print $2 }' "$MNT/.sigil/status")" "a mount option wins over the file (data)"
 sg_umount "$mnt"
+
+# ---- the read-only /.sigil: every change to it or in it is refused with EROFS
+# (chmod, chown and times with EPERM, as t0040 checks for touch)
+sg_mount_dirs "$mnt" "$SG_WORK/ro-data" "node=ro" || sg_done
+printf 'x\n' >"$MNT/plain"
+mkdir "$MNT/dir"
+ro() { # MSG CMD...: CMD fails saying "Read-only file system"
+	check_err "Read-only file system" "/.sigil: $1" "${@:2}"
+}
+ro "rm .sigil/version" rm -f "$MNT/.sigil/version"
+ro "rmdir .sigil" rmdir "$MNT/.sigil"
+ro "rmdir .sigil/lost" rmdir "$MNT/.sigil/lost"
+ro "rm -r .sigil" rm -rf "$MNT/.sigil"
+ro "mv .sigil/status out of it" mv "$MNT/.sigil/status" "$MNT/status-copy"
+ro "mv .sigil away" mv -T "$MNT/.sigil" "$MNT/sigil-moved"
+ro "mv a directory over .sigil" mv -T "$MNT/dir" "$MNT/.sigil"
+ro "mv a file into .sigil" mv "$MNT/plain" "$MNT/.sigil/"
+ro "mv over .sigil/metrics" mv -T "$MNT/plain" "$MNT/.sigil/metrics"
+ro "ln .sigil/status elsewhere" ln "$MNT/.sigil/status" "$MNT/hard"
+ro "ln a file into .sigil" ln "$MNT/plain" "$MNT/.sigil/hard"
+ro "touch .sigil/new" touch "$MNT/.sigil/new"
+ro "mkdir .sigil/new" mkdir "$MNT/.sigil/new"
+ro "mkfifo .sigil/fifo" mkfifo "$MNT/.sigil/fifo"
+ro "ln -s into .sigil" ln -s x "$MNT/.sigil/link"
+ro "setfattr on .sigil/status" setfattr -n user.k -v v "$MNT/.sigil/status"
+ro "setfattr on .sigil" setfattr -n user.k -v v "$MNT/.sigil"
+ro "setfattr -x on .sigil/status" setfattr -x user.k "$MNT/.sigil/status"
+ro "truncate(2) of .sigil/status" python3 -c 'import os, sys; os.truncate(sys.argv[1], 0)' "$MNT/.sigil/status"
+ro "open .sigil/version for writing" sh -c "printf x >>'$MNT/.sigil/version'"
+check_err "Operation not permitted" "/.sigil: chmod .sigil/status: EPERM" chmod 600 "$MNT/.sigil/status"
+check_eq "sigilfs" "$(cut -d' ' -f1 "$MNT/.sigil/version")" "/.sigil/version still reads"
+check_eq "x" "$(cat "$MNT/plain")" "the file that was to move is still in place"
+check_eq "dir plain" "$(ls "$MNT" | tr '\n' ' ' | sed 's/ $//')" "nothing was made at the root"
+sg_umount "$mnt"
+
 sg_done
