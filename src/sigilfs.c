@@ -7,11 +7,13 @@
 #include <fuse_lowlevel.h>
 #include <fuse_opt.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -115,8 +117,9 @@ static void usage(const char *prog)
 	    "usage: %s [SOURCE] MOUNTPOINT [-f] [-s] [-d] [-o OPTION[,OPTION...]]\n"
 	    "\n"
 	    "Mount a sigilfs node: a replicated configuration filesystem kept in LMDB.\n"
-	    "SOURCE is what mount(8) and fstab pass first: a path there (one with a '/')\n"
-	    "names the config file; otherwise %s is read if it exists.\n"
+	    "SOURCE is what mount(8) and fstab pass first. A SOURCE that names an existing\n"
+	    "regular file is the config file (one with a '/' must be one); any other SOURCE\n"
+	    "is only the name shown in mount listings, and %s is read if it exists.\n"
 	    "Every key of the config file is also an option, and an option wins.\n"
 	    "\n"
 	    "sigilfs options:\n"
@@ -126,6 +129,10 @@ static void usage(const char *prog)
 	    "  -o max_file_size=N     largest file, bytes, K/M/G suffixes (default 64M)\n"
 	    "  -o cache_timeout=SEC   how long the kernel caches names and attributes (default "
 	    "10)\n"
+	    "  -o sync_delay=D        a save is acknowledged once applied in memory and\n"
+	    "                         committed to disk within D (default 5ms, at most 1s;\n"
+	    "                         0: on disk before close returns). fsync always waits for\n"
+	    "                         the disk; a crash within D loses unsynced saves\n"
 	    "\n"
 	    "replication (needs node=):\n"
 	    "  -o listen=URL          serve peers on URL: tls+tcp://HOST:PORT, or tcp:// by "
@@ -619,6 +626,107 @@ static void daemon_ready(int *notify_fd, int status)
 	*notify_fd = -1;
 }
 
+/*
+ * SOURCE, the first of two arguments (what mount(8) passes from fstab): 1 if
+ * it names an existing regular file, the config file; 0 if it is only a
+ * name for mount listings; -1 (after a message) if it has a '/' but names
+ * no regular file, a path mistyped rather than a name.
+ */
+static int source_is_config(const char *src)
+{
+	struct stat sb;
+
+	if (stat(src, &sb) == 0 && S_ISREG(sb.st_mode))
+		return 1;
+	if (!strchr(src, '/'))
+		return 0;
+	if (stat(src, &sb) < 0)
+		fprintf(stderr, "sigilfs: SOURCE %s, the config file: %s\n", src, strerror(errno));
+	else
+		fprintf(stderr, "sigilfs: SOURCE %s, the config file: not a regular file\n", src);
+	return -1;
+}
+
+/* Would FUSE take these options? A session parses them and mounts nothing;
+ * libfuse names an unknown option on stderr. 0 or -EINVAL. */
+static int fuse_args_check(const struct fuse_args *args)
+{
+	static const struct fuse_lowlevel_ops none;
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+
+	/* fuse_session_new() takes the options it knows out of its argument */
+	for (int i = 0; i < args->argc; i++)
+		if (fuse_opt_add_arg(&copy, args->argv[i]) < 0)
+			goto out;
+	se = fuse_session_new(&copy, &none, sizeof(none), NULL);
+out:
+	fuse_opt_free_args(&copy);
+	if (!se)
+		return -EINVAL;
+	fuse_session_destroy(se);
+	return 0;
+}
+
+/*
+ * Can this node listen on listen=URL? Resolve the host and bind a socket to
+ * it the way the replicator's listener will, so that a host that does not
+ * resolve, an address this machine does not have or a port in use stops
+ * the mount with one line naming where the key was set and the address.
+ * 0, or -1 after that line.
+ */
+static int listen_check(const sg_config *cfg)
+{
+	const char *url = sg_config_get(cfg, "listen"), *rest, *colon;
+	char where[PATH_MAX + 16] = "", host[300];
+	struct addrinfo hints = {0}, *ai = NULL;
+	int fd, rv, one = 1;
+	size_t hl;
+
+	sg_config_where(cfg, "listen", where, sizeof(where));
+	if (strncmp(url, "tcp://", 6) == 0)
+		rest = url + 6;
+	else if (strncmp(url, "tls+tcp://", 10) == 0)
+		rest = url + 10;
+	else
+		return 0; /* ipc://: the replicator's own message names the path */
+	colon = strrchr(rest, ':');
+	hl = colon ? (size_t)(colon - rest) : 0;
+	if (!colon || hl >= sizeof(host))
+		return 0; /* conf has checked the shape */
+	memcpy(host, rest, hl);
+	host[hl] = '\0';
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rv = getaddrinfo(*host && strcmp(host, "*") != 0 ? host : NULL, colon + 1, &hints, &ai);
+	if (rv) {
+		fprintf(stderr, "sigilfs: %s: listen: cannot listen on %s: host '%s': %s\n", where,
+		        url, host, rv == EAI_SYSTEM ? strerror(errno) : gai_strerror(rv));
+		return -1;
+	}
+	/* the first address, as NNG takes it */
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	rv = fd < 0 ? errno : 0;
+	if (!rv)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* as NNG does */
+	if (!rv && bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		rv = errno;
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	if (rv == EADDRINUSE)
+		fprintf(stderr, "sigilfs: %s: listen: %s is in use\n", where, url);
+	else if (rv)
+		fprintf(stderr, "sigilfs: %s: listen: cannot listen on %s: %s\n", where, url,
+		        strerror(rv));
+	return rv ? -1 : 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -678,9 +786,11 @@ int main(int argc, char *argv[])
 		}
 	{
 		const char *path = o.config;
-		int explicit = 1;
+		int explicit = 1, src = o.nnonopt == 2 ? source_is_config(o.nonopt[0]) : 0;
 
-		if (!path && o.nnonopt == 2 && strchr(o.nonopt[0], '/'))
+		if (src < 0)
+			goto out;
+		if (!path && src == 1)
 			path = o.nonopt[0]; /* fstab: /etc/sigil/sigil.conf /sigil fuse.sigilfs */
 		if (!path) {
 			path = DEFAULT_CONFIG;
@@ -710,6 +820,8 @@ int main(int argc, char *argv[])
 			ro.tombstone_grace_ms = v;
 		ro.log_reader = mirror_read_upto;
 		ro.log_reader_ctx = &status_src;
+		if (sg_config_get_u64(&v, &cfg, "sync_delay") == 0)
+			so.sync_delay_ns = v ? (int64_t)v * 1000000 : -1; /* 0: off */
 		if (sg_config_get_u64(&v, &cfg, "log_level") == 0)
 			log_level = (int)v;
 		if (o.debug)
@@ -741,6 +853,15 @@ int main(int argc, char *argv[])
 	snprintf(fsname, sizeof(fsname), "-osubtype=sigilfs,fsname=%s,default_permissions",
 	         o.nnonopt == 2 ? o.nonopt[0] : "sigilfs");
 	if (fuse_opt_add_arg(&args, fsname) < 0)
+		goto out;
+	/* everything is checked before the data dir or the store is made: a
+	 * mistyped option must not leave a store with a node id of its own */
+	if (fuse_args_check(&args) < 0) {
+		fprintf(stderr, "sigilfs: bad FUSE options (see above); nothing was mounted\n");
+		rc = 2;
+		goto out;
+	}
+	if (sg_config_get(&cfg, "listen") && listen_check(&cfg) < 0)
 		goto out;
 
 	/* fork first: no LMDB environment or thread may cross a fork */
@@ -798,7 +919,7 @@ int main(int argc, char *argv[])
 			char where[PATH_MAX + 16] = "";
 			if (err == -EADDRINUSE)
 				sg_config_where(&cfg, "listen", where, sizeof(where));
-			if (err == -EADDRINUSE)
+			if (err == -EADDRINUSE) /* taken since listen_check() */
 				fprintf(stderr, "sigilfs: %s: listen: %s is in use\n", where,
 				        ro.listen);
 			else if (err == -EINVAL || err == -ENOENT)
@@ -867,7 +988,7 @@ int main(int argc, char *argv[])
 	pid_write(data);
 	if (!o.foreground) {
 		daemon_ready(&notify_fd, 0);
-		sg_log_init("sigilfs", 1, o.debug ? SG_LOG_DEBUG : SG_LOG_INFO);
+		sg_log_init("sigilfs", 1, log_level); /* log_level= and -d hold in syslog too */
 	}
 	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-MAIN-MOUNTED", "mounted %s, data %s, node %016llx", mnt,
 	       data, (unsigned long long)sg_store_node_id(st));
