@@ -38,6 +38,7 @@ struct wctx {
 	struct sg_op **waiters; /* ops in it that wait for the commit */
 	size_t nwait, capw;
 	int need_sync;
+	int changed;    /* an op changed something in it */
 	uint64_t est;   /* bytes it may write, roughly: sizes its room */
 	uint64_t avail; /* free bytes where the store lives, at the last commit */
 	uint64_t hlc_floor;
@@ -1985,6 +1986,7 @@ static int txn_open(sg_store *st, struct wctx *w)
 	w->map_full = 0;
 	w->acked = w->released = 0;
 	w->est = 0;
+	w->changed = 0;
 	return 0;
 }
 
@@ -2051,13 +2053,15 @@ static int txn_commit(sg_store *st, struct wctx *w)
 	int rc, mrc = 0, err = 0;
 	size_t acked = w->acked;
 
-	rc = meta_save(w);
-	if (w->map_full) {
+	if (!w->changed) {
+		/* only syncs (or failed ops) in it: nothing to write; a sync remains */
 		mdb_txn_abort(w->parent);
-		mrc = MDB_MAP_FULL;
-	} else if (rc) {
+	} else if ((rc = meta_save(w)) != 0 || w->map_full) {
 		mdb_txn_abort(w->parent);
-		err = rc;
+		if (w->map_full)
+			mrc = MDB_MAP_FULL;
+		else
+			err = rc;
 	} else {
 		mrc = mdb_txn_commit(w->parent); /* frees the transaction, even when it fails */
 	}
@@ -2248,6 +2252,7 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 			continue;
 		}
 		w->est += OP_EST(op);
+		w->changed = 1;
 		if (defer) {
 			w->acked++;
 			rel[nrel++] = op;
