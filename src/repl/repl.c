@@ -28,7 +28,9 @@
 #define MAX_PEERS 64
 #define MAX_NAMES 256 /* node names remembered, relayed origins included */
 #define MAX_PAGES_PER_PULL 256
-#define MAX_QUARANTINE 10000
+#define MAX_QUARANTINE 10000                /* changes held for a clock to catch up... */
+#define MAX_QUARANTINE_BYTES (256ull << 20) /* ...and their bytes (wire size) */
+#define LATER_BYTES (16u << 20)             /* refused changes of a pull kept for another try */
 #define MAX_PULLERS 256 /* nodes whose pull cursors into this store are remembered */
 
 struct peer {
@@ -68,7 +70,8 @@ struct puller {
 
 struct held {
 	sg_change c;
-	void *block; /* the change's bytes (a decoded message copy) */
+	void *block;  /* the change's bytes (a decoded message copy) */
+	size_t bytes; /* its wire size, counted against MAX_QUARANTINE_BYTES */
 	struct held *next;
 };
 
@@ -100,9 +103,9 @@ struct sg_repl {
 
 	pthread_mutex_t qlock; /* the quarantine, filled by the peer workers */
 	struct held *quarantine;
-	size_t nquarantine;
+	size_t nquarantine, qbytes;
 
-	_Atomic uint64_t applied, stale, quarantined, malformed, refused, pushes, pulls;
+	_Atomic uint64_t applied, stale, quarantined, malformed, refused, pushes, pulls, deferred;
 	_Atomic uint64_t purged, snap_served, snap_received, forgotten;
 
 	/* tombstone purge (under lock): who pulls from us and how far */
@@ -500,36 +503,85 @@ static void page_free(struct page *pg)
 
 /* ---- applying what peers send ---- */
 
+/* Store errors that say nothing about the change itself (no space, I/O, no
+ * memory, shutting down): such a change is fetched or sent again later,
+ * never passed over. */
+static int transient(int rc)
+{
+	return rc == -ENOSPC || rc == -EIO || rc == -ENOMEM || rc == -EAGAIN || rc == -ESHUTDOWN;
+}
+
+/* What became of a batch of remote changes. */
+struct outcome {
+	size_t again; /* not taken for now: the sender or the next pull brings them again */
+};
+
 static void held_free(struct held *h)
 {
 	free(h->block);
 	free(h);
 }
 
-/* Keep a change stamped too far ahead until the local clock catches up. */
-static void quarantine_add(sg_repl *r, const sg_change *c)
+static int same_change(const sg_change *a, const sg_change *b)
 {
-	struct page pg = {.max_bytes = SIZE_MAX, .r = r};
-	struct held *h;
+	return a->stamp.hlc == b->stamp.hlc && a->stamp.origin == b->stamp.origin &&
+	       a->stamp.seq == b->stamp.seq && a->type == b->type && strcmp(a->path, b->path) == 0;
+}
 
-	if (page_add(&pg, c) != 0 || !(h = calloc(1, sizeof(*h)))) {
-		page_free(&pg);
-		return;
-	}
-	h->c = pg.v[0];
-	h->block = pg.blocks[0];
-	free(pg.v);
-	free(pg.blocks);
-	pthread_mutex_lock(&r->qlock);
-	if (r->nquarantine >= MAX_QUARANTINE) {
-		pthread_mutex_unlock(&r->qlock);
-		held_free(h);
-		return;
-	}
+/* Is c held already, or is there no room for it? 1: held; -ENOSPC: full; 0: neither.
+ * Called with r->qlock held. */
+static int quarantine_room_locked(const sg_repl *r, const sg_change *c, size_t bytes)
+{
+	for (const struct held *h = r->quarantine; h; h = h->next)
+		if (same_change(&h->c, c))
+			return 1;
+	if (r->nquarantine >= MAX_QUARANTINE || r->qbytes + bytes > MAX_QUARANTINE_BYTES)
+		return -ENOSPC;
+	return 0;
+}
+
+/* Link h into the quarantine. Called with r->qlock held. */
+static void quarantine_link_locked(sg_repl *r, struct held *h)
+{
 	h->next = r->quarantine;
 	r->quarantine = h;
 	r->nquarantine++;
+	r->qbytes += h->bytes;
+}
+
+/* Keep a change stamped too far ahead until the local clock catches up.
+ * 0: held now; 1: held already (a page fetched again lists it again);
+ * -ENOSPC: the quarantine is full (by count or by bytes); -ENOMEM. */
+static int quarantine_add(sg_repl *r, const sg_change *c)
+{
+	struct page pg = {.max_bytes = SIZE_MAX, .r = r};
+	size_t bytes = sg_wire_change_size(c);
+	struct held *h;
+	int rc;
+
+	pthread_mutex_lock(&r->qlock);
+	rc = quarantine_room_locked(r, c, bytes);
 	pthread_mutex_unlock(&r->qlock);
+	if (rc)
+		return rc;
+	/* copied outside the lock: a change may be 64 MiB */
+	if (page_add(&pg, c) != 0 || !(h = calloc(1, sizeof(*h)))) {
+		page_free(&pg);
+		return -ENOMEM;
+	}
+	h->c = pg.v[0];
+	h->block = pg.blocks[0];
+	h->bytes = bytes;
+	free(pg.v);
+	free(pg.blocks);
+	pthread_mutex_lock(&r->qlock);
+	rc = quarantine_room_locked(r, c, bytes); /* another worker may have come first */
+	if (rc == 0)
+		quarantine_link_locked(r, h);
+	pthread_mutex_unlock(&r->qlock);
+	if (rc)
+		held_free(h);
+	return rc;
 }
 
 static int too_far_ahead(sg_repl *r, const sg_change *c)
@@ -539,74 +591,237 @@ static int too_far_ahead(sg_repl *r, const sg_change *c)
 	return c->stamp.hlc > limit;
 }
 
-/* Count and log one store result. */
-static void applied(sg_repl *r, const sg_change *c, int rc)
+/* One change not taken for now: count it, log now and then. */
+static void deferred(sg_repl *r, struct outcome *o, const sg_change *c, const char *why)
+{
+	uint64_t n = atomic_fetch_add(&r->deferred, 1) + 1;
+
+	o->again++;
+	if (n == 1 || n % 1000 == 0)
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-DEFERRED",
+		       "%s from %016llx not taken for now (%s): it comes again; %llu so far",
+		       c->path, (unsigned long long)c->stamp.origin, why, (unsigned long long)n);
+}
+
+/* A change the store refused for good (it lost to a newer conflicting entry
+ * here: last-writer-wins converges it). */
+static void refused(sg_repl *r, const sg_change *c, int rc)
+{
+	uint64_t n = atomic_fetch_add(&r->refused, 1) + 1;
+
+	if (n <= 10 || n % 1000 == 0)
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-REFUSED", "%s from %016llx: %s", c->path,
+		       (unsigned long long)c->stamp.origin, strerror(-rc));
+}
+
+/* Count one store result. 1: refused for a reason of its own (worth another
+ * try once the rest of its batch is in); 0: settled (applied, stale, or
+ * deferred for a transient error). */
+static int settle(sg_repl *r, const sg_change *c, int rc, struct outcome *o)
 {
 	if (rc == 0) {
 		atomic_fetch_add(&r->applied, 1);
 		sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-REPL-APPLIED", "%s from %016llx", c->path,
 		       (unsigned long long)c->stamp.origin);
-	} else if (rc == -ESTALE) {
-		atomic_fetch_add(&r->stale, 1);
-	} else {
-		uint64_t n = atomic_fetch_add(&r->refused, 1) + 1;
-		if (n <= 10 || n % 1000 == 0)
-			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-REFUSED", "%s from %016llx: %s",
-			       c->path, (unsigned long long)c->stamp.origin, strerror(-rc));
+		return 0;
 	}
+	if (rc == -ESTALE) {
+		atomic_fetch_add(&r->stale, 1);
+		return 0;
+	}
+	if (transient(rc)) {
+		deferred(r, o, c, strerror(-rc));
+		return 0;
+	}
+	return 1;
 }
 
-/* Is c fit to apply now? 0: apply; 1: skip (local-only, or held for later). */
-static int screen(sg_repl *r, const sg_change *c, int may_quarantine)
+/* Changes the store refused within their page, kept for another try after
+ * the next pages of the same pull (the log may list a directory's latest
+ * row pages after its children's), with the cursor to fetch them again. */
+struct later {
+	struct page pg; /* deep copies */
+	int *rc;        /* each one's last refusal */
+	size_t rc_cap;
+	uint64_t since, inc; /* the cursor before the page the oldest came in */
+	int set;
+};
+
+/* Keep c (refused with rc) for later. 0, or -ENOSPC past LATER_BYTES, -ENOMEM. */
+static int later_add(struct later *l, const sg_change *c, int rc)
 {
-	if (sg_repl_local_only(r, c->path))
-		return 1;
-	if (too_far_ahead(r, c)) {
-		uint64_t n = atomic_fetch_add(&r->quarantined, 1) + 1;
-		if (n == 1 || n % 1000 == 0)
-			sg_log(
-			    SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-SKEW",
-			    "%s from %016llx is stamped %llu ms ahead of this clock (max %u ms): "
-			    "held until then; %llu so far",
-			    c->path, (unsigned long long)c->stamp.origin,
-			    (unsigned long long)((c->stamp.hlc >> 16) -
-			                         (uint64_t)(sg_now_ns() / 1000000)),
-			    r->max_offset_ms, (unsigned long long)n);
-		if (may_quarantine)
-			quarantine_add(r, c);
-		return 1;
+	l->pg.max_bytes = SIZE_MAX; /* one page of any size */
+	if (l->pg.bytes + sg_wire_change_size(c) > LATER_BYTES)
+		return -ENOSPC;
+	if (l->pg.n == l->rc_cap) {
+		size_t cap = l->rc_cap ? l->rc_cap * 2 : 16;
+		int *nr = realloc(l->rc, cap * sizeof(*nr));
+
+		if (!nr)
+			return -ENOMEM;
+		l->rc = nr;
+		l->rc_cap = cap;
 	}
+	if (page_add(&l->pg, c) != 0)
+		return -ENOMEM;
+	l->rc[l->pg.n - 1] = rc;
 	return 0;
 }
 
-static void apply_one(sg_repl *r, const sg_change *c, int may_quarantine)
+static void later_free(struct later *l)
 {
-	if (screen(r, c, may_quarantine) == 0)
-		applied(r, c, sg_store_apply(r->st, c));
+	page_free(&l->pg);
+	free(l->rc);
+	memset(l, 0, sizeof(*l));
+	l->pg.max_bytes = SIZE_MAX;
 }
 
-/* Apply a page of changes in order, queued together: one commit, not one each. */
-static void apply_all(sg_repl *r, const sg_change *cs, size_t n, int may_quarantine)
+/* Count what is still refused as refused for good, and forget it. */
+static void later_refuse(sg_repl *r, struct later *l)
+{
+	for (size_t i = 0; i < l->pg.n; i++)
+		refused(r, &l->pg.v[i], l->rc[i]);
+	later_free(l);
+}
+
+/*
+ * Apply n remote changes in order, queued together (one commit, not one
+ * each). A change the store refuses for a reason of its own (its parent is
+ * a file here, and a later change in the batch makes it a directory) is
+ * tried once more after the rest of the batch; if still refused, it goes to
+ * `later` (the caller tries it again after its next pages), or with no
+ * `later`, it counts as refused. Changes stamped too far ahead are held in
+ * the quarantine when may_quarantine, and not taken otherwise. Changes not
+ * taken for now (transient store errors, too far ahead on a push, a full
+ * quarantine) are counted in o->again and flagged in again[] if given.
+ */
+static void apply_batch(sg_repl *r, const sg_change *cs, size_t n, int may_quarantine,
+                        struct later *later, struct outcome *o, char *again)
 {
 	sg_change *ok = malloc((n ? n : 1) * sizeof(*ok));
+	size_t *idx = malloc((n ? n : 1) * sizeof(*idx));
 	int *rcs = malloc((n ? n : 1) * sizeof(*rcs));
-	size_t k = 0;
+	size_t k = 0, nf = 0;
 
-	if (!ok || !rcs) {
-		free(ok);
-		free(rcs);
-		for (size_t i = 0; i < n; i++)
-			apply_one(r, &cs[i], may_quarantine);
-		return;
+	if (again)
+		memset(again, 0, n);
+	if (!ok || !idx || !rcs) {
+		for (size_t i = 0; i < n; i++) {
+			deferred(r, o, &cs[i], strerror(ENOMEM));
+			if (again)
+				again[i] = 1;
+		}
+		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (screen(r, &cs[i], may_quarantine) == 0)
-			ok[k++] = cs[i];
-	if (k && sg_store_apply_many(r->st, ok, k, rcs) == 0)
-		for (size_t i = 0; i < k; i++)
-			applied(r, &ok[i], rcs[i]);
+	for (size_t i = 0; i < n; i++) {
+		const sg_change *c = &cs[i];
+		int rc;
+
+		if (sg_repl_local_only(r, c->path))
+			continue;
+		if (!too_far_ahead(r, c)) {
+			idx[k] = i;
+			ok[k++] = *c;
+			continue;
+		}
+		rc = may_quarantine ? quarantine_add(r, c) : -EAGAIN;
+		if (rc == 0) {
+			uint64_t q = atomic_fetch_add(&r->quarantined, 1) + 1;
+			if (q == 1 || q % 1000 == 0)
+				sg_log(
+				    SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-SKEW",
+				    "%s from %016llx is stamped %llu ms ahead of this clock (max "
+				    "%u ms): held until then; %llu so far",
+				    c->path, (unsigned long long)c->stamp.origin,
+				    (unsigned long long)((c->stamp.hlc >> 16) -
+				                         (uint64_t)(sg_now_ns() / 1000000)),
+				    r->max_offset_ms, (unsigned long long)q);
+		} else if (rc < 0) {
+			deferred(r, o, c,
+			         rc == -EAGAIN ? "stamped too far ahead of this clock"
+			         : rc == -ENOSPC
+			             ? "stamped too far ahead, and the quarantine is full"
+			             : strerror(-rc));
+			if (again)
+				again[i] = 1;
+		}
+	}
+	if (k && sg_store_apply_many(r->st, ok, k, rcs) != 0) {
+		for (size_t j = 0; j < k; j++) {
+			deferred(r, o, &ok[j], strerror(ENOMEM));
+			if (again)
+				again[idx[j]] = 1;
+		}
+		goto out;
+	}
+	for (size_t j = 0; j < k; j++) {
+		size_t a = o->again;
+
+		if (settle(r, &ok[j], rcs[j], o)) {
+			idx[nf] = idx[j];
+			ok[nf++] = ok[j];
+		} else if (again && o->again != a) {
+			again[idx[j]] = 1;
+		}
+	}
+	/* the second try, after the rest of the batch */
+	if (nf && sg_store_apply_many(r->st, ok, nf, rcs) != 0) {
+		for (size_t j = 0; j < nf; j++) {
+			deferred(r, o, &ok[j], strerror(ENOMEM));
+			if (again)
+				again[idx[j]] = 1;
+		}
+		goto out;
+	}
+	for (size_t j = 0; j < nf; j++) {
+		size_t a = o->again;
+
+		if (settle(r, &ok[j], rcs[j], o)) {
+			if (!later || later_add(later, &ok[j], rcs[j]) != 0)
+				refused(r, &ok[j], rcs[j]);
+		} else if (again && o->again != a) {
+			again[idx[j]] = 1;
+		}
+	}
+out:
 	free(ok);
+	free(idx);
 	free(rcs);
+}
+
+/* Try the changes kept in l again; keep those still refused. */
+static void later_retry(sg_repl *r, struct later *l, struct outcome *o)
+{
+	struct later keep = {.pg = {.max_bytes = SIZE_MAX, .r = r}};
+	int *rcs;
+
+	if (!l->pg.n)
+		return;
+	rcs = malloc(l->pg.n * sizeof(*rcs));
+	if (!rcs || sg_store_apply_many(r->st, l->pg.v, l->pg.n, rcs) != 0) {
+		free(rcs);
+		return; /* kept as they are */
+	}
+	keep.since = l->since;
+	keep.inc = l->inc;
+	keep.set = l->set;
+	for (size_t i = 0; i < l->pg.n; i++)
+		if (settle(r, &l->pg.v[i], rcs[i], o) && later_add(&keep, &l->pg.v[i], rcs[i]) != 0)
+			refused(r, &l->pg.v[i], rcs[i]);
+	free(rcs);
+	later_free(l);
+	*l = keep;
+	if (!l->pg.n)
+		l->set = 0;
+}
+
+/* Move what `from` holds to the end of `to`. */
+static void later_merge(sg_repl *r, struct later *to, struct later *from)
+{
+	for (size_t i = 0; i < from->pg.n; i++)
+		if (later_add(to, &from->pg.v[i], from->rc[i]) != 0)
+			refused(r, &from->pg.v[i], from->rc[i]);
+	later_free(from);
 }
 
 /* ---- tombstone purge: who has this log how far ---- */
@@ -921,8 +1136,14 @@ static nng_msg *serve(sg_repl *r, const sg_msg *m)
 		return rc ? NULL : out;
 	}
 	if (m->type == SG_MSG_PUSH) {
-		apply_all(r, m->changes, m->nchanges, 0);
+		struct outcome o = {0};
+
+		/* a change stamped too far ahead is not held for a pusher: it sends
+		 * it again until this clock catches up (a pusher that does not
+		 * listen cannot be pulled from) */
+		apply_batch(r, m->changes, m->nchanges, 0, NULL, &o, NULL);
 		msg_head(r, &reply, SG_MSG_ACK);
+		reply.code = o.again ? EAGAIN : 0; /* EAGAIN: not all taken, send it again */
 		return to_nng(&reply, &out) ? NULL : out;
 	}
 	atomic_fetch_add(&r->malformed, 1);
@@ -1028,6 +1249,8 @@ static int exchange(sg_repl *r, struct peer *p, const sg_msg *m, sg_msg **reply)
 static void pull_from(sg_repl *r, struct peer *p)
 {
 	const char *urls[MAX_PEERS];
+	struct later later = {.pg = {.max_bytes = SIZE_MAX, .r = r}};
+	int rewind = 0;
 	sg_msg m;
 
 	msg_head(r, &m, SG_MSG_PULL);
@@ -1035,24 +1258,29 @@ static void pull_from(sg_repl *r, struct peer *p)
 	m.peers = urls;
 	m.npeers = peer_urls(r, urls, MAX_PEERS);
 	for (int page = 0; page < MAX_PAGES_PER_PULL; page++) {
+		struct later fresh = {.pg = {.max_bytes = SIZE_MAX, .r = r}};
+		struct outcome o = {0};
+		uint64_t since = p->pull_since, inc = p->pull_inc;
 		sg_msg *reply = NULL;
 		int rc;
 
-		m.since = p->pull_since;
-		m.known_incarnation = p->pull_inc;
+		m.since = since;
+		m.known_incarnation = inc;
 		rc = exchange(r, p, &m, &reply);
 		if (rc == 0 && reply->type != SG_MSG_CHANGES)
 			rc = -EBADMSG;
 		if (rc) {
 			sg_wire_free(reply);
 			peer_failed(r, p, "pull", rc);
-			return;
+			rewind = 1; /* what `later` holds is fetched again */
+			break;
 		}
 		peer_ok(p);
 		if (reply->node_id == r->node_id) {
 			p->self = 1;
 			sg_wire_free(reply);
-			return;
+			rewind = 1;
+			break;
 		}
 		p->node_id = reply->node_id;
 		if (reply->snapshot) {
@@ -1064,21 +1292,47 @@ static void pull_from(sg_repl *r, struct peer *p)
 		                          reply->incarnation != p->pull_inc)) {
 			snap_drop(p); /* not a continuation of it */
 		}
-		apply_all(r, reply->changes, reply->nchanges, 1);
+		apply_batch(r, reply->changes, reply->nchanges, 1, &fresh, &o, NULL);
+		/* what earlier pages could not place may fit now */
+		later_retry(r, &later, &o);
+		if (fresh.pg.n && !later.set) {
+			later.since = since;
+			later.inc = inc;
+			later.set = 1;
+		}
+		later_merge(r, &later, &fresh);
 		for (size_t i = 0; p->snap_on && i < reply->nchanges; i++)
 			if (snap_add(p, reply->changes[i].path) < 0)
 				snap_drop(p);
 		peers_learn(r, reply);
+		atomic_fetch_add(&r->pulls, 1);
+		if (o.again) {
+			/* not all taken: the cursor stays before this page (before the
+			 * page of the oldest change still refused), the next round
+			 * fetches it again; applying is idempotent */
+			sg_wire_free(reply);
+			rewind = 1;
+			break;
+		}
 		p->pull_since = reply->next;
 		p->pull_inc = reply->incarnation;
-		atomic_fetch_add(&r->pulls, 1);
 		if (!reply->more) {
+			/* the whole log: what is still refused lost to a newer entry */
+			later_refuse(r, &later);
 			if (p->snap_on)
 				snap_finish(r, p, reply);
 			sg_wire_free(reply);
 			return;
 		}
 		sg_wire_free(reply);
+	}
+	if (rewind && later.set) {
+		p->pull_since = later.since;
+		p->pull_inc = later.inc;
+		later_free(&later);
+	} else {
+		/* the page limit: the next round goes on from here, not back */
+		later_refuse(r, &later);
 	}
 }
 
@@ -1120,9 +1374,15 @@ static void push_to(sg_repl *r, struct peer *p)
 	}
 }
 
+/* Apply the quarantined changes the clock has caught up with, in the order
+ * they came; those not taken for now (a transient store error) stay. */
 static void quarantine_retry(sg_repl *r)
 {
-	struct held *ready = NULL, **pp;
+	struct held *ready = NULL, **pp, **hs;
+	struct outcome o = {0};
+	sg_change *cs;
+	char *again;
+	size_t n = 0, i;
 
 	pthread_mutex_lock(&r->qlock);
 	pp = &r->quarantine;
@@ -1134,16 +1394,45 @@ static void quarantine_retry(sg_repl *r)
 		}
 		*pp = h->next;
 		r->nquarantine--;
-		h->next = ready;
+		r->qbytes -= h->bytes;
+		h->next = ready; /* the quarantine is newest first: this makes it oldest first */
 		ready = h;
+		n++;
 	}
 	pthread_mutex_unlock(&r->qlock);
-	while (ready) {
+	if (!n)
+		return;
+	hs = malloc(n * sizeof(*hs));
+	cs = malloc(n * sizeof(*cs));
+	again = malloc(n);
+	for (i = 0; ready; i++) {
 		struct held *h = ready;
+
 		ready = h->next;
-		apply_one(r, &h->c, 0);
-		held_free(h);
+		if (hs && cs && again) {
+			hs[i] = h;
+			cs[i] = h->c;
+		} else {
+			pthread_mutex_lock(&r->qlock); /* no memory: back, for the next round */
+			quarantine_link_locked(r, h);
+			pthread_mutex_unlock(&r->qlock);
+		}
 	}
+	if (hs && cs && again) {
+		apply_batch(r, cs, n, 0, NULL, &o, again);
+		for (i = 0; i < n; i++) {
+			if (again[i]) {
+				pthread_mutex_lock(&r->qlock);
+				quarantine_link_locked(r, hs[i]);
+				pthread_mutex_unlock(&r->qlock);
+			} else {
+				held_free(hs[i]);
+			}
+		}
+	}
+	free(hs);
+	free(cs);
+	free(again);
 }
 
 /* A peer's worker: push and pull with that one peer when asked. */
@@ -1549,6 +1838,7 @@ void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out)
 	out->quarantined = atomic_load(&r->quarantined);
 	out->malformed = atomic_load(&r->malformed);
 	out->refused = atomic_load(&r->refused);
+	out->deferred = atomic_load(&r->deferred);
 	out->pushes = atomic_load(&r->pushes);
 	out->pulls = atomic_load(&r->pulls);
 	out->purged = atomic_load(&r->purged);

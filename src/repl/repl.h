@@ -69,9 +69,17 @@ typedef struct sg_repl_stats {
 	uint64_t applied;       /**< remote changes applied */
 	uint64_t stale;         /**< remote changes refused as older than what is held (or deleted
 	                             and purged here) */
-	uint64_t quarantined;   /**< remote changes stamped too far in the future */
+	uint64_t quarantined;   /**< pulled changes stamped too far in the future, held until
+	                             this clock catches up (once per change) */
 	uint64_t malformed;     /**< messages dropped: undecodable or invalid */
-	uint64_t refused;       /**< changes refused by the store for another reason */
+	uint64_t refused;       /**< changes refused by the store for good: for a structural
+	                             reason (e.g. a parent that is a newer file here) that a
+	                             second try after the rest of their pull did not clear;
+	                             each counted once */
+	uint64_t deferred;      /**< changes not taken for now and not passed over: a transient
+	                             store error (no space, I/O), stamped too far ahead on a
+	                             push (the pusher sends it again), or the quarantine full;
+	                             the pull cursor stays before them. Counted per attempt */
 	uint64_t pushes, pulls; /**< successful exchanges */
 	uint64_t peers;         /**< peers known */
 	uint64_t purged;        /**< tombstones purged since start (periodic and sg_repl_gc) */

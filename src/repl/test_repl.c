@@ -52,6 +52,8 @@ static int free_port(void)
 }
 
 static unsigned test_grace_ms;          /* tombstone_grace of the nodes a test starts; 0: default */
+static int test_no_listen;              /* 1: the nodes a test starts do not listen */
+static uint64_t test_max_map;           /* the LMDB map of the stores a test opens; 0: default */
 static uint64_t reader_at = UINT64_MAX; /* how far the (pretend) mirror has read the log */
 
 static uint64_t log_reader(void *ctx)
@@ -67,7 +69,7 @@ static void node_repl(struct node *n, const char *name, const char *peer)
 
 	ro.store = n->st;
 	ro.node_name = name;
-	ro.listen = n->url;
+	ro.listen = test_no_listen ? NULL : n->url;
 	ro.peers = &peer;
 	ro.npeers = peer ? 1 : 0;
 	ro.pull_interval_ms = 100;
@@ -87,6 +89,8 @@ static void node_start(struct node *n, const char *name, const char *peer)
 	so.dir = n->dir;
 	so.node_id = sg_hash64(name, strlen(name));
 	so.sync_delay_ns = -1; /* versions move with each call (the daemons defer commits) */
+	so.initial_map = test_max_map;
+	so.max_map = test_max_map;
 	assert_int_equal(sg_store_open(&n->st, &so), 0);
 	node_repl(n, name, peer);
 }
@@ -244,6 +248,140 @@ static void test_two_nodes_converge(void **state)
 	node_stop(&a);
 }
 
+/* Make `c` (made on c a moment before) older than what comes next: stamps
+ * are per millisecond. */
+static void tick(void)
+{
+	usleep(3000);
+}
+
+/* The log lists an entry at its latest change, so a directory's row may come
+ * after its children's: c makes x/ and x/y, a makes a file x meanwhile, then
+ * c changes x's mode. a's page lists x/y (its parent x is a's file here:
+ * -ENOTDIR) before x (newer than a's file: x becomes c's directory). x/y
+ * must arrive all the same, not be passed over for good. */
+static void test_child_before_its_directory(void **state)
+{
+	struct node a, c;
+	sg_attr d, x, in = {.mode = 0700};
+	sg_repl_stats rs;
+
+	node_start(&c, "gamma", NULL);
+	node_start(&a, "alpha", NULL); /* they do not know each other yet */
+	assert_int_equal(sg_store_create(c.st, NULL, SG_ROOT_ID, "x", SG_TYPE_DIR, 0755, 0, 0, NULL,
+	                                 0, sg_now_ns(), &d),
+	                 0);
+	assert_int_equal(sg_store_create(c.st, NULL, d.id, "y", SG_TYPE_FILE, 0644, 0, 0, "child",
+	                                 5, sg_now_ns(), NULL),
+	                 0);
+	tick();
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "x", SG_TYPE_FILE, 0644, 0, 0,
+	                                 "a's file", 8, sg_now_ns(), NULL),
+	                 0);
+	tick();
+	assert_int_equal(sg_store_setattr(c.st, NULL, d.id, SG_SET_MODE, &in, sg_now_ns(), NULL),
+	                 0);
+
+	node_away(&a);
+	node_repl(&a, "alpha", c.url); /* a pulls c's log: x/y, then x */
+	assert_true(wait_for(&a, "x/y", "child"));
+	assert_int_equal(sg_store_resolve(a.st, "x", &x), 0);
+	assert_int_equal(x.type, SG_TYPE_DIR);
+	assert_int_equal(x.mode, 0700);
+	/* and c keeps its tree: a's file x is older than c's change of x */
+	usleep(300000);
+	assert_true(wait_for(&c, "x/y", "child"));
+	sg_repl_stats_get(a.r, &rs);
+	assert_int_equal(rs.refused, 0);
+	assert_int_equal(sg_store_check(a.st, NULL, NULL, NULL), 0);
+	node_stop(&a);
+	node_stop(&c);
+}
+
+/* A child refused for good (its parent is a newer file here) is counted
+ * once, not on every try, and the cursor moves on. a does not listen, so
+ * nothing of a's comes back to c to change c's log. */
+static void test_refused_for_good_counted_once(void **state)
+{
+	struct node a, c;
+	sg_attr d, x;
+	sg_repl_stats rs;
+
+	node_start(&c, "gamma", NULL);
+	test_no_listen = 1;
+	node_start(&a, "alpha", NULL);
+	assert_int_equal(sg_store_create(c.st, NULL, SG_ROOT_ID, "x", SG_TYPE_DIR, 0755, 0, 0, NULL,
+	                                 0, sg_now_ns(), &d),
+	                 0);
+	assert_int_equal(sg_store_create(c.st, NULL, d.id, "y", SG_TYPE_FILE, 0644, 0, 0, "child",
+	                                 5, sg_now_ns(), NULL),
+	                 0);
+	assert_int_equal(sg_store_create(c.st, NULL, SG_ROOT_ID, "z", SG_TYPE_FILE, 0644, 0, 0,
+	                                 "after", 5, sg_now_ns(), NULL),
+	                 0);
+	tick();
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "x", SG_TYPE_FILE, 0644, 0, 0,
+	                                 "a's file", 8, sg_now_ns(), NULL),
+	                 0);
+	node_away(&a);
+	node_repl(&a, "alpha", c.url);
+	test_no_listen = 0;
+	assert_true(wait_for(&a, "z", "after"));
+	assert_true(wait_for(&a, "x", "a's file"));
+	usleep(500000); /* five more pull rounds */
+	sg_repl_stats_get(a.r, &rs);
+	assert_int_equal(rs.refused, 1); /* x/y */
+	assert_int_equal(rs.deferred, 0);
+	assert_int_equal(sg_store_resolve(a.st, "x/y", &x), -ENOTDIR);
+	node_stop(&a);
+	node_stop(&c);
+}
+
+/* A change the store cannot take for now (its map is full: -ENOSPC) is
+ * fetched again, not passed over: once there is room, it arrives. */
+static void test_transient_error_fetched_again(void **state)
+{
+	struct node a, c;
+	sg_repl_stats rs;
+	size_t len = 3u << 20;
+	char *big = malloc(len + 1), *ballast = malloc(len);
+	int full = 0;
+
+	assert_non_null(big);
+	assert_non_null(ballast);
+	memset(big, 'b', len);
+	big[len] = '\0';
+	memset(ballast, 'x', len);
+	node_start(&c, "gamma", NULL);
+	assert_int_equal(sg_store_create(c.st, NULL, SG_ROOT_ID, "big", SG_TYPE_FILE, 0644, 0, 0,
+	                                 big, len, sg_now_ns(), NULL),
+	                 0);
+	test_max_map = 5u << 20; /* room for one of them, not two */
+	node_start(&a, "alpha", NULL);
+	test_max_map = 0;
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "ballast", SG_TYPE_FILE, 0644, 0,
+	                                 0, ballast, len, sg_now_ns(), NULL),
+	                 0);
+	node_away(&a);
+	node_repl(&a, "alpha", c.url);
+	for (int i = 0; i < 500 && !full; i++) {
+		sg_repl_stats_get(a.r, &rs);
+		full = rs.deferred > 0 || rs.refused > 0;
+		usleep(10000);
+	}
+	assert_true(full);
+	assert_int_equal(rs.refused, 0);
+	/* room again: the next rounds fetch it again */
+	assert_int_equal(sg_store_remove(a.st, NULL, SG_ROOT_ID, "ballast", 0, sg_now_ns()), 0);
+	assert_true(wait_for(&a, "big", big));
+	sg_repl_stats_get(a.r, &rs);
+	assert_int_equal(rs.refused, 0);
+	node_stop(&a);
+	node_stop(&c);
+	free(big);
+	free(ballast);
+}
+
 /* sg_store_put (a restore) replicates like any local change. */
 static void test_puts_replicate(void **state)
 {
@@ -287,45 +425,94 @@ static void test_puts_replicate(void **state)
 	node_stop(&a);
 }
 
-static void test_future_stamps_wait(void **state)
+/* Push `c` to n as a made-up node that does not listen; the ACK's code. */
+static uint32_t push_raw(struct node *n, const sg_change *c)
 {
-	struct node a;
-	sg_repl_stats rs;
-	sg_msg push;
-	sg_change c;
+	sg_msg push, *m = NULL;
+	nng_msg *reply = NULL;
 	void *buf;
 	size_t len;
-	nng_msg *reply = NULL;
-	sg_attr x;
+	uint32_t code;
 
-	node_start(&a, "alpha", NULL);
-	memset(&c, 0, sizeof(c));
-	c.path = "from-the-future";
-	c.type = SG_TYPE_FILE;
-	c.mode = 0644;
-	c.data = "soon";
-	c.len = 4;
-	/* an hour ahead of this clock, far past the 500 ms max offset */
-	c.stamp.hlc = ((uint64_t)(sg_now_ns() / 1000000) + 3600000) << 16;
-	c.stamp.origin = 0x7777;
-	c.stamp.seq = 1;
 	memset(&push, 0, sizeof(push));
 	push.type = SG_MSG_PUSH;
 	push.node_id = 0x7777;
 	push.incarnation = 1;
 	push.node_name = "skewed";
 	push.listen_url = "";
-	push.changes = &c;
+	push.changes = c;
 	push.nchanges = 1;
 	assert_int_equal(sg_wire_encode(&push, &buf, &len), 0);
-	assert_int_equal(send_raw(a.url, buf, len, &reply), 0);
-	nng_msg_free(reply);
+	assert_int_equal(send_raw(n->url, buf, len, &reply), 0);
 	free(buf);
+	assert_int_equal(sg_wire_decode(nng_msg_body(reply), nng_msg_len(reply), NULL, &m), 0);
+	nng_msg_free(reply);
+	assert_int_equal(m->type, SG_MSG_ACK);
+	code = m->code;
+	sg_wire_free(m);
+	return code;
+}
+
+/* A change stamped further ahead than max_offset (500 ms) is not applied
+ * before this clock catches up, and it is not lost either. Pushed, it is not
+ * taken: the ACK says EAGAIN and the pusher (which may not listen, so
+ * nobody can pull it from there) sends it again; taken once the clock has
+ * caught up. Pulled, it is held in the quarantine and applied then. */
+static void test_future_stamps_come_later(void **state)
+{
+	struct node a, b;
+	sg_repl_stats rs;
+	sg_change c;
+	sg_attr x;
+	uint64_t ahead_ms = 1500, hlc;
+
+	node_start(&a, "alpha", NULL);
+	memset(&c, 0, sizeof(c));
+	c.path = "pushed-from-the-future";
+	c.type = SG_TYPE_FILE;
+	c.mode = 0644;
+	c.data = "soon";
+	c.len = 4;
+	hlc = ((uint64_t)(sg_now_ns() / 1000000) + ahead_ms) << 16;
+	c.stamp.hlc = hlc;
+	c.stamp.origin = 0x7777;
+	c.stamp.seq = 1;
+	assert_int_equal(push_raw(&a, &c), EAGAIN);
 	sg_repl_stats_get(a.r, &rs);
-	assert_int_equal(rs.quarantined, 1);
+	assert_int_equal(rs.deferred, 1);
 	assert_int_equal(rs.applied, 0);
-	assert_int_equal(sg_store_resolve(a.st, "from-the-future", &x), -ENOENT);
-	assert_true(sg_store_hlc(a.st) < c.stamp.hlc); /* the clock was not dragged ahead */
+	assert_int_equal(rs.quarantined, 0); /* not held: the pusher keeps it */
+	assert_int_equal(sg_store_resolve(a.st, c.path, &x), -ENOENT);
+	assert_true(sg_store_hlc(a.st) < hlc); /* the clock was not dragged ahead */
+	/* the pusher sends it again until it is taken */
+	while ((uint64_t)(sg_now_ns() / 1000000) + 500 < (hlc >> 16))
+		usleep(50000);
+	usleep(50000);
+	assert_int_equal(push_raw(&a, &c), 0);
+	assert_true(wait_for(&a, c.path, "soon"));
+
+	/* pulled: b holds a change stamped ahead (relayed from 0x7777) */
+	node_start(&b, "beta", NULL);
+	c.path = "pulled-from-the-future";
+	hlc = ((uint64_t)(sg_now_ns() / 1000000) + ahead_ms) << 16;
+	c.stamp.hlc = hlc;
+	c.stamp.seq = 2;
+	assert_int_equal(sg_store_apply(b.st, &c), 0);
+	node_away(&a);
+	node_repl(&a, "alpha", b.url);
+	for (int i = 0; i < 100; i++) {
+		sg_repl_stats_get(a.r, &rs);
+		if (rs.quarantined)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(rs.quarantined, 1);
+	assert_int_equal(sg_store_resolve(a.st, c.path, &x), -ENOENT);
+	assert_true(wait_for(&a, c.path, "soon"));
+	assert_true((uint64_t)(sg_now_ns() / 1000000) + 500 >= (hlc >> 16));
+	sg_repl_stats_get(a.r, &rs);
+	assert_int_equal(rs.quarantined, 1); /* held once, though pulled on every round */
+	node_stop(&b);
 	node_stop(&a);
 }
 
@@ -516,8 +703,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_garbage_is_dropped_and_counted),
 	    cmocka_unit_test(test_two_nodes_converge),
-	    cmocka_unit_test(test_future_stamps_wait),
+	    cmocka_unit_test(test_future_stamps_come_later),
 	    cmocka_unit_test(test_puts_replicate),
+	    cmocka_unit_test(test_child_before_its_directory),
+	    cmocka_unit_test(test_refused_for_good_counted_once),
+	    cmocka_unit_test(test_transient_error_fetched_again),
 	    cmocka_unit_test(test_gc_waits_for_pullers),
 	    cmocka_unit_test(test_snapshot_catch_up),
 	};
