@@ -727,36 +727,51 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 /* ---- files ---- */
 
-/* Pin the inode for an open handle and make sure its buffer holds the content. */
+/* Load the content into the inode's buffer. Called with in->lock held. */
+static int load_locked(sg_fs *fs, struct sg_inode *in)
+{
+	void *data;
+	size_t len;
+	sg_attr a;
+	int rc = sg_store_getattr(fs->st, in->ino, &a);
+
+	if (rc == 0 && a.type == SG_TYPE_DIR)
+		rc = -EISDIR;
+	if (rc == 0)
+		rc = sg_store_read(fs->st, in->ino, &data, &len);
+	if (rc)
+		return rc;
+	free(in->buf);
+	in->buf = data;
+	in->len = in->cap = len;
+	in->loaded = 1;
+	in->dirty = 0;
+	in->gone = 0;
+	in->mtime_ns = a.mtime_ns;
+	in->last = a;
+	return 0;
+}
+
+/* Pin the inode for an open handle. The buffer gets the content now for a
+ * handle that may write, or when the kernel's cached pages are stale; a
+ * read-only open of a cached file loads nothing: the kernel serves its reads
+ * from the page cache, and a READ that does come loads it then (op_read). */
 static int open_inode(sg_fs *fs, fuse_ino_t ino, int flags, struct sg_inode **out, int *keep)
 {
 	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 1);
-	sg_attr a;
-	int rc = 0;
+	int rc = 0, rdonly = (flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC);
 
 	if (!in)
 		return -ENOMEM;
 	pthread_mutex_lock(&in->lock);
 	*keep = !atomic_load(&in->stale);
-	if (!in->loaded || (!*keep && !in->dirty)) {
-		void *data;
-		size_t len;
-
+	if (!in->loaded && rdonly && *keep) {
+		sg_attr a;
 		rc = sg_store_getattr(fs->st, ino, &a);
 		if (rc == 0 && a.type == SG_TYPE_DIR)
 			rc = -EISDIR;
-		if (rc == 0)
-			rc = sg_store_read(fs->st, ino, &data, &len);
-		if (rc == 0) {
-			free(in->buf);
-			in->buf = data;
-			in->len = in->cap = len;
-			in->loaded = 1;
-			in->dirty = 0;
-			in->gone = 0;
-			in->mtime_ns = a.mtime_ns;
-			in->last = a;
-		}
+	} else if (!in->loaded || (!*keep && !in->dirty)) {
+		rc = load_locked(fs, in);
 	}
 	if (rc == 0) {
 		atomic_store(&in->stale, 0);
@@ -809,6 +824,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)in;
 	fi->keep_cache = keep;
+	/* closing a read-only handle commits nothing: no FLUSH round trip */
+	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
 	if (fuse_reply_open(req, fi) != 0) {
 		pthread_mutex_lock(&in->lock);
 		in->nopen--;
@@ -874,6 +891,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 
 	pthread_mutex_lock(&in->lock);
+	if (!in->loaded && !in->gone) {
+		int rc = load_locked(fs_of(req), in);
+		if (rc) {
+			pthread_mutex_unlock(&in->lock);
+			fuse_reply_err(req, -rc);
+			return;
+		}
+	}
 	if (off >= 0 && (size_t)off < in->len) {
 		n = in->len - (size_t)off < size ? in->len - (size_t)off : size;
 		copy = malloc(n);

@@ -221,7 +221,8 @@ uint64_t sg_store_id(const sg_store *st);
  *  once their commit is done). */
 uint64_t sg_store_version(sg_store *st);
 
-/** The store's clock high-water mark (never goes back, persisted with every commit). */
+/** The store's clock high-water mark: the newest stamp handed out or seen,
+ *  committed or not (never goes back; persisted with every commit). */
 uint64_t sg_store_hlc(sg_store *st);
 
 /** Largest content accepted, bytes. */

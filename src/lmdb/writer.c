@@ -2287,6 +2287,8 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 		if (w->parent && w->acked) {
 			st->wtxn = w->parent; /* readers borrow it from now on */
 			w->released = w->acked;
+			/* the clock covers the stamps handed out, committed or not */
+			atomic_store(&st->hlc, w->hlc);
 		}
 		pthread_mutex_unlock(&st->wtxn_lock);
 	}
