@@ -28,10 +28,9 @@
 #define MAX_PEERS 64
 #define MAX_NAMES 256 /* node names remembered, relayed origins included */
 #define MAX_PAGES_PER_PULL 256
-#define MAX_QUARANTINE 10000                /* changes held for a clock to catch up... */
-#define MAX_QUARANTINE_BYTES (256ull << 20) /* ...and their bytes (wire size) */
-#define LATER_BYTES (16u << 20)             /* refused changes of a pull kept for another try */
-#define MAX_PULLERS 256 /* nodes whose pull cursors into this store are remembered */
+#define MAX_QUARANTINE 10000    /* changes held for a clock to catch up (and r->qmax bytes) */
+#define LATER_BYTES (16u << 20) /* refused changes of a pull kept for another try */
+#define MAX_PULLERS 256         /* nodes whose pull cursors into this store are remembered */
 
 struct peer {
 	char *url;
@@ -71,7 +70,7 @@ struct puller {
 struct held {
 	sg_change c;
 	void *block;  /* the change's bytes (a decoded message copy) */
-	size_t bytes; /* its wire size, counted against MAX_QUARANTINE_BYTES */
+	size_t bytes; /* its wire size, counted against r->qmax */
 	struct held *next;
 };
 
@@ -103,7 +102,7 @@ struct sg_repl {
 
 	pthread_mutex_t qlock; /* the quarantine, filled by the peer workers */
 	struct held *quarantine;
-	size_t nquarantine, qbytes;
+	size_t nquarantine, qbytes, qmax;
 
 	_Atomic uint64_t applied, stale, quarantined, malformed, refused, pushes, pulls, deferred;
 	_Atomic uint64_t purged, snap_served, snap_received, forgotten;
@@ -535,7 +534,7 @@ static int quarantine_room_locked(const sg_repl *r, const sg_change *c, size_t b
 	for (const struct held *h = r->quarantine; h; h = h->next)
 		if (same_change(&h->c, c))
 			return 1;
-	if (r->nquarantine >= MAX_QUARANTINE || r->qbytes + bytes > MAX_QUARANTINE_BYTES)
+	if (r->nquarantine >= MAX_QUARANTINE || r->qbytes + bytes > r->qmax)
 		return -ENOSPC;
 	return 0;
 }
@@ -1708,6 +1707,8 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	r->name = strdup(o->node_name);
 	r->listen = o->listen ? strdup(o->listen) : NULL;
 	r->max_offset_ms = o->max_offset_ms ? o->max_offset_ms : 500;
+	r->qmax =
+	    o->max_quarantine_bytes ? o->max_quarantine_bytes : SG_REPL_QUARANTINE_BYTES_DEFAULT;
 	r->push_delay_ms = o->push_delay_ms ? o->push_delay_ms : 150;
 	r->pull_interval_ms = o->pull_interval_ms ? o->pull_interval_ms : 1000;
 	r->grace_ms =

@@ -25,6 +25,10 @@ typedef struct sg_repl_opts {
 	const char *tls_cert;   /**< this node's certificate (PEM file) */
 	const char *tls_key;    /**< its private key (PEM file) */
 	unsigned max_offset_ms; /**< a remote stamp further ahead is quarantined; default 500 */
+	/** bytes (wire size) of pulled changes held until the clock catches up;
+	 *  default SG_REPL_QUARANTINE_BYTES_DEFAULT. Past it, a pull stops before
+	 *  the page of a change that does not fit, and fetches it again later */
+	size_t max_quarantine_bytes;
 	unsigned
 	    push_delay_ms; /**< window that folds a delete into a following create; default 150 */
 	unsigned pull_interval_ms; /**< anti-entropy period; default 1000 */
@@ -39,6 +43,9 @@ typedef struct sg_repl_opts {
 	uint64_t (*log_reader)(void *ctx);
 	void *log_reader_ctx;
 } sg_repl_opts;
+
+/** Default max_quarantine_bytes: 256 MiB (and at most 10,000 changes). */
+#define SG_REPL_QUARANTINE_BYTES_DEFAULT ((size_t)256 << 20)
 
 /** Default tombstone_grace_ms: 7 days. */
 #define SG_REPL_TOMBSTONE_GRACE_DEFAULT (7ULL * 24 * 3600 * 1000)

@@ -54,6 +54,7 @@ static int free_port(void)
 static unsigned test_grace_ms;          /* tombstone_grace of the nodes a test starts; 0: default */
 static int test_no_listen;              /* 1: the nodes a test starts do not listen */
 static uint64_t test_max_map;           /* the LMDB map of the stores a test opens; 0: default */
+static size_t test_quarantine;          /* max_quarantine_bytes of the nodes a test starts */
 static uint64_t reader_at = UINT64_MAX; /* how far the (pretend) mirror has read the log */
 
 static uint64_t log_reader(void *ctx)
@@ -74,6 +75,7 @@ static void node_repl(struct node *n, const char *name, const char *peer)
 	ro.npeers = peer ? 1 : 0;
 	ro.pull_interval_ms = 100;
 	ro.tombstone_grace_ms = test_grace_ms;
+	ro.max_quarantine_bytes = test_quarantine;
 	ro.log_reader = log_reader;
 	assert_int_equal(sg_repl_start(&n->r, &ro), 0);
 	sg_store_set_observer(n->st, sg_repl_on_commit, n->r);
@@ -516,6 +518,48 @@ static void test_future_stamps_come_later(void **state)
 	node_stop(&a);
 }
 
+/* A pulled change too far ahead for which the quarantine has no room is not
+ * dropped: the cursor stays before it, and once the clock has caught up the
+ * next pull applies it. The rest of its page is applied meanwhile. */
+static void test_quarantine_full_keeps_cursor(void **state)
+{
+	struct node a, b;
+	sg_repl_stats rs;
+	sg_change c;
+	sg_attr x;
+	uint64_t hlc;
+
+	node_start(&b, "beta", NULL);
+	memset(&c, 0, sizeof(c));
+	c.path = "from-the-future";
+	c.type = SG_TYPE_FILE;
+	c.mode = 0644;
+	c.data = "soon";
+	c.len = 4;
+	hlc = ((uint64_t)(sg_now_ns() / 1000000) + 1500) << 16;
+	c.stamp.hlc = hlc;
+	c.stamp.origin = 0x7777;
+	c.stamp.seq = 1;
+	assert_int_equal(sg_store_apply(b.st, &c), 0);
+	assert_int_equal(sg_store_create(b.st, NULL, SG_ROOT_ID, "now", SG_TYPE_FILE, 0644, 0, 0,
+	                                 "now", 3, sg_now_ns(), NULL),
+	                 0);
+	test_quarantine = 16; /* smaller than any change */
+	node_start(&a, "alpha", b.url);
+	test_quarantine = 0;
+	assert_true(wait_for(&a, "now", "now"));
+	sg_repl_stats_get(a.r, &rs);
+	assert_int_equal(rs.quarantined, 0);
+	assert_true(rs.deferred >= 1);
+	if ((uint64_t)(sg_now_ns() / 1000000) + 500 < (hlc >> 16))
+		assert_int_equal(sg_store_resolve(a.st, c.path, &x), -ENOENT);
+	assert_true(wait_for(&a, c.path, "soon"));
+	sg_repl_stats_get(a.r, &rs);
+	assert_int_equal(rs.refused, 0);
+	node_stop(&a);
+	node_stop(&b);
+}
+
 /* A raw PULL from a made-up node, as a peer with cursor `since` into a's log sends it. */
 static sg_msg *pull_raw(struct node *a, uint64_t node, uint64_t since, uint64_t inc)
 {
@@ -708,6 +752,7 @@ int main(void)
 	    cmocka_unit_test(test_child_before_its_directory),
 	    cmocka_unit_test(test_refused_for_good_counted_once),
 	    cmocka_unit_test(test_transient_error_fetched_again),
+	    cmocka_unit_test(test_quarantine_full_keeps_cursor),
 	    cmocka_unit_test(test_gc_waits_for_pullers),
 	    cmocka_unit_test(test_snapshot_catch_up),
 	};
