@@ -51,6 +51,8 @@ struct peer {
 	int thread_started;
 	pthread_cond_t cond;        /* with r->lock: work for this peer */
 	int want_push, want_pull;   /* under r->lock */
+	int push_retry;             /* under r->lock: a push failed or was not all taken */
+	int push_refused;           /* its worker's: the last push was not all taken */
 	_Atomic int64_t last_ok_ns; /* monotonic time of the last good exchange, 0: never */
 	/* a snapshot from this peer under way (its worker's only): the hashes of
 	 * the paths its pages listed, an open-addressed set (0: a free slot) */
@@ -1335,11 +1337,15 @@ static void pull_from(sg_repl *r, struct peer *p)
 	}
 }
 
-static void push_to(sg_repl *r, struct peer *p)
+/* Push this node's changes that p has not taken yet. 0: all taken; 1: not
+ * all (the peer failed, or did not take everything): the next round sends
+ * them again. */
+static int push_to(sg_repl *r, struct peer *p)
 {
 	for (int page = 0; page < MAX_PAGES_PER_PULL; page++) {
 		struct page pg = {.r = r, .max_bytes = PAGE_BYTES, .only_origin = r->node_id};
 		sg_msg m, *reply = NULL;
+		uint32_t code = 0;
 		int rc;
 
 		pg.next = p->push_since;
@@ -1348,7 +1354,7 @@ static void push_to(sg_repl *r, struct peer *p)
 			if (rc >= 0)
 				p->push_since = pg.next;
 			page_free(&pg);
-			return;
+			return rc < 0;
 		}
 		msg_head(r, &m, SG_MSG_PUSH);
 		m.changes = pg.v;
@@ -1358,23 +1364,37 @@ static void push_to(sg_repl *r, struct peer *p)
 			rc = -EBADMSG;
 		if (rc == 0 && reply->node_id == r->node_id)
 			p->self = 1;
+		if (rc == 0)
+			code = reply->code;
 		sg_wire_free(reply);
 		if (rc) {
 			page_free(&pg);
 			peer_failed(r, p, "push", rc);
-			return;
+			return 1;
 		}
 		peer_ok(p);
+		if (code) {
+			/* it answered, but did not take every change (stamped too far
+			 * ahead of its clock, or its store could not): again next round */
+			if (!p->push_refused)
+				sg_log(
+				    SG_LOG_NOTICE, DOMAIN, "SIGIL-REPL-PUSH-AGAIN",
+				    "%s did not take all of a push (%s): sent again until it does",
+				    p->url, strerror((int)code));
+			p->push_refused = 1;
+			page_free(&pg);
+			return 1;
+		}
+		p->push_refused = 0;
 		p->push_since = pg.next;
 		atomic_fetch_add(&r->pushes, 1);
 		page_free(&pg);
 		if (!pg.more)
-			return;
+			return 0;
 	}
+	return 1; /* the page limit: the rest next round */
 }
 
-/* Apply the quarantined changes the clock has caught up with, in the order
- * they came; those not taken for now (a transient store error) stay. */
 static void quarantine_retry(sg_repl *r)
 {
 	struct held *ready = NULL, **pp, **hs;
@@ -1451,14 +1471,21 @@ static void *peer_main(void *arg)
 		push = p->want_push;
 		pull = p->want_pull;
 		p->want_push = p->want_pull = 0;
-		if (atomic_load(&p->self) || p->next_try_ns > sg_mono_ns())
-			continue; /* backing off: the next round retries */
+		if (atomic_load(&p->self))
+			continue;
+		if (p->next_try_ns > sg_mono_ns()) {
+			/* backing off: the next round retries, the push too */
+			p->push_retry |= push;
+			continue;
+		}
 		pthread_mutex_unlock(&r->lock);
 		if (push)
-			push_to(r, p);
+			push = push_to(r, p);
 		if (pull)
 			pull_from(r, p);
 		pthread_mutex_lock(&r->lock);
+		if (push)
+			p->push_retry = 1; /* the scheduler asks again next round */
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
@@ -1521,6 +1548,16 @@ static void *sync_main(void *arg)
 			size_t n = r->npeers, picked = 0, most = r->pull_all ? n : 3;
 
 			r->pull_all = 0;
+			/* a push that failed (or was not all taken) goes again, also from
+			 * a node that does not listen and so is never pulled from */
+			for (size_t i = 0; i < n; i++) {
+				struct peer *p = r->peers[i];
+				if (p->push_retry && !atomic_load(&p->self)) {
+					p->push_retry = 0;
+					p->want_push = 1;
+					pthread_cond_signal(&p->cond);
+				}
+			}
 			if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 				rnd = (uint32_t)now;
 			for (size_t k = 0; k < n && picked < most; k++) {

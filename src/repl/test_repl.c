@@ -250,6 +250,20 @@ static void test_two_nodes_converge(void **state)
 	node_stop(&a);
 }
 
+static void count_failures(void *ctx, const sg_repl_peer *p)
+{
+	*(unsigned *)ctx += p->failures;
+}
+
+/* Failures in a row of n's peers, summed. */
+static unsigned peer_failures(struct node *n)
+{
+	unsigned f = 0;
+
+	sg_repl_peers(n->r, count_failures, &f);
+	return f;
+}
+
 /* Make `c` (made on c a moment before) older than what comes next: stamps
  * are per millisecond. */
 static void tick(void)
@@ -560,6 +574,37 @@ static void test_quarantine_full_keeps_cursor(void **state)
 	node_stop(&b);
 }
 
+/* A failed push is sent again on the next rounds, not only at the next
+ * write: a node that does not listen is never pulled from, so its pushes
+ * are the only way its changes leave. */
+static void test_failed_push_retried(void **state)
+{
+	struct node a, b;
+	int failed = 0;
+
+	node_start(&b, "beta", NULL);
+	node_away(&b); /* b's address, nobody listening */
+	test_no_listen = 1;
+	node_start(&a, "alpha", b.url);
+	test_no_listen = 0;
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "pushed", SG_TYPE_FILE, 0644, 0, 0,
+	                                 "once", 4, sg_now_ns(), NULL),
+	                 0);
+	for (int i = 0; i < 1000 && !failed; i++) {
+		sg_repl_stats rs;
+
+		sg_repl_stats_get(a.r, &rs);
+		failed = rs.pushes == 0 && peer_failures(&a) > 0;
+		usleep(10000);
+	}
+	assert_true(failed);
+	node_repl(&b, "beta", NULL); /* b is back; it cannot pull from a */
+	assert_true(wait_for(&b, "pushed", "once") || wait_for(&b, "pushed", "once") ||
+	            wait_for(&b, "pushed", "once"));
+	node_stop(&a);
+	node_stop(&b);
+}
+
 /* A raw PULL from a made-up node, as a peer with cursor `since` into a's log sends it. */
 static sg_msg *pull_raw(struct node *a, uint64_t node, uint64_t since, uint64_t inc)
 {
@@ -753,6 +798,7 @@ int main(void)
 	    cmocka_unit_test(test_refused_for_good_counted_once),
 	    cmocka_unit_test(test_transient_error_fetched_again),
 	    cmocka_unit_test(test_quarantine_full_keeps_cursor),
+	    cmocka_unit_test(test_failed_push_retried),
 	    cmocka_unit_test(test_gc_waits_for_pullers),
 	    cmocka_unit_test(test_snapshot_catch_up),
 	};
