@@ -1268,8 +1268,10 @@ static void pull_from(sg_repl *r, struct peer *p)
 		m.since = since;
 		m.known_incarnation = inc;
 		rc = exchange(r, p, &m, &reply);
-		if (rc == 0 && reply->type != SG_MSG_CHANGES)
+		if (rc == 0 && reply->type != SG_MSG_CHANGES) {
+			atomic_fetch_add(&r->malformed, 1);
 			rc = -EBADMSG;
+		}
 		if (rc) {
 			sg_wire_free(reply);
 			peer_failed(r, p, "pull", rc);
@@ -1360,8 +1362,10 @@ static int push_to(sg_repl *r, struct peer *p)
 		m.changes = pg.v;
 		m.nchanges = pg.n;
 		rc = exchange(r, p, &m, &reply);
-		if (rc == 0 && reply->type != SG_MSG_ACK)
+		if (rc == 0 && reply->type != SG_MSG_ACK) {
+			atomic_fetch_add(&r->malformed, 1);
 			rc = -EBADMSG;
+		}
 		if (rc == 0 && reply->node_id == r->node_id)
 			p->self = 1;
 		if (rc == 0)

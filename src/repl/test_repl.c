@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -605,6 +606,60 @@ static void test_failed_push_retried(void **state)
 	node_stop(&b);
 }
 
+/* A fake peer that answers each request with the wrong type of reply: a
+ * PULL with an ACK, a PUSH with a page of CHANGES. */
+static void test_wrong_reply_type_is_malformed(void **state)
+{
+	struct node a;
+	nng_socket fake;
+	char url[64];
+	sg_repl_stats rs;
+	int pulls = 0, pushes = 0;
+
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", free_port());
+	assert_int_equal(nng_rep0_open(&fake), 0);
+	nng_socket_set_ms(fake, NNG_OPT_RECVTIMEO, 200);
+	assert_int_equal(nng_listen(fake, url, NULL, 0), 0);
+	node_start(&a, "alpha", url);
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "f", SG_TYPE_FILE, 0644, 0, 0, "f",
+	                                 1, sg_now_ns(), NULL),
+	                 0);
+	for (int i = 0; i < 100 && (pulls < 2 || pushes < 1); i++) {
+		nng_msg *in, *out;
+		sg_msg *m = NULL, reply;
+		void *buf;
+		size_t len;
+
+		if (nng_recvmsg(fake, &in, 0) != 0)
+			continue;
+		assert_int_equal(sg_wire_decode(nng_msg_body(in), nng_msg_len(in), NULL, &m), 0);
+		nng_msg_free(in);
+		memset(&reply, 0, sizeof(reply));
+		reply.type = m->type == SG_MSG_PULL ? SG_MSG_ACK : SG_MSG_CHANGES;
+		pulls += m->type == SG_MSG_PULL;
+		pushes += m->type == SG_MSG_PUSH;
+		sg_wire_free(m);
+		reply.node_id = 0x5555;
+		reply.incarnation = 1;
+		reply.node_name = "fake";
+		reply.listen_url = "";
+		assert_int_equal(sg_wire_encode(&reply, &buf, &len), 0);
+		assert_int_equal(nng_msg_alloc(&out, 0), 0);
+		assert_int_equal(nng_msg_append(out, buf, len), 0);
+		free(buf);
+		assert_int_equal(nng_sendmsg(fake, out, 0), 0);
+	}
+	assert_true(pulls >= 2);
+	assert_true(pushes >= 1);
+	usleep(100000);
+	nng_close(fake);
+	sg_repl_stats_get(a.r, &rs);
+	assert_int_equal(rs.malformed, pulls + pushes);
+	assert_int_equal(rs.pulls, 0);
+	assert_int_equal(rs.pushes, 0);
+	node_stop(&a);
+}
+
 /* A raw PULL from a made-up node, as a peer with cursor `since` into a's log sends it. */
 static sg_msg *pull_raw(struct node *a, uint64_t node, uint64_t since, uint64_t inc)
 {
@@ -799,6 +854,7 @@ int main(void)
 	    cmocka_unit_test(test_transient_error_fetched_again),
 	    cmocka_unit_test(test_quarantine_full_keeps_cursor),
 	    cmocka_unit_test(test_failed_push_retried),
+	    cmocka_unit_test(test_wrong_reply_type_is_malformed),
 	    cmocka_unit_test(test_gc_waits_for_pullers),
 	    cmocka_unit_test(test_snapshot_catch_up),
 	};
