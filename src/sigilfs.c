@@ -332,13 +332,12 @@ static int ctl_git(sg_status_src *s, const char *req, FILE *body, char *err, siz
 		}
 		go.repo = s->mirror_path;
 	}
-	if (go.mode == SG_GIT_RESTORE && s->mirror) {
-		char note[PATH_MAX + 200];
-		snprintf(note, sizeof(note), "Sigil-Restore: %s of %s%s%s", go.rev,
-		         go.repo == s->mirror_path ? "the mirror" : go.repo, go.prefix ? " at " : "",
-		         go.prefix ? go.prefix : "");
-		sg_mirror_annotate(s->mirror, sg_store_version(s->store), note);
-	}
+	char note[PATH_MAX + 200];
+	snprintf(note, sizeof(note), "Sigil-Restore: %s of %s%s%s", go.rev,
+	         go.repo == s->mirror_path ? "the mirror" : go.repo, go.prefix ? " at " : "",
+	         go.prefix ? go.prefix : "");
+	go.mirror = s->mirror; /* marks the commits of the restore's own changes */
+	go.trailer = note;
 	rc = sg_git_apply(&go, &res, body, err, errlen);
 	if (rc == 0 && go.mode == SG_GIT_RESTORE && s->mirror)
 		sg_mirror_flush(s->mirror);

@@ -63,12 +63,6 @@ void sg_mirror_on_commit(void *m, const sg_note *notes, size_t n);
  *  returns once it is committed. 0 or a negative errno. */
 int sg_mirror_flush(sg_mirror *m);
 
-/**
- * Add a trailer line ("Sigil-Restore: ...") to the first commit that holds a
- * change with a version above `after`: how a restore marks itself in the log.
- */
-void sg_mirror_annotate(sg_mirror *m, uint64_t after, const char *trailer);
-
 typedef struct sg_mirror_stats {
 	uint64_t version;       /**< store version mirrored up to */
 	int64_t lag_ms;         /**< how long the oldest unmirrored change has waited, 0: none */
@@ -97,6 +91,13 @@ typedef struct sg_git_apply_opts {
 	const char *prefix;     /**< only paths at or under this one ("" or NULL: all) */
 	const char *local_only; /**< names left alone on both sides */
 	enum sg_git_mode mode;
+	/** the node's running mirror, or NULL. In SG_GIT_RESTORE mode the commits
+	 *  holding the restore's changes, and no other change, end with the
+	 *  trailer line `trailer` ("Sigil-Restore: ..."); a restore that changes
+	 *  nothing leaves no mark. The store's observer must reach the mirror
+	 *  (sg_mirror_on_commit) for it to know the restore's changes. */
+	sg_mirror *mirror;
+	const char *trailer;
 } sg_git_apply_opts;
 
 /** What sg_git_apply() found or did. */

@@ -87,6 +87,18 @@ int sg_git_cred_cb(git_credential **out, const char *url, const char *user, unsi
  */
 int sg_git_remote_new(git_remote **out, git_repository *repo, const char *name, const char *url);
 
+/**
+ * A restore starts writing with sg_store_put(): until sg_mirror_restore_end(),
+ * the changes the observer reports as SG_NOTE_PUT are its own, and the
+ * commits holding them (only them) end with `trailer` (one line, no newline).
+ * One restore at a time. m may be NULL. @return 0, -ENOMEM.
+ */
+int sg_mirror_restore_begin(sg_mirror *m, const char *trailer);
+
+/** The restore has written all it will (failed != 0: it stopped on an error,
+ *  which its trailer then says); with no change its mark goes. */
+void sg_mirror_restore_end(sg_mirror *m, int failed);
+
 /** Is `path` equal to `prefix` or under it? "" is everything's prefix. */
 int sg_path_under(const char *path, const char *prefix);
 

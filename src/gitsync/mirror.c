@@ -2,8 +2,11 @@
  * mirrored version and turns it into commits on refs/heads/NODE of a bare
  * repository:
  *
- *   - one page of the log is one batch; the batch's changes are grouped by
- *     origin node, one commit per origin (its author), chained;
+ *   - one page of the log is one batch; the batch is cut into runs of
+ *     consecutive changes (in version order) from one origin node, and of
+ *     one restore or none: one commit per run, chained, so the history reads
+ *     in the order the store took the changes; a commit's author is the
+ *     run's origin, and a restore's commits carry its Sigil-Restore trailer;
  *   - each commit's tree is its parent's tree updated at the changed paths
  *     only (git_tree_create_updated), so its cost follows the number of
  *     changes, not the size of the tree;
@@ -48,6 +51,7 @@ struct chg {
 	sg_xattr *x;
 	size_t nx;
 	uint64_t version, origin, hlc;
+	uint64_t restore; /* the restore that wrote it (an annot id), 0: none */
 };
 
 /* One line of a commit message. */
@@ -95,12 +99,34 @@ struct sg_mirror {
 	size_t seen_head, seen_n;
 	char head_hex[41]; /* under lock */
 
-	char *note; /* under lock: a trailer for the first commit above note_after */
-	uint64_t note_after;
+	/* under lock: the restores whose changes are not all mirrored yet, newest
+	 * first; `open` is the one writing now, `noted` the newest version the
+	 * observer told of (a batch during a restore waits for its notes) */
+	struct annot *annots, *open;
+	uint64_t annot_seq, noted;
 
 	int importing;         /* a new mirror's first pages: their packs make the base */
 	struct pusher *pusher; /* NULL without a remote */
 	char last_err[256];    /* why the last batch failed (mirror thread only) */
+};
+
+/*
+ * A restore's mark. While a restore writes (sg_mirror_restore_begin/_end),
+ * the observer records the versions of the changes made with sg_store_put
+ * (its writes, SG_NOTE_PUT; no other code puts while the daemon runs): the
+ * commits holding them, and no other change, carry its trailer. It goes once
+ * the restore has ended and a batch has committed its last version.
+ */
+struct vrange {
+	uint64_t lo, hi;
+};
+
+struct annot {
+	uint64_t id;
+	char *trailer; /* "Sigil-Restore: ...\n" */
+	struct vrange *r;
+	size_t nr, capr;
+	struct annot *next;
 };
 
 struct pusher;
@@ -307,6 +333,143 @@ static int head_load(sg_mirror *m)
 	return 0;
 }
 
+/* ---- restores' marks ---- */
+
+static void annot_free(struct annot *a)
+{
+	if (a) {
+		free(a->trailer);
+		free(a->r);
+		free(a);
+	}
+}
+
+/* Record that a restore wrote `version`: ranges kept sorted and merged. */
+static void annot_add(struct annot *a, uint64_t version)
+{
+	size_t i = a->nr;
+
+	while (i && a->r[i - 1].lo > version)
+		i--;
+	/* r[i - 1] starts at or below version; r[i] above it */
+	if (i && version <= a->r[i - 1].hi + 1) {
+		if (version > a->r[i - 1].hi)
+			a->r[i - 1].hi = version;
+	} else if (i < a->nr && a->r[i].lo == version + 1) {
+		a->r[i].lo = version;
+	} else {
+		if (a->nr == a->capr) {
+			size_t cap = a->capr ? a->capr * 2 : 8;
+			struct vrange *v = realloc(a->r, cap * sizeof(*v));
+			if (!v)
+				return; /* its commit goes without the trailer */
+			a->r = v;
+			a->capr = cap;
+		}
+		memmove(&a->r[i + 1], &a->r[i], (a->nr - i) * sizeof(*a->r));
+		a->r[i].lo = a->r[i].hi = version;
+		a->nr++;
+		return;
+	}
+	/* the range that grew may now touch its neighbour */
+	if (i && i < a->nr && a->r[i - 1].hi + 1 >= a->r[i].lo) {
+		a->r[i - 1].hi = a->r[i].hi > a->r[i - 1].hi ? a->r[i].hi : a->r[i - 1].hi;
+		memmove(&a->r[i], &a->r[i + 1], (a->nr - i - 1) * sizeof(*a->r));
+		a->nr--;
+	}
+}
+
+/* The restore that wrote `version`, 0: none. Under m->lock. */
+static uint64_t annot_of(const sg_mirror *m, uint64_t version)
+{
+	for (const struct annot *a = m->annots; a; a = a->next) {
+		size_t lo = 0, hi = a->nr;
+		while (lo < hi) { /* the first range ending at or above version */
+			size_t mid = lo + (hi - lo) / 2;
+			if (a->r[mid].hi < version)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < a->nr && a->r[lo].lo <= version)
+			return a->id;
+	}
+	return 0;
+}
+
+/* A copy of restore id's trailer, or NULL. */
+static char *annot_trailer(sg_mirror *m, uint64_t id)
+{
+	char *t = NULL;
+
+	pthread_mutex_lock(&m->lock);
+	for (struct annot *a = m->annots; a; a = a->next)
+		if (a->id == id) {
+			t = strdup(a->trailer);
+			break;
+		}
+	pthread_mutex_unlock(&m->lock);
+	return t;
+}
+
+/* Forget the marks of ended restores that have nothing left to mirror. Under m->lock. */
+static void annots_prune(sg_mirror *m)
+{
+	struct annot **pp = &m->annots;
+
+	while (*pp) {
+		struct annot *a = *pp;
+		if (a != m->open && (!a->nr || a->r[a->nr - 1].hi <= m->cursor)) {
+			*pp = a->next;
+			annot_free(a);
+		} else {
+			pp = &a->next;
+		}
+	}
+}
+
+int sg_mirror_restore_begin(sg_mirror *m, const char *trailer)
+{
+	struct annot *a;
+
+	if (!m)
+		return 0;
+	if (!(a = calloc(1, sizeof(*a))) || !(a->trailer = malloc(strlen(trailer) + 2))) {
+		free(a);
+		return -ENOMEM;
+	}
+	sprintf(a->trailer, "%s\n", trailer);
+	pthread_mutex_lock(&m->lock);
+	a->id = ++m->annot_seq;
+	a->next = m->annots;
+	m->annots = a;
+	m->open = a; /* one restore at a time: an earlier one has ended */
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+void sg_mirror_restore_end(sg_mirror *m, int failed)
+{
+	struct annot *a;
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	a = m->open;
+	m->open = NULL;
+	if (a && failed && a->nr) {
+		static const char more[] = " (failed part-way)\n";
+		size_t n = strlen(a->trailer);
+		char *t = realloc(a->trailer, n + sizeof(more));
+		if (t) {
+			memcpy(t + n - 1, more, sizeof(more));
+			a->trailer = t;
+		}
+	}
+	annots_prune(m); /* one that wrote nothing goes now */
+	pthread_mutex_unlock(&m->lock);
+}
+
 /* ---- a batch ---- */
 
 struct batch {
@@ -314,6 +477,8 @@ struct batch {
 	struct chg *v;
 	size_t n, cap;
 	uint64_t last; /* the page's last version */
+	uint64_t upto; /* a restore writes: read only what the observer told of */
+	int stopped;   /* ...and the page stopped there */
 	size_t seen;
 	int err;
 };
@@ -323,6 +488,10 @@ static int collect(void *ctx, const sg_change *c)
 	struct batch *b = ctx;
 	struct chg *k;
 
+	if (c->version > b->upto) {
+		b->stopped = 1;
+		return 1;
+	}
 	b->last = c->version;
 	b->seen++;
 	if (!*c->path || sg_path_matches(b->m->local_only, c->path))
@@ -693,7 +862,7 @@ static int by_op_path(const void *a, const void *b)
 
 /* The message: a summary line, one line per path, the trailers. */
 static char *message(sg_mirror *m, struct commit_ctx *cc, uint64_t origin, uint64_t first,
-                     uint64_t last, uint64_t upto)
+                     uint64_t last, uint64_t upto, const char *trailer)
 {
 	char *buf = NULL;
 	size_t len = 0, live = 0;
@@ -732,15 +901,7 @@ static char *message(sg_mirror *m, struct commit_ctx *cc, uint64_t origin, uint6
 		else
 			fprintf(f, "%-8s %s  (%s, %s)\n", o->verb, o->path, who, when);
 	}
-	pthread_mutex_lock(&m->lock);
-	if (m->note && last > m->note_after) {
-		fprintf(f, "\n%s", m->note);
-		free(m->note);
-		m->note = NULL;
-	} else {
-		fprintf(f, "\n");
-	}
-	pthread_mutex_unlock(&m->lock);
+	fprintf(f, "\n%s", trailer ? trailer : "");
 	fprintf(f,
 	        "Sigil-Origin: %s\nSigil-Versions: %" PRIu64 "..%" PRIu64
 	        "\nSigil-Store: %016" PRIx64 "\nSigil-Version: %" PRIu64 "\n",
@@ -813,7 +974,8 @@ static int pack_paths(struct build *bd, const git_tree_update *u, size_t n)
 	return 0;
 }
 
-/* Apply one origin's changes to the tree and commit them. */
+/* Apply one run's changes (one origin's, of one restore or none; one per
+ * path) to the tree and commit them, as holding every version up to upto. */
 static int commit_group(sg_mirror *m, struct build *bd, struct chg **v, size_t n, uint64_t upto)
 {
 	struct commit_ctx cc = {.m = m};
@@ -821,7 +983,7 @@ static int commit_group(sg_mirror *m, struct build *bd, struct chg **v, size_t n
 	git_commit *parent = NULL;
 	git_tree *next = NULL;
 	git_oid oid, coid;
-	char *msg = NULL, who[80], email[100];
+	char *msg = NULL, *trailer = NULL, who[80], email[100];
 	int rc = 0;
 
 	for (size_t i = 0; i < n && !rc; i++)
@@ -888,7 +1050,11 @@ static int commit_group(sg_mirror *m, struct build *bd, struct chg **v, size_t n
 			first = v[i]->version < first ? v[i]->version : first;
 			last = v[i]->version > last ? v[i]->version : last;
 		}
-		if (!(msg = message(m, &cc, v[0]->origin, first, last, upto))) {
+		if (v[0]->restore && !(trailer = annot_trailer(m, v[0]->restore))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (!(msg = message(m, &cc, v[0]->origin, first, last, upto, trailer))) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -915,6 +1081,7 @@ out:
 	git_signature_free(author);
 	git_signature_free(committer);
 	free(msg);
+	free(trailer);
 	commit_ctx_free(&cc);
 	return rc;
 }
@@ -1139,37 +1306,41 @@ static int meta_reload(sg_mirror *m)
 	return rc;
 }
 
+static int by_path_version_p(const void *a, const void *b)
+{
+	return by_path_version(*(const struct chg *const *)a, *(const struct chg *const *)b);
+}
+
 /* Mirror one page of the log. 1: more to do, 0: caught up, or -errno. */
 static int batch(sg_mirror *m)
 {
-	struct batch b = {.m = m};
+	struct batch b = {.m = m, .upto = UINT64_MAX};
 	struct build bd = {0};
-	struct chg **fin = NULL;
-	size_t nfin = 0;
+	struct chg **run = NULL;
 	int rc;
 
 	if (!m->repo && (rc = reopen(m)) < 0)
 		return rc;
+	pthread_mutex_lock(&m->lock);
+	if (m->open) /* a restore writes: its versions are known once noted */
+		b.upto = m->noted;
+	pthread_mutex_unlock(&m->lock);
 	rc = sg_store_changes_after(m->st, m->cursor, PAGE_CHANGES, collect, &b);
 	if (b.err)
 		rc = b.err;
 	if (rc < 0)
 		goto out;
 	if (!b.seen) {
+		if (b.stopped)
+			usleep(1000); /* the observer's note is on its way */
 		rc = 0;
 		goto out;
 	}
-	/* the latest state per path, in version order */
-	if (b.n)
-		qsort(b.v, b.n, sizeof(*b.v), by_path_version);
-	if (b.n && !(fin = malloc(b.n * sizeof(*fin)))) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < b.n; i++)
-		if (i + 1 == b.n || strcmp(b.v[i].path, b.v[i + 1].path) != 0)
-			fin[nfin++] = &b.v[i];
-	if (nfin) {
+		b.v[i].restore = annot_of(m, b.v[i].version);
+	pthread_mutex_unlock(&m->lock);
+	if (b.n) {
 		if (m->tree) {
 			if ((rc = git_tree_dup(&bd.tree, m->tree)) < 0) {
 				rc = sg_git_err(rc, "tree");
@@ -1185,31 +1356,29 @@ static int batch(sg_mirror *m)
 			goto out;
 		}
 		git_packbuilder_set_threads(bd.pb, 1);
-		/* one commit per origin, in the order of each origin's first change */
-		for (size_t done = 0; done < nfin;) {
-			uint64_t origin = 0, minv = UINT64_MAX;
-			size_t k = 0;
-			for (size_t i = 0; i < nfin; i++)
-				if (fin[i] && fin[i]->version < minv) {
-					minv = fin[i]->version;
-					origin = fin[i]->origin;
-				}
-			struct chg **grp = malloc(nfin * sizeof(*grp));
-			if (!grp) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			for (size_t i = 0; i < nfin; i++)
-				if (fin[i] && fin[i]->origin == origin) {
-					grp[k++] = fin[i];
-					fin[i] = NULL;
-				}
-			done += k;
-			rc = commit_group(m, &bd, grp, k, b.last);
-			free(grp);
-			if (rc < 0)
-				goto out;
+		if (!(run = malloc(b.n * sizeof(*run)))) {
+			rc = -ENOMEM;
+			goto out;
 		}
+	}
+	/* one commit per run of changes (in version order) from one origin and
+	 * one restore or none, each with the latest state of its paths */
+	for (size_t i = 0, j; i < b.n; i = j) {
+		size_t k = 0, nr = 0;
+		for (j = i + 1;
+		     j < b.n && b.v[j].origin == b.v[i].origin && b.v[j].restore == b.v[i].restore;
+		     j++)
+			;
+		for (size_t x = i; x < j; x++)
+			run[k++] = &b.v[x];
+		qsort(run, k, sizeof(*run), by_path_version_p);
+		for (size_t x = 0; x < k; x++)
+			if (x + 1 == k || strcmp(run[x]->path, run[x + 1]->path) != 0)
+				run[nr++] = run[x];
+		/* the last run holds the page's trailing local-only changes too */
+		rc = commit_group(m, &bd, run, nr, j == b.n ? b.last : b.v[j - 1].version);
+		if (rc < 0)
+			goto out;
 	}
 	if (bd.made) {
 		if ((rc = git_packbuilder_write(bd.pb, NULL, 0, NULL, NULL)) < 0) {
@@ -1257,6 +1426,7 @@ static int batch(sg_mirror *m)
 	git_mempack_reset(m->mempack);
 	pthread_mutex_lock(&m->lock);
 	m->cursor = b.last;
+	annots_prune(m);
 	while (m->seen_n && m->seen[m->seen_head].version <= m->cursor) {
 		m->seen_head = (m->seen_head + 1) % LAG_RING;
 		m->seen_n--;
@@ -1287,7 +1457,7 @@ out:
 	}
 	git_packbuilder_free(bd.pb);
 	git_tree_free(bd.tree);
-	free(fin);
+	free(run);
 	batch_free(&b);
 	return rc;
 }
@@ -1697,7 +1867,11 @@ static void mirror_free(sg_mirror *m)
 	free(m->branch);
 	free(m->remote);
 	free(m->local_only);
-	free(m->note);
+	while (m->annots) {
+		struct annot *a = m->annots;
+		m->annots = a->next;
+		annot_free(a);
+	}
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	pthread_cond_destroy(&m->done);
@@ -1795,6 +1969,12 @@ void sg_mirror_on_commit(void *arg, const sg_note *notes, size_t n)
 	for (size_t i = 0; i < n; i++)
 		v = notes[i].version > v ? notes[i].version : v;
 	pthread_mutex_lock(&m->lock);
+	if (m->open)
+		for (size_t i = 0; i < n; i++)
+			if (notes[i].local == SG_NOTE_PUT)
+				annot_add(m->open, notes[i].version);
+	if (v > m->noted)
+		m->noted = v;
 	/* full: keep the oldest, which is what the lag measures */
 	if (m->seen_n < LAG_RING) {
 		size_t k = (m->seen_head + m->seen_n) % LAG_RING;
@@ -1856,19 +2036,5 @@ void sg_mirror_stats_get(sg_mirror *m, sg_mirror_stats *out)
 		out->lag_ms = 0;
 	snprintf(out->head, sizeof(out->head), "%s", m->head_hex);
 	snprintf(out->branch, sizeof(out->branch), "%s", m->branch);
-	pthread_mutex_unlock(&m->lock);
-}
-
-void sg_mirror_annotate(sg_mirror *m, uint64_t after, const char *trailer)
-{
-	char *t;
-
-	if (!m || !(t = malloc(strlen(trailer) + 2)))
-		return;
-	sprintf(t, "%s\n", trailer);
-	pthread_mutex_lock(&m->lock);
-	free(m->note);
-	m->note = t;
-	m->note_after = after;
 	pthread_mutex_unlock(&m->lock);
 }

@@ -467,7 +467,7 @@ int sg_git_apply(const sg_git_apply_opts *o, sg_git_apply_result *res, FILE *out
 	struct pending *pend = NULL;
 	char tmp[64] = "", prefix[SG_PATH_MAX + 1];
 	const char *rev = o->rev && *o->rev ? o->rev : "HEAD";
-	int rc;
+	int rc, marked = 0;
 
 	memset(res, 0, sizeof(*res));
 	err[0] = '\0';
@@ -579,6 +579,11 @@ int sg_git_apply(const sg_git_apply_opts *o, sg_git_apply_result *res, FILE *out
 		rc = -ENOMEM;
 		goto out;
 	}
+	if (pend && o->mirror && o->trailer) {
+		if ((rc = sg_mirror_restore_begin(o->mirror, o->trailer)) < 0)
+			goto out;
+		marked = 1;
+	}
 
 	/* deletions: what the store has and the revision lacks (the top of each subtree) */
 	{
@@ -636,6 +641,8 @@ int sg_git_apply(const sg_git_apply_opts *o, sg_git_apply_result *res, FILE *out
 		       (unsigned long long)res->added, (unsigned long long)res->modified,
 		       (unsigned long long)res->deleted);
 out:
+	if (marked)
+		sg_mirror_restore_end(o->mirror, rc < 0);
 	if (pend) {
 		for (size_t i = 0; i < pend->n; i++) {
 			git_blob_free(pend->blobs[i]);

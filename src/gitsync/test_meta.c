@@ -1,8 +1,12 @@
 /* test_meta.c: the mirror's metadata file (.sigil at the tree's root):
- * what is recorded, the text, escapes, and errors naming the line. */
+ * what is recorded, the text, escapes, and errors naming the line; and the
+ * mirror's commits, end to end: a store in a temporary directory, changes
+ * made locally, by a restore and "from peers" (explicit stamps of other
+ * origins), the mirror flushed, its commits read back with libgit2. */
 #include "config.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdarg.h>
@@ -10,10 +14,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "gitsync_i.h"
+#include "util.h"
 
 static char *text_of(const sg_gitmeta *m)
 {
@@ -141,6 +149,244 @@ static void test_bad_files_name_the_line(void **state)
 	expect_bad("x user.a 012 a\n", "line 1: bad attribute value");
 }
 
+/* ---- the mirror, end to end ------------------------------------------------ */
+
+#define PEER_B 0xbbbbULL
+
+struct mfx {
+	char dir[64], repo_path[128];
+	sg_store *st;
+	sg_mirror *m;
+	git_repository *repo;
+	uint64_t seq_b;
+};
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int mfx_setup(void **state)
+{
+	struct mfx *f = calloc(1, sizeof(*f));
+	sg_store_opts so = {0};
+	sg_mirror_opts mo = {0};
+	char sdir[128];
+
+	if (!f)
+		return -1;
+	strcpy(f->dir, "/tmp/sigil-mirror-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(sdir, sizeof(sdir), "%s/store", f->dir);
+	snprintf(f->repo_path, sizeof(f->repo_path), "%s/mirror.git", f->dir);
+	so.dir = sdir;
+	so.node_id = 0xaaaa;
+	so.sync_delay_ns = -1; /* each change is committed when its call returns */
+	if (sg_store_open(&f->st, &so) < 0)
+		return -1;
+	mo.store = f->st;
+	mo.path = f->repo_path;
+	mo.node_name = "a";
+	mo.interval_ms = 3600 * 1000; /* commits come from sg_mirror_flush only */
+	if (sg_mirror_start(&f->m, &mo) < 0)
+		return -1;
+	sg_store_set_observer(f->st, sg_mirror_on_commit, f->m);
+	if (git_repository_open_bare(&f->repo, f->repo_path) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int mfx_teardown(void **state)
+{
+	struct mfx *f = *state;
+
+	git_repository_free(f->repo);
+	sg_store_set_observer(f->st, NULL, NULL);
+	sg_mirror_stop(f->m);
+	sg_store_close(f->st);
+	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static uint64_t hlc_now(void)
+{
+	static uint64_t last;
+	uint64_t h = (uint64_t)(sg_now_ns() / 1000000) << 16;
+
+	last = h > last ? h : last + 1;
+	return last;
+}
+
+/* A local change, as a restore makes it (sg_store_put). */
+static void put(struct mfx *f, const char *path, uint32_t type, const char *text)
+{
+	sg_change c = {0};
+
+	c.path = path;
+	c.type = type;
+	c.mode = type == SG_TYPE_DIR ? 0755 : 0644;
+	c.data = text;
+	c.len = text ? strlen(text) : 0;
+	assert_int_equal(sg_store_put(f->st, &c), 0);
+}
+
+/* A local change, as the file system makes it (a handle call, no stamp). */
+static void local_write(struct mfx *f, const char *name, const char *text)
+{
+	sg_attr a;
+
+	if (sg_store_lookup(f->st, SG_ROOT_ID, name, &a) == 0)
+		assert_int_equal(sg_store_write(f->st, NULL, a.id, text, strlen(text), sg_now_ns(),
+		                                sg_now_ns(), NULL),
+		                 0);
+	else
+		assert_int_equal(sg_store_create(f->st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644,
+		                                 0, 0, text, strlen(text), sg_now_ns(), NULL),
+		                 0);
+}
+
+/* A change from peer B, as replication applies it. */
+static void from_b(struct mfx *f, const char *path, uint32_t type, const char *text)
+{
+	sg_change c = {0};
+
+	c.path = path;
+	c.type = type;
+	c.mode = type == SG_TYPE_DIR ? 0755 : 0644;
+	c.data = text;
+	c.len = text ? strlen(text) : 0;
+	c.mtime_ns = c.ctime_ns = sg_now_ns();
+	c.stamp.hlc = hlc_now();
+	c.stamp.origin = PEER_B;
+	c.stamp.seq = ++f->seq_b;
+	assert_int_equal(sg_store_apply(f->st, &c), 0);
+}
+
+/* The messages of the branch's commits, newest first, NULL-terminated (malloc'd). */
+static char **messages(struct mfx *f, size_t *n)
+{
+	git_revwalk *w = NULL;
+	git_oid oid;
+	char **v = calloc(1024, sizeof(*v));
+	size_t k = 0;
+
+	assert_non_null(v);
+	assert_int_equal(git_revwalk_new(&w, f->repo), 0);
+	git_revwalk_simplify_first_parent(w);
+	assert_int_equal(git_revwalk_push_ref(w, "refs/heads/a"), 0);
+	while (k < 1023 && git_revwalk_next(&oid, w) == 0) {
+		git_commit *c = NULL;
+		assert_int_equal(git_commit_lookup(&c, f->repo, &oid), 0);
+		v[k++] = strdup(git_commit_message(c));
+		git_commit_free(c);
+	}
+	git_revwalk_free(w);
+	*n = k;
+	return v;
+}
+
+static void messages_free(char **v)
+{
+	for (size_t i = 0; v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Does the message have an operation line for `path` ("added PATH  (...")? */
+static int lists(const char *msg, const char *verb, const char *path)
+{
+	char want[300];
+
+	snprintf(want, sizeof(want), "\n%-8s %s  (", verb, path);
+	return strstr(msg, want) != NULL;
+}
+
+static void test_restore_trailer_only_on_its_changes(void **state)
+{
+	struct mfx *f = *state;
+	char **v, lock[200];
+	size_t n, marked = 0;
+
+	put(f, "base", SG_TYPE_FILE, "base\n");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+
+	/* a restore that fails or changes nothing leaves no mark */
+	assert_int_equal(sg_mirror_restore_begin(f->m, "Sigil-Restore: nothing"), 0);
+	sg_mirror_restore_end(f->m, 1);
+	assert_int_equal(sg_mirror_restore_begin(f->m, "Sigil-Restore: no-op"), 0);
+	sg_mirror_restore_end(f->m, 0);
+	local_write(f, "plain", "a normal write\n");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	v = messages(f, &n);
+	assert_int_equal(n, 2);
+	assert_true(lists(v[0], "added", "plain"));
+	assert_null(strstr(v[0], "Sigil-Restore"));
+	messages_free(v);
+
+	/* a restore's changes, with a peer's and a local write in between */
+	assert_int_equal(sg_mirror_restore_begin(f->m, "Sigil-Restore: R"), 0);
+	put(f, "r1", SG_TYPE_FILE, "r1\n");
+	from_b(f, "remote-during", SG_TYPE_FILE, "b\n");
+	local_write(f, "local-during", "l\n");
+	put(f, "r2", SG_TYPE_FILE, "r2\n");
+	put(f, "base", SG_TYPE_FILE, "restored\n");
+	sg_mirror_restore_end(f->m, 0);
+	local_write(f, "after", "after\n");
+	/* and a batch that fails when it moves the branch: the mark stays */
+	snprintf(lock, sizeof(lock), "%s/refs/heads/a.lock", f->repo_path);
+	assert_int_equal(mkdir(lock, 0700), 0);
+	assert_true(sg_mirror_flush(f->m) < 0);
+	assert_int_equal(rmdir(lock), 0);
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	v = messages(f, &n);
+	for (size_t i = 0; i < n; i++) {
+		int has = strstr(v[i], "\nSigil-Restore: R\n") != NULL;
+		marked += has;
+		assert_int_equal(has, lists(v[i], "added", "r1") || lists(v[i], "added", "r2") ||
+		                          lists(v[i], "modified", "base"));
+		if (has)
+			assert_true(!strstr(v[i], "remote-during") &&
+			            !strstr(v[i], "local-during") && !strstr(v[i], "after") &&
+			            !strstr(v[i], "plain"));
+	}
+	assert_int_equal(marked, 2); /* r1; then r2 and base, after the other two writes */
+	messages_free(v);
+}
+
+/* Several origins in one batch: one commit per run, in the store's order. */
+static void test_batch_of_origins_in_order(void **state)
+{
+	struct mfx *f = *state;
+	static const char *const want[] = {"w", "z", "y", "x"}; /* newest first */
+	char **v, b[64];
+	size_t n;
+
+	local_write(f, "x", "x\n");
+	from_b(f, "y", SG_TYPE_FILE, "y\n");
+	local_write(f, "z", "z\n");
+	from_b(f, "w", SG_TYPE_FILE, "w\n");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	v = messages(f, &n);
+	assert_int_equal(n, 4);
+	snprintf(b, sizeof(b), "Sigil-Origin: node-%016llx\n", (unsigned long long)PEER_B);
+	for (size_t i = 0; i < 4; i++) {
+		char range[64], upto[64];
+		snprintf(range, sizeof(range), "Sigil-Versions: %zu..%zu\n", 4 - i, 4 - i);
+		snprintf(upto, sizeof(upto), "Sigil-Version: %zu\n", 4 - i);
+		assert_true(lists(v[i], "added", want[i]));
+		assert_non_null(strstr(v[i], range));
+		assert_non_null(strstr(v[i], upto));
+		assert_int_equal(strstr(v[i], b) != NULL, i % 2 == 0);
+	}
+	messages_free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +394,10 @@ int main(void)
 	    cmocka_unit_test(test_modes_owners_xattrs_round_trip),
 	    cmocka_unit_test(test_remove_subtree),
 	    cmocka_unit_test(test_bad_files_name_the_line),
+	    cmocka_unit_test_setup_teardown(test_restore_trailer_only_on_its_changes, mfx_setup,
+	                                    mfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_of_origins_in_order, mfx_setup,
+	                                    mfx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

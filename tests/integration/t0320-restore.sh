@@ -330,6 +330,13 @@ check_eq "1||1" "$RC|$OUT|$(grep -c . <<<"$ERR")" "diff against a missing file:/
 ctl -d "$DA" restore --repo "$SG_WORK/deploy.git" "deadbeef$(printf '%032d' 0)"
 check_eq "1||1" "$RC|$OUT|$(grep -c . <<<"$ERR")" "restore of an unknown commit id: exit 1, one line ($ERR)"
 check_eq "$v2" "$(store_version a)" "the failed restores wrote nothing"
+# ... and left no mark: the commit of the next write has no Sigil-Restore trailer
+printf 'after the failed restores\n' >"$A/after-failed"
+wait_mirrors "after the failed restores" a
+check_eq "added after-failed|" \
+	"$(git --git-dir="$RA" log -1 --format='%s|%(trailers:key=Sigil-Restore,valueonly)' refs/heads/a -- after-failed | sed 's/ (on a)//')" \
+	"the commit of a write after the failed restores has no Sigil-Restore trailer"
+rm "$A/after-failed"
 
 # ---- seed: a brand-new node gets REV_OLD's tree; a node with data ignores it
 sg_mount d "seed=$RA#$REV_OLD,$MOPT" || sg_done
@@ -383,6 +390,10 @@ for n in a b c; do
 done
 check_eq "a b c" "$(git --git-dir="$DA/mirror.git" log --format=%an refs/heads/a | sort -u | xargs)" \
 	"a's mirror names a, b and c as authors"
+rc_a=$(git --git-dir="$DA/mirror.git" log --format='%an %(trailers:key=Sigil-Restore,valueonly,separator=%x2C)' refs/heads/a |
+	awk 'NF > 1')
+check_eq "$(printf '%s\n' "a v1 of $SG_WORK/deploy.git at deploy" "a $REV_OLD of the mirror")" "$rc_a" \
+	"a's mirror marks a's two restores that changed something, and nothing else"
 rc_b=$(git --git-dir="$DB/mirror.git" log --format='%an %(trailers:key=Sigil-Restore,valueonly,separator=%x2C)' refs/heads/b |
 	awk 'NF > 1')
 check_eq "$(printf '%s\n' "b main of file://$SG_WORK/deploy.git at deploy" "b $REV_OLD of $RA at /secure/")" "$rc_b" \
