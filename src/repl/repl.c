@@ -9,6 +9,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
+#include <arpa/inet.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #define MAX_PAGES_PER_PULL 256
 #define MAX_QUARANTINE 10000    /* changes held for a clock to catch up (and r->qmax bytes) */
 #define LATER_BYTES (16u << 20) /* refused changes of a pull kept for another try */
+#define ADV_MAX 300             /* an advertised URL: at most 256 bytes on the wire */
 #define MAX_PULLERS 256         /* nodes whose pull cursors into this store are remembered */
 
 struct peer {
@@ -56,6 +58,8 @@ struct peer {
 	_Atomic int64_t last_ok_ns; /* monotonic time of the last good exchange, 0: never */
 	/* a snapshot from this peer under way (its worker's only): the hashes of
 	 * the paths its pages listed, an open-addressed set (0: a free slot) */
+	char
+	    adv[ADV_MAX]; /* its worker's: this node's URL as that peer sees it (wildcard listen) */
 	int snap_on;
 	uint64_t snap_inc; /* the peer's incarnation it comes from */
 	uint64_t *snap_set;
@@ -81,6 +85,8 @@ struct sg_repl {
 	char *name;
 	uint64_t node_id;
 	char *listen;
+	int listen_wild;  /* listen names a wildcard address: advertise the one a peer sees */
+	unsigned schemes; /* SCHEME_* of the URLs learned from peers that this node dials */
 	nng_tls_config *tls_srv, *tls_cli;
 	nng_socket rep;
 	int rep_open;
@@ -158,15 +164,78 @@ static int nng_err(int rv)
 	}
 }
 
+enum { SCHEME_TCP = 1, SCHEME_TLS = 2, SCHEME_IPC = 4, SCHEME_INPROC = 8 };
+
+static unsigned url_scheme(const char *url)
+{
+	if (strncmp(url, "tcp://", 6) == 0)
+		return SCHEME_TCP;
+	if (strncmp(url, "tls+tcp://", 10) == 0)
+		return SCHEME_TLS;
+	if (strncmp(url, "ipc://", 6) == 0)
+		return SCHEME_IPC;
+	if (strncmp(url, "inproc://", 9) == 0)
+		return SCHEME_INPROC;
+	return 0;
+}
+
 static int url_ok(const char *url)
 {
-	return strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls+tcp://", 10) == 0 ||
-	       strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0;
+	return url_scheme(url) != 0;
 }
 
 static int url_tls(const char *url)
 {
-	return strncmp(url, "tls+tcp://", 10) == 0;
+	return url_scheme(url) == SCHEME_TLS;
+}
+
+/* The host of a tcp:// or tls+tcp:// URL, without brackets, into buf, and
+ * where its port starts (after the ':'). -1 if it has none. */
+static int url_host(const char *url, char *buf, size_t len, const char **port)
+{
+	const char *h = strstr(url, "://"), *e;
+	size_t n;
+
+	if (!h || !(url_scheme(url) & (SCHEME_TCP | SCHEME_TLS)))
+		return -1;
+	h += 3;
+	if (*h == '[') {
+		e = strchr(++h, ']');
+		if (!e || e[1] != ':')
+			return -1;
+		n = (size_t)(e - h);
+		*port = e + 2;
+	} else {
+		e = strrchr(h, ':');
+		if (!e)
+			return -1;
+		n = (size_t)(e - h);
+		*port = e + 1;
+	}
+	if (n >= len)
+		return -1;
+	memcpy(buf, h, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+/* Does the URL name every address of its host (a listener's wildcard:
+ * no host, "*", 0.0.0.0, ::), which no peer can dial? */
+static int url_wildcard(const char *url)
+{
+	char host[64];
+	const char *port;
+	unsigned char a[16], zero[16] = {0};
+
+	if (url_host(url, host, sizeof(host), &port) < 0)
+		return 0;
+	if (!*host || strcmp(host, "*") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, a) == 1)
+		return memcmp(a, zero, 4) == 0;
+	if (inet_pton(AF_INET6, host, a) == 1)
+		return memcmp(a, zero, 16) == 0;
+	return 0;
 }
 
 /* ---- local-only names ---- */
@@ -219,13 +288,24 @@ int sg_repl_local_only(const sg_repl *r, const char *path)
 
 static void *peer_main(void *arg);
 
-/* Add a peer URL if new (not ours, not known), with its worker. Called with r->lock held. */
-static void peer_learn_locked(sg_repl *r, const char *url)
+/* Add a peer URL if new (not ours, not known), with its worker. A URL
+ * learned from a peer (not configured) must have a scheme this node
+ * dials learned peers with (only tls+tcp:// on a node that uses TLS) and a
+ * host one can dial. Called with r->lock held. */
+static void peer_learn_locked(sg_repl *r, const char *url, int learned)
 {
 	struct peer *p;
 
 	if (!url || !*url || !url_ok(url) || (r->listen && strcmp(url, r->listen) == 0))
 		return;
+	if (learned && (!(url_scheme(url) & r->schemes) || url_wildcard(url))) {
+		sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-REPL-PEER-SCHEME",
+		       "not dialing %s, learned from a peer: %s", url,
+		       url_wildcard(url)          ? "a wildcard address"
+		       : r->schemes == SCHEME_TLS ? "this node speaks TLS only"
+		                                  : "not a scheme this node was configured with");
+		return;
+	}
 	for (size_t i = 0; i < r->npeers; i++)
 		if (strcmp(r->peers[i]->url, url) == 0)
 			return;
@@ -254,9 +334,9 @@ static void peers_learn(sg_repl *r, const sg_msg *m)
 	for (size_t i = 0; *m->listen_url && i < r->npeers; i++)
 		if (r->peers[i]->next_try_ns && strcmp(r->peers[i]->url, m->listen_url) == 0)
 			r->peers[i]->next_try_ns = 0;
-	peer_learn_locked(r, m->listen_url);
+	peer_learn_locked(r, m->listen_url, 1);
 	for (size_t i = 0; i < m->npeers; i++)
-		peer_learn_locked(r, m->peers[i]);
+		peer_learn_locked(r, m->peers[i], 1);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -313,7 +393,39 @@ static void msg_head(sg_repl *r, sg_msg *m, uint32_t type)
 	m->node_id = r->node_id;
 	m->incarnation = sg_store_id(r->st);
 	m->node_name = r->name;
-	m->listen_url = r->listen ? r->listen : "";
+	m->listen_url = r->listen && !r->listen_wild ? r->listen : "";
+}
+
+/*
+ * The listen URL to advertise in a message over `pipe`: the configured one,
+ * or for a wildcard listener (0.0.0.0, ::, no host) the same with the host
+ * replaced by this end's address of that connection, which the peer can
+ * reach (it is the one the connection runs between); "" if not known.
+ */
+static void advertised(const sg_repl *r, nng_pipe pipe, char *buf, size_t len)
+{
+	char host[64], ip[INET6_ADDRSTRLEN];
+	const char *port;
+	nng_sockaddr sa;
+
+	buf[0] = '\0';
+	if (!r->listen)
+		return;
+	if (!r->listen_wild) {
+		snprintf(buf, len, "%s", r->listen);
+		return;
+	}
+	if (url_host(r->listen, host, sizeof(host), &port) < 0 ||
+	    nng_pipe_get_addr(pipe, NNG_OPT_LOCADDR, &sa) != 0)
+		return;
+	if (sa.s_family == NNG_AF_INET && inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip)))
+		snprintf(buf, len, "%s://%s:%s", url_tls(r->listen) ? "tls+tcp" : "tcp", ip, port);
+	else if (sa.s_family == NNG_AF_INET6 &&
+	         inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip)))
+		snprintf(buf, len, "%s://[%s]:%s", url_tls(r->listen) ? "tls+tcp" : "tcp", ip,
+		         port);
+	if (strlen(buf) + 1 >= len)
+		buf[0] = '\0';
 }
 
 /* The peer URLs to gossip; borrowed from r until the next call on this thread. */
@@ -1073,7 +1185,8 @@ static void snap_finish(sg_repl *r, struct peer *p, const sg_msg *last)
 
 /* ---- the server: answer PULL and PUSH ---- */
 
-static nng_msg *serve(sg_repl *r, const sg_msg *m)
+/* Answer m; adv: this node's URL as the requester can reach it. */
+static nng_msg *serve(sg_repl *r, const sg_msg *m, const char *adv)
 {
 	const char *urls[MAX_PEERS];
 	sg_msg reply;
@@ -1121,6 +1234,7 @@ static nng_msg *serve(sg_repl *r, const sg_msg *m)
 			return NULL;
 		}
 		msg_head(r, &reply, SG_MSG_CHANGES);
+		reply.listen_url = adv;
 		reply.next = pg.next;
 		reply.more = (uint32_t)pg.more;
 		reply.snapshot = since == 0;
@@ -1144,6 +1258,7 @@ static nng_msg *serve(sg_repl *r, const sg_msg *m)
 		 * listen cannot be pulled from) */
 		apply_batch(r, m->changes, m->nchanges, 0, NULL, &o, NULL);
 		msg_head(r, &reply, SG_MSG_ACK);
+		reply.listen_url = adv;
 		reply.code = o.again ? EAGAIN : 0; /* EAGAIN: not all taken, send it again */
 		return to_nng(&reply, &out) ? NULL : out;
 	}
@@ -1178,7 +1293,10 @@ static void *server_main(void *arg)
 		in = nng_aio_get_msg(aio);
 		out = NULL;
 		if (from_nng(r, in, &m) == 0) {
-			out = serve(r, m);
+			char adv[ADV_MAX];
+
+			advertised(r, nng_msg_get_pipe(in), adv, sizeof(adv));
+			out = serve(r, m, adv);
 			sg_wire_free(m);
 		}
 		nng_msg_free(in);
@@ -1242,6 +1360,8 @@ static int exchange(sg_repl *r, struct peer *p, const sg_msg *m, sg_msg **reply)
 	rv = nng_recvmsg(p->sock, &in, 0);
 	if (rv)
 		return nng_err(rv);
+	if (r->listen_wild) /* what to advertise to this peer from now on */
+		advertised(r, nng_msg_get_pipe(in), p->adv, sizeof(p->adv));
 	rc = from_nng(r, in, reply);
 	nng_msg_free(in);
 	return rc;
@@ -1255,6 +1375,8 @@ static void pull_from(sg_repl *r, struct peer *p)
 	sg_msg m;
 
 	msg_head(r, &m, SG_MSG_PULL);
+	if (r->listen_wild)
+		m.listen_url = p->adv; /* updated by each exchange */
 	m.max_bytes = PAGE_BYTES;
 	m.peers = urls;
 	m.npeers = peer_urls(r, urls, MAX_PEERS);
@@ -1359,6 +1481,8 @@ static int push_to(sg_repl *r, struct peer *p)
 			return rc < 0;
 		}
 		msg_head(r, &m, SG_MSG_PUSH);
+		if (r->listen_wild)
+			m.listen_url = p->adv;
 		m.changes = pg.v;
 		m.nchanges = pg.n;
 		rc = exchange(r, p, &m, &reply);
@@ -1399,6 +1523,8 @@ static int push_to(sg_repl *r, struct peer *p)
 	return 1; /* the page limit: the rest next round */
 }
 
+/* Apply the quarantined changes the clock has caught up with, in the order
+ * they came; those not taken for now (a transient store error) stay. */
 static void quarantine_retry(sg_repl *r)
 {
 	struct held *ready = NULL, **pp, **hs;
@@ -1747,6 +1873,15 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	r->node_id = sg_store_node_id(o->store);
 	r->name = strdup(o->node_name);
 	r->listen = o->listen ? strdup(o->listen) : NULL;
+	r->listen_wild = o->listen && url_wildcard(o->listen);
+	/* learned peers are dialed with this node's own transport only */
+	if (need_tls) {
+		r->schemes = SCHEME_TLS;
+	} else {
+		r->schemes = o->listen ? url_scheme(o->listen) : 0;
+		for (size_t i = 0; i < o->npeers; i++)
+			r->schemes |= url_scheme(o->peers[i]);
+	}
 	r->max_offset_ms = o->max_offset_ms ? o->max_offset_ms : 500;
 	r->qmax =
 	    o->max_quarantine_bytes ? o->max_quarantine_bytes : SG_REPL_QUARANTINE_BYTES_DEFAULT;
@@ -1776,7 +1911,7 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	if (rc)
 		goto fail;
 	for (size_t i = 0; i < o->npeers; i++)
-		peer_learn_locked(r, o->peers[i]);
+		peer_learn_locked(r, o->peers[i], 0);
 
 	if (r->listen) {
 		nng_listener l;

@@ -17,9 +17,18 @@ typedef struct sg_repl sg_repl;
 typedef struct sg_repl_opts {
 	sg_store *store;       /**< borrowed; outlives the replicator */
 	const char *node_name; /**< this node's name (1..64 of [A-Za-z0-9._-]) */
-	const char
-	    *listen; /**< URL to serve peers on (tls+tcp://HOST:PORT or tcp://...), or NULL */
-	const char *const *peers; /**< URLs of peers to start from (more are learned from them) */
+	/** URL to serve peers on (tls+tcp://HOST:PORT or tcp://...), or NULL.
+	 *  A wildcard host (0.0.0.0, ::, "*" or none) is never advertised: each
+	 *  message carries this URL with the host replaced by this node's address
+	 *  on the connection it goes over (which the peer can dial back), or no
+	 *  URL when that is not known yet (a dialer's first message). */
+	const char *listen;
+	/** URLs of peers to start from. More are learned from the peers; a learned
+	 *  URL is dialed only if its scheme is this node's own transport (only
+	 *  tls+tcp:// on a node that uses TLS, that is listens or has a peer on
+	 *  tls+tcp://; otherwise only the schemes of listen and peers) and its
+	 *  host is not a wildcard. */
+	const char *const *peers;
 	size_t npeers;
 	const char *tls_ca;     /**< cluster CA (PEM file): required for tls+tcp:// */
 	const char *tls_cert;   /**< this node's certificate (PEM file) */

@@ -7,6 +7,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,10 +53,105 @@ static int free_port(void)
 	return port;
 }
 
-static unsigned test_grace_ms;          /* tombstone_grace of the nodes a test starts; 0: default */
-static int test_no_listen;              /* 1: the nodes a test starts do not listen */
-static uint64_t test_max_map;           /* the LMDB map of the stores a test opens; 0: default */
-static size_t test_quarantine;          /* max_quarantine_bytes of the nodes a test starts */
+static unsigned test_grace_ms; /* tombstone_grace of the nodes a test starts; 0: default */
+static int test_no_listen;     /* 1: the nodes a test starts do not listen */
+static uint64_t test_max_map;  /* the LMDB map of the stores a test opens; 0: default */
+static size_t test_quarantine; /* max_quarantine_bytes of the nodes a test starts */
+static const char *test_host = "127.0.0.1"; /* the host the nodes a test starts listen on */
+static const char *test_tls;                /* a directory written by pki_write(): nodes use TLS */
+
+/*
+ * A test PKI, valid until 2126: the cluster's CA and a node certificate
+ * (IP:127.0.0.1) signed by it, and an unrelated CA with a certificate of
+ * its own (an intruder that holds a well-formed certificate).
+ */
+static const char CA_PEM[] = "-----BEGIN CERTIFICATE-----\n"
+                             "MIIBkzCCATqgAwIBAgIURDSCQviNhzM8gMU8jCvw7mtzoZIwCgYIKoZIzj0EAwIw\n"
+                             "JzElMCMGA1UEAwwcc2lnaWxmcyB0ZXN0X3JlcGwgY2x1c3RlciBDQTAgFw0yNjEy\n"
+                             "MDMxMzQ5MDVaGA8yMTI2MTEwOTEzNDkwNVowJzElMCMGA1UEAwwcc2lnaWxmcyB0\n"
+                             "ZXN0X3JlcGwgY2x1c3RlciBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJ+q\n"
+                             "gpvpGJAkl9EQVwUfmZw2BD3WkUolIImnp+60rdzXh2ApqgI+95XVIg+rar5WUVfm\n"
+                             "4uXTq2fl1RUUAgt16n+jQjBAMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQD\n"
+                             "AgEGMB0GA1UdDgQWBBTm7HO1bPlP4QopVPfOQ7vgQCYHqTAKBggqhkjOPQQDAgNH\n"
+                             "ADBEAiA6vK8++LmjIrG5NaVIhs3hAE8clXSIp6xnfMFlDZ5PqAIgUdtHTgnQ9YHu\n"
+                             "KjWCtPc7ijxcuIycUQRaKz5Ns9B71+w=\n"
+                             "-----END CERTIFICATE-----\n";
+
+static const char NODE_CERT[] = "-----BEGIN CERTIFICATE-----\n"
+                                "MIIB1jCCAXygAwIBAgIIF5UYVbKYBtUwCgYIKoZIzj0EAwIwJzElMCMGA1UEAwwc\n"
+                                "c2lnaWxmcyB0ZXN0X3JlcGwgY2x1c3RlciBDQTAgFw0yNjEyMDMxMzQ5MDlaGA8y\n"
+                                "MTI2MTEwOTEzNDkwOVowDzENMAsGA1UEAwwEbm9kZTBZMBMGByqGSM49AgEGCCqG\n"
+                                "SM49AwEHA0IABCK8WTf4HnWe93mEfa1R0+r1H/V0BNbzzqBiljWpVm7FCNLjYV4N\n"
+                                "1HBq9sore4fgym1sLR6nKVf4lquZIg5fVOejgacwgaQwDAYDVR0TAQH/BAIwADAO\n"
+                                "BgNVHQ8BAf8EBAMCA4gwHQYDVR0lBBYwFAYIKwYBBQUHAwEGCCsGAQUFBwMCMCUG\n"
+                                "A1UdEQQeMByHBH8AAAGCCWxvY2FsaG9zdIIJMTI3LjAuMC4xMB0GA1UdDgQWBBSl\n"
+                                "TO3wYcvzK62xJnFQpu73at/sJDAfBgNVHSMEGDAWgBTm7HO1bPlP4QopVPfOQ7vg\n"
+                                "QCYHqTAKBggqhkjOPQQDAgNIADBFAiBwv1rL8XqbAv4V0mnP5DudfAHv5BVPE4Ab\n"
+                                "syEhldzhDgIhAO5kHpLLXG9ecAzY9vO3yV0o2GbHITzy2RrKQUe256Zt\n"
+                                "-----END CERTIFICATE-----\n";
+
+static const char NODE_KEY[] = "-----BEGIN PRIVATE KEY-----\n"
+                               "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgF+lT/yuFrqZN8BJ6\n"
+                               "vbkzuRCJuWux5/LiNZbuPpdYH0mhRANCAAQivFk3+B51nvd5hH2tUdPq9R/1dATW\n"
+                               "886gYpY1qVZuxQjS42FeDdRwavbKK3uH4MptbC0epylX+JarmSIOX1Tn\n"
+                               "-----END PRIVATE KEY-----\n";
+
+static const char OTHER_CA_PEM[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBkTCCATagAwIBAgIUJYuC1G4gBRraX+IKjG2l3j8FNz8wCgYIKoZIzj0EAwIw\n"
+    "JTEjMCEGA1UEAwwac2lnaWxmcyB0ZXN0X3JlcGwgb3RoZXIgQ0EwIBcNMjYxMjAz\n"
+    "MTM0OTA1WhgPMjEyNjExMDkxMzQ5MDVaMCUxIzAhBgNVBAMMGnNpZ2lsZnMgdGVz\n"
+    "dF9yZXBsIG90aGVyIENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE5ny7aIkB\n"
+    "12dYb71V2Jr7UkVNe9549VYABCKFaxaAlmJYNOxiu6KnknThsKQYBKkBZ4DY0F1z\n"
+    "5z1GsnLapJD9EqNCMEAwDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8EBAMCAQYw\n"
+    "HQYDVR0OBBYEFEEBoA0gFElAiCKZSerQyROu/guEMAoGCCqGSM49BAMCA0kAMEYC\n"
+    "IQDn/9S8YNVcEO0QOTps+GvUGNNGHJ+sl6tpcRc2V9zy5gIhAKHPcZGeSuMnMhy7\n"
+    "Dkaf7GHKkJI6xFeWVAxgIvuqLEHy\n"
+    "-----END CERTIFICATE-----\n";
+
+static const char INTRUDER_CERT[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIB2TCCAX+gAwIBAgIJAKLYsYq102PgMAoGCCqGSM49BAMCMCUxIzAhBgNVBAMM\n"
+    "GnNpZ2lsZnMgdGVzdF9yZXBsIG90aGVyIENBMCAXDTI2MTIwMzEzNDkwNVoYDzIx\n"
+    "MjYxMTA5MTM0OTA1WjATMREwDwYDVQQDDAhpbnRydWRlcjBZMBMGByqGSM49AgEG\n"
+    "CCqGSM49AwEHA0IABH6k6h3Kvvc3/5k9DkTdcpuGEQ7v+qv2JjJC78lEGdomPMiN\n"
+    "iCG8TcZfDS1cphK0hsft/PmI9n8AJXUVV9pbI++jgacwgaQwDAYDVR0TAQH/BAIw\n"
+    "ADAOBgNVHQ8BAf8EBAMCA4gwHQYDVR0lBBYwFAYIKwYBBQUHAwEGCCsGAQUFBwMC\n"
+    "MCUGA1UdEQQeMByHBH8AAAGCCWxvY2FsaG9zdIIJMTI3LjAuMC4xMB0GA1UdDgQW\n"
+    "BBTUvxhpJBH0AIbeZH2FcCGgVeSLGTAfBgNVHSMEGDAWgBRBAaANIBRJQIgimUnq\n"
+    "0MkTrv4LhDAKBggqhkjOPQQDAgNIADBFAiEAjBFWE9V11QSVmXIfBCj42hVUm9tV\n"
+    "lLOVfUT5/VOGF5ICICdupwrOrhKK4ZgaharUJ34EcQpfHe4ycZ/8N5LrXWNS\n"
+    "-----END CERTIFICATE-----\n";
+
+static const char INTRUDER_KEY[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgxMTffWvO2D088PAQ\n"
+    "js70o9c7GqcQeXoy+8DSZw/lL7ChRANCAAR+pOodyr73N/+ZPQ5E3XKbhhEO7/qr\n"
+    "9iYyQu/JRBnaJjzIjYghvE3GXw0tXKYStIbH7fz5iPZ/ACV1FVfaWyPv\n"
+    "-----END PRIVATE KEY-----\n";
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Write the test PKI into dir: ca.pem, node.crt, node.key, other.pem,
+ * intruder.crt, intruder.key. */
+static void pki_write(const char *dir)
+{
+	write_file(dir, "ca.pem", CA_PEM);
+	write_file(dir, "node.crt", NODE_CERT);
+	write_file(dir, "node.key", NODE_KEY);
+	write_file(dir, "other.pem", OTHER_CA_PEM);
+	write_file(dir, "intruder.crt", INTRUDER_CERT);
+	write_file(dir, "intruder.key", INTRUDER_KEY);
+}
 static uint64_t reader_at = UINT64_MAX; /* how far the (pretend) mirror has read the log */
 
 static uint64_t log_reader(void *ctx)
@@ -68,11 +164,20 @@ static uint64_t log_reader(void *ctx)
 static void node_repl(struct node *n, const char *name, const char *peer)
 {
 	sg_repl_opts ro = {0};
+	char ca[128], cert[128], key[128];
 
 	ro.store = n->st;
 	ro.node_name = name;
 	ro.listen = test_no_listen ? NULL : n->url;
 	ro.peers = &peer;
+	if (test_tls) {
+		snprintf(ca, sizeof(ca), "%s/ca.pem", test_tls);
+		snprintf(cert, sizeof(cert), "%s/node.crt", test_tls);
+		snprintf(key, sizeof(key), "%s/node.key", test_tls);
+		ro.tls_ca = ca;
+		ro.tls_cert = cert;
+		ro.tls_key = key;
+	}
 	ro.npeers = peer ? 1 : 0;
 	ro.pull_interval_ms = 100;
 	ro.tombstone_grace_ms = test_grace_ms;
@@ -88,7 +193,8 @@ static void node_start(struct node *n, const char *name, const char *peer)
 
 	strcpy(n->dir, "/tmp/sigil-repl-XXXXXX");
 	assert_non_null(mkdtemp(n->dir));
-	snprintf(n->url, sizeof(n->url), "tcp://127.0.0.1:%d", free_port());
+	snprintf(n->url, sizeof(n->url), "%s://%s:%d", test_tls ? "tls+tcp" : "tcp", test_host,
+	         free_port());
 	so.dir = n->dir;
 	so.node_id = sg_hash64(name, strlen(name));
 	so.sync_delay_ns = -1; /* versions move with each call (the daemons defer commits) */
@@ -114,17 +220,22 @@ static void node_stop(struct node *n)
 	nftw(n->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Send raw bytes as a request; the reply (if any) within 1 s. */
-static int send_raw(const char *url, const void *buf, size_t len, nng_msg **reply)
+/* Send raw bytes as a request over `tls` (NULL: none); the reply (if any) within 1 s. */
+static int send_raw_tls(const char *url, nng_tls_config *tls, const void *buf, size_t len,
+                        nng_msg **reply)
 {
 	nng_socket s;
+	nng_dialer d;
 	nng_msg *m;
 	int rv;
 
 	assert_int_equal(nng_req0_open(&s), 0);
 	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 1000);
 	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 1000);
-	assert_int_equal(nng_dial(s, url, NULL, 0), 0);
+	assert_int_equal(nng_dialer_create(&d, s, url), 0);
+	if (tls)
+		assert_int_equal(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls), 0);
+	assert_int_equal(nng_dialer_start(d, 0), 0);
 	assert_int_equal(nng_msg_alloc(&m, 0), 0);
 	assert_int_equal(nng_msg_append(m, buf, len), 0);
 	rv = nng_sendmsg(s, m, 0);
@@ -134,6 +245,11 @@ static int send_raw(const char *url, const void *buf, size_t len, nng_msg **repl
 		nng_msg_free(m);
 	nng_close(s);
 	return rv;
+}
+
+static int send_raw(const char *url, const void *buf, size_t len, nng_msg **reply)
+{
+	return send_raw_tls(url, NULL, buf, len, reply);
 }
 
 static void test_garbage_is_dropped_and_counted(void **state)
@@ -660,6 +776,169 @@ static void test_wrong_reply_type_is_malformed(void **state)
 	node_stop(&a);
 }
 
+static void list_url(void *ctx, const sg_repl_peer *p)
+{
+	char *buf = ctx;
+
+	strcat(buf, p->url);
+	strcat(buf, " ");
+}
+
+/* n's peers' URLs, each followed by a space, into buf (4 KiB). */
+static const char *peer_list(struct node *n, char *buf)
+{
+	buf[0] = '\0';
+	sg_repl_peers(n->r, list_url, buf);
+	return buf;
+}
+
+/* A PULL from a made-up node advertising `listen` and gossiping `peers`. */
+static void *gossip(const char *listen, const char *const *peers, size_t npeers, size_t *len)
+{
+	sg_msg pull;
+	void *buf;
+
+	memset(&pull, 0, sizeof(pull));
+	pull.type = SG_MSG_PULL;
+	pull.node_id = 0x6666;
+	pull.incarnation = 1;
+	pull.node_name = "gossip";
+	pull.listen_url = listen;
+	pull.max_bytes = 1 << 20;
+	pull.peers = peers;
+	pull.npeers = npeers;
+	assert_int_equal(sg_wire_encode(&pull, &buf, len), 0);
+	return buf;
+}
+
+/* A node dials the URLs it learns from peers only with its own transport: a
+ * TLS node never dials plain tcp:// (it would talk in plaintext), a tcp://
+ * node only tcp://; and nobody dials a wildcard address (0.0.0.0, ::). */
+static void test_learned_urls_match_transport(void **state)
+{
+	char dir[] = "/tmp/sigil-pki-XXXXXX", list[4096], want[256], cert[128], key[128], ca[128];
+	char plain[64], plain2[64], tls1[64], wild[64];
+	struct node a, t;
+	nng_socket fake;
+	nng_tls_config *cli;
+	nng_msg *reply = NULL, *in;
+	void *buf;
+	size_t len;
+
+	snprintf(plain, sizeof(plain), "tcp://127.0.0.1:%d", free_port());
+	snprintf(plain2, sizeof(plain2), "tcp://127.0.0.1:%d", free_port());
+	snprintf(tls1, sizeof(tls1), "tls+tcp://127.0.0.1:%d", free_port());
+	snprintf(wild, sizeof(wild), "tcp://0.0.0.0:%d", free_port());
+
+	/* a tcp:// node learns tcp:// URLs, not tls+tcp://, ipc:// or a wildcard */
+	node_start(&a, "alpha", NULL);
+	{
+		const char *peers[] = {"ipc:///tmp/sigil-nowhere", plain2, wild};
+
+		buf = gossip(tls1, peers, 3, &len);
+		assert_int_equal(send_raw(a.url, buf, len, &reply), 0);
+		nng_msg_free(reply);
+		free(buf);
+	}
+	snprintf(want, sizeof(want), "%s ", plain2);
+	assert_string_equal(peer_list(&a, list), want);
+	node_stop(&a);
+
+	/* a TLS node learns tls+tcp:// URLs only: plain tcp:// would be plaintext */
+	assert_non_null(mkdtemp(dir));
+	pki_write(dir);
+	test_tls = dir;
+	node_start(&t, "tau", NULL);
+	test_tls = NULL;
+	assert_int_equal(nng_rep0_open(&fake), 0);
+	nng_socket_set_ms(fake, NNG_OPT_RECVTIMEO, 1500);
+	assert_int_equal(nng_listen(fake, plain, NULL, 0), 0);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(cert, sizeof(cert), "%s/node.crt", dir);
+	snprintf(key, sizeof(key), "%s/node.key", dir);
+	assert_int_equal(nng_tls_config_alloc(&cli, NNG_TLS_MODE_CLIENT), 0);
+	assert_int_equal(nng_tls_config_ca_file(cli, ca), 0);
+	{
+		char *c = NULL, *k = NULL;
+		FILE *f;
+		size_t n;
+
+		assert_non_null(f = fopen(cert, "r"));
+		assert_true(getdelim(&c, &n, '\0', f) > 0);
+		fclose(f);
+		assert_non_null(f = fopen(key, "r"));
+		assert_true(getdelim(&k, &n, '\0', f) > 0);
+		fclose(f);
+		assert_int_equal(nng_tls_config_own_cert(cli, c, k, NULL), 0);
+		free(c);
+		free(k);
+	}
+	{
+		const char *peers[] = {plain2, tls1};
+
+		buf = gossip(plain, peers, 2, &len);
+		assert_int_equal(send_raw_tls(t.url, cli, buf, len, &reply), 0);
+		nng_msg_free(reply);
+		free(buf);
+	}
+	snprintf(want, sizeof(want), "%s ", tls1);
+	assert_string_equal(peer_list(&t, list), want);
+	/* and it never talks to the plain listener it was told of */
+	assert_int_equal(nng_recvmsg(fake, &in, 0), NNG_ETIMEDOUT);
+	nng_close(fake);
+	nng_tls_config_free(cli);
+	node_stop(&t);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A node listening on a wildcard address (0.0.0.0) advertises the address a
+ * peer reached it at (127.0.0.1 here), never the wildcard, which the peer
+ * could not dial. */
+static void test_wildcard_listen_advertises_dialable(void **state)
+{
+	struct node a, b;
+	char list[4096], want[128], dial[64];
+	const char *port;
+	sg_msg *m;
+	nng_msg *reply = NULL;
+	void *buf;
+	size_t len;
+
+	test_host = "0.0.0.0";
+	node_start(&a, "alpha", NULL);
+	test_host = "127.0.0.1";
+	port = strrchr(a.url, ':') + 1;
+	snprintf(dial, sizeof(dial), "tcp://127.0.0.1:%s", port);
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "f", SG_TYPE_FILE, 0644, 0, 0, "f",
+	                                 1, sg_now_ns(), NULL),
+	                 0);
+
+	/* its reply to a pull */
+	buf = gossip("", NULL, 0, &len);
+	assert_int_equal(send_raw(dial, buf, len, &reply), 0);
+	free(buf);
+	assert_int_equal(sg_wire_decode(nng_msg_body(reply), nng_msg_len(reply), NULL, &m), 0);
+	nng_msg_free(reply);
+	assert_string_equal(m->listen_url, dial);
+	sg_wire_free(m);
+
+	/* a peer that dialed it learns no other URL for it; and a pulls from b
+	 * (b learned nothing undialable, a learned b) */
+	node_start(&b, "beta", dial);
+	assert_true(wait_for(&b, "f", "f"));
+	assert_int_equal(sg_store_create(b.st, NULL, SG_ROOT_ID, "g", SG_TYPE_FILE, 0644, 0, 0, "g",
+	                                 1, sg_now_ns(), NULL),
+	                 0);
+	assert_true(wait_for(&a, "g", "g"));
+	usleep(300000); /* a few rounds of gossip both ways */
+	snprintf(want, sizeof(want), "%s ", dial);
+	assert_string_equal(peer_list(&b, list), want);
+	snprintf(want, sizeof(want), "%s ", b.url);
+	assert_string_equal(peer_list(&a, list), want);
+	node_stop(&b);
+	node_stop(&a);
+}
+
 /* A raw PULL from a made-up node, as a peer with cursor `since` into a's log sends it. */
 static sg_msg *pull_raw(struct node *a, uint64_t node, uint64_t since, uint64_t inc)
 {
@@ -855,6 +1134,8 @@ int main(void)
 	    cmocka_unit_test(test_quarantine_full_keeps_cursor),
 	    cmocka_unit_test(test_failed_push_retried),
 	    cmocka_unit_test(test_wrong_reply_type_is_malformed),
+	    cmocka_unit_test(test_learned_urls_match_transport),
+	    cmocka_unit_test(test_wildcard_listen_advertises_dialable),
 	    cmocka_unit_test(test_gc_waits_for_pullers),
 	    cmocka_unit_test(test_snapshot_catch_up),
 	};
