@@ -22,8 +22,14 @@
 #include "util.h"
 
 #define DOMAIN "repl"
-#define MAX_MSG (80u << 20)   /* largest message: one 64 MiB file and its envelope */
-#define PAGE_BYTES (4u << 20) /* a pull page, unless one change is larger */
+#define MAX_MSG (80u << 20) /* largest message: one 64 MiB file and its envelope */
+/* NNG's receive limit, above MAX_MSG: NNG drops a larger message with its
+ * connection and counts it only with ordinary disconnects (1.5.2 has no
+ * counter for it: its rcv_max statistic is the limit itself), so messages
+ * up to this are let through to be counted here as oversized and dropped */
+#define RECV_LIMIT (MAX_MSG + (16u << 20))
+#define QUIET_NS (60 * 1000000000LL) /* a refusing state ends after this long without one */
+#define PAGE_BYTES (4u << 20)        /* a pull page, unless one change is larger */
 #define REQ_TIMEOUT_MS 3000
 #define SERVER_THREADS 3
 #define MAX_PEERS 64
@@ -56,6 +62,9 @@ struct peer {
 	int push_retry;             /* under r->lock: a push failed or was not all taken */
 	int push_refused;           /* its worker's: the last push was not all taken */
 	_Atomic int64_t last_ok_ns; /* monotonic time of the last good exchange, 0: never */
+	/* the sync thread's: handshakes failed because of its certificate */
+	uint64_t auth_seen;
+	int64_t auth_last_ns; /* when that count last moved (0: not failing) */
 	/* a snapshot from this peer under way (its worker's only): the hashes of
 	 * the paths its pages listed, an open-addressed set (0: a free slot) */
 	char
@@ -90,6 +99,12 @@ struct sg_repl {
 	nng_tls_config *tls_srv, *tls_cli;
 	nng_socket rep;
 	int rep_open;
+	nng_listener lst; /* its listener, for NNG's statistics */
+	int lst_ok;
+	/* the sync thread's: refusals the listener has seen, and since when it
+	 * refuses (0: quiet), so that a refusing peer is logged once per spell */
+	uint64_t auth_seen, proto_seen;
+	int64_t auth_last_ns, proto_last_ns;
 	pthread_t srv[SERVER_THREADS];
 	int nsrv;
 	pthread_t sync;
@@ -113,7 +128,7 @@ struct sg_repl {
 	size_t nquarantine, qbytes, qmax;
 
 	_Atomic uint64_t applied, stale, quarantined, malformed, refused, pushes, pulls, deferred;
-	_Atomic uint64_t purged, snap_served, snap_received, forgotten;
+	_Atomic uint64_t purged, snap_served, snap_received, forgotten, oversized;
 
 	/* tombstone purge (under lock): who pulls from us and how far */
 	uint64_t grace_ms;
@@ -356,7 +371,7 @@ static int peer_open(sg_repl *r, struct peer *p)
 		pthread_mutex_unlock(&r->lock);
 		return nng_err(rv);
 	}
-	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, MAX_MSG);
+	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, RECV_LIMIT);
 	nng_socket_set_ms(p->sock, NNG_OPT_SENDTIMEO, REQ_TIMEOUT_MS);
 	nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO, REQ_TIMEOUT_MS);
 	nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME, 60000);
@@ -507,7 +522,13 @@ static int from_nng(sg_repl *r, nng_msg *nm, sg_msg **out)
 	sg_wire_limits lim = {.max_msg = MAX_MSG, .max_file = sg_store_max_file_size(r->st)};
 	int rc = sg_wire_decode(nng_msg_body(nm), nng_msg_len(nm), &lim, out);
 
-	if (rc) {
+	if (rc == -EMSGSIZE) {
+		uint64_t n = atomic_fetch_add(&r->oversized, 1) + 1;
+		if (n == 1 || n % 1000 == 0)
+			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-OVERSIZED",
+			       "dropped a message of %zu bytes, over the limit of %u; %llu so far",
+			       nng_msg_len(nm), MAX_MSG, (unsigned long long)n);
+	} else if (rc) {
 		uint64_t n = atomic_fetch_add(&r->malformed, 1) + 1;
 		/* once, then every 1000th: a hostile peer must not flood the log */
 		if (n == 1 || n % 1000 == 0)
@@ -1316,6 +1337,138 @@ static void *server_main(void *arg)
 	return NULL;
 }
 
+/* ---- what NNG counts: refused handshakes and protocol errors ---- */
+
+struct tstats {
+	uint64_t auth_in;   /* the listener: TLS handshakes refused */
+	uint64_t proto_in;  /* the listener: not our protocol (not SP, or another SP protocol) */
+	uint64_t auth_out;  /* the dialers: a peer's certificate not from the cluster CA */
+	uint64_t proto_out; /* the dialers: a peer not speaking our protocol */
+};
+
+/* The scope `name` ("listener", "dialer") of the object with that id. Not
+ * nng_stat_find_listener(): in NNG 1.5.2 it returns the first listener's
+ * statistics whichever listener it is asked for. */
+static nng_stat *stat_scope(nng_stat *s, const char *name, int id)
+{
+	for (; s; s = nng_stat_next(s)) {
+		nng_stat *found;
+
+		if (nng_stat_type(s) != NNG_STAT_SCOPE)
+			continue;
+		if (strcmp(nng_stat_name(s), name) == 0) {
+			nng_stat *sid = nng_stat_find(s, "id");
+
+			if (sid && nng_stat_value(sid) == (uint64_t)id)
+				return s;
+		}
+		if ((found = stat_scope(nng_stat_child(s), name, id)))
+			return found;
+	}
+	return NULL;
+}
+
+static uint64_t stat_of(nng_stat *scope, const char *name)
+{
+	nng_stat *s = scope ? nng_stat_find(scope, name) : NULL;
+
+	return s ? nng_stat_value(s) : 0;
+}
+
+/*
+ * Read NNG's counters (nng_stats_get) of the listener and of every peer's
+ * dialer. In NNG 1.5.2: auth counts failed TLS handshakes (EPEERAUTH,
+ * ECRYPTO), proto counts connections that did not speak SP, reject those of
+ * another SP protocol. If `auth` is given, it gets each peer's dialer's auth
+ * count, for the peers in `ps` (as many as `np`). 0, or -ENOTSUP when NNG
+ * keeps no statistics.
+ */
+static int transport_read(sg_repl *r, struct tstats *t, struct peer **ps, uint64_t *auth,
+                          size_t *np)
+{
+	nng_dialer ds[MAX_PEERS];
+	int open[MAX_PEERS];
+	nng_stat *all;
+	size_t n;
+
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_lock(&r->lock);
+	n = r->npeers;
+	for (size_t i = 0; i < n; i++) {
+		open[i] = r->peers[i]->open;
+		ds[i] = r->peers[i]->dialer;
+		if (ps)
+			ps[i] = r->peers[i];
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (np)
+		*np = n;
+	if (nng_stats_get(&all) != 0)
+		return -ENOTSUP;
+	if (r->lst_ok) {
+		nng_stat *l = stat_scope(all, "listener", nng_listener_id(r->lst));
+
+		t->auth_in = stat_of(l, "auth");
+		t->proto_in = stat_of(l, "proto") + stat_of(l, "reject");
+	}
+	for (size_t i = 0; i < n; i++) {
+		nng_stat *d = open[i] ? stat_scope(all, "dialer", nng_dialer_id(ds[i])) : NULL;
+		uint64_t a = stat_of(d, "auth");
+
+		t->auth_out += a;
+		t->proto_out += stat_of(d, "proto") + stat_of(d, "reject");
+		if (auth)
+			auth[i] = a;
+	}
+	nng_stats_free(all);
+	return 0;
+}
+
+/* One spell of refusals: 1 when it starts (count moved, quiet before), so
+ * that it is logged once; the spell ends after QUIET_NS without one. */
+static int spell(uint64_t now_count, uint64_t *seen, int64_t *last_ns, int64_t now)
+{
+	int start = 0;
+
+	if (now_count > *seen) {
+		start = *last_ns == 0;
+		*last_ns = now;
+	} else if (*last_ns && now - *last_ns > QUIET_NS) {
+		*last_ns = 0;
+	}
+	*seen = now_count;
+	return start;
+}
+
+/* Log refused peers, once per spell (not for every try of a peer that
+ * retries every second). Called from the sync thread only. */
+static void transport_watch(sg_repl *r)
+{
+	struct peer *ps[MAX_PEERS];
+	uint64_t auth[MAX_PEERS];
+	struct tstats t;
+	size_t n = 0;
+	int64_t now = sg_mono_ns();
+
+	if (transport_read(r, &t, ps, auth, &n) < 0)
+		return;
+	if (spell(t.auth_in, &r->auth_seen, &r->auth_last_ns, now))
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-PEER-REFUSED",
+		       "refused a peer on %s: its TLS handshake failed (no certificate, or one not "
+		       "from the cluster CA); %llu so far",
+		       r->listen, (unsigned long long)t.auth_in);
+	if (spell(t.proto_in, &r->proto_seen, &r->proto_last_ns, now))
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-PEER-PROTOCOL",
+		       "refused a connection on %s: it does not speak this protocol; %llu so far",
+		       r->listen, (unsigned long long)t.proto_in);
+	for (size_t i = 0; i < n; i++)
+		if (spell(auth[i], &ps[i]->auth_seen, &ps[i]->auth_last_ns, now))
+			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-PEER-CERT",
+			       "%s presents a certificate that is not from the cluster CA: not "
+			       "talking to it; %llu handshakes failed so far",
+			       ps[i]->url, (unsigned long long)auth[i]);
+}
+
 /* ---- the client: push and pull ---- */
 
 static void peer_failed(sg_repl *r, struct peer *p, const char *what, int rc)
@@ -1700,6 +1853,7 @@ static void *sync_main(void *arg)
 			}
 			pthread_mutex_unlock(&r->lock);
 			quarantine_retry(r);
+			transport_watch(r);
 			pthread_mutex_lock(&r->lock);
 			next_pull = sg_mono_ns() + (int64_t)r->pull_interval_ms * 1000000;
 			continue;
@@ -1919,13 +2073,17 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 		rv = nng_rep0_open(&r->rep);
 		if (!rv) {
 			r->rep_open = 1;
-			nng_socket_set_size(r->rep, NNG_OPT_RECVMAXSZ, MAX_MSG);
+			nng_socket_set_size(r->rep, NNG_OPT_RECVMAXSZ, RECV_LIMIT);
 			rv = nng_listener_create(&l, r->rep, r->listen);
 		}
 		if (!rv && url_tls(r->listen))
 			rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, r->tls_srv);
 		if (!rv)
 			rv = nng_listener_start(l, 0);
+		if (!rv) {
+			r->lst = l;
+			r->lst_ok = 1;
+		}
 		if (rv) {
 			/* the caller reports it, naming where the URL was configured */
 			sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-REPL-LISTEN", "cannot listen on %s: %s",
@@ -2022,6 +2180,16 @@ void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out)
 	out->snapshots_served = atomic_load(&r->snap_served);
 	out->snapshots_received = atomic_load(&r->snap_received);
 	out->forgotten = atomic_load(&r->forgotten);
+	out->oversized = atomic_load(&r->oversized);
+	{
+		struct tstats t;
+
+		if (transport_read(r, &t, NULL, NULL, NULL) == 0) {
+			out->tls_refused = t.auth_in;
+			out->tls_failed = t.auth_out;
+			out->proto_errors = t.proto_in + t.proto_out;
+		}
+	}
 	pthread_mutex_lock(&r->lock);
 	out->peers = r->npeers;
 	pthread_mutex_unlock(&r->lock);

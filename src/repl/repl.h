@@ -104,6 +104,20 @@ typedef struct sg_repl_stats {
 	                                  node had purged some */
 	uint64_t snapshots_received; /**< complete snapshots taken from a peer that had purged */
 	uint64_t forgotten; /**< entries dropped because a snapshot said they were deleted */
+	/** messages dropped as larger than this node accepts (80 MiB). NNG cuts
+	 *  one over 96 MiB with its connection before this node sees it, and
+	 *  counts it only among ordinary disconnects: those are not in here */
+	uint64_t oversized;
+	/** TLS handshakes this node's listener refused: a peer with no
+	 *  certificate, or one not from the cluster CA (NNG's listener "auth") */
+	uint64_t tls_refused;
+	/** TLS handshakes this node's dialers failed because the peer's
+	 *  certificate is not from the cluster CA (NNG's dialers' "auth"); one
+	 *  that refused this node's certificate shows as a failed exchange */
+	uint64_t tls_failed;
+	/** connections dropped for not speaking this protocol: not SP at all, or
+	 *  another SP protocol (NNG's "proto" and "reject", listener and dialers) */
+	uint64_t proto_errors;
 } sg_repl_stats;
 
 void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out);

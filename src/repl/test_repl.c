@@ -3,8 +3,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <nng/nng.h>
+#include <nng/protocol/pair1/pair.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
@@ -939,6 +941,194 @@ static void test_wildcard_listen_advertises_dialable(void **state)
 	node_stop(&a);
 }
 
+/* A TLS configuration for an end in `mode` trusting `ca` and presenting
+ * cert/key (NULL: no certificate); names relative to dir. */
+static nng_tls_config *tls_conf(const char *dir, nng_tls_mode mode, const char *ca,
+                                const char *cert, const char *key)
+{
+	nng_tls_config *cfg;
+	char path[128];
+
+	assert_int_equal(nng_tls_config_alloc(&cfg, mode), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, ca);
+	assert_int_equal(nng_tls_config_ca_file(cfg, path), 0);
+	if (cert) {
+		char *c = NULL, *k = NULL;
+		size_t n = 0;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, cert);
+		assert_non_null(f = fopen(path, "r"));
+		assert_true(getdelim(&c, &n, '\0', f) > 0);
+		fclose(f);
+		snprintf(path, sizeof(path), "%s/%s", dir, key);
+		assert_non_null(f = fopen(path, "r"));
+		n = 0;
+		assert_true(getdelim(&k, &n, '\0', f) > 0);
+		fclose(f);
+		assert_int_equal(nng_tls_config_own_cert(cfg, c, k, NULL), 0);
+		free(c);
+		free(k);
+	}
+	assert_int_equal(nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_NONE), 0);
+	return cfg;
+}
+
+/* Dial url over tls for a moment (an intruder trying its luck), then go. */
+static void knock(const char *url, nng_tls_config *tls)
+{
+	nng_socket s;
+	nng_dialer d;
+
+	assert_int_equal(nng_req0_open(&s), 0);
+	assert_int_equal(nng_dialer_create(&d, s, url), 0);
+	if (tls)
+		assert_int_equal(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls), 0);
+	nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	usleep(150000);
+	nng_close(s);
+}
+
+/* Send what is not SP at all to 127.0.0.1:port. */
+static void garbage(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	                        .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	const char req[] = "GET / HTTP/1.0\r\n\r\n";
+
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	usleep(150000);
+	close(fd);
+}
+
+/* stderr into a file while a test looks at what is logged. */
+static int stderr_saved = -1;
+static char stderr_path[64];
+
+static void log_capture(void)
+{
+	int fd;
+
+	strcpy(stderr_path, "/tmp/sigil-log-XXXXXX");
+	assert_true((fd = mkstemp(stderr_path)) >= 0);
+	fflush(stderr);
+	stderr_saved = dup(2);
+	assert_int_equal(dup2(fd, 2), 2);
+	close(fd);
+}
+
+/* Stop capturing; how many captured lines hold `id`. */
+static int log_count(const char *id)
+{
+	char line[1024];
+	int n = 0;
+	FILE *f;
+
+	fflush(stderr);
+	if (stderr_saved >= 0) {
+		dup2(stderr_saved, 2);
+		close(stderr_saved);
+		stderr_saved = -1;
+	}
+	assert_non_null(f = fopen(stderr_path, "r"));
+	while (fgets(line, sizeof(line), f)) {
+		n += strstr(line, id) != NULL;
+		fputs(line, stderr); /* still shown */
+	}
+	fclose(f);
+	unlink(stderr_path);
+	return n;
+}
+
+/* Refused peers are counted in the stats and logged on the listening side
+ * once per spell, not once per try: intruders with no certificate or one
+ * from another CA (handshakes refused), a peer whose certificate is from
+ * another CA (the dialer's handshakes fail), a client that does not speak
+ * SP or speaks another SP protocol, a message over the size limit. */
+static void test_refused_peers_counted(void **state)
+{
+	char dir[] = "/tmp/sigil-pki-XXXXXX", evil[64], ca[128];
+	struct node t, a;
+	nng_socket fake, pair;
+	nng_tls_config *srv, *none, *other;
+	sg_repl_stats rs;
+	int port;
+
+	assert_non_null(mkdtemp(dir));
+	pki_write(dir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	/* a listener with a certificate from another CA: t is told to dial it */
+	snprintf(evil, sizeof(evil), "tls+tcp://127.0.0.1:%d", free_port());
+	srv = tls_conf(dir, NNG_TLS_MODE_SERVER, "other.pem", "intruder.crt", "intruder.key");
+	assert_int_equal(nng_rep0_open(&fake), 0);
+	{
+		nng_listener l;
+
+		assert_int_equal(nng_listener_create(&l, fake, evil), 0);
+		assert_int_equal(nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, srv), 0);
+		assert_int_equal(nng_listener_start(l, 0), 0);
+	}
+	log_capture();
+	test_tls = dir;
+	node_start(&t, "tau", evil);
+	test_tls = NULL;
+	none = tls_conf(dir, NNG_TLS_MODE_CLIENT, "ca.pem", NULL, NULL);
+	other = tls_conf(dir, NNG_TLS_MODE_CLIENT, "ca.pem", "intruder.crt", "intruder.key");
+	/* intruders knock for a second, again and again: one spell */
+	for (int i = 0; i < 4; i++) {
+		knock(t.url, none);
+		knock(t.url, other);
+	}
+	for (int i = 0; i < 100; i++) {
+		sg_repl_stats_get(t.r, &rs);
+		if (rs.tls_refused >= 8 && rs.tls_failed >= 1)
+			break;
+		usleep(20000);
+	}
+	usleep(200000); /* two more rounds of the watch */
+	sg_repl_stats_get(t.r, &rs);
+	node_stop(&t);
+	assert_int_equal(log_count("SIGIL-REPL-PEER-REFUSED"), 1);
+	assert_true(rs.tls_refused >= 8);
+	assert_true(rs.tls_failed >= 1);
+	assert_int_equal(rs.applied, 0);
+	assert_int_equal(rs.pulls, 0);
+	nng_close(fake);
+	nng_tls_config_free(srv);
+	nng_tls_config_free(none);
+	nng_tls_config_free(other);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+
+	/* on tcp://: not SP, another SP protocol, a message over the limit */
+	node_start(&a, "alpha", NULL);
+	port = atoi(strrchr(a.url, ':') + 1);
+	garbage(port);
+	assert_int_equal(nng_pair1_open(&pair), 0);
+	assert_int_equal(nng_dial(pair, a.url, NULL, NNG_FLAG_NONBLOCK), 0);
+	usleep(200000);
+	nng_close(pair);
+	{
+		size_t len = (80u << 20) + 1;
+		char *big = calloc(1, len);
+		nng_msg *reply = NULL;
+
+		assert_non_null(big);
+		memcpy(big, "SGL1", 4);
+		assert_int_equal(send_raw(a.url, big, len, &reply), NNG_ETIMEDOUT);
+		free(big);
+	}
+	sg_repl_stats_get(a.r, &rs);
+	assert_true(rs.proto_errors >= 2);
+	assert_int_equal(rs.oversized, 1);
+	assert_int_equal(rs.malformed, 0);
+	assert_int_equal(rs.tls_refused, 0);
+	node_stop(&a);
+}
+
 /* A raw PULL from a made-up node, as a peer with cursor `since` into a's log sends it. */
 static sg_msg *pull_raw(struct node *a, uint64_t node, uint64_t since, uint64_t inc)
 {
@@ -1136,6 +1326,7 @@ int main(void)
 	    cmocka_unit_test(test_wrong_reply_type_is_malformed),
 	    cmocka_unit_test(test_learned_urls_match_transport),
 	    cmocka_unit_test(test_wildcard_listen_advertises_dialable),
+	    cmocka_unit_test(test_refused_peers_counted),
 	    cmocka_unit_test(test_gc_waits_for_pullers),
 	    cmocka_unit_test(test_snapshot_catch_up),
 	};
