@@ -2,9 +2,11 @@
 # t0110-repl-conflict.sh: the same file saved concurrently on a and c (three
 # nodes over TLS). Racing saves, 8 rounds (alternately an editor-style
 # rename over the file and a write in place): each round ends with one
-# winner's content on all three nodes; the winner's node records no conflict,
-# a record on the loser's node names the path, both nodes, stamps in order
-# and the losing length; at least one round records one. Then c is cut off
+# winner's content on all three nodes; the winner's node records no conflict;
+# the loser's node records the loss (path, both nodes, stamps in order, the
+# losing length) in every round where the saves were concurrent (see the
+# loop for the one case without a record); at least one round records one.
+# Then c is cut off
 # (its own network namespace): both sides keep taking writes with no quorum,
 # in a known order, and after c rejoins the later save wins everywhere and
 # exactly the loser's node records it (saves by printf >, i.e. truncate and
@@ -32,9 +34,12 @@ rl_arrives $T "race/ reaches a and c" test -d "$A/race" -a -d "$C/race"
 # close together as one process can. rename: write a temporary beside each
 # (a real name of its own per node, so it replicates as editors' temporaries
 # with other names do), then rename both over their files. inplace: open both, then pwrite
-# both (the contents are as long as the file's, so there is no truncation).
+# both (the contents are as long as the file's, so there is no truncation),
+# then close both (the close commits). Prints how many microseconds passed
+# from the return of a's save (its rename or close) to the return of c's:
+# the most time a's save had to reach c before c's was made.
 cat >"$SG_WORK/race.py" <<'PY'
-import os, sys
+import os, sys, time
 mode, pa, ca, pc, cc = sys.argv[1:6]
 saves = [(pa, ca.encode()), (pc, cc.encode())]
 if mode == "rename":
@@ -44,14 +49,17 @@ if mode == "rename":
         with open(t, "wb") as f:
             f.write(c)
         tmps.append(t)
-    for t, (p, c) in zip(tmps, saves):
-        os.rename(t, p)
+    os.rename(tmps[0], pa)
+    t0 = time.monotonic_ns()
+    os.rename(tmps[1], pc)
 else:
     fds = [os.open(p, os.O_WRONLY) for p, c in saves]
     for fd, (p, c) in zip(fds, saves):
         os.pwrite(fd, c, 0)
-    for fd in fds:
-        os.close(fd)
+    os.close(fds[0])
+    t0 = time.monotonic_ns()
+    os.close(fds[1])
+print((time.monotonic_ns() - t0) // 1000)
 PY
 
 conflicts=0
@@ -73,8 +81,12 @@ for ((i = 1; i <= 8; i++)); do
 		fail "round $i: $f from b reaches a and c" "a: $(cat "$A/$f" 2>&1)" "c: $(cat "$C/$f" 2>&1)"
 		continue
 	fi
-	check "round $i ($mode): saves on a and c at once" \
-		python3 "$SG_WORK/race.py" $mode "$A/$f" "$ca" "$C/$f" "$cc"
+	if gap=$(python3 "$SG_WORK/race.py" $mode "$A/$f" "$ca" "$C/$f" "$cc" 2>&1); then
+		ok "round $i ($mode): saves on a and c at once (c's $gap us after a's)"
+	else
+		fail "round $i ($mode): saves on a and c at once" "$gap"
+		continue
+	fi
 	rl_converged $T a b c -- "round $i ($mode): all three nodes converge" || continue
 	got=$(cat "$B/$f")
 	if [ "$got" == "$ca" ]; then
@@ -87,10 +99,24 @@ for ((i = 1; i <= 8; i++)); do
 	fi
 	ok "round $i ($mode): one winner everywhere: $win's save"
 	check_eq "" "$(rl_conflicts "$win" "$f")" "round $i: the winner's node ($win) records no conflict for $f"
+	# A save that never saw the other (a concurrent one) and lost must be
+	# recorded where it was held. The one way a round may have no record:
+	# c's save (the second) saw a's, so it replaced a's knowingly and won as
+	# the later change. That needs a's save to reach c before c's is made: a
+	# commit, a push and an apply on c, never under 1 ms here (a rename's
+	# push even waits 150 ms). So a round without a record passes only if c
+	# won and its save came at least 1 ms after a's; a's winning means c's
+	# save never saw it (else it would be the later one), a concurrent loss.
 	if [ -n "$(rl_conflicts "$lose" "$f")" ]; then
 		conflicts=$((conflicts + 1))
 		rl_check_conflict "$lose" "$f" "$lose" "$win" "$lc" \
 			"round $i: $lose's record: $f, its $lc-byte save lost to $win's, stamps in order"
+	elif [ $win == c ] && [ "$gap" -ge 1000 ]; then
+		ok "round $i: no record on a, and none needed: c's save came $gap us after a's, time for a's to reach c first (not concurrent)"
+	else
+		fail "round $i: $lose records that its concurrent save of $f lost to $win's" \
+			"no record on $lose; c's save came $gap us after a's (a concurrent loss unless c won, at least 1000 us later)" \
+			"a's records: $(rl_conflicts a | tail -n 5)" "c's records: $(rl_conflicts c | tail -n 5)"
 	fi
 done
 if [ $conflicts -gt 0 ]; then
