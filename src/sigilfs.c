@@ -379,8 +379,8 @@ static int ctl_handle(void *ctx, const char *req, FILE *body, char *err, size_t 
 			return n;
 		if (n > 0) {
 			snprintf(err, errlen,
-			         "the store has %d problems (all in the log); the first: %s", n,
-			         cc.first);
+			         "the store has %d problem%s (all in the log); the first: %s", n,
+			         n == 1 ? "" : "s", cc.first);
 			return -EIO;
 		}
 		fprintf(body, "ok: %llu entries, every log row, directory row and count agrees\n",

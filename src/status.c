@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "status.h"
@@ -53,6 +54,124 @@ static void member_line(void *ctx, const sg_repl_peer *p)
 	        p->pushed);
 }
 
+/* ---- peers as status shows them ---- */
+
+/* One peer: what the replicator says, and how far behind this node it is. */
+struct peer_view {
+	sg_repl_peer p; /* p.url points into url */
+	char url[300];
+	char name[65];     /* as it introduced itself; "" if not heard of */
+	uint64_t behind;   /* this node's own changes it has not been given */
+	int64_t behind_ms; /* how long the oldest of them has waited; 0 if none */
+};
+
+struct peer_list {
+	struct peer_view *v;
+	size_t n, cap;
+};
+
+static void peer_collect(void *ctx, const sg_repl_peer *p)
+{
+	struct peer_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		struct peer_view *nv = realloc(l->v, cap * sizeof(*nv));
+		if (!nv)
+			return; /* a status line short of a peer beats none */
+		l->v = nv;
+		l->cap = cap;
+	}
+	memset(&l->v[l->n], 0, sizeof(l->v[l->n]));
+	l->v[l->n].p = *p;
+	snprintf(l->v[l->n].url, sizeof(l->v[l->n].url), "%s", p->url);
+	l->v[l->n].p.url = l->v[l->n].url;
+	l->n++;
+}
+
+struct lag {
+	uint64_t own;
+	const char *local_only;
+	uint64_t n, oldest_hlc;
+};
+
+/* What a push sends: this node's own changes, less the local-only names. */
+static int lag_one(void *ctx, const sg_change *c)
+{
+	struct lag *g = ctx;
+
+	if (c->stamp.origin != g->own || !*c->path ||
+	    (g->local_only && sg_path_matches(g->local_only, c->path)))
+		return 0;
+	if (g->n++ == 0)
+		g->oldest_hlc = c->stamp.hlc;
+	return 0;
+}
+
+/*
+ * The peers, copied out of the replicator (its lock is not held while the
+ * store is read), each with how far behind this node it is: the changes made
+ * here, as the log lists them (one per entry), that no push has delivered to
+ * it yet, and how long the oldest of them has waited (from its stamp's
+ * clock). A push delivers every such change at once; a peer that was away
+ * gets them by its own pulls too, which this node does not see, so the
+ * figure returns to 0 at the next push that reaches it. Free l->v.
+ */
+static void peers_get(const sg_status_src *s, struct peer_list *l)
+{
+	int64_t now_ms = sg_now_ns() / 1000000;
+
+	memset(l, 0, sizeof(*l));
+	if (!s->repl)
+		return;
+	sg_repl_peers(s->repl, peer_collect, l);
+	for (size_t i = 0; i < l->n; i++) {
+		struct peer_view *v = &l->v[i];
+		struct lag g = {sg_store_node_id(s->store), s->local_only, 0, 0};
+
+		if (v->p.node_id &&
+		    sg_repl_node_name(s->repl, v->p.node_id, v->name, sizeof(v->name)) < 0)
+			v->name[0] = '\0';
+		if (sg_store_changes_after(s->store, v->p.pushed, 0, lag_one, &g) < 0)
+			continue;
+		v->behind = g.n;
+		if (g.n) {
+			int64_t at = (int64_t)(g.oldest_hlc >> 16);
+			v->behind_ms = now_ms > at ? now_ms - at : 0;
+		}
+	}
+}
+
+/* A node's name for status: its own name or the name a peer introduced (1),
+ * else its id in hex (0). */
+static int node_label(const sg_status_src *s, uint64_t id, char *buf, size_t len)
+{
+	if (id == sg_store_node_id(s->store) && s->node) {
+		snprintf(buf, len, "%s", s->node);
+		return 1;
+	}
+	if (s->repl && sg_repl_node_name(s->repl, id, buf, len) == 0)
+		return 1;
+	snprintf(buf, len, "%016" PRIx64, id);
+	return 0;
+}
+
+struct vv_out {
+	const sg_status_src *s;
+	FILE *f;
+	size_t n;
+};
+
+static int vv_text(void *ctx, const sg_vv_entry *e)
+{
+	struct vv_out *o = ctx;
+	char name[80];
+
+	node_label(o->s, e->origin, name, sizeof(name));
+	fprintf(o->f, "%s%s:%" PRIu64, o->n++ ? " " : "", name, e->seq);
+	return 0;
+}
+
 /* Prometheus groups each metric's samples under its own HELP and TYPE:
  * one pass over the peers per metric. */
 static void metric_peer_up(void *ctx, const sg_repl_peer *p)
@@ -88,9 +207,19 @@ static void status(const sg_status_src *s, FILE *f)
 	        "store       version %" PRIu64 ", %" PRIu64 " entries, %" PRIu64
 	        " tombstones, %" PRIu64 " of %" PRIu64 " bytes of map used\n",
 	        sg_store_version(s->store), ss.entries, ss.tombstones, ss.used_bytes, ss.map_size);
-	fprintf(f, "writes      %" PRIu64 " saves, %" PRIu64 " commits for %" PRIu64 " changes\n",
-	        fs.saves, ss.commits, ss.ops);
+	fprintf(f,
+	        "writes      %" PRIu64 " saves, %" PRIu64 " commits for %" PRIu64
+	        " changes; %" PRIu64 " acknowledged before their commit, %" PRIu64
+	        " of them lost\n",
+	        fs.saves, ss.commits, ss.ops, ss.deferred, ss.lost);
 	fprintf(f, "conflicts   %" PRIu64 " (see conflicts, lost/)\n", conflicts(s->store));
+	{
+		struct vv_out o = {s, f, 0};
+
+		fputs("vector      ", f);
+		sg_store_vv(s->store, vv_text, &o);
+		fputs(o.n ? "\n" : "(empty)\n", f);
+	}
 	if (s->mirror) {
 		sg_mirror_stats ms;
 
@@ -98,8 +227,8 @@ static void status(const sg_status_src *s, FILE *f)
 		fprintf(f,
 		        "mirror      %s %s at %s, up to version %" PRIu64 ", lag %" PRId64
 		        " ms, %" PRIu64 " commits",
-		        s->mirror_path, ms.branch, *ms.head ? ms.head : "(no commit yet)", ms.version,
-		        ms.lag_ms, ms.commits);
+		        s->mirror_path, ms.branch, *ms.head ? ms.head : "(no commit yet)",
+		        ms.version, ms.lag_ms, ms.commits);
 		if (ms.pushes || ms.push_failures)
 			fprintf(f, ", %" PRIu64 " pushes, %" PRIu64 " failed", ms.pushes,
 			        ms.push_failures);
@@ -111,9 +240,27 @@ static void status(const sg_status_src *s, FILE *f)
 		sg_repl_stats rs;
 		struct counts c = {0};
 
+		struct peer_list l;
+
 		sg_repl_stats_get(s->repl, &rs);
 		sg_repl_peers(s->repl, count_peer, &c);
 		fprintf(f, "peers       %zu known, %zu up\n", c.peers, c.up);
+		peers_get(s, &l);
+		for (size_t i = 0; i < l.n; i++) {
+			const struct peer_view *v = &l.v[i];
+
+			fprintf(f, "peer        %s %s (%016" PRIx64 ") %s", v->url,
+			        *v->name ? v->name : "-", v->p.node_id, v->p.up ? "up" : "down");
+			if (v->p.failures)
+				fprintf(f, " (%u failures in a row)", v->p.failures);
+			if (v->p.last_ok_ms >= 0)
+				fprintf(f, ", last answer %.1f s ago", v->p.last_ok_ms / 1000.0);
+			else
+				fprintf(f, ", never answered");
+			fprintf(f, ", behind %" PRIu64 " changes (%.1f s)\n", v->behind,
+			        v->behind_ms / 1000.0);
+		}
+		free(l.v);
 		fprintf(f,
 		        "replication %" PRIu64 " applied, %" PRIu64 " stale, %" PRIu64
 		        " held (clock ahead), %" PRIu64 " refused, %" PRIu64
@@ -149,6 +296,10 @@ static void metrics(const sg_status_src *s, FILE *f)
 	  ss.commits);
 	M("sigil_store_changes_total", "counter", "Changes committed to the store.", PRIu64,
 	  ss.ops);
+	M("sigil_store_deferred_total", "counter",
+	  "Local changes acknowledged before their commit (sync_delay).", PRIu64, ss.deferred);
+	M("sigil_store_lost_total", "counter",
+	  "Acknowledged local changes lost to a failed commit.", PRIu64, ss.lost);
 	M("sigil_fs_saves_total", "counter", "File contents saved (one per save).", PRIu64,
 	  fs.saves);
 	M("sigil_fs_read_requests_total", "counter", "Read requests that reached sigilfs.", PRIu64,
@@ -211,6 +362,24 @@ static void metrics(const sg_status_src *s, FILE *f)
 		        "# HELP sigil_peer_last_answer_seconds Time since the peer last answered.\n"
 		        "# TYPE sigil_peer_last_answer_seconds gauge\n");
 		sg_repl_peers(s->repl, metric_peer_answer, &c);
+		{
+			struct peer_list l;
+
+			peers_get(s, &l);
+			fprintf(f, "# HELP sigil_peer_lag_changes Changes made here that no push "
+			           "has delivered to the peer yet.\n"
+			           "# TYPE sigil_peer_lag_changes gauge\n");
+			for (size_t i = 0; i < l.n; i++)
+				fprintf(f, "sigil_peer_lag_changes{peer=\"%s\"} %" PRIu64 "\n",
+				        l.v[i].url, l.v[i].behind);
+			fprintf(f, "# HELP sigil_peer_lag_seconds How long the oldest of those "
+			           "changes has waited.\n"
+			           "# TYPE sigil_peer_lag_seconds gauge\n");
+			for (size_t i = 0; i < l.n; i++)
+				fprintf(f, "sigil_peer_lag_seconds{peer=\"%s\"} %.3f\n", l.v[i].url,
+				        l.v[i].behind_ms / 1000.0);
+			free(l.v);
+		}
 	}
 #undef M
 }
@@ -269,34 +438,48 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-struct json_peers {
-	FILE *f;
-	size_t n;
-};
-
-static void json_peer(void *ctx, const sg_repl_peer *p)
+static void json_peer(FILE *f, const struct peer_view *v, int first)
 {
-	struct json_peers *j = ctx;
+	const sg_repl_peer *p = &v->p;
 
-	fputs(j->n++ ? ",\n    {\"url\": " : "\n    {\"url\": ", j->f);
-	json_str(j->f, p->url);
+	fputs(first ? "\n    {\"url\": " : ",\n    {\"url\": ", f);
+	json_str(f, p->url);
 	if (p->node_id)
-		fprintf(j->f, ", \"node_id\": \"%016" PRIx64 "\"", p->node_id);
+		fprintf(f, ", \"node_id\": \"%016" PRIx64 "\"", p->node_id);
 	else
-		fputs(", \"node_id\": null", j->f);
-	fprintf(j->f, ", \"state\": \"%s\", \"failures\": %u", p->up ? "up" : "down", p->failures);
+		fputs(", \"node_id\": null", f);
+	fputs(", \"name\": ", f);
+	json_str(f, *v->name ? v->name : NULL);
+	fprintf(f, ", \"state\": \"%s\", \"failures\": %u", p->up ? "up" : "down", p->failures);
 	if (p->last_ok_ms >= 0)
-		fprintf(j->f, ", \"last_answer_ms\": %" PRId64, p->last_ok_ms);
+		fprintf(f, ", \"last_answer_ms\": %" PRId64, p->last_ok_ms);
 	else
-		fputs(", \"last_answer_ms\": null", j->f);
-	fprintf(j->f, ", \"pulled\": %" PRIu64 ", \"pushed\": %" PRIu64 "}", p->pulled, p->pushed);
+		fputs(", \"last_answer_ms\": null", f);
+	fprintf(f,
+	        ", \"pulled\": %" PRIu64 ", \"pushed\": %" PRIu64 ", \"behind_changes\": %" PRIu64
+	        ", \"behind_ms\": %" PRId64 "}",
+	        p->pulled, p->pushed, v->behind, v->behind_ms);
+}
+
+static int vv_json(void *ctx, const sg_vv_entry *e)
+{
+	struct vv_out *o = ctx;
+	char name[80];
+
+	int named = node_label(o->s, e->origin, name, sizeof(name));
+
+	fprintf(o->f, "%s{\"node_id\": \"%016" PRIx64 "\", \"name\": ", o->n++ ? ", " : "",
+	        e->origin);
+	json_str(o->f, named ? name : NULL);
+	fprintf(o->f, ", \"seq\": %" PRIu64 "}", e->seq);
+	return 0;
 }
 
 void sg_status_write_json(const sg_status_src *s, FILE *f)
 {
 	sg_store_stats ss;
 	sg_fs_stats fs;
-	struct json_peers j = {.f = f};
+	struct vv_out vo = {s, f, 0};
 
 	sg_store_stats_get(s->store, &ss);
 	sg_fs_stats_get(s->fs, &fs);
@@ -313,9 +496,12 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 	        "  \"store\": {\"version\": %" PRIu64 ", \"entries\": %" PRIu64
 	        ", \"tombstones\": %" PRIu64 ", \"map_bytes\": %" PRIu64
 	        ", \"used_bytes\": %" PRIu64 ", \"commits\": %" PRIu64 ", \"changes\": %" PRIu64
-	        "},\n",
+	        ", \"deferred\": %" PRIu64 ", \"lost\": %" PRIu64 "},\n",
 	        sg_store_version(s->store), ss.entries, ss.tombstones, ss.map_size, ss.used_bytes,
-	        ss.commits, ss.ops);
+	        ss.commits, ss.ops, ss.deferred, ss.lost);
+	fputs("  \"vector\": [", f);
+	sg_store_vv(s->store, vv_json, &vo);
+	fputs("],\n", f);
 	fprintf(f, "  \"saves\": %" PRIu64 ",\n  \"conflicts\": %" PRIu64 ",\n", fs.saves,
 	        conflicts(s->store));
 	if (s->mirror) {
@@ -347,9 +533,14 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 		    ", \"snapshots_received\": %" PRIu64 ", \"snapshot_dropped\": %" PRIu64 "},\n",
 		    rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
 		    rs.pulls, rs.purged, rs.snapshots_served, rs.snapshots_received, rs.forgotten);
+		struct peer_list l;
+
+		peers_get(s, &l);
 		fputs("  \"peers\": [", f);
-		sg_repl_peers(s->repl, json_peer, &j);
-		fputs(j.n ? "\n  ]\n}\n" : "]\n}\n", f);
+		for (size_t i = 0; i < l.n; i++)
+			json_peer(f, &l.v[i], i == 0);
+		fputs(l.n ? "\n  ]\n}\n" : "]\n}\n", f);
+		free(l.v);
 	} else {
 		fputs("  \"replication\": null,\n  \"peers\": []\n}\n", f);
 	}

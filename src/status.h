@@ -18,7 +18,7 @@ typedef struct sg_status_src {
 	const char *node; /**< node name, or NULL */
 	const char *mountpoint;
 	const char *data_dir;
-	int64_t started_ns; /**< wall clock at start */
+	int64_t started_ns;      /**< wall clock at start */
 	sg_mirror *mirror;       /**< NULL when the mirror is off */
 	const char *mirror_path; /**< its repository */
 	const char *local_only;  /**< the names that stay on the node */
@@ -34,13 +34,18 @@ int sg_status_write(void *src, const char *name, FILE *f);
  * The facts of the status file as one JSON object, for `sigilctl status
  * --json`: node (null if unnamed), node_id (16 hex digits, a string),
  * mountpoint, data, up_seconds, store {version, entries, tombstones,
- * map_bytes, used_bytes, commits, changes}, saves, conflicts, mirror
- * ({path, branch, head (null before the first commit), version, lag_ms,
- * commits, pushes, push_failures}, or null when off), replication
- * (counters, or null when off) and peers: [{url, node_id (null until it
- * answered), state ("up" or "down"), failures, last_answer_ms (null: never),
- * pulled, pushed}]. Strings are escaped; bytes that are not UTF-8 come out
- * as \u00XX. Cannot fail (the stream may).
+ * map_bytes, used_bytes, commits, changes, deferred, lost}, vector (the
+ * store's version vector: [{node_id, name (null if never heard of), seq}],
+ * origins increasing), saves, conflicts, mirror ({path, branch, head (null
+ * before the first commit), version, lag_ms, commits, pushes,
+ * push_failures}, or null when off), replication (counters, or null when
+ * off) and peers: [{url, node_id (null until it answered), name (as it
+ * introduced itself, or null), state ("up" or "down"), failures,
+ * last_answer_ms (null: never), pulled, pushed, behind_changes (this node's
+ * own changes, one per entry as the log lists them, that no push has
+ * delivered to it yet), behind_ms (how long the oldest of them has waited,
+ * by its stamp; 0 if none)}]. Strings are escaped; bytes that are not UTF-8
+ * come out as \u00XX. Cannot fail (the stream may).
  */
 void sg_status_write_json(const sg_status_src *s, FILE *f);
 

@@ -178,6 +178,7 @@ sg_package_of() {
 	setfattr | getfattr) echo attr ;;
 	setfacl | getfacl) echo acl ;;
 	fusermount3) echo fuse3 ;;
+	mdb_dump | mdb_load | mdb_stat) echo lmdb-utils ;;
 	mountpoint | mount | umount) echo util-linux ;;
 	timeout | sha256sum | stat | dd | mkfifo | mknod | cp | mv | ln) echo coreutils ;;
 	*) echo "$1" ;;

@@ -1,9 +1,15 @@
 #!/bin/bash
 # t0220-sigilctl.sh: sigilctl against a running 3-node cluster (tcp://):
-# status names the node and the store version .sigil/status shows, --json
-# parses and has the peers with their states, peers lists the other two up,
-# conflicts is empty until a save loses (then it names the file holding the
-# losing content), sync starts a round (and says so when replication is off).
+# status and --json checked against independent truth (find(1) over the
+# mount, the other nodes' version vectors): the node, entries, version,
+# vector, and each peer by URL, name and id with its state, last answer and
+# how far behind it is (a frozen node's lag grows, and returns to 0 once it
+# is reached again); .sigil/members, version and metrics (every required
+# metric, a sample per peer); peers lists the other two up, conflicts is
+# empty until a save loses (then it names the file holding the losing
+# content), sync makes a round happen (and says so when replication is off),
+# check passes on a sound store and fails naming the problem on one damaged
+# with the LMDB tools.
 # A caller other than the daemon's user is refused with one line, by the
 # socket's mode and, with the mode opened up, by the uid check. A frozen,
 # stopped or killed daemon is reported (exit 3), a socket left by a
@@ -12,7 +18,7 @@
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
 . "$(dirname "$0")/repl-lib.sh" || exit 99
 
-sg_require_tools python3 su unshare
+sg_require_tools python3 su unshare mdb_dump mdb_load mdb_stat
 CTL=${SIGILCTL:-$(dirname "$SIGILFS")/sigilctl}
 [ -x "$CTL" ] || sg_hard_error "sigilctl is not built: $CTL (set SIGILCTL)"
 
@@ -59,24 +65,66 @@ peers_up() { # DATA N: sigilctl peers shows N peers up
 }
 rl_arrives $T "sigilctl peers on a shows both peers up" peers_up "$DA" 2
 
-# ---- status: the same facts as .sigil/status
+# json NAME: node NAME's `sigilctl status --json`, into $SG_WORK/NAME.json
+json() {
+	timeout 30 "$CTL" -d "$(sg_data "$1")" status --json >"$SG_WORK/$1.json" 2>&1
+}
+# jq_py NAME EXPR: evaluate a Python expression over node NAME's JSON (j)
+jq_py() {
+	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
+		"$SG_WORK/$1.json" "$2" 2>&1
+}
+# vv NAME ORIGIN: the sequence node NAME's version vector holds for node ORIGIN
+vv() {
+	json "$1" && jq_py "$1" "next((e['seq'] for e in j['vector'] if e['node_id'] == '$(rl_node_id "$2")'), 0)"
+}
+
+# ---- status, against independent truth: the tree as the kernel lists it,
+# and the other nodes' stores
 printf 'x = 1\n' >"$A/app.conf"
-rl_converged $T a b c -- "a write reaches every node"
+mkdir -p "$A/etc/app"
+printf 'a\n' >"$A/etc/app/one.conf"
+printf 'b\n' >"$A/etc/app/two.conf"
+rl_converged $T a b c -- "a's writes reach every node"
 ctl -d "$DA" status
 check_eq 0 "$RC" "sigilctl status exits 0 (stderr: $ERR)"
-file_version=$(sed -n 's/^store *version \([0-9]*\),.*/\1/p' "$A/.sigil/status")
-ctl_version=$(printf '%s\n' "$OUT" | sed -n 's/^store *version \([0-9]*\),.*/\1/p')
-check_eq "$file_version" "$ctl_version" "status shows the store version of .sigil/status"
-check_eq "a ($(rl_node_id a))" "$(printf '%s\n' "$OUT" | sed -n 's/^node *//p')" "status names the node and its id"
-check "status shows the peers" grep -q '^peers *2 known, 2 up' <<<"$OUT"
-check "status shows the conflict count" grep -q '^conflicts *0 ' <<<"$OUT"
+printf '%s\n' "$OUT" >"$SG_WORK/status.txt"
+check_eq "a ($(rl_node_id a))" "$(sed -n 's/^node *//p' "$SG_WORK/status.txt")" "status names the node and its id"
+check_eq "$(find "$A" | wc -l)" "$(sed -n 's/^store .*, \([0-9]*\) entries,.*/\1/p' "$SG_WORK/status.txt")" \
+	"status counts the entries find(1) lists under the mount, root included"
+# only a has written: each of its versions is one of its own changes, and b
+# and c hold every one of them
+va=$(sed -n 's/^store *version \([0-9]*\),.*/\1/p' "$SG_WORK/status.txt")
+check_eq "$va|$va" "$(vv b a)|$(vv c a)" "a's store version ($va) is the sequence of a's changes that b and c hold"
+check_eq "a:$va" "$(sed -n 's/^vector *//p' "$SG_WORK/status.txt")" "status shows a's version vector: a's own changes"
+check "status shows the peers" grep -q '^peers *2 known, 2 up' "$SG_WORK/status.txt"
+for n in b c; do
+	check "status: a line for peer $n: URL, name, id, up, last answer, nothing behind" \
+		grep -qE "^peer +tcp://127\.0\.0\.1:${RL_PORT_OF[$n]} $n \($(rl_node_id $n)\) up, last answer [0-9.]+ s ago, behind 0 changes \(0\.0 s\)\$" \
+		"$SG_WORK/status.txt"
+done
+check "status shows the conflict count" grep -q '^conflicts *0 ' "$SG_WORK/status.txt"
+check_eq "sigilfs $("$SIGILFS" --version | cut -d' ' -f2)" "$(cat "$A/.sigil/version")" \
+	".sigil/version names the version sigilfs --version prints"
+members=$(cat "$A/.sigil/members")
+check "$(printf '.sigil/members: this node first, with its id and name')" \
+	grep -qE "^this node +$(rl_node_id a)  self \(a\)\$" <<<"$(head -n 1 <<<"$members")"
+for n in b c; do
+	check ".sigil/members: $n by URL and id, up, answering" \
+		grep -qE "^tcp://127\.0\.0\.1:${RL_PORT_OF[$n]} +$(rl_node_id $n)  up +last answer [0-9]+ ms ago" <<<"$members"
+done
+check_eq 3 "$(wc -l <<<"$members")" ".sigil/members: three lines"
 
-# ---- /.sigil/metrics: Prometheus text format 0.0.4, agreeing with status
-check "metrics parse as Prometheus text and agree with .sigil/status" python3 -c '
-import re, sys
+# ---- /.sigil/metrics: Prometheus text format 0.0.4, every sample kept; the
+# metrics that must be there, a sample per peer for the per-peer ones, and
+# figures checked against the tree and the other nodes
+json b
+check "metrics parse as Prometheus text and hold the right figures" python3 -c '
+import json, re, sys
 text = open(sys.argv[1]).read()
-status = open(sys.argv[2]).read()
-typed, seen = {}, {}
+entries, peers = int(sys.argv[2]), sys.argv[3].split()
+b_vv_a = [e["seq"] for e in json.load(open(sys.argv[4]))["vector"] if e["node_id"] == sys.argv[5]][0]
+typed, samples = {}, {}
 sample = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"]*\"(,[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"]*\")*\})? (-?[0-9.eE+-]+)$")
 for n, line in enumerate(text.splitlines(), 1):
     if line.startswith("# HELP "):
@@ -85,38 +133,61 @@ for n, line in enumerate(text.splitlines(), 1):
         _, _, name, kind = line.split(" ")
         assert kind in ("counter", "gauge"), (n, line)
         assert not (kind == "counter") or name.endswith("_total"), (n, "counter without _total", line)
+        assert name not in typed, (n, "TYPE twice", name)
         typed[name] = kind
         continue
     m = sample.match(line)
     assert m, (n, "not a sample", line)
     assert m.group(1) in typed, (n, "no TYPE before", line)
-    seen[m.group(1)] = float(m.group(4))
-version = int(re.search(r"store +version (\d+)", status).group(1))
-assert seen["sigil_store_version"] >= version, (seen["sigil_store_version"], version)
-assert seen["sigil_repl_malformed_total"] == 0 and seen["sigil_conflicts"] == 0, seen
-assert seen["sigil_peer_up"] == 1, seen
-assert len(seen) >= 20, len(seen)
-' "$A/.sigil/metrics" "$A/.sigil/status"
+    samples.setdefault(m.group(1), []).append((m.group(2) or "", float(m.group(4))))
+required = """sigil_store_version sigil_store_entries sigil_store_tombstones sigil_store_map_bytes
+ sigil_store_used_bytes sigil_store_commits_total sigil_store_changes_total sigil_store_deferred_total
+ sigil_store_lost_total sigil_fs_saves_total sigil_conflicts sigil_mirror_version sigil_repl_applied_total
+ sigil_repl_pushes_total sigil_repl_pulls_total sigil_repl_malformed_total sigil_peer_up
+ sigil_peer_last_answer_seconds sigil_peer_lag_changes sigil_peer_lag_seconds""".split()
+missing = [r for r in required if r not in samples]
+assert not missing, ("missing metrics", missing)
+one = lambda name: (lambda v: v[0][1])(samples[name]) if len(samples[name]) == 1 else sys.exit("%s: %d samples" % (name, len(samples[name])))
+assert one("sigil_store_entries") == entries, (one("sigil_store_entries"), entries)
+assert one("sigil_store_version") >= b_vv_a, (one("sigil_store_version"), b_vv_a)
+assert one("sigil_repl_malformed_total") == 0 and one("sigil_conflicts") == 0
+assert one("sigil_store_lost_total") == 0
+assert one("sigil_fs_saves_total") >= 3, one("sigil_fs_saves_total")
+for name in ("sigil_peer_up", "sigil_peer_last_answer_seconds", "sigil_peer_lag_changes", "sigil_peer_lag_seconds"):
+    got = sorted(l for l, v in samples[name])
+    want = sorted("{peer=\"%s\"}" % p for p in peers)
+    assert got == want, (name, got, want)
+for l, v in samples["sigil_peer_up"]:
+    assert v == 1, ("sigil_peer_up", l, v)
+for l, v in samples["sigil_peer_lag_changes"] + samples["sigil_peer_lag_seconds"]:
+    assert v == 0, ("lag", l, v)
+for l, v in samples["sigil_peer_last_answer_seconds"]:
+    assert 0 <= v < 10, ("last answer", l, v)
+' "$A/.sigil/metrics" "$(find "$A" | wc -l)" "$(rl_url "$PB") $(rl_url "$PC")" "$SG_WORK/b.json" "$(rl_node_id a)"
 
 # ---- status --json
 ctl -d "$DA" status --json
 check_eq 0 "$RC" "sigilctl status --json exits 0 (stderr: $ERR)"
 printf '%s' "$OUT" >"$SG_WORK/status.json"
-check "status --json: node, version, data dir and both peers up, by URL and node id" python3 -c '
+check "status --json: node, version, data dir, vector, and both peers up, by URL, node id and name, not behind" python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["node"] == "a", j["node"]
 assert j["node_id"] == sys.argv[2], j["node_id"]
 assert j["store"]["version"] == int(sys.argv[3]), (j["store"]["version"], sys.argv[3])
+assert j["store"]["lost"] == 0 and j["store"]["deferred"] >= 3, j["store"]
+assert j["vector"] == [{"node_id": sys.argv[2], "name": "a", "seq": int(sys.argv[3])}], j["vector"]
 assert j["data"] == sys.argv[4], j["data"]
 assert j["conflicts"] == 0 and isinstance(j["replication"], dict)
 peers = {p["url"]: p for p in j["peers"]}
-want = {"tcp://127.0.0.1:" + sys.argv[5]: sys.argv[6], "tcp://127.0.0.1:" + sys.argv[7]: sys.argv[8]}
+want = {"tcp://127.0.0.1:" + sys.argv[5]: (sys.argv[6], "b"), "tcp://127.0.0.1:" + sys.argv[7]: (sys.argv[8], "c")}
 assert set(peers) == set(want), sorted(peers)
-for u, nid in want.items():
-    assert peers[u]["state"] == "up" and peers[u]["node_id"] == nid, peers[u]
-' "$SG_WORK/status.json" "$(rl_node_id a)" "$(sed -n 's/^store *version \([0-9]*\),.*/\1/p' "$A/.sigil/status")" \
-	"$DA" "$PB" "$(rl_node_id b)" "$PC" "$(rl_node_id c)"
+for u, (nid, name) in want.items():
+    p = peers[u]
+    assert p["state"] == "up" and p["node_id"] == nid and p["name"] == name, p
+    assert p["behind_changes"] == 0 and p["behind_ms"] == 0 and p["failures"] == 0, p
+    assert 0 <= p["last_answer_ms"] < 10000, p
+' "$SG_WORK/status.json" "$(rl_node_id a)" "$va" "$DA" "$PB" "$(rl_node_id b)" "$PC" "$(rl_node_id c)"
 ctl -d "$DA" --json status
 check_eq 0 "$RC" "--json may also come before the command"
 
@@ -152,6 +223,65 @@ sg_wait $T test "$(digest c)" == "$d2" && ok "c's digest follows a's" || fail "c
 rm -rf "$A/dg"
 ctl -d "$DA" sync
 check_eq "0|" "$RC|$ERR" "sync exits 0, nothing on stderr"
+# sync makes a round happen: both peers pulled within 400 ms, six times in a
+# row (the regular round, once a second, would do that by chance 0.4^6 of the time)
+pulls() { json a && jq_py a 'j["replication"]["pulls"]'; }
+pulled_since() { [ "$(pulls)" -ge $(($1 + 2)) ]; }
+n_ok=0
+for i in 1 2 3 4 5 6; do
+	p0=$(pulls)
+	"$CTL" -d "$DA" sync >/dev/null 2>&1
+	t0=$(date +%s%N)
+	while ! pulled_since "$p0" && [ $(($(date +%s%N) - t0)) -lt 400000000 ]; do sleep 0.02; done
+	pulled_since "$p0" && n_ok=$((n_ok + 1))
+	sleep 0.$((RANDOM % 9 + 1))
+done
+check_eq 6 "$n_ok" "sync: every time, both peers were pulled from within 400 ms (pull counter +2)"
+
+# ---- how far a peer is behind: freeze c, write on a; a's status shows c's
+# lag growing (in changes and seconds) while b, which got the pushes, is at 0
+behind() { # NODE PEER FIELD: NODE's --json figure FIELD for peer PEER
+	json "$1" && jq_py "$1" "[p['$3'] for p in j['peers'] if p['name'] == '$2'][0]"
+}
+behind_is() { [ "$(behind "$1" "$2" "$3")" == "$4" ]; } # NODE PEER FIELD VALUE
+same_vv() { # NODE1 NODE2 ORIGIN: both hold the same sequence of ORIGIN's changes
+	local x y
+	x=$(vv "$1" "$3")
+	y=$(vv "$2" "$3")
+	[ -n "$x" ] && [ "$x" == "$y" ]
+}
+rl_sigstop c
+t_write=$(date +%s%N)
+for i in 1 2 3; do printf '%s\n' "$i" >"$A/lag-$i"; done
+rl_arrives $T "b, not frozen, holds every change of a (b's vector = a's)" same_vv a b a
+check_eq "3|0" "$(behind a c behind_changes)|$(behind a b behind_changes)" \
+	"a's status: c (frozen) is 3 changes behind, b none"
+lag1=$(behind a c behind_ms)
+sleep 2
+lag2=$(behind a c behind_ms)
+elapsed=$((($(date +%s%N) - t_write) / 1000000))
+if [ "$lag2" -ge $((lag1 + 1500)) ] && [ "$lag2" -le $((elapsed + 500)) ]; then
+	ok "c's lag grows with time: ${lag1} ms, 2 s later ${lag2} ms (written ${elapsed} ms ago)"
+else
+	fail "c's lag grows with time, no more than since the first write" \
+		"first ${lag1} ms, 2 s later ${lag2} ms, first write ${elapsed} ms ago"
+fi
+check "status text: c 3 changes behind" \
+	grep -qE "^peer +tcp://127\.0\.0\.1:$PC c \($(rl_node_id c)\) (up|down).*, behind 3 changes \([0-9.]+ s\)\$" \
+	<<<"$("$CTL" -d "$DA" status)"
+check "metrics: sigil_peer_lag_changes for c is 3" \
+	grep -qx "sigil_peer_lag_changes{peer=\"$(rl_url "$PC")\"} 3" "$A/.sigil/metrics"
+rl_sigcont c
+# c catches up by its own pulls; once a reaches c again, its next push
+# delivers what c lacks and the lag returns to 0
+rl_arrives $T "c, thawed, pulls every change of a (c's vector = a's)" same_vv a c a
+rl_arrives $T "a sees c up again" peers_up "$DA" 2
+printf '4\n' >"$A/lag-4"
+rl_arrives $T "after a's next push reaches c, a's status shows c 0 changes behind" behind_is a c behind_changes 0
+check_eq "0" "$(behind a c behind_ms)" "... waiting 0 ms"
+rl_arrives $T "... and c holds every change of a" same_vv a c a
+rm -f "$A"/lag-*
+rl_converged $T a b c -- "the lag files gone everywhere"
 
 # a config file names the data dir
 printf '[sigil]\nnode = a\ndata = %s\n' "$DA" >"$SG_WORK/sigil.conf"
@@ -205,6 +335,50 @@ import json, sys
 j = json.loads(sys.argv[1])
 assert j["replication"] is None and j["peers"] == [] and j["node"] == "d", j
 ' "$OUT"
+
+# ---- check on a store damaged on purpose: the change log's row of one file
+# deleted with the LMDB tools while the node is down; check then fails (exit
+# 1) naming that file's entry
+mkdir -p "$MNT/dir" && printf 'one\n' >"$MNT/dir/f" && printf 'two\n' >"$MNT/g"
+gid=$(stat -c %i "$MNT/g") # the inode number is the entry's id
+ctl -d "$(sg_data d)" check
+check_eq "0|" "$RC|$ERR" "check on d before the damage: exit 0"
+sg_umount d
+DD=$(sg_data d)
+mdb_dump -a -p "$DD" >"$SG_WORK/d.dump" || fail "mdb_dump of d's store"
+cut_out=$(python3 - "$SG_WORK/d.dump" "$SG_WORK/d.cut" "$gid" 2>&1 <<'PY'
+import re, struct, sys
+lines = open(sys.argv[1]).read().split("\n")
+want = struct.pack(">Q", int(sys.argv[3]))
+def raw(line):  # mdb_dump -p: printable bytes as is, others as \xx, '\' as \\
+    return re.sub(rb"\\([0-9a-fA-F]{2}|\\)", lambda m: b"\\" if m.group(1) == b"\\" else bytes.fromhex(m.group(1).decode()), line[1:].encode("latin-1"))
+out, db, cut, i = [], None, 0, 0
+while i < len(lines):
+    l = lines[i]
+    if l.startswith("database="):
+        db = l[len("database="):]
+    if db == "log" and l.startswith(" ") and i + 1 < len(lines) and raw(lines[i + 1]) == want:
+        i += 2  # the log row (key: its version, value: the entry id) of that file
+        cut += 1
+        continue
+    out.append(l)
+    i += 1
+assert cut == 1, "log rows of entry %s: %d" % (sys.argv[3], cut)
+open(sys.argv[2], "w").write("\n".join(out))
+PY
+) || fail "find the log row of g (entry $gid) in the dump" "$cut_out"
+rm -rf "$SG_WORK/d.new" && mkdir "$SG_WORK/d.new" &&
+	mdb_load -f "$SG_WORK/d.cut" "$SG_WORK/d.new" 2>"$SG_WORK/d.load.err" &&
+	cp "$SG_WORK/d.new/data.mdb" "$DD/data.mdb" && rm -f "$DD/lock.mdb" ||
+	fail "reload d's store without g's log row" "$(cat "$SG_WORK/d.load.err")"
+rows_before=$(sed -n '/^database=log$/,/^DATA=END$/p' "$SG_WORK/d.dump" | grep -c '^ ')
+check_eq "$((rows_before / 2 - 1))" "$(mdb_stat -s log "$DD" | sed -n 's/^ *Entries: //p')" \
+	"d's store now holds one log row fewer ($((rows_before / 2)) before)"
+sg_mount d || sg_done
+check_ctl_fails 1 "(all in the log); the first: entry $gid (g): log row " \
+	"check on the damaged store: exit 1, naming g's entry and its log row" -d "$DD" check
+check "... with the count of problems" \
+	grep -qE "^sigilctl: the store has [0-9]+ problems? \(all in the log\); the first: entry $gid \(g\): log row [0-9]+ does not point at it\$" <<<"$ERR"
 sg_umount d
 
 # ---- a frozen daemon, a stopped one, a killed one, usage
