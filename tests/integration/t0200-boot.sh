@@ -1,7 +1,9 @@
 #!/bin/bash
 # t0200-boot.sh: mounting as the system does it: an fstab line through
-# mount(8) and mount.fuse3 (mount -T with a test fstab, mount -a), umount
-# stopping the daemon, a second mount on a busy mountpoint refused, and the
+# mount(8) and mount.fuse3 (mount -T with a test fstab, mount -a), the fstab
+# form that names the config file as SOURCE, umount stopping the daemon, a
+# second mount on a busy mountpoint refused, contrib/sigilfs.service (it
+# verifies, and its command mounts what the config file says), and the
 # READY/STOPPING handshake a Type=notify systemd unit relies on.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
@@ -63,6 +65,71 @@ pid=$(cat "$data/sigilfs.pid" 2>/dev/null)
 [ -n "$pid" ] && sg_track SG_PIDS "$pid"
 check "umount again" timeout 30 umount "$mnt"
 sg_wait 20 sg_dead "$pid" && ok "the daemon exits again" || fail "the daemon exits again" "pid $pid alive"
+
+# the fstab line of the README and contrib/fstab.example: the config file as
+# SOURCE, no sigilfs option; the node, data dir and all come from the file
+cmnt=$SG_WORK/cfg/mnt
+cdata=$SG_WORK/cfg/data
+cconf=$SG_WORK/etc/sigil.conf
+mkdir -p "$cmnt" "$SG_WORK/etc"
+chmod 755 "$SG_WORK/cfg"
+sg_track SG_MNTS "$cmnt"
+sg_track SG_DATAS "$cdata"
+printf '[sigil]\nnode = from-conf\ndata = %s\nmirror = off\n' "$cdata" >"$cconf"
+printf '%s %s fuse.sigilfs defaults,allow_other,_netdev 0 0\n' "$cconf" "$cmnt" >"$SG_WORK/fstab-conf"
+check "mount -T fstab: '$cconf $cmnt fuse.sigilfs defaults,allow_other,_netdev 0 0'" \
+	timeout 60 mount -T "$SG_WORK/fstab-conf" "$cmnt"
+sg_wait 10 sg_mounted "$cmnt" || fail "the config-as-SOURCE mount shows in mountinfo"
+pid=$(cat "$cdata/sigilfs.pid" 2>/dev/null)
+[ -n "$pid" ] && sg_track SG_PIDS "$pid"
+case "$(sg_mount_line "$cmnt")" in
+*" - fuse.sigilfs $cconf "*) ok "mountinfo: source is the config file" ;;
+*) fail "mountinfo: source is the config file" "got: $(sg_mount_line "$cmnt")" ;;
+esac
+check "the node is the one the config file names" grep -q "^node *from-conf " "$cmnt/.sigil/status"
+check_eq "$cdata" "$(awk '$1 == "data" { print $2 }' "$cmnt/.sigil/status")" "... and so is the data dir"
+check "... and the mirror is off, as the file says" grep -q "^mirror *off" "$cmnt/.sigil/status"
+printf 'conf\n' >"$cmnt/c"
+check_eq "conf" "$(su nobody -s /bin/sh -c "cat '$cmnt/c'" 2>&1)" "another user reads it (allow_other)"
+check "umount" timeout 30 umount "$cmnt"
+sg_wait 20 sg_dead "$pid" && ok "the daemon exits" || fail "the daemon exits" "pid $pid alive"
+
+# contrib/sigilfs.service: systemd accepts it (ExecStart found on systemd's
+# search path, where this test linked sigilfs; Documentation= the man pages
+# the project installs), and its command line, pointed at this test's
+# config and mountpoint, mounts the node the config file describes
+unit=${SIGIL_SRCDIR:-$(dirname "$0")/../..}/contrib/sigilfs.service
+mkdir -p "$SG_WORK/man/man5" "$SG_WORK/man/man8"
+cp "${SIGIL_SRCDIR:-$(dirname "$0")/../..}"/man/*.8 "$SG_WORK/man/man8/"
+cp "${SIGIL_SRCDIR:-$(dirname "$0")/../..}"/man/*.5 "$SG_WORK/man/man5/"
+if command -v systemd-analyze >/dev/null 2>&1; then
+	check "systemd-analyze verify contrib/sigilfs.service" env MANPATH="$SG_WORK/man" systemd-analyze verify "$unit"
+fi
+execstart=$(sed -n 's/^ExecStart=//p' "$unit")
+case "$execstart" in
+*node=* | *data=*) fail "the unit passes no node= or data= (the config file decides)" "ExecStart=$execstart" ;;
+*) ok "the unit passes no node= or data= (the config file decides): ExecStart=$execstart" ;;
+esac
+read -r -a words <<<"$execstart"
+argv=("$SIGILFS")
+for w in "${words[@]:1}"; do
+	case $w in
+	/etc/sigil/sigil.conf) argv+=("$cconf") ;;
+	/sigil) argv+=("$cmnt") ;;
+	*) argv+=("$w") ;;
+	esac
+done
+"${argv[@]}" >"$SG_WORK/unit.log" 2>&1 &
+upid=$!
+sg_track SG_PIDS "$upid"
+sg_wait 15 sg_mounted "$cmnt" && ok "the unit's command mounts (${argv[*]})" ||
+	fail "the unit's command mounts" "${argv[*]}" "$(cat "$SG_WORK/unit.log")"
+check "... the node the config file names, with its data dir" \
+	grep -q "^data *$cdata\$" "$cmnt/.sigil/status"
+check_eq "conf" "$(cat "$cmnt/c" 2>&1)" "... holding what the fstab mount wrote"
+check "fusermount3 -u" fusermount3 -u "$cmnt"
+sg_wait 15 sg_dead "$upid" && ok "the unit's daemon exits" || fail "the unit's daemon exits"
+wait "$upid" 2>/dev/null
 
 # the sd_notify handshake: READY=1 once the mount serves, STOPPING=1 on the way out
 nmnt=$SG_WORK/notify/mnt
