@@ -1,5 +1,5 @@
 #!/bin/sh
-# demo.sh: build sigilfs if needed and start a three-node cluster on 127.0.0.1,
+# demo.sh: build sigilfs and sigilctl if needed and start a three-node cluster on 127.0.0.1,
 # each node mounted in a scratch directory, replicating over mutual TLS.
 #   contrib/demo.sh          install dependencies, build, start, show replication
 #   contrib/demo.sh stop     unmount every node and remove the scratch directory
@@ -34,10 +34,10 @@ start) ;;
 esac
 
 "$top/contrib/install-deps.sh"
-if [ ! -x "$top/sigilfs" ]; then
-	echo "== building sigilfs"
+if [ ! -x "$top/sigilfs" ] || [ ! -x "$top/sigilctl" ]; then
+	echo "== building sigilfs and sigilctl"
 	(cd "$top" && { [ -x configure ] || autoreconf -fi; } && { [ -f Makefile ] || ./configure; } &&
-		make -j2 sigilfs)
+		make -j2 sigilfs sigilctl)
 fi
 for n in $nodes; do
 	if grep -qs " $demo/node-$n fuse" /proc/mounts; then

@@ -13,12 +13,32 @@ rc=$?
 [ $rc -eq 0 ] && [[ $out == sigilfs* ]] && ok "sigilfs --version: $out" ||
 	fail "sigilfs --version exits 0 and names sigilfs" "exit $rc, output: $out"
 out=$("$SIGILFS" --help 2>&1)
-[[ $out == *data=* && $out == *max_file_size=* ]] && ok "sigilfs --help lists data= and max_file_size=" ||
-	fail "sigilfs --help lists data= and max_file_size=" "output: $out"
-check_not "sigilfs with no mountpoint fails" "$SIGILFS"
+rc=$?
+# every key of the config file (contrib/sigil.conf shows each one, commented
+# out; test_conf holds it to the full list) is an option --help describes
+keys=$(sed -n 's/^#\([a-z_]*\) = .*/\1/p' "${SIGIL_SRCDIR:-$(dirname "$0")/../..}/contrib/sigil.conf")
+missing=
+for k in $keys; do
+	grep -qE "^  -o $k=[A-Z]" <<<"$out" || missing+=" $k"
+done
+if [ $rc -eq 0 ] && [ "$(wc -w <<<"$keys")" -ge 18 ] && [ -z "$missing" ]; then
+	ok "sigilfs --help describes every one of the $(wc -w <<<"$keys") config keys as -o KEY=..."
+else
+	fail "sigilfs --help describes every config key as -o KEY=..." "exit $rc" \
+		"keys in contrib/sigil.conf: $(tr '\n' ' ' <<<"$keys")" "missing:$missing"
+fi
+out=$("$SIGILFS" 2>&1)
+check_eq "2|sigilfs: no mountpoint given|Try 'sigilfs --help'." "$?|$(tr '\n' '|' <<<"$out" | sed 's/|$//')" \
+	"sigilfs with no mountpoint: exit 2, says so"
 mkdir -p "$SG_WORK/nomnt"
-check_not "sigilfs on a missing mountpoint fails" \
-	timeout 30 "$SIGILFS" "$SG_WORK/does-not-exist" -o "data=$SG_WORK/nomnt/data"
+out=$(timeout 30 "$SIGILFS" "$SG_WORK/does-not-exist" -o "data=$SG_WORK/nomnt/data" 2>&1)
+check_eq "1|sigilfs: mountpoint $SG_WORK/does-not-exist: No such file or directory" "$?|$out" \
+	"sigilfs on a missing mountpoint: exit 1, names it"
+check "... and makes no data dir" test ! -e "$SG_WORK/nomnt/data"
+touch "$SG_WORK/a-file"
+out=$(timeout 30 "$SIGILFS" "$SG_WORK/a-file" -o "data=$SG_WORK/nomnt/data" 2>&1)
+check_eq "1|sigilfs: mountpoint $SG_WORK/a-file is not a directory" "$?|$out" \
+	"sigilfs on a file as mountpoint: exit 1, says so"
 check_eq "" "$(sg_mount_line "$SG_WORK/does-not-exist")" "nothing is mounted after a failed start"
 out=$(timeout 30 "$SIGILFS" "$SG_WORK/nomnt" -o "data=$SG_WORK/nomnt/data,max_file_size=lots" 2>&1)
 rc=$?
