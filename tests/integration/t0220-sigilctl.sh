@@ -357,9 +357,12 @@ while i < len(lines):
     l = lines[i]
     if l.startswith("database="):
         db = l[len("database="):]
-    if db == "log" and l.startswith(" ") and i + 1 < len(lines) and raw(lines[i + 1]) == want:
-        i += 2  # the log row (key: its version, value: the entry id) of that file
-        cut += 1
+    if l.startswith(" "):  # a row: a key line, then its value line
+        if not (db == "log" and raw(lines[i + 1]) == want):
+            out += [l, lines[i + 1]]
+        else:
+            cut += 1  # the log row (key: a version, value: the entry id) of that file
+        i += 2
         continue
     out.append(l)
     i += 1
