@@ -243,8 +243,8 @@ static int seed(sg_store *st, const sg_config *cfg, const char *local_only)
 		fprintf(stderr, "sigilfs: %s: seed: %s\n", where, err);
 		return rc;
 	}
-	sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-MAIN-SEEDED", "seeded from %s at %s: %llu entries", repo,
-	       res.commit, (unsigned long long)res.added);
+	sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-MAIN-SEEDED", "seeded from %s at %s: %llu entries",
+	       repo, res.commit, (unsigned long long)res.added);
 	return 0;
 }
 
@@ -392,7 +392,8 @@ static int ctl_handle(void *ctx, const char *req, FILE *body, char *err, size_t 
 			if (rc < 0)
 				return rc;
 			/* the same on every node holding the same tree: compare them */
-			fprintf(body, "tree digest %s over %llu entries\n", dg, (unsigned long long)live);
+			fprintf(body, "tree digest %s over %llu entries\n", dg,
+			        (unsigned long long)live);
 		}
 		return 0;
 	}
@@ -937,7 +938,8 @@ int main(int argc, char *argv[])
 		uint64_t v;
 
 		if (sg_config_get(&cfg, "mirror"))
-			snprintf(mirror_path, sizeof(mirror_path), "%s", sg_config_get(&cfg, "mirror"));
+			snprintf(mirror_path, sizeof(mirror_path), "%s",
+			         sg_config_get(&cfg, "mirror"));
 		else
 			snprintf(mirror_path, sizeof(mirror_path), "%s/mirror.git", data);
 		if (node)
@@ -959,8 +961,9 @@ int main(int argc, char *argv[])
 			char where[PATH_MAX + 16] = "";
 			if (sg_config_get(&cfg, "mirror"))
 				sg_config_where(&cfg, "mirror", where, sizeof(where));
-			fprintf(stderr, "sigilfs: %s%scannot open or create the Git mirror %s: %s\n",
-			        where, *where ? ": mirror: " : "", mirror_path,
+			fprintf(stderr,
+			        "sigilfs: %s%scannot open or create the Git mirror %s: %s\n", where,
+			        *where ? ": mirror: " : "", mirror_path,
 			        err == -EIO ? "not a bare Git repository, or not writable"
 			                    : strerror(-err));
 			goto out;
