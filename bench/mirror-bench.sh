@@ -3,6 +3,7 @@
 #
 #   sudo bench/mirror-bench.sh            # 1k, 10k and 100k files; about 2 minutes
 #   BENCH_SIZES="1000 10000" BENCH_K=50 bench/mirror-bench.sh
+#   SIGIL_BUILD=/path/to/build bench/mirror-bench.sh   # libsigil.a of an out-of-tree build
 #
 # 1. Commit time for one changed file, in trees of 1k, 10k and 100k files of
 #    1 KiB (1000 per directory): sigilfs's mirror (a store write, then the
@@ -38,8 +39,9 @@ if [ ${#need[@]} -gt 0 ]; then
 	[ "$(id -u)" -eq 0 ] || die "missing ${need[*]}: run as root to install them"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null || die "apt-get install ${need[*]} failed"
 fi
-[ -f "$TOP/libsigil.a" ] || die "build first: make (libsigil.a is missing)"
-cp "$TOP/libsigil.a" "$WORK/"
+BUILD=${SIGIL_BUILD:-$TOP}
+[ -f "$BUILD/libsigil.a" ] || die "build first: make (libsigil.a is missing in $BUILD; SIGIL_BUILD names another build dir)"
+cp "$BUILD/libsigil.a" "$WORK/"
 gcc -O2 -std=gnu11 -pthread -I "$TOP/src" -o "$WORK/mirror-bench" "$HERE/mirror-bench.c" \
 	"$WORK/libsigil.a" $(pkg-config --libs libgit2 fuse3 lmdb inih) -lnng 2>"$WORK/gcc.log" ||
 	die "gcc mirror-bench.c: $(cat "$WORK/gcc.log")"

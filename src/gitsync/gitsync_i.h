@@ -99,6 +99,12 @@ int sg_mirror_restore_begin(sg_mirror *m, const char *trailer);
  *  which its trailer then says); with no change its mark goes. */
 void sg_mirror_restore_end(sg_mirror *m, int failed);
 
+/** While a restore or diff reads the mirror's own repository (`repo` is its
+ *  path; another one is not held), its packs are not folded away. m may be
+ *  NULL. Pairs, in this order, from one thread. */
+void sg_mirror_hold(sg_mirror *m, const char *repo);
+void sg_mirror_release(sg_mirror *m, const char *repo);
+
 /** Is `path` equal to `prefix` or under it? "" is everything's prefix. */
 int sg_path_under(const char *path, const char *prefix);
 

@@ -11,24 +11,33 @@
  *     only (git_tree_create_updated), so its cost follows the number of
  *     changes, not the size of the tree;
  *   - new objects go to an in-memory object database and are written as one
- *     pack per batch; the branch moves only after the pack is on disk
- *     (libgit2's fsync option is on), so a crash loses at most the batch,
- *     which is redone from the version in the branch head's trailer;
- *   - small packs are folded into one when they pile up.
+ *     pack per batch (a small one directly, see pack_write_small); the
+ *     branch moves only after the pack is on disk (synced), so a crash
+ *     loses at most the batch, which is redone from the version in the
+ *     branch head's trailer;
+ *   - a thread of its own, the folder, folds the small packs when they pile
+ *     up, geometrically, in the background: a commit never waits for it.
  *
- * All libgit2 objects are confined to this thread. */
+ * The libgit2 objects of the mirror are confined to this thread; the folder
+ * and the pusher open repository handles of their own. */
 #include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <git2.h>
 #include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
+#include <git2/sys/repository.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,9 +45,10 @@
 #include "log.h"
 #include "util.h"
 
-#define PAGE_CHANGES 20000 /* changes per batch */
-#define MAX_PACKS 32       /* fold the packs into one beyond this, when idle */
-#define MAX_PACKS_BUSY 128 /* ...or beyond this, busy or not */
+#define PAGE_CHANGES 20000  /* changes per batch */
+#define SETTLE_BATCHES 64   /* the objects of at most this many batches stay in memory */
+#define SETTLE_OBJECTS 1000 /* ...none of a batch with more */
+#define MAX_PACKS 16        /* the folder folds the smallest packs beyond this */
 #define PUSH_BACKOFF_MAX_MS 60000
 #define LAG_RING 4096                   /* commit times remembered for the lag */
 #define SETTLE_MAX_NS (200 * 1000000LL) /* a burst after a quiet spell gathers this long */
@@ -74,7 +84,9 @@ struct sg_mirror {
 	git_repository *repo;
 	git_odb *odb;
 	git_odb_backend *mempack;
-	git_oid head; /* the branch's commit; zero before the first */
+	git_odb_backend *packs; /* libgit2's pack backend, inside odb */
+	unsigned unsettled;     /* batches since odb_settle() */
+	git_oid head;           /* the branch's commit; zero before the first */
 	int has_head;
 	git_tree *tree;  /* its tree, NULL before the first */
 	sg_gitmeta meta; /* its metadata file */
@@ -105,7 +117,15 @@ struct sg_mirror {
 	struct annot *annots, *open;
 	uint64_t annot_seq, noted;
 
-	int importing;         /* a new mirror's first pages: their packs make the base */
+	/* packs: held shared by a batch (and a restore reading this repository),
+	 * exclusively by the folder while it deletes packs, which it counts in
+	 * packs_gen; the mirror thread reopens its repository when that moved */
+	pthread_rwlock_t packs_lock;
+	int packs_lock_made;
+	_Atomic uint64_t packs_gen;
+	uint64_t packs_seen;
+	_Atomic int packs_live; /* packs not folded, as the folder last counted, plus new ones */
+	struct folder *folder;
 	struct pusher *pusher; /* NULL without a remote */
 	char last_err[256];    /* why the last batch failed (mirror thread only) */
 };
@@ -131,6 +151,8 @@ struct annot {
 
 struct pusher;
 static void pusher_kick(struct pusher *p);
+struct folder;
+static void folder_kick(struct folder *fo);
 
 /* ---- libgit2 lifetime and errors ---- */
 
@@ -144,6 +166,9 @@ void sg_git_init(void)
 		git_libgit2_init();
 		/* packs, indexes and refs reach the disk before the branch moves */
 		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+		/* keep parsed trees of large directories (4 KiB by default, about
+		 * a hundred entries): each commit reads the ones it changes */
+		git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)1 << 20);
 	}
 	pthread_mutex_unlock(&init_lock);
 }
@@ -942,9 +967,24 @@ struct build {
 	git_tree *tree; /* current tree (owned) */
 	git_oid head;   /* current commit */
 	int has_head;
-	git_packbuilder *pb; /* the batch's new objects */
-	int made;            /* commits made */
+	git_oid *objs; /* the batch's new objects (repeats allowed) */
+	size_t nobjs, capobjs;
+	int made; /* commits made */
 };
+
+static int obj_add(struct build *bd, const git_oid *oid)
+{
+	if (bd->nobjs == bd->capobjs) {
+		size_t cap = bd->capobjs ? bd->capobjs * 2 : 64;
+		git_oid *v = realloc(bd->objs, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		bd->objs = v;
+		bd->capobjs = cap;
+	}
+	git_oid_cpy(&bd->objs[bd->nobjs++], oid);
+	return 0;
+}
 
 /* Put into the pack every tree on the way from the root to each changed path. */
 static int pack_paths(struct build *bd, const git_tree_update *u, size_t n)
@@ -952,8 +992,8 @@ static int pack_paths(struct build *bd, const git_tree_update *u, size_t n)
 	char path[SG_PATH_MAX + 1];
 	int rc;
 
-	if ((rc = git_packbuilder_insert(bd->pb, git_tree_id(bd->tree), NULL)) < 0)
-		return sg_git_err(rc, "pack insert");
+	if ((rc = obj_add(bd, git_tree_id(bd->tree))) < 0)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s", u[i].path);
 		for (char *s = strrchr(path, '/'); s; s = strrchr(path, '/')) {
@@ -962,14 +1002,13 @@ static int pack_paths(struct build *bd, const git_tree_update *u, size_t n)
 			if (git_tree_entry_bypath(&te, bd->tree, path) < 0)
 				continue; /* removed with its parent */
 			if (git_tree_entry_type(te) == GIT_OBJECT_TREE)
-				rc = git_packbuilder_insert(bd->pb, git_tree_entry_id(te), NULL);
+				rc = obj_add(bd, git_tree_entry_id(te));
 			git_tree_entry_free(te);
 			if (rc < 0)
-				return sg_git_err(rc, "pack insert");
+				return rc;
 		}
-		if (u[i].action == GIT_TREE_UPDATE_UPSERT &&
-		    (rc = git_packbuilder_insert(bd->pb, &u[i].id, NULL)) < 0)
-			return sg_git_err(rc, "pack insert");
+		if (u[i].action == GIT_TREE_UPDATE_UPSERT && (rc = obj_add(bd, &u[i].id)) < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -1069,10 +1108,8 @@ static int commit_group(sg_mirror *m, struct build *bd, struct chg **v, size_t n
 		rc = sg_git_err(rc, "commit");
 		goto out;
 	}
-	if ((rc = git_packbuilder_insert(bd->pb, &coid, NULL)) < 0) {
-		rc = sg_git_err(rc, "pack insert");
+	if ((rc = obj_add(bd, &coid)) < 0)
 		goto out;
-	}
 	git_oid_cpy(&bd->head, &coid);
 	bd->has_head = 1;
 	bd->made++;
@@ -1086,37 +1123,28 @@ out:
 	return rc;
 }
 
-static int pack_count(const char *repo_path)
-{
-	char dir[4200];
-	DIR *d;
-	struct dirent *de;
-	int n = 0;
-
-	snprintf(dir, sizeof(dir), "%s/objects/pack", repo_path);
-	if (!(d = opendir(dir)))
-		return 0;
-	while ((de = readdir(d)))
-		if (strlen(de->d_name) > 5 &&
-		    strcmp(de->d_name + strlen(de->d_name) - 5, ".pack") == 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
 static int repo_open(sg_mirror *m);
+static int packs_rescan(sg_mirror *m);
 
-static int reopen(sg_mirror *m)
+/* Let go of the repository (the next batch opens it afresh). */
+static void repo_close(sg_mirror *m)
 {
-	int rc;
-
 	git_tree_free(m->tree);
 	m->tree = NULL;
 	git_odb_free(m->odb);
 	m->odb = NULL;
 	m->mempack = NULL;
+	m->packs = NULL;
+	m->unsettled = 0;
 	git_repository_free(m->repo);
 	m->repo = NULL;
+}
+
+static int reopen(sg_mirror *m)
+{
+	int rc;
+
+	repo_close(m);
 	if ((rc = repo_open(m)) < 0)
 		return rc;
 	if (m->has_head) {
@@ -1131,166 +1159,501 @@ static int reopen(sg_mirror *m)
 	return 0;
 }
 
-/*
- * Packs: each batch writes a small pack. When more than MAX_PACKS pile up,
- * they are folded: everything the branch reaches that the base commit does
- * not goes into one pack (the base's own tree is only walked, not packed),
- * and the small packs go. The base pack, which holds everything up to the
- * base commit, is rebuilt (a full repack) only when the fold has grown to
- * half its size, so folding costs the changes since the base, not the tree.
- * DIR/sigil-base names the base: "<commit> <pack name> <objects>".
- */
-#define BASE_PACKS 64
+/* ---- a small pack, written directly ----
+ *
+ * libgit2's packbuilder runs every pack through its indexer, which costs
+ * several milliseconds even for the four or five objects of a one-file
+ * commit (it maps and unmaps the pack for each object, and inflates what it
+ * has just deflated). A batch of few objects is written here instead: the
+ * pack format (version 2) with each object whole, in zlib "stored" blocks
+ * (no deltas, no compression: the folder compresses them when it folds the
+ * packs), and its index (version 2), with their SHA-1 checksums and CRC32s
+ * as git fsck verifies them. */
 
-struct base {
-	git_oid commit;
-	char pack[BASE_PACKS][56]; /* "pack-" + 40 hex digits */
-	size_t npacks;
-	uint64_t objects;
+#define SMALL_PACK_OBJECTS 4096     /* a batch with more goes through libgit2 */
+#define SMALL_PACK_BYTES (8u << 20) /* ...and one with more bytes */
+
+struct sha1 {
+	uint32_t h[5];
+	uint64_t len;
+	unsigned char buf[64];
+	size_t n;
 };
 
-/* DIR/sigil-base: "<commit> <objects> <pack> [<pack>...]" */
-static int base_read(sg_mirror *m, struct base *b)
+static uint32_t rol32(uint32_t x, int k)
 {
-	char path[4200], hex[64], word[100], file[4400];
-	unsigned long long n;
-	FILE *f;
-	int ok;
+	return (x << k) | (x >> (32 - k));
+}
 
-	memset(b, 0, sizeof(*b));
-	snprintf(path, sizeof(path), "%s/sigil-base", m->path);
-	if (!(f = fopen(path, "r")))
-		return -ENOENT;
-	ok = fscanf(f, "%63s %llu", hex, &n) == 2 && git_oid_fromstr(&b->commit, hex) == 0;
-	while (ok && b->npacks < BASE_PACKS && fscanf(f, "%99s", word) == 1) {
-		if (strncmp(word, "pack-", 5) != 0 || strlen(word) >= sizeof(b->pack[0])) {
-			ok = 0;
-			break;
+static void sha1_block(struct sha1 *s, const unsigned char *p)
+{
+	uint32_t w[80], a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4];
+
+	for (int i = 0; i < 16; i++)
+		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+		       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+	for (int i = 16; i < 80; i++)
+		w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+	for (int i = 0; i < 80; i++) {
+		uint32_t f, k, t;
+		if (i < 20) {
+			f = (b & c) | (~b & d);
+			k = 0x5a827999;
+		} else if (i < 40) {
+			f = b ^ c ^ d;
+			k = 0x6ed9eba1;
+		} else if (i < 60) {
+			f = (b & c) | (b & d) | (c & d);
+			k = 0x8f1bbcdc;
+		} else {
+			f = b ^ c ^ d;
+			k = 0xca62c1d6;
 		}
-		snprintf(file, sizeof(file), "%s/objects/pack/%s.pack", m->path, word);
-		if (access(file, R_OK) != 0)
-			ok = 0; /* repacked by someone else: start a new base */
-		snprintf(b->pack[b->npacks++], sizeof(b->pack[0]), "%s", word);
+		t = rol32(a, 5) + f + e + k + w[i];
+		e = d;
+		d = c;
+		c = rol32(b, 30);
+		b = a;
+		a = t;
 	}
-	fclose(f);
-	if (!ok || !b->npacks)
-		return -EINVAL;
-	b->objects = n;
-	return 0;
+	s->h[0] += a;
+	s->h[1] += b;
+	s->h[2] += c;
+	s->h[3] += d;
+	s->h[4] += e;
 }
 
-static int base_write(sg_mirror *m, const struct base *b)
+static void sha1_init(struct sha1 *s)
 {
-	char path[4200], tmp[4300], hex[GIT_OID_HEXSZ + 1];
+	static const uint32_t h0[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
+	memset(s, 0, sizeof(*s));
+	memcpy(s->h, h0, sizeof(h0));
+}
+
+static void sha1_update(struct sha1 *s, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	s->len += len;
+	if (s->n) {
+		size_t k = 64 - s->n < len ? 64 - s->n : len;
+		memcpy(s->buf + s->n, p, k);
+		s->n += k;
+		p += k;
+		len -= k;
+		if (s->n < 64)
+			return;
+		sha1_block(s, s->buf);
+		s->n = 0;
+	}
+	for (; len >= 64; p += 64, len -= 64)
+		sha1_block(s, p);
+	memcpy(s->buf, p, len);
+	s->n = len;
+}
+
+static void sha1_final(struct sha1 *s, unsigned char out[20])
+{
+	uint64_t bits = s->len * 8;
+	unsigned char pad[72] = {0x80};
+	size_t padlen = (s->n < 56 ? 56 : 120) - s->n;
+
+	for (int i = 0; i < 8; i++)
+		pad[padlen + i] = (unsigned char)(bits >> (56 - 8 * i));
+	sha1_update(s, pad, padlen + 8);
+	for (int i = 0; i < 5; i++) {
+		out[4 * i] = (unsigned char)(s->h[i] >> 24);
+		out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
+		out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
+		out[4 * i + 3] = (unsigned char)s->h[i];
+	}
+}
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_table_make(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+static uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	pthread_once(&crc_once, crc_table_make);
+	crc = ~crc;
+	while (len--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static uint32_t adler32(const unsigned char *p, size_t len)
+{
+	uint32_t a = 1, b = 0;
+
+	while (len) {
+		size_t k = len < 5552 ? len : 5552; /* no overflow before the modulo */
+		len -= k;
+		while (k--) {
+			a += *p++;
+			b += a;
+		}
+		a %= 65521;
+		b %= 65521;
+	}
+	return b << 16 | a;
+}
+
+struct packw {
+	FILE *f;
+	struct sha1 sum;
+	uint32_t crc;
+	uint64_t off;
+};
+
+static void pw_put(struct packw *w, const void *data, size_t len)
+{
+	fwrite(data, 1, len, w->f);
+	sha1_update(&w->sum, data, len);
+	w->crc = crc32_update(w->crc, data, len);
+	w->off += len;
+}
+
+static void be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/* One object: its type and size, then its bytes as a zlib stream of stored blocks. */
+static void pw_object(struct packw *w, git_object_t type, const unsigned char *data, size_t len)
+{
+	unsigned char hdr[16], blk[5];
+	size_t n = 0, left = len;
+	uint64_t sz = len;
+
+	hdr[n] = (unsigned char)((unsigned)type << 4 | (sz & 15));
+	for (sz >>= 4; sz; sz >>= 7) {
+		hdr[n++] |= 0x80;
+		hdr[n] = sz & 0x7f;
+	}
+	pw_put(w, hdr, n + 1);
+	pw_put(w, "\x78\x01", 2); /* deflate, 32 KiB window, no dictionary */
+	do {
+		size_t k = left < 65535 ? left : 65535;
+		blk[0] = k == left; /* BFINAL, BTYPE 00: stored */
+		blk[1] = (unsigned char)k;
+		blk[2] = (unsigned char)(k >> 8);
+		blk[3] = (unsigned char)~k;
+		blk[4] = (unsigned char)(~k >> 8);
+		pw_put(w, blk, 5);
+		pw_put(w, data + (len - left), k);
+		left -= k;
+	} while (left);
+	be32(blk, adler32(data, len));
+	pw_put(w, blk, 4);
+}
+
+struct pentry {
+	git_oid oid;
+	uint32_t crc;
+	uint64_t off;
+};
+
+static int by_pentry(const void *a, const void *b)
+{
+	return git_oid_cmp(&((const struct pentry *)a)->oid, &((const struct pentry *)b)->oid);
+}
+
+static int by_oid(const void *a, const void *b)
+{
+	return git_oid_cmp(a, b);
+}
+
+/* Write a temporary file's buffered bytes and make them durable. */
+static int file_done(FILE *f)
+{
+	int rc = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0 ? 0 : -errno;
+
+	if (fclose(f) != 0 && !rc)
+		rc = -errno;
+	return rc ? rc : 0;
+}
+
+static FILE *tmp_open(const char *dir, const char *kind, char *path, size_t len)
+{
+	int fd;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/sigil-base", m->path);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	git_oid_tostr(hex, sizeof(hex), &b->commit);
-	if (!(f = fopen(tmp, "w")))
-		return -errno;
-	fprintf(f, "%s %llu", hex, (unsigned long long)b->objects);
-	for (size_t i = 0; i < b->npacks; i++)
-		fprintf(f, " %s", b->pack[i]);
-	fputc('\n', f);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		fclose(f);
-		return -EIO;
+	snprintf(path, len, "%s/tmp_sigil_%s_XXXXXX", dir, kind);
+	if ((fd = mkstemp(path)) < 0)
+		return NULL;
+	fchmod(fd, 0444);
+	if (!(f = fdopen(fd, "w"))) {
+		close(fd);
+		unlink(path);
 	}
-	fclose(f);
-	return rename(tmp, path) == 0 ? 0 : -errno;
+	return f;
 }
 
-/* Remove every pack but the base's and `keep` (names without extension). */
-static void packs_prune(sg_mirror *m, const struct base *b, const char *keep)
+/*
+ * Write objects v[0..n) (sorted and deduplicated here) as one pack with its
+ * index under objects/pack: both files and the directory are synced before
+ * it returns, so the branch may then move. *name gets "pack-<hex>".
+ * -ENOSPC (or another errno) with nothing left behind; -E2BIG if the objects
+ * are too many or too large for this writer (use libgit2's).
+ */
+static int pack_write_small(sg_mirror *m, git_oid *v, size_t n, char *name, size_t namelen)
 {
-	char dir[4200];
-	DIR *d;
-	struct dirent *de;
+	char dir[4200], ptmp[4300], itmp[4300], path[4400];
+	git_odb_object **objs = NULL;
+	struct pentry *ent = NULL;
+	struct packw w = {0};
+	FILE *fi = NULL;
+	unsigned char hdr[12], sum[20], isum[20];
+	size_t bytes = 0, k = 0;
+	int rc = 0, dfd;
 
+	ptmp[0] = itmp[0] = '\0';
+	if (n > SMALL_PACK_OBJECTS)
+		return -E2BIG;
+	qsort(v, n, sizeof(*v), by_oid);
+	for (size_t i = 0; i < n; i++)
+		if (!k || !git_oid_equal(&v[k - 1], &v[i]))
+			v[k++] = v[i];
+	n = k;
+	if (!(objs = calloc(n ? n : 1, sizeof(*objs))) ||
+	    !(ent = calloc(n ? n : 1, sizeof(*ent)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = git_odb_read(&objs[i], m->odb, &v[i])) < 0) {
+			rc = sg_git_err(rc, "pack object");
+			goto out;
+		}
+		bytes += git_odb_object_size(objs[i]);
+		if (bytes > SMALL_PACK_BYTES) {
+			rc = -E2BIG;
+			goto out;
+		}
+	}
 	snprintf(dir, sizeof(dir), "%s/objects/pack", m->path);
-	if (!(d = opendir(dir)))
-		return;
-	while ((de = readdir(d))) {
-		char p[4500];
-		int kept = 0;
-		size_t n = strlen(keep);
+	if (!(w.f = tmp_open(dir, "pack", ptmp, sizeof(ptmp)))) {
+		rc = -errno;
+		ptmp[0] = '\0';
+		goto out;
+	}
+	sha1_init(&w.sum);
+	memcpy(hdr, "PACK", 4);
+	be32(hdr + 4, 2);
+	be32(hdr + 8, (uint32_t)n);
+	pw_put(&w, hdr, 12);
+	for (size_t i = 0; i < n; i++) {
+		git_oid_cpy(&ent[i].oid, &v[i]);
+		ent[i].off = w.off;
+		w.crc = 0;
+		pw_object(&w, git_odb_object_type(objs[i]), git_odb_object_data(objs[i]),
+		          git_odb_object_size(objs[i]));
+		ent[i].crc = w.crc;
+	}
+	sha1_final(&w.sum, sum);
+	fwrite(sum, 1, 20, w.f);
+	rc = file_done(w.f);
+	w.f = NULL;
+	if (rc < 0)
+		goto out;
+	if (w.off + 20 >= (1ull << 31)) {
+		rc = -E2BIG; /* the index would need 64-bit offsets */
+		goto out;
+	}
 
-		if (strncmp(de->d_name, "pack-", 5) != 0)
-			continue;
-		if (strncmp(de->d_name, keep, n) == 0 && de->d_name[n] == '.')
-			kept = 1;
-		for (size_t i = 0; b && !kept && i < b->npacks; i++) {
-			n = strlen(b->pack[i]);
-			kept = strncmp(de->d_name, b->pack[i], n) == 0 && de->d_name[n] == '.';
+	/* the index: fan-out, names, CRC32s, offsets, the pack's checksum, its own */
+	if (!(fi = tmp_open(dir, "idx", itmp, sizeof(itmp)))) {
+		rc = -errno;
+		itmp[0] = '\0';
+		goto out;
+	}
+	qsort(ent, n, sizeof(*ent), by_pentry);
+	{
+		struct packw iw = {.f = fi};
+		unsigned char b4[4];
+		uint32_t fan = 0;
+		size_t j = 0;
+		sha1_init(&iw.sum);
+		pw_put(&iw, "\377tOc\0\0\0\2", 8);
+		for (unsigned byte = 0; byte < 256; byte++) {
+			while (j < n && ent[j].oid.id[0] == byte) {
+				j++;
+				fan++;
+			}
+			be32(b4, fan);
+			pw_put(&iw, b4, 4);
 		}
-		if (kept)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		unlink(p);
+		for (size_t i = 0; i < n; i++)
+			pw_put(&iw, ent[i].oid.id, 20);
+		for (size_t i = 0; i < n; i++) {
+			be32(b4, ent[i].crc);
+			pw_put(&iw, b4, 4);
+		}
+		for (size_t i = 0; i < n; i++) {
+			be32(b4, (uint32_t)ent[i].off);
+			pw_put(&iw, b4, 4);
+		}
+		pw_put(&iw, sum, 20);
+		sha1_final(&iw.sum, isum);
+		fwrite(isum, 1, 20, fi);
 	}
-	closedir(d);
-}
-
-static int pack_since(sg_mirror *m, const git_oid *hide, char *name, size_t len, uint64_t *objects)
-{
-	git_packbuilder *pb = NULL;
-	git_revwalk *w = NULL;
-	int rc;
-
-	if ((rc = git_packbuilder_new(&pb, m->repo)) < 0 ||
-	    (rc = git_revwalk_new(&w, m->repo)) < 0 || (rc = git_revwalk_push(w, &m->head)) < 0 ||
-	    (hide && (rc = git_revwalk_hide(w, hide)) < 0) ||
-	    (rc = git_packbuilder_insert_walk(pb, w)) < 0) {
-		rc = sg_git_err(rc, "repack");
+	rc = file_done(fi);
+	fi = NULL;
+	if (rc < 0)
+		goto out;
+	{
+		git_oid po;
+		char hex[GIT_OID_HEXSZ + 1];
+		git_oid_fromraw(&po, sum);
+		git_oid_tostr(hex, sizeof(hex), &po);
+		snprintf(name, namelen, "pack-%s", hex);
+	}
+	/* the pack first: a reader finds a pack by its index */
+	snprintf(path, sizeof(path), "%s/%s.pack", dir, name);
+	if (rename(ptmp, path) != 0) {
+		rc = -errno;
 		goto out;
 	}
-	*objects = git_packbuilder_object_count(pb);
-	if ((rc = git_packbuilder_write(pb, NULL, 0, NULL, NULL)) < 0) {
-		rc = sg_git_err(rc, "repack write");
+	ptmp[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%s.idx", dir, name);
+	if (rename(itmp, path) != 0) {
+		rc = -errno;
 		goto out;
 	}
-	snprintf(name, len, "pack-%s", git_oid_tostr_s(git_packbuilder_hash(pb)));
+	itmp[0] = '\0';
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) != 0)
+		rc = -errno;
+	if (dfd >= 0)
+		close(dfd);
 out:
-	git_revwalk_free(w);
-	git_packbuilder_free(pb);
+	if (w.f)
+		fclose(w.f);
+	if (fi)
+		fclose(fi);
+	if (ptmp[0])
+		unlink(ptmp);
+	if (itmp[0])
+		unlink(itmp);
+	for (size_t i = 0; objs && i < n; i++)
+		git_odb_object_free(objs[i]);
+	free(objs);
+	free(ent);
 	return rc;
 }
 
-static int repack(sg_mirror *m)
+/* The batch's objects as one pack: small ones here, large ones (an import)
+ * through libgit2's packbuilder, which compresses and deltifies them. */
+static int pack_write(sg_mirror *m, git_oid *v, size_t n, char *name, size_t namelen,
+                      size_t *objects)
 {
-	struct base b;
-	char name[100];
-	uint64_t objects = 0;
-	int rc, have = base_read(m, &b) == 0;
-	int64_t t0 = sg_mono_ns();
+	git_packbuilder *pb = NULL;
+	int rc = pack_write_small(m, v, n, name, namelen);
 
-	if (have && (rc = pack_since(m, &b.commit, name, sizeof(name), &objects)) == 0 &&
-	    objects <= b.objects / 2 + 1000) {
-		packs_prune(m, &b, name);
-		sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-GIT-FOLD",
-		       "folded the mirror's small packs: %" PRIu64
-		       " objects since the base, %" PRId64 " ms",
-		       objects, (sg_mono_ns() - t0) / 1000000);
-		return reopen(m);
-	}
-	/* no base yet, or the fold outgrew it: a full repack makes the new base */
-	if ((rc = pack_since(m, NULL, name, sizeof(name), &objects)) < 0)
+	if (rc != -E2BIG) {
+		*objects = n;
 		return rc;
-	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-GIT-REPACK",
-	       "repacked the mirror: %" PRIu64 " objects in one pack (base had %" PRIu64
-	       "), %" PRId64 " ms",
-	       objects, have ? b.objects : 0, (sg_mono_ns() - t0) / 1000000);
-	memset(&b, 0, sizeof(b));
-	git_oid_cpy(&b.commit, &m->head);
-	snprintf(b.pack[0], sizeof(b.pack[0]), "%.55s", name);
-	b.npacks = 1;
-	b.objects = objects;
-	if ((rc = base_write(m, &b)) < 0)
-		return rc; /* the old packs stay: nothing is lost */
-	packs_prune(m, &b, name);
-	/* the odb still holds the removed packs: open the repository afresh */
-	return reopen(m);
+	}
+	if ((rc = git_packbuilder_new(&pb, m->repo)) < 0)
+		return sg_git_err(rc, "packbuilder");
+	git_packbuilder_set_threads(pb, 1);
+	for (size_t i = 0; i < n && rc >= 0; i++)
+		rc = git_packbuilder_insert(pb, &v[i], NULL);
+	if (rc >= 0)
+		rc = git_packbuilder_write(pb, NULL, 0, NULL, NULL);
+	if (rc < 0) {
+		git_packbuilder_free(pb);
+		return sg_git_err(rc, "pack write");
+	}
+	snprintf(name, namelen, "pack-%s", git_oid_tostr_s(git_packbuilder_hash(pb)));
+	*objects = git_packbuilder_object_count(pb);
+	git_packbuilder_free(pb);
+	return 0;
+}
+
+/* Make the packs written since the last time visible to the object
+ * database, and empty the in-memory one that held their objects till now. */
+static int odb_settle(sg_mirror *m)
+{
+	int rc;
+
+	if (!m->repo)
+		return 0;
+	if ((rc = packs_rescan(m)) < 0)
+		return sg_git_err(rc, "pack rescan");
+	git_mempack_reset(m->mempack);
+	m->unsettled = 0;
+	return 0;
+}
+
+/*
+ * Move the branch to `head`, durably. The new value is written into a spare
+ * file beside the ref, refs/heads/.NODE.next.lock (git and libgit2 skip
+ * names ending in .lock; no branch name starts with a dot), synced, and
+ * swapped with the ref (renameat2 RENAME_EXCHANGE), then the directory is
+ * synced: no file is created or freed per commit (creating one costs a scan
+ * of recently freed inodes on some file systems), and no reflog signature
+ * is read from the configuration as git_reference_create() does.
+ */
+static int branch_move(sg_mirror *m, const git_oid *head)
+{
+	char ref[4400], spare[4500], dir[4400], line[GIT_OID_HEXSZ + 2], *slash;
+	int fd, rc = 0;
+
+	snprintf(ref, sizeof(ref), "%s/%s", m->path, m->branch);
+	snprintf(dir, sizeof(dir), "%s", ref);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	snprintf(spare, sizeof(spare), "%s/.%s.next.lock", dir, slash + 1);
+	git_oid_tostr(line, sizeof(line), head);
+	strcat(line, "\n");
+	if ((fd = open(spare, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) < 0 && errno == ENOENT &&
+	    sg_mkdir_p(dir, 0755) == 0)
+		fd = open(spare, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (pwrite(fd, line, strlen(line), 0) != (ssize_t)strlen(line) ||
+	    ftruncate(fd, (off_t)strlen(line)) != 0 || fdatasync(fd) != 0)
+		rc = errno ? -errno : -EIO;
+	close(fd);
+	if (rc)
+		goto out;
+	if (renameat2(AT_FDCWD, spare, AT_FDCWD, ref, RENAME_EXCHANGE) != 0) {
+		if (errno != ENOENT && errno != EINVAL) {
+			rc = -errno;
+			goto out;
+		}
+		/* the branch's first commit (or no RENAME_EXCHANGE here) */
+		if (rename(spare, ref) != 0) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+out:
+	if (rc)
+		git_error_set_str(GIT_ERROR_OS, "cannot move the branch");
+	return rc;
 }
 
 static int meta_reload(sg_mirror *m)
@@ -1311,6 +1674,20 @@ static int by_path_version_p(const void *a, const void *b)
 	return by_path_version(*(const struct chg *const *)a, *(const struct chg *const *)b);
 }
 
+/* Open the repository afresh if the folder deleted packs since it was
+ * opened (its handle may list them). Under packs_lock, shared. */
+static int packs_fresh(sg_mirror *m)
+{
+	uint64_t gen = atomic_load(&m->packs_gen);
+	int rc;
+
+	if (m->repo && gen == m->packs_seen)
+		return 0;
+	if ((rc = reopen(m)) == 0)
+		m->packs_seen = gen;
+	return rc;
+}
+
 /* Mirror one page of the log. 1: more to do, 0: caught up, or -errno. */
 static int batch(sg_mirror *m)
 {
@@ -1319,7 +1696,7 @@ static int batch(sg_mirror *m)
 	struct chg **run = NULL;
 	int rc;
 
-	if (!m->repo && (rc = reopen(m)) < 0)
+	if ((rc = packs_fresh(m)) < 0)
 		return rc;
 	pthread_mutex_lock(&m->lock);
 	if (m->open) /* a restore writes: its versions are known once noted */
@@ -1351,11 +1728,6 @@ static int batch(sg_mirror *m)
 		}
 		git_oid_cpy(&bd.head, &m->head);
 		bd.has_head = m->has_head;
-		if ((rc = git_packbuilder_new(&bd.pb, m->repo)) < 0) {
-			rc = sg_git_err(rc, "packbuilder");
-			goto out;
-		}
-		git_packbuilder_set_threads(bd.pb, 1);
 		if (!(run = malloc(b.n * sizeof(*run)))) {
 			rc = -ENOMEM;
 			goto out;
@@ -1381,37 +1753,14 @@ static int batch(sg_mirror *m)
 			goto out;
 	}
 	if (bd.made) {
-		if ((rc = git_packbuilder_write(bd.pb, NULL, 0, NULL, NULL)) < 0) {
-			rc = sg_git_err(rc, "pack write");
+		char name[100];
+		size_t objects = 0;
+		if ((rc = pack_write(m, bd.objs, bd.nobjs, name, sizeof(name), &objects)) < 0)
 			goto out;
-		}
-		if (!m->has_head || m->importing) {
-			/* the packs of a new mirror's first import, page after page,
-			 * hold all it has: they are the base that folds leave alone */
-			struct base base;
-			if (!m->has_head || base_read(m, &base) < 0)
-				memset(&base, 0, sizeof(base));
-			if (base.npacks < BASE_PACKS) {
-				git_oid_cpy(&base.commit, &bd.head);
-				snprintf(base.pack[base.npacks++], sizeof(base.pack[0]), "pack-%s",
-				         git_oid_tostr_s(git_packbuilder_hash(bd.pb)));
-				base.objects += git_packbuilder_object_count(bd.pb);
-				base_write(m, &base);
-			}
-			m->importing = 1;
-		}
-		git_odb_refresh(m->odb);
-		{
-			git_reference *ref = NULL;
-			char log[64];
-			snprintf(log, sizeof(log), "sigil: mirror up to version %" PRIu64, b.last);
-			rc = git_reference_create(&ref, m->repo, m->branch, &bd.head, 1, log);
-			git_reference_free(ref);
-			if (rc < 0) {
-				rc = sg_git_err(rc, "branch update");
-				goto out;
-			}
-		}
+		sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-GIT-PACK", "%s: %zu objects, %d commits", name,
+		       objects, bd.made);
+		if ((rc = branch_move(m, &bd.head)) < 0)
+			goto out;
 		git_oid_cpy(&m->head, &bd.head);
 		m->has_head = 1;
 		git_tree_free(m->tree);
@@ -1423,7 +1772,11 @@ static int batch(sg_mirror *m)
 		atomic_fetch_add(&m->commits, (uint64_t)bd.made);
 		pusher_kick(m->pusher);
 	}
-	git_mempack_reset(m->mempack);
+	/* the batch's objects stay in memory (the pack on disk is not looked
+	 * at yet): so each commit spares a rescan of objects/pack */
+	if (bd.made && (++m->unsettled >= SETTLE_BATCHES || bd.nobjs > SETTLE_OBJECTS) &&
+	    (rc = odb_settle(m)) < 0)
+		goto out;
 	pthread_mutex_lock(&m->lock);
 	m->cursor = b.last;
 	annots_prune(m);
@@ -1433,17 +1786,10 @@ static int batch(sg_mirror *m)
 	}
 	pthread_mutex_unlock(&m->lock);
 	atomic_store(&m->v_mirrored, b.last);
-	/* fold when idle, or when the packs pile up even under a steady load */
-	if (bd.made && !m->importing &&
-	    ((b.seen < PAGE_CHANGES && sg_store_version(m->st) == b.last &&
-	      pack_count(m->path) > MAX_PACKS) ||
-	     pack_count(m->path) > MAX_PACKS_BUSY) &&
-	    repack(m) < 0)
-		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-GIT-REPACK",
-		       "cannot fold the mirror's packs: %s", git_msg());
+	/* the folder looks only when there may be something to fold */
+	if (bd.made && atomic_fetch_add(&m->packs_live, 1) + 1 > MAX_PACKS)
+		folder_kick(m->folder);
 	rc = b.seen == PAGE_CHANGES ? 1 : 0;
-	if (!rc)
-		m->importing = 0; /* caught up: the import is over */
 out:
 	if (rc < 0) {
 		/* what libgit2 said, before the cleanup below overwrites it */
@@ -1451,11 +1797,12 @@ out:
 		         git_error_last() && git_error_last()->message ? git_error_last()->message
 		                                                       : strerror(-rc));
 		/* nothing moved: forget the batch's objects and metadata, redo later */
-		git_mempack_reset(m->mempack);
-		if (meta_reload(m) < 0)
+		if (odb_settle(m) < 0)
+			repo_close(m); /* reopened at the next batch */
+		else if (meta_reload(m) < 0)
 			sg_gitmeta_clear(&m->meta);
 	}
-	git_packbuilder_free(bd.pb);
+	free(bd.objs);
 	git_tree_free(bd.tree);
 	free(run);
 	batch_free(&b);
@@ -1664,6 +2011,322 @@ static int pusher_stop(struct pusher *p)
 	return 0;
 }
 
+/* ---- folding packs, in the background ----
+ *
+ * Each batch leaves a pack. A thread of its own (with its own repository
+ * handle) folds them when more than MAX_PACKS pile up, geometrically, as
+ * `git repack --geometric=2` does: the smallest packs are merged, going up
+ * while the next pack is less than twice what is merged so far, so each
+ * object is rewritten O(log n) times in all and a fold costs what it merges,
+ * never the whole tree. The merged packs go only after FOLD_GRACE_NS, and
+ * then while no batch runs (packs_lock, held shared by each batch and by a
+ * restore from this mirror, taken exclusively only to delete): the mirror
+ * thread opens its repository afresh before its next use of it, and other
+ * readers (a push, a restore from another node) are unlikely to be caught
+ * with a pack they have listed but not yet opened. */
+
+#define FOLD_GRACE_NS (10 * 1000000000LL)
+
+struct retired {
+	char name[56]; /* "pack-" + 40 hex digits */
+	int64_t since_ns;
+};
+
+struct folder {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	char *path;
+	int due, stop;
+	pthread_rwlock_t *packs_lock; /* the mirror's */
+	_Atomic uint64_t *packs_gen;  /* the mirror's: bumped when packs go */
+	_Atomic int *packs_live;      /* the mirror's: packs not folded, about */
+	struct retired *ret;          /* folded, waiting for their grace */
+	size_t nret, capret;
+	_Atomic uint64_t folds;
+};
+
+struct pinfo {
+	char name[56];
+	uint32_t objects;
+};
+
+static int by_objects(const void *a, const void *b)
+{
+	const struct pinfo *x = a, *y = b;
+	return x->objects < y->objects ? -1 : x->objects > y->objects;
+}
+
+static int retired_has(const struct folder *fo, const char *name)
+{
+	for (size_t i = 0; i < fo->nret; i++)
+		if (strcmp(fo->ret[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* The object count of a pack, and its object names (malloc'd) if out is
+ * not NULL, from its index (version 2). */
+static int idx_read(const char *dir, const char *name, git_oid **out, uint32_t *n)
+{
+	char path[4400];
+	unsigned char hdr[8 + 1024];
+	FILE *f;
+	int rc = 0;
+
+	if (out)
+		*out = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "%s/%s.idx", dir, name);
+	if (!(f = fopen(path, "r")))
+		return -errno;
+	if (fread(hdr, 1, sizeof(hdr), f) != sizeof(hdr) ||
+	    memcmp(hdr, "\377tOc\0\0\0\2", 8) != 0) {
+		fclose(f);
+		return -EINVAL;
+	}
+	*n = (uint32_t)hdr[8 + 1020] << 24 | (uint32_t)hdr[8 + 1021] << 16 |
+	     (uint32_t)hdr[8 + 1022] << 8 | hdr[8 + 1023];
+	if (out != NULL && *n) {
+		if (!(*out = malloc((size_t)*n * sizeof(**out))))
+			rc = -ENOMEM;
+		for (uint32_t i = 0; !rc && i < *n; i++) {
+			unsigned char raw[20];
+			if (fread(raw, 1, 20, f) != 20)
+				rc = -EINVAL;
+			else
+				git_oid_fromraw(&(*out)[i], raw);
+		}
+	}
+	fclose(f);
+	if (rc && out) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* Delete the packs folded at least FOLD_GRACE_NS ago (all with force). */
+static void retired_delete(struct folder *fo, int force)
+{
+	char dir[4200], p[4400];
+	struct timespec ts;
+	size_t w = 0;
+	int64_t now = sg_mono_ns();
+	int any = 0;
+
+	for (size_t i = 0; i < fo->nret; i++)
+		any |= force || now - fo->ret[i].since_ns >= FOLD_GRACE_NS;
+	if (!any)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 1;
+	if (pthread_rwlock_timedwrlock(fo->packs_lock, &ts) != 0)
+		return; /* a long read: the next time */
+	snprintf(dir, sizeof(dir), "%s/objects/pack", fo->path);
+	for (size_t i = 0; i < fo->nret; i++) {
+		if (!force && now - fo->ret[i].since_ns < FOLD_GRACE_NS) {
+			fo->ret[w++] = fo->ret[i];
+			continue;
+		}
+		/* the index first: a reader that lists the packs then skips it */
+		snprintf(p, sizeof(p), "%s/%s.idx", dir, fo->ret[i].name);
+		unlink(p);
+		snprintf(p, sizeof(p), "%s/%s.pack", dir, fo->ret[i].name);
+		unlink(p);
+	}
+	fo->nret = w;
+	atomic_fetch_add(fo->packs_gen, 1);
+	pthread_rwlock_unlock(fo->packs_lock);
+}
+
+/* Fold the smallest packs into one if more than MAX_PACKS are there. */
+static int fold(struct folder *fo)
+{
+	char dir[4200], name[100];
+	struct pinfo *pk = NULL;
+	size_t n = 0, cap = 0, k;
+	uint64_t sum, objects = 0;
+	git_repository *repo = NULL;
+	git_packbuilder *pb = NULL;
+	int64_t t0 = sg_mono_ns();
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	snprintf(dir, sizeof(dir), "%s/objects/pack", fo->path);
+	if (!(d = opendir(dir)))
+		return -errno;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		uint32_t cnt;
+		if (strncmp(de->d_name, "pack-", 5) != 0 || l != 5 + 40 + 4 ||
+		    strcmp(de->d_name + l - 4, ".idx") != 0)
+			continue;
+		if (n == cap) {
+			struct pinfo *v = realloc(pk, (cap = cap ? cap * 2 : 64) * sizeof(*v));
+			if (!v) {
+				rc = -ENOMEM;
+				break;
+			}
+			pk = v;
+		}
+		snprintf(pk[n].name, sizeof(pk[n].name), "%.*s", (int)(l - 4), de->d_name);
+		if (retired_has(fo, pk[n].name) || idx_read(dir, pk[n].name, NULL, &cnt) < 0)
+			continue;
+		pk[n++].objects = cnt;
+	}
+	closedir(d);
+	atomic_store(fo->packs_live, (int)n);
+	if (rc || n <= MAX_PACKS)
+		goto out;
+	qsort(pk, n, sizeof(*pk), by_objects);
+	/* the smallest two, then each next one that is less than twice the sum */
+	for (sum = (uint64_t)pk[0].objects + pk[1].objects, k = 2;
+	     k < n && (pk[k].objects < 2 * sum || n - k >= MAX_PACKS); k++)
+		sum += pk[k].objects;
+	if ((rc = git_repository_open_bare(&repo, fo->path)) < 0 ||
+	    (rc = git_packbuilder_new(&pb, repo)) < 0) {
+		rc = sg_git_err(rc, "fold");
+		goto out;
+	}
+	git_packbuilder_set_threads(pb, 1);
+	for (size_t i = 0; i < k && rc >= 0; i++) {
+		git_oid *v = NULL;
+		uint32_t cnt;
+		if ((rc = idx_read(dir, pk[i].name, &v, &cnt)) < 0)
+			break;
+		for (uint32_t j = 0; j < cnt && rc >= 0; j++)
+			rc = git_packbuilder_insert(pb, &v[j], NULL);
+		free(v);
+		if (rc < 0)
+			rc = sg_git_err(rc, "fold insert");
+		pthread_mutex_lock(&fo->lock);
+		if (fo->stop && rc >= 0)
+			rc = -ECANCELED;
+		pthread_mutex_unlock(&fo->lock);
+	}
+	if (rc < 0)
+		goto out;
+	objects = git_packbuilder_object_count(pb);
+	if ((rc = git_packbuilder_write(pb, NULL, 0, NULL, NULL)) < 0) {
+		rc = sg_git_err(rc, "fold write");
+		goto out;
+	}
+	snprintf(name, sizeof(name), "pack-%s", git_oid_tostr_s(git_packbuilder_hash(pb)));
+	for (size_t i = 0; i < k; i++) {
+		if (strcmp(pk[i].name, name) == 0)
+			continue;
+		if (fo->nret == fo->capret) {
+			size_t c = fo->capret ? fo->capret * 2 : 64;
+			struct retired *v = realloc(fo->ret, c * sizeof(*v));
+			if (!v)
+				break; /* left for the next fold to take in */
+			fo->ret = v;
+			fo->capret = c;
+		}
+		snprintf(fo->ret[fo->nret].name, sizeof(fo->ret[0].name), "%s", pk[i].name);
+		fo->ret[fo->nret++].since_ns = sg_mono_ns();
+	}
+	atomic_fetch_sub(fo->packs_live, (int)k - 1);
+	atomic_fetch_add(&fo->folds, 1);
+	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-GIT-FOLD",
+	       "folded %zu of the mirror's %zu packs into one of %" PRIu64 " objects, %" PRId64
+	       " ms",
+	       k, n, objects, (sg_mono_ns() - t0) / 1000000);
+out:
+	git_packbuilder_free(pb);
+	git_repository_free(repo);
+	free(pk);
+	return rc;
+}
+
+static void *folder_main(void *arg)
+{
+	struct folder *fo = arg;
+
+	/* folds wait for whatever else wants the CPU, the mirror's commits first */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	pthread_mutex_lock(&fo->lock);
+	while (!fo->stop) {
+		if (!fo->due) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += fo->nret ? FOLD_GRACE_NS / 1000000000 : 3600;
+			pthread_cond_timedwait(&fo->cond, &fo->lock, &ts);
+			if (!fo->nret && !fo->due)
+				continue;
+		}
+		fo->due = 0;
+		pthread_mutex_unlock(&fo->lock);
+		retired_delete(fo, 0);
+		int rc = fold(fo);
+		if (rc < 0 && rc != -ECANCELED)
+			sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-GIT-FOLD",
+			       "cannot fold the mirror's packs: %s",
+			       rc == -EIO ? git_msg() : strerror(-rc));
+		pthread_mutex_lock(&fo->lock);
+	}
+	pthread_mutex_unlock(&fo->lock);
+	return NULL;
+}
+
+static struct folder *folder_start(const char *path, pthread_rwlock_t *lock, _Atomic uint64_t *gen,
+                                   _Atomic int *live)
+{
+	struct folder *fo = calloc(1, sizeof(*fo));
+	pthread_condattr_t ca;
+
+	if (!fo)
+		return NULL;
+	pthread_mutex_init(&fo->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fo->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	fo->packs_lock = lock;
+	fo->packs_gen = gen;
+	fo->packs_live = live;
+	fo->due = 1; /* what an earlier run left */
+	if (!(fo->path = strdup(path)) || pthread_create(&fo->thread, NULL, folder_main, fo) != 0) {
+		free(fo->path);
+		pthread_mutex_destroy(&fo->lock);
+		pthread_cond_destroy(&fo->cond);
+		free(fo);
+		return NULL;
+	}
+	return fo;
+}
+
+static void folder_kick(struct folder *fo)
+{
+	if (!fo)
+		return;
+	pthread_mutex_lock(&fo->lock);
+	fo->due = 1;
+	pthread_cond_signal(&fo->cond);
+	pthread_mutex_unlock(&fo->lock);
+}
+
+/* Stop the folder (a fold in progress ends at its next pack) and delete
+ * what it has folded: the mirror thread is gone by then. */
+static void folder_stop(struct folder *fo)
+{
+	if (!fo)
+		return;
+	pthread_mutex_lock(&fo->lock);
+	fo->stop = 1;
+	pthread_cond_signal(&fo->cond);
+	pthread_mutex_unlock(&fo->lock);
+	pthread_join(fo->thread, NULL);
+	retired_delete(fo, 1);
+	free(fo->ret);
+	free(fo->path);
+	pthread_mutex_destroy(&fo->lock);
+	pthread_cond_destroy(&fo->cond);
+	free(fo);
+}
+
 /* ---- the thread ---- */
 
 static void *mirror_main(void *arg)
@@ -1707,11 +2370,17 @@ static void *mirror_main(void *arg)
 			break;
 		}
 		if (behind && (urgent || now >= due)) {
+			int64_t started = sg_mono_ns();
 			int rc;
 			pthread_mutex_unlock(&m->lock);
+			pthread_rwlock_rdlock(&m->packs_lock);
 			rc = batch(m);
+			pthread_rwlock_unlock(&m->packs_lock);
 			pthread_mutex_lock(&m->lock);
-			last_ns = sg_mono_ns();
+			/* the next batch one interval after this one started, so
+			 * that under a steady load a change waits about an interval
+			 * (after a failure: one interval after it) */
+			last_ns = rc < 0 ? sg_mono_ns() : started;
 			if (rc < 0) {
 				if (!failing++)
 					sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-GIT-COMMIT-FAILED",
@@ -1740,6 +2409,28 @@ static void *mirror_main(void *arg)
 		}
 		if (m->stop && !behind)
 			break;
+		if (!behind && m->unsettled) {
+			/* idle: let the object database read this batch's pack */
+			pthread_mutex_unlock(&m->lock);
+			pthread_rwlock_rdlock(&m->packs_lock);
+			if (odb_settle(m) < 0)
+				repo_close(m); /* the next batch opens it afresh */
+			pthread_rwlock_unlock(&m->packs_lock);
+			pthread_mutex_lock(&m->lock);
+			continue;
+		}
+		if (!behind && atomic_load(&m->packs_gen) != m->packs_seen) {
+			/* packs were folded away: reopen now, while idle, not at the
+			 * next commit */
+			pthread_mutex_unlock(&m->lock);
+			pthread_rwlock_rdlock(&m->packs_lock);
+			if (packs_fresh(m) < 0)
+				m->packs_seen =
+				    atomic_load(&m->packs_gen); /* the next batch retries */
+			pthread_rwlock_unlock(&m->packs_lock);
+			pthread_mutex_lock(&m->lock);
+			continue;
+		}
 		{
 			struct timespec ts;
 			int64_t wait_ns = behind ? due - now : 1000000000LL;
@@ -1768,6 +2459,117 @@ static void *mirror_main(void *arg)
 
 /* ---- API ---- */
 
+/* libgit2's pack backend without its rescan of objects/pack on each failed
+ * lookup, which is every new object a batch writes (a readdir per blob and
+ * tree): the mirror thread rescans once per pack it writes (packs_rescan). */
+struct packs_be {
+	git_odb_backend parent;
+	git_odb_backend *in;
+};
+
+#define PB_IN(b) (((struct packs_be *)(b))->in)
+
+static int pb_read(void **d, size_t *l, git_object_t *t, git_odb_backend *b, const git_oid *o)
+{
+	return PB_IN(b)->read(d, l, t, PB_IN(b), o);
+}
+
+static int pb_read_prefix(git_oid *out, void **d, size_t *l, git_object_t *t, git_odb_backend *b,
+                          const git_oid *o, size_t n)
+{
+	return PB_IN(b)->read_prefix(out, d, l, t, PB_IN(b), o, n);
+}
+
+static int pb_read_header(size_t *l, git_object_t *t, git_odb_backend *b, const git_oid *o)
+{
+	return PB_IN(b)->read_header(l, t, PB_IN(b), o);
+}
+
+static int pb_exists(git_odb_backend *b, const git_oid *o)
+{
+	return PB_IN(b)->exists(PB_IN(b), o);
+}
+
+static int pb_exists_prefix(git_oid *out, git_odb_backend *b, const git_oid *o, size_t n)
+{
+	return PB_IN(b)->exists_prefix(out, PB_IN(b), o, n);
+}
+
+static int pb_freshen(git_odb_backend *b, const git_oid *o)
+{
+	return PB_IN(b)->freshen(PB_IN(b), o);
+}
+
+static int pb_foreach(git_odb_backend *b, git_odb_foreach_cb cb, void *payload)
+{
+	return PB_IN(b)->foreach (PB_IN(b), cb, payload);
+}
+
+static void pb_free(git_odb_backend *b)
+{
+	PB_IN(b)->free(PB_IN(b));
+	free(b);
+}
+
+/* Let the object database see the packs written since the last time. */
+static int packs_rescan(sg_mirror *m)
+{
+	return m->packs->refresh(m->packs);
+}
+
+/*
+ * The mirror thread's object database: the batch's new objects in memory
+ * (written to disk as one pack per batch), the packs (see packs_be), and
+ * loose objects. A libgit2 code.
+ */
+static int odb_setup(sg_mirror *m)
+{
+	char dir[4200];
+	git_odb_backend *b = NULL;
+	struct packs_be *pb;
+	int rc;
+
+	if ((rc = git_odb_new(&m->odb)) < 0)
+		return rc;
+	snprintf(dir, sizeof(dir), "%s/objects", m->path);
+	if ((rc = git_odb_backend_loose(&b, dir, -1, 1, 0, 0)) < 0)
+		return rc;
+	if ((rc = git_odb_add_backend(m->odb, b, 1)) < 0) {
+		b->free(b);
+		return rc;
+	}
+	if ((rc = git_odb_backend_pack(&b, dir)) < 0)
+		return rc;
+	if (!(pb = calloc(1, sizeof(*pb)))) {
+		b->free(b);
+		git_error_set_oom();
+		return -1;
+	}
+	git_odb_init_backend(&pb->parent, GIT_ODB_BACKEND_VERSION);
+	pb->in = b;
+	pb->parent.read = pb_read;
+	pb->parent.read_prefix = pb_read_prefix;
+	pb->parent.read_header = pb_read_header;
+	pb->parent.exists = pb_exists;
+	pb->parent.exists_prefix = pb_exists_prefix;
+	pb->parent.freshen = pb_freshen;
+	pb->parent.foreach = pb_foreach;
+	pb->parent.free = pb_free;
+	if ((rc = git_odb_add_backend(m->odb, &pb->parent, 2)) < 0) {
+		pb_free(&pb->parent);
+		return rc;
+	}
+	m->packs = b;
+	if ((rc = git_mempack_new(&m->mempack)) < 0)
+		return rc;
+	if ((rc = git_odb_add_backend(m->odb, m->mempack, 999)) < 0) {
+		m->mempack->free(m->mempack);
+		m->mempack = NULL;
+		return rc;
+	}
+	return git_repository_set_odb(m->repo, m->odb);
+}
+
 static int repo_open(sg_mirror *m)
 {
 	char head[200];
@@ -1794,9 +2596,7 @@ static int repo_open(sg_mirror *m)
 		       m->path, git_msg());
 		return -EIO;
 	}
-	if ((rc = git_repository_odb(&m->odb, m->repo)) < 0 ||
-	    (rc = git_mempack_new(&m->mempack)) < 0 ||
-	    (rc = git_odb_add_backend(m->odb, m->mempack, 999)) < 0) {
+	if ((rc = odb_setup(m)) < 0) {
 		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-GIT-OPEN", "cannot set up the mirror %s: %s",
 		       m->path, git_msg());
 		return -EIO;
@@ -1812,8 +2612,9 @@ static int repo_open(sg_mirror *m)
  */
 static void leftovers_remove(sg_mirror *m)
 {
+	/* and the file that named the base packs of earlier versions */
 	static const char *const locks[] = {"HEAD.lock", "packed-refs.lock", "config.lock",
-	                                    "sigil-base.tmp"};
+	                                    "sigil-base.tmp", "sigil-base"};
 	char p[4500], dir[4200];
 	DIR *d;
 	struct dirent *de;
@@ -1829,12 +2630,21 @@ static void leftovers_remove(sg_mirror *m)
 	snprintf(dir, sizeof(dir), "%s/objects/pack", m->path);
 	if (!(d = opendir(dir)))
 		return;
-	while ((de = readdir(d)))
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 		if (strncmp(de->d_name, "pack_git2_", 10) == 0 ||
 		    strncmp(de->d_name, "tmp_", 4) == 0) {
-			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 			unlink(p);
+		} else if (strncmp(de->d_name, "pack-", 5) == 0 && l > 5 &&
+		           strcmp(de->d_name + l - 5, ".pack") == 0) {
+			/* a pack renamed into place without its index: never used */
+			char idx[4500];
+			snprintf(idx, sizeof(idx), "%.*s.idx", (int)(strlen(p) - 5), p);
+			if (access(idx, F_OK) != 0)
+				unlink(p);
 		}
+	}
 	closedir(d);
 }
 
@@ -1858,6 +2668,7 @@ static void mirror_free(sg_mirror *m)
 	if (!m)
 		return;
 	stuck = pusher_stop(m->pusher); /* after the last commit: its last push */
+	folder_stop(m->folder);
 	git_tree_free(m->tree);
 	git_odb_free(m->odb); /* frees the mempack backend it owns */
 	git_repository_free(m->repo);
@@ -1875,6 +2686,8 @@ static void mirror_free(sg_mirror *m)
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	pthread_cond_destroy(&m->done);
+	if (m->packs_lock_made)
+		pthread_rwlock_destroy(&m->packs_lock);
 	free(m);
 	if (!stuck)
 		sg_git_shutdown(); /* else the abandoned push still runs in libgit2 */
@@ -1902,6 +2715,8 @@ int sg_mirror_start(sg_mirror **out, const sg_mirror_opts *o)
 	pthread_cond_init(&m->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&m->done, NULL);
+	pthread_rwlock_init(&m->packs_lock, NULL); /* glibc's default: readers first */
+	m->packs_lock_made = 1;
 	sg_gitmeta_init(&m->meta);
 	snprintf(branch, sizeof(branch), "refs/heads/%s", o->node_name);
 	m->st = o->store;
@@ -1928,6 +2743,10 @@ int sg_mirror_start(sg_mirror **out, const sg_mirror_opts *o)
 		return -EIO;
 	}
 	if (m->remote && !(m->pusher = pusher_start(m->path, m->branch, m->remote))) {
+		mirror_free(m);
+		return -ENOMEM;
+	}
+	if (!(m->folder = folder_start(m->path, &m->packs_lock, &m->packs_gen, &m->packs_live))) {
 		mirror_free(m);
 		return -ENOMEM;
 	}
@@ -2037,4 +2856,16 @@ void sg_mirror_stats_get(sg_mirror *m, sg_mirror_stats *out)
 	snprintf(out->head, sizeof(out->head), "%s", m->head_hex);
 	snprintf(out->branch, sizeof(out->branch), "%s", m->branch);
 	pthread_mutex_unlock(&m->lock);
+}
+
+void sg_mirror_hold(sg_mirror *m, const char *repo)
+{
+	if (m && repo && strcmp(repo, m->path) == 0)
+		pthread_rwlock_rdlock(&m->packs_lock);
+}
+
+void sg_mirror_release(sg_mirror *m, const char *repo)
+{
+	if (m && repo && strcmp(repo, m->path) == 0)
+		pthread_rwlock_unlock(&m->packs_lock);
 }

@@ -485,6 +485,7 @@ int sg_git_apply(const sg_git_apply_opts *o, sg_git_apply_result *res, FILE *out
 			prefix[--n] = '\0';
 		c.prefix = prefix;
 	}
+	sg_mirror_hold(o->mirror, o->repo);
 	if ((rc = repo_get(&c.repo, o->repo, tmp, sizeof(tmp), err, errlen)) < 0)
 		goto out;
 	rc = git_revparse_single(&obj, c.repo, rev);
@@ -663,6 +664,7 @@ out:
 	git_commit_free(commit);
 	git_object_free(obj);
 	git_repository_free(c.repo);
+	sg_mirror_release(o->mirror, o->repo);
 	if (tmp[0])
 		nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	sg_git_shutdown();

@@ -339,7 +339,8 @@ static void test_restore_trailer_only_on_its_changes(void **state)
 	sg_mirror_restore_end(f->m, 0);
 	local_write(f, "after", "after\n");
 	/* and a batch that fails when it moves the branch: the mark stays */
-	snprintf(lock, sizeof(lock), "%s/refs/heads/a.lock", f->repo_path);
+	snprintf(lock, sizeof(lock), "%s/refs/heads/.a.next.lock", f->repo_path);
+	unlink(lock);
 	assert_int_equal(mkdir(lock, 0700), 0);
 	assert_true(sg_mirror_flush(f->m) < 0);
 	assert_int_equal(rmdir(lock), 0);

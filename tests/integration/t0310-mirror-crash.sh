@@ -3,9 +3,10 @@
 # steady writer (creates, rewrites, deletes, renames of files and dirs) runs
 # against one node with commit_interval=200ms; the daemon is killed, in
 # rounds 1 and 5 while a pack of the mirror is being written, in round 3
-# while its branch is being moved (frozen with SIGSTOP when pack_git2_* or
-# refs/heads/a.lock is seen, killed if it is still there), in rounds 2 and 4
-# at a random moment (sg_kill9). After each restart the mirror catches
+# while its branch is being moved (frozen with SIGSTOP when a pack's
+# temporary file, or the branch's next value written but not yet swapped in,
+# is seen, killed if it is still so), in rounds 2 and 4 at a random moment
+# (sg_kill9). After each restart the mirror catches
 # up and HEAD's tree equals the mount; along `git log --first-parent` every
 # commit holds only changes after its parent's Sigil-Version (nothing
 # committed twice), each Sigil-Versions range appears once, no commit is
@@ -79,32 +80,36 @@ PY
 
 # killer.py PID REPO WHAT SECONDS: SIGKILL PID while the mirror is in the
 # middle of a batch: WHAT=pack while one of its packs is being written (a new
-# pack_git2_* temporary), WHAT=ref while its branch is being moved
-# (refs/heads/a.lock). The daemon is frozen (SIGSTOP) when the file is seen;
-# if the file is still there it is killed, else thawed and watched again. After
-# SECONDS without a hit it is killed anyway. Prints what it hit.
+# temporary: tmp_sigil_pack_*, tmp_sigil_idx_* or libgit2's pack_git2_*),
+# WHAT=ref while its branch is being moved (the next value is written into
+# refs/heads/.a.next.lock, which is then swapped with refs/heads/a: in flight
+# while the spare is newer than the ref). The daemon is frozen (SIGSTOP) when
+# that is seen; if it still holds it is killed, else thawed and watched again.
+# After SECONDS without a hit it is killed anyway. Prints what it hit.
 cat >"$SG_WORK/killer.py" <<'PY'
 import os, signal, sys, time
 pid, repo, what, secs = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
-packs, lock = os.path.join(repo, "objects", "pack"), os.path.join(repo, "refs", "heads", "a.lock")
+packs = os.path.join(repo, "objects", "pack")
+ref, spare = os.path.join(repo, "refs", "heads", "a"), os.path.join(repo, "refs", "heads", ".a.next.lock")
 def state():
     with open("/proc/%d/status" % pid) as f:
         return [l.split()[1] for l in f if l.startswith("State:")][0]
 def in_flight():
     if what == "ref":
-        return lock if os.path.exists(lock) else None
+        try:
+            return spare if os.stat(spare).st_mtime_ns > os.stat(ref).st_mtime_ns else None
+        except OSError:
+            return None
     try:
         names = os.listdir(packs)
     except OSError:
         return None
-    hit = [n for n in names if n.startswith("pack_git2_") and n not in stale]
+    hit = [n for n in names if n.startswith(("pack_git2_", "tmp_sigil_")) and n not in stale]
     return os.path.join(packs, hit[0]) if hit else None
 try:
     stale = set(os.listdir(packs))  # temporaries an earlier kill left behind
 except OSError:
     stale = set()
-if os.path.exists(lock):
-    sys.exit("refs/heads/a.lock exists before the round")
 end = time.time() + secs
 time.sleep(0.3)  # let the writer get going
 why = "after %.0f s: no %s write caught in flight" % (secs, what)
@@ -115,8 +120,8 @@ while time.time() < end:
     os.kill(pid, signal.SIGSTOP)
     while state() != "T":
         pass
-    if os.path.exists(f):
-        why = "while %s was being written" % os.path.relpath(f, repo)
+    if in_flight() == f:
+        why = "while %s was being %s" % (os.path.relpath(f, repo), "swapped in" if what == "ref" else "written")
         break
     os.kill(pid, signal.SIGCONT)
 os.kill(pid, signal.SIGKILL)
@@ -247,7 +252,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	else
 		fail "round $r: after the restart the mirror catches up within $T s" \
 			"$(timeout 10 "$CTL" -d "$D" status 2>&1 | grep -E '^(store|mirror) ')" \
-			"left in the mirror: $(cd "$REPO" && find . -name '*.lock' -o -name 'pack_git2_*' | tr '\n' ' ')"
+			"left in the mirror: $(cd "$REPO" && find . -name '*.lock' -o -name 'pack_git2_*' -o -name 'tmp_sigil_*' | tr '\n' ' ')"
 		check_tree "round $r"
 		break # the later rounds cannot tell more
 	fi
