@@ -95,6 +95,10 @@ int sg_git_remote_new(git_remote **out, git_repository *repo, const char *name, 
  */
 int sg_mirror_restore_begin(sg_mirror *m, const char *trailer);
 
+/** A change the open restore made by other means than sg_store_put() (the
+ *  root's attributes): its commit carries the restore's trailer too. */
+void sg_mirror_restore_mark(sg_mirror *m, uint64_t version);
+
 /** The restore has written all it will (failed != 0: it stopped on an error,
  *  which its trailer then says); with no change its mark goes. */
 void sg_mirror_restore_end(sg_mirror *m, int failed);

@@ -473,6 +473,16 @@ int sg_mirror_restore_begin(sg_mirror *m, const char *trailer)
 	return 0;
 }
 
+void sg_mirror_restore_mark(sg_mirror *m, uint64_t version)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	if (m->open)
+		annot_add(m->open, version);
+	pthread_mutex_unlock(&m->lock);
+}
+
 void sg_mirror_restore_end(sg_mirror *m, int failed)
 {
 	struct annot *a;
@@ -519,7 +529,8 @@ static int collect(void *ctx, const sg_change *c)
 	}
 	b->last = c->version;
 	b->seen++;
-	if (!*c->path || sg_path_matches(b->m->local_only, c->path))
+	/* the root ("") is listed when its mode, owner or xattrs change */
+	if ((!*c->path && c->type != SG_TYPE_DIR) || sg_path_matches(b->m->local_only, c->path))
 		return 0;
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 256;
@@ -706,7 +717,7 @@ static int plan(struct commit_ctx *cc, git_tree *cur, const struct chg *c)
 {
 	sg_mirror *m = cc->m;
 	git_tree_entry *te = NULL;
-	int exists = cur ? git_tree_entry_bypath(&te, cur, c->path) == 0 : 0;
+	int exists = cur && *c->path ? git_tree_entry_bypath(&te, cur, c->path) == 0 : 0;
 	int was_tree = exists && git_tree_entry_type(te) == GIT_OBJECT_TREE;
 	int was_meta_dir = 0;
 	int rc = 0;
@@ -717,6 +728,14 @@ static int plan(struct commit_ctx *cc, git_tree *cur, const struct chg *c)
 	}
 	if ((int64_t)(c->hlc >> 16) > cc->newest_ms)
 		cc->newest_ms = (int64_t)(c->hlc >> 16);
+	if (!*c->path) { /* the root: its record in the metadata is all there is */
+		int mc =
+		    sg_gitmeta_set(&m->meta, "", SG_TYPE_DIR, c->mode, c->uid, c->gid, c->x, c->nx);
+		if (mc <= 0)
+			return mc;
+		cc->meta_changed = 1;
+		return op_add(cc, "modified", "/", NULL, 0, c);
+	}
 
 	if (c->type == SG_TYPE_TOMBSTONE) {
 		struct dir_gone dg = {cc, c, 0};
@@ -1013,6 +1032,47 @@ static int pack_paths(struct build *bd, const git_tree_update *u, size_t n)
 	return 0;
 }
 
+/* Record the root's mode, owner and user.* xattrs from the store in the
+ * metadata. 0 or a negative errno. */
+static int root_record(sg_mirror *m)
+{
+	sg_attr a;
+	sg_xattr *x = NULL;
+	void **vals = NULL;
+	char *names = NULL;
+	size_t len = 0, nx = 0, cap = 0;
+	int rc;
+
+	if ((rc = sg_store_getattr(m->st, SG_ROOT_ID, &a)) < 0 ||
+	    (rc = sg_store_listxattr(m->st, SG_ROOT_ID, &names, &len)) < 0)
+		return rc;
+	for (size_t off = 0; off < len; off += strlen(names + off) + 1)
+		cap++;
+	if (cap && (!(x = calloc(cap, sizeof(*x))) || !(vals = calloc(cap, sizeof(*vals))))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t off = 0; off < len && nx < cap; off += strlen(names + off) + 1) {
+		size_t vl = 0;
+		if (strncmp(names + off, "user.", 5) != 0 ||
+		    sg_store_getxattr(m->st, SG_ROOT_ID, names + off, &vals[nx], &vl) < 0)
+			continue;
+		x[nx].name = names + off;
+		x[nx].value = vals[nx];
+		x[nx].len = vl;
+		nx++;
+	}
+	rc = sg_gitmeta_set(&m->meta, "", SG_TYPE_DIR, a.mode, a.uid, a.gid, x, nx);
+	rc = rc < 0 ? rc : 0;
+out:
+	for (size_t i = 0; vals && i < cap; i++)
+		free(vals[i]);
+	free(vals);
+	free(x);
+	free(names);
+	return rc;
+}
+
 /* Apply one run's changes (one origin's, of one restore or none; one per
  * path) to the tree and commit them, as holding every version up to upto. */
 static int commit_group(sg_mirror *m, struct build *bd, struct chg **v, size_t n, uint64_t upto)
@@ -1025,6 +1085,16 @@ static int commit_group(sg_mirror *m, struct build *bd, struct chg **v, size_t n
 	char *msg = NULL, *trailer = NULL, who[80], email[100];
 	int rc = 0;
 
+	if (!sg_gitmeta_get(&m->meta, "")) {
+		/* the first commit (or the first since the root was recorded at
+		 * all): the root's record, as the store has it now, unless the
+		 * run changes the root itself (sorted by path: "" comes first) */
+		if (!n || *v[0]->path) {
+			if ((rc = root_record(m)) < 0)
+				goto out;
+			cc.meta_changed = 1;
+		}
+	}
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = plan(&cc, bd->tree, v[i]);
 	if (rc)

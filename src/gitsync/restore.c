@@ -398,6 +398,89 @@ static int queue_put(struct ctx *c, struct pending *p, const struct want *w, con
 	return p->n == PUT_CHUNK ? flush_puts(c, p, err, errlen) : 0;
 }
 
+/*
+ * The root: its mode, owner and user.* xattrs, when the revision records
+ * them and the whole tree is compared (a prefix leaves the root alone). The
+ * store's path-based puts do not take the root: these are the handle calls
+ * the file system makes for chmod, chown and setfattr on the mount point.
+ */
+static int root_apply(struct ctx *c, sg_git_apply_result *res, FILE *out, char *err, size_t errlen)
+{
+	const struct sg_gitmeta_ent *me = sg_gitmeta_get(&c->meta, "");
+	sg_store *st = c->o->store;
+	struct want w = {.path = "", .type = SG_TYPE_DIR};
+	char why[64], *names = NULL;
+	size_t len = 0;
+	int64_t now = sg_now_ns();
+	unsigned mask = 0;
+	sg_attr a, in;
+	int rc;
+
+	if (*c->prefix || !me || !me->attrs || me->type != SG_TYPE_DIR)
+		return 0;
+	w.mode = me->mode;
+	w.uid = me->uid;
+	w.gid = me->gid;
+	w.me = me;
+	if ((rc = sg_store_getattr(st, SG_ROOT_ID, &a)) < 0) {
+		snprintf(err, errlen, "cannot read the root: %s", strerror(-rc));
+		return rc;
+	}
+	if (!differs(c, &w, &a, why, sizeof(why)))
+		return 0;
+	res->modified++;
+	if (out)
+		fprintf(out, "M / (%s)\n", why);
+	if (c->o->mode != SG_GIT_RESTORE)
+		return 0;
+	in = a;
+	if ((a.mode & 07777) != w.mode) {
+		mask |= SG_SET_MODE;
+		in.mode = w.mode;
+	}
+	if (a.uid != w.uid) {
+		mask |= SG_SET_UID;
+		in.uid = w.uid;
+	}
+	if (a.gid != w.gid) {
+		mask |= SG_SET_GID;
+		in.gid = w.gid;
+	}
+	if (mask && (rc = sg_store_setattr(st, NULL, SG_ROOT_ID, mask, &in, now, NULL)) < 0)
+		goto out;
+	/* the xattrs the revision lacks go, the others take its values */
+	if ((rc = sg_store_listxattr(st, SG_ROOT_ID, &names, &len)) < 0)
+		goto out;
+	for (size_t off = 0; off < len; off += strlen(names + off) + 1) {
+		size_t j = 0;
+		while (j < me->nx && strcmp(me->x[j].name, names + off) != 0)
+			j++;
+		if (j == me->nx &&
+		    (rc = sg_store_removexattr(st, NULL, SG_ROOT_ID, names + off, now)) < 0 &&
+		    rc != -ENODATA)
+			goto out;
+	}
+	for (size_t j = 0; j < me->nx; j++) {
+		void *val = NULL;
+		size_t vl = 0;
+		int same = sg_store_getxattr(st, SG_ROOT_ID, me->x[j].name, &val, &vl) == 0 &&
+		           vl == me->x[j].len && (!vl || memcmp(val, me->x[j].value, vl) == 0);
+		free(val);
+		if (!same && (rc = sg_store_setxattr(st, NULL, SG_ROOT_ID, me->x[j].name,
+		                                     me->x[j].value, me->x[j].len, 0, now)) < 0)
+			goto out;
+	}
+	/* the restore's mark covers the root's change (the log keeps its last) */
+	if (sg_store_getattr(st, SG_ROOT_ID, &a) == 0)
+		sg_mirror_restore_mark(c->o->mirror, a.version);
+	rc = sg_store_sync(st);
+out:
+	free(names);
+	if (rc < 0)
+		snprintf(err, errlen, "/: %s", strerror(-rc));
+	return rc < 0 ? rc : 0;
+}
+
 /* ---- opening the repository ---- */
 
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -635,6 +718,8 @@ int sg_git_apply(const sg_git_apply_opts *o, sg_git_apply_result *res, FILE *out
 			goto out;
 	}
 	rc = pend ? flush_puts(&c, pend, err, errlen) : 0;
+	if (rc == 0)
+		rc = root_apply(&c, res, out, err, errlen);
 	if (rc == 0 && o->mode == SG_GIT_RESTORE)
 		sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-GIT-RESTORE",
 		       "restored %s%s%s from %s (%s): %llu added, %llu modified, %llu deleted",

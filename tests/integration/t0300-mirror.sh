@@ -1,8 +1,9 @@
 #!/bin/bash
 # t0300-mirror.sh: the Git mirror of one node, read with the git CLI only.
 # Writes, an edit by vim -Es and by sed -i, chmod 600, chown to nobody, a
-# user.x xattr, a symlink, an executable script, an empty directory, a
-# delete, a file rename and a directory rename: once the mirror has caught
+# user.x xattr, a symlink, an executable script, an empty directory, chmod
+# 700 and a user.* xattr on the mount point itself, a delete, a file rename
+# and a directory rename: once the mirror has caught
 # up, `git log` names each path with its operation, the origin node and a
 # time, the author is the node; `git log -p FILE`, `git blame` and
 # `git diff REV1 REV2` say what happened; HEAD's tree equals the mount file
@@ -54,8 +55,9 @@ wait_mirror() {
 }
 
 # tree_check.py EXTRACTED META MOUNT: HEAD's tree (extracted) plus its .sigil
-# against the mount: one line per path (type, exact mode, owner, content hash
-# or link target, user.* xattrs) on each side; prints the diff, exit 1 if any.
+# against the mount: one line per path, the mount point itself included (type,
+# exact mode, owner, content hash or link target, user.* xattrs) on each side;
+# prints the diff, exit 1 if any.
 cat >"$SG_WORK/tree_check.py" <<'PY'
 import difflib, hashlib, os, re, stat, sys
 tree, meta, mnt = sys.argv[1:4]
@@ -81,6 +83,10 @@ def sha(p):
         return hashlib.sha256(f.read()).hexdigest()
 
 want = []
+# the root: its record in .sigil (every mirror commit has one), against the mount point
+root = recs.get(".")
+want.append(" ".join(["'.' d %o %d:%d" % root[1:]] + sorted(xattrs.get(".", [])))
+            if root and root[0] == "d" else "'.' d NO-RECORD-IN-.sigil")
 dirs = {p for p, r in recs.items() if r[0] == "d" and p != "."}
 for dp, dns, fns in os.walk(tree):
     for n in dns:
@@ -107,6 +113,9 @@ for d in dirs:
     want.append(" ".join([head] + sorted(xattrs.get(d, []))))
 
 have = []
+st = os.lstat(mnt)  # os.walk does not yield the top itself
+have.append(" ".join(["'.' d %o %d:%d" % (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)] +
+                     sorted("%s=%s" % (x, os.getxattr(mnt, x).hex()) for x in os.listxattr(mnt) if x.startswith("user."))))
 for dp, dns, fns in os.walk(mnt):
     for n in dns + fns:
         p = os.path.join(dp, n)
@@ -182,6 +191,8 @@ check "ln -s app.conf etc/link" ln -s app.conf "$M/etc/link"
 printf '#!/bin/sh\necho run\n' >"$M/bin/run.sh"
 check "chmod 755 bin/run.sh" chmod 755 "$M/bin/run.sh"
 check "mkdir var/empty" mkdir -p "$M/var/empty"
+check "chmod 700 on the mount point" chmod 700 "$M"
+check "setfattr user.rootx on the mount point" setfattr -n user.rootx -v 1 "$M"
 # names that stay local (editor temporaries), made and left in place for now
 printf 'swap\n' >"$M/etc/.app.conf.swp"
 printf 'backup\n' >"$M/etc/hosts~"
@@ -215,7 +226,7 @@ for l in sys.stdin:
 }
 ops2=$(body_ops "$P1..$P2")
 for want in "modified etc/app.conf" "modified etc/hosts" "modified etc/shadow" "added etc/link" \
-	"added bin/run.sh" "added var/" "added var/empty/"; do
+	"added bin/run.sh" "added var/" "added var/empty/" "modified /"; do
 	check "phase 2's commits say \"$want\" (origin a, a time of this run)" grep -qxF "$want" <<<"$ops2"
 done
 ops3=$(body_ops "$P2..$P3")
@@ -278,7 +289,7 @@ check_eq "a" "$(g blame --porcelain refs/heads/a -- etc/app.conf | sed -n 's/^au
 # ---- .sigil: what Git cannot hold; then HEAD against the mount
 meta=$(g show refs/heads/a:.sigil 2>&1)
 for want in "d 0755 0 0 var/empty" "f 0600 65534 65534 etc/shadow" "x user.x 73696c6c7900ff etc/app.conf" \
-	"d 0755 0 0 lib2/sub" "d 0755 0 0 etc"; do
+	"d 0755 0 0 lib2/sub" "d 0755 0 0 etc" "d 0700 0 0 ." "x user.rootx 31 ."; do
 	check ".sigil has \"$want\"" grep -qxF "$want" <<<"$meta"
 done
 check_not ".sigil no longer lists the renamed-away lib" grep -qE ' lib(/|$)' <<<"$meta"

@@ -70,8 +70,9 @@ store_version() { json_field "$(sg_data "$1")" 'j["store"]["version"]'; }
 manifest() { rl_manifest "$1" | awk '{ $6 = "-"; print }'; }
 
 # tree_check.py EXTRACTED META MOUNT: the tree of a revision (extracted) and
-# its .sigil against a mount, one line per path: type, exact mode, owner,
-# content hash or link target, user.* xattrs. Prints the diff, exit 1 if any.
+# its .sigil against a mount, one line per path, the mount point included:
+# type, exact mode, owner, content hash or link target, user.* xattrs. Prints
+# the diff, exit 1 if any.
 cat >"$SG_WORK/tree_check.py" <<'PY'
 import difflib, hashlib, os, re, stat, sys
 tree, meta, mnt = sys.argv[1:4]
@@ -93,6 +94,10 @@ def sha(p):
     with open(p, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 want = []
+# the root: its record in .sigil (every mirror commit has one), against the mount point
+root = recs.get(".")
+want.append(" ".join(["'.' d %o %d:%d" % root[1:]] + sorted(xattrs.get(".", [])))
+            if root and root[0] == "d" else "'.' d NO-RECORD-IN-.sigil")
 dirs = {p for p, r in recs.items() if r[0] == "d" and p != "."}
 for dp, dns, fns in os.walk(tree):
     for n in dns:
@@ -118,6 +123,9 @@ for d in dirs:
     head = "%r d %o %d:%d" % ((d,) + r[1:]) if r and r[0] == "d" else "%r d NO-RECORD-IN-.sigil" % d
     want.append(" ".join([head] + sorted(xattrs.get(d, []))))
 have = []
+st = os.lstat(mnt)  # os.walk does not yield the top itself
+have.append(" ".join(["'.' d %o %d:%d" % (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)] +
+                     sorted("%s=%s" % (x, os.getxattr(mnt, x).hex()) for x in os.listxattr(mnt) if x.startswith("user."))))
 for dp, dns, fns in os.walk(mnt):
     for n in dns + fns:
         p = os.path.join(dp, n)
@@ -177,11 +185,11 @@ wait_mirrors "old state" a
 REV_OLD=$(git --git-dir="$RA" rev-parse refs/heads/a)
 OLD=$(manifest a)
 check_rev_is_mount "$RA" "$REV_OLD" a "REV_OLD (a's mirror head) equals a's mount, with modes, owners, xattrs, empty dirs"
-check "REV_OLD's .sigil has the 0700 dir with its xattr and the owned file" python3 -c '
+check "REV_OLD's .sigil has the 0700 dir with its xattr, the owned file and the root" python3 -c '
 import sys
 m = set(sys.argv[1].splitlines())
 for want in ("d 0700 0 0 secure", "x user.level 0102ff secure", "f 0600 1234 5678 etc/secret",
-             "d 0755 0 0 var/empty", "x user.color 626c7565 etc/app.conf"):
+             "d 0755 0 0 var/empty", "x user.color 626c7565 etc/app.conf", "d 0755 0 0 ."):
     assert want in m, want' "$(git --git-dir="$RA" show "$REV_OLD:.sigil")"
 
 # ---- b and c change it
@@ -196,6 +204,9 @@ rm -r "$B/var/empty"
 mkdir -p "$B/new/deeper"
 printf 'new on b\n' >"$B/new/deeper/file"
 printf 'c was here\n' >"$C/c-file"
+# the mount point's own attributes (they do not replicate: a's alone)
+chmod 750 "$A"
+setfattr -n user.rootx -v 1 "$A"
 printf '#!/bin/sh\necho new\n' >"$C/bin/run.sh"
 chmod 644 "$C/bin/run.sh"
 rm -r "$C/sub"
@@ -205,7 +216,7 @@ NEW=$(manifest a)
 
 EXPECT=$(printf '%s\n' "D c-file" "D new/" "A etc/hosts" "A var/empty/" "A sub/" "A sub/a/" "A sub/a/b/" \
 	"A sub/a/b/c" "M etc/app.conf (content, xattrs)" "M etc/secret (mode, owner)" "M etc/link (content)" \
-	"M secure/ (mode)" "M bin/run.sh (content, mode)" | sort)
+	"M secure/ (mode)" "M bin/run.sh (content, mode)" "M / (mode, xattrs)" | sort)
 
 # ---- diff and dry run: the same lines, nothing written
 v0=$(store_version a)
@@ -215,17 +226,20 @@ check_same_text "$EXPECT" "$(body)" "sigilctl diff REV_OLD lists each difference
 ctl -d "$DA" restore --dry-run "$REV_OLD"
 check_eq 0 "$RC" "restore --dry-run REV_OLD exits 0 (stderr: $ERR)"
 check_same_text "$EXPECT" "$(body)" "restore --dry-run REV_OLD lists what a restore would do"
-check_eq "# would restore $REV_OLD: 6 added, 5 modified, 2 deleted, 6 unchanged" "$(summary)" \
+check_eq "# would restore $REV_OLD: 6 added, 6 modified, 2 deleted, 6 unchanged" "$(summary)" \
 	"restore --dry-run: the summary line counts them"
 check_eq "$v0" "$(store_version a)" "the dry run wrote nothing to a's store"
 check_same_text "$NEW" "$(manifest a)" "the dry run changed nothing in a's mount"
+check_eq "750" "$(stat -c %a "$A")" "the dry run left a's mount point as it was"
 
 # ---- restore
 ctl -d "$DA" restore "$REV_OLD"
 check_eq 0 "$RC" "sigilctl restore REV_OLD on a exits 0 (stderr: $ERR)"
 check_same_text "$EXPECT" "$(body)" "restore REV_OLD prints the lines the dry run printed"
-check_eq "# restored $REV_OLD: 6 added, 5 modified, 2 deleted, 6 unchanged" "$(summary)" "restore: the summary line"
+check_eq "# restored $REV_OLD: 6 added, 6 modified, 2 deleted, 6 unchanged" "$(summary)" "restore: the summary line"
 rl_converged $T a b c -- "after the restore every node converges"
+check_eq "755|" "$(stat -c %a "$A")|$(getfattr --absolute-names --only-values -n user.rootx "$A" 2>/dev/null)" \
+	"the restore gave a's mount point its mode back and took user.rootx away"
 for n in a b c; do
 	check_same_text "$OLD" "$(manifest $n)" "node $n shows exactly the old state (content, modes, owners, xattrs, empty dirs)"
 	check_rev_is_mount "$RA" "$REV_OLD" $n "node $n's mount equals REV_OLD's tree and .sigil"
