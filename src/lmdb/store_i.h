@@ -101,6 +101,8 @@ struct sg_op {
 	struct sg_op *next;
 };
 
+struct wctx; /* writer.c */
+
 struct sg_store {
 	MDB_env *env;
 	MDB_dbi meta, ent, dir, data, xattr, log, origins, conflicts;
@@ -126,6 +128,7 @@ struct sg_store {
 	 * While one is open it is published here and readers borrow it. */
 	pthread_mutex_t wtxn_lock; /* held by the writer while it uses wtxn, and by a borrower */
 	MDB_txn *wtxn;             /* the open transaction with acknowledged changes, or NULL */
+	struct wctx *wctx;         /* the writer's state (writer.c), under wtxn_lock */
 	uint64_t sync_delay_ns, linger_ns;
 	_Atomic int wb_err; /* a commit of acknowledged changes failed */
 	_Atomic uint64_t deferred,

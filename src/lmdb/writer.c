@@ -32,10 +32,11 @@ struct wctx {
 	size_t nnotes, cap;
 	/* the open transaction (see "the batch" below) */
 	MDB_txn *parent;
-	int64_t opened_ns, last_ns; /* first acknowledged change in it; last op run */
-	size_t acked;               /* deferred changes in it (acknowledged, or about to be) */
-	size_t released;        /* of those, acknowledged already: it can no longer be dropped */
-	struct sg_op **waiters; /* ops in it that wait for the commit */
+	int64_t opened_ns;       /* first acknowledged change in it */
+	_Atomic int64_t last_ns; /* last op run (callers' own runs too: sg_writer_submit) */
+	size_t acked;            /* deferred changes in it (acknowledged, or about to be) */
+	size_t released;         /* of those, acknowledged already: it can no longer be dropped */
+	struct sg_op **waiters;  /* ops in it that wait for the commit */
 	size_t nwait, capw;
 	int need_sync;
 	int changed;    /* an op changed something in it */
@@ -2261,9 +2262,9 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 			waiter_add(w, op);
 		}
 	}
-	w->last_ns = sg_mono_ns();
+	atomic_store(&w->last_ns, sg_mono_ns());
 	if (w->parent && w->acked && !w->released)
-		w->opened_ns = w->last_ns;
+		w->opened_ns = atomic_load(&w->last_ns);
 	if (w->parent && (w->nwait || !w->acked || w->acked >= st->batch_max)) {
 		if (txn_commit(st, w) == MDB_MAP_FULL) {
 			/* the commit itself ran out of map, with nothing acknowledged:
@@ -2305,6 +2306,9 @@ static void *writer_main(void *arg)
 	if (!batch)
 		abort();
 	avail_refresh(&w);
+	pthread_mutex_lock(&st->wtxn_lock);
+	st->wctx = &w;
+	pthread_mutex_unlock(&st->wtxn_lock);
 	for (;;) {
 		size_t n = 0;
 		int stop;
@@ -2319,7 +2323,7 @@ static void *writer_main(void *arg)
 				continue;
 			}
 			now = sg_mono_ns();
-			until = w.last_ns + (int64_t)st->linger_ns;
+			until = atomic_load(&w.last_ns) + (int64_t)st->linger_ns;
 			if (until > w.opened_ns + (int64_t)st->sync_delay_ns)
 				until = w.opened_ns + (int64_t)st->sync_delay_ns;
 			if (now >= until)
@@ -2346,6 +2350,9 @@ static void *writer_main(void *arg)
 			break;
 		}
 	}
+	pthread_mutex_lock(&st->wtxn_lock);
+	st->wctx = NULL;
+	pthread_mutex_unlock(&st->wtxn_lock);
 	free(w.waiters);
 	free(w.notes);
 	free(batch);
@@ -2374,8 +2381,68 @@ void sg_writer_stop(sg_store *st)
 	st->writer_started = 0;
 }
 
+/*
+ * A deferrable local change, run on the caller's own thread in the writer's
+ * open transaction: no hand-over to the writer thread and back (two context
+ * switches per op, most of a create's cost in the daemon). Only while the
+ * writer holds a transaction open with acknowledged changes and is not using
+ * it (wtxn_lock free); it stays the writer's to commit. The op runs in a
+ * child transaction as on the writer; a map that runs full leaves the op to
+ * the writer, which grows the map. 1: done (op->rc set), 0: queue it.
+ */
+static int run_direct(sg_store *st, struct sg_op *op)
+{
+	struct wctx *w;
+	struct snap s;
+	MDB_txn *child;
+	int rc, done = 0;
+
+	if (pthread_mutex_trylock(&st->wtxn_lock) != 0)
+		return 0; /* the writer runs a batch or commits: queue behind it */
+	w = st->wctx;
+	if (!w || !st->wtxn || !w->parent || !w->released || !deferrable(w, op))
+		goto out;
+	snap_take(w, &s);
+	if (mdb_txn_begin(st->env, w->parent, 0, &child) != 0)
+		goto out;
+	w->txn = child;
+	op->rc = exec_op(w, op);
+	if (op->rc == 0 && !w->map_full) {
+		rc = mdb_txn_commit(child);
+		if (rc == MDB_MAP_FULL)
+			w->map_full = 1;
+		else if (rc)
+			op->rc = sg_mdb_err(rc);
+	} else {
+		mdb_txn_abort(child);
+	}
+	w->txn = w->parent;
+	if (w->map_full) {
+		snap_restore(w, &s);
+		w->map_full = 0;
+		goto out;
+	}
+	done = 1;
+	if (op->rc) {
+		snap_restore(w, &s);
+		goto out;
+	}
+	w->est += OP_EST(op);
+	w->changed = 1;
+	w->acked++;
+	w->released++;
+	atomic_fetch_add(&st->deferred, 1);
+	atomic_store(&st->hlc, w->hlc);
+	atomic_store(&w->last_ns, sg_mono_ns());
+out:
+	pthread_mutex_unlock(&st->wtxn_lock);
+	return done;
+}
+
 int sg_writer_submit(sg_store *st, struct sg_op *op)
 {
+	if (op->early && run_direct(st, op))
+		return op->rc;
 	op->next = NULL;
 	op->done = 0;
 	pthread_mutex_lock(&st->q_lock);
