@@ -712,6 +712,19 @@ static void dir_gone_cb(void *ctx, const struct sg_gitmeta_ent *e)
 		dg->err = -ENOMEM;
 }
 
+/* Each file of the subtree at tree entry te (which goes) is a "deleted" line. */
+static int files_gone(struct commit_ctx *cc, const git_tree_entry *te, const struct chg *c)
+{
+	git_tree *sub = NULL;
+	struct walk_del w = {cc, c->path, c, 0};
+
+	if (git_tree_lookup(&sub, cc->m->repo, git_tree_entry_id(te)) == 0) {
+		git_tree_walk(sub, GIT_TREEWALK_PRE, walk_del_cb, &w);
+		git_tree_free(sub);
+	}
+	return w.err;
+}
+
 /* The effect of one change on the tree being built (cur) and on the metadata. */
 static int plan(struct commit_ctx *cc, git_tree *cur, const struct chg *c)
 {
@@ -748,25 +761,21 @@ static int plan(struct commit_ctx *cc, git_tree *cur, const struct chg *c)
 		if (exists) {
 			rc = push_update(&cc->rm, &cc->nrm, &cc->caprm, GIT_TREE_UPDATE_REMOVE,
 			                 c->path, NULL, 0);
-			if (!rc && was_tree) {
-				git_tree *sub = NULL;
-				struct walk_del w = {cc, c->path, c, 0};
-				if (git_tree_lookup(&sub, m->repo, git_tree_entry_id(te)) == 0) {
-					git_tree_walk(sub, GIT_TREEWALK_PRE, walk_del_cb, &w);
-					git_tree_free(sub);
-				}
-				rc = w.err;
-			} else if (!rc) {
+			if (!rc && was_tree)
+				rc = files_gone(cc, te, c);
+			else if (!rc)
 				rc = op_add(cc, "deleted", c->path, git_tree_entry_id(te), 1, c);
-			}
 		}
 		goto out;
 	}
 	if (c->type == SG_TYPE_DIR) {
 		int mc;
-		if (exists && !was_tree) /* a file became a directory */
+		if (exists && !was_tree) { /* a file became a directory: both are lines */
 			rc = push_update(&cc->rm, &cc->nrm, &cc->caprm, GIT_TREE_UPDATE_REMOVE,
 			                 c->path, NULL, 0);
+			if (!rc)
+				rc = op_add(cc, "deleted", c->path, git_tree_entry_id(te), 1, c);
+		}
 		if (rc)
 			goto out;
 		mc = sg_gitmeta_set(&m->meta, c->path, c->type, c->mode, c->uid, c->gid, c->x,
@@ -793,12 +802,18 @@ static int plan(struct commit_ctx *cc, git_tree *cur, const struct chg *c)
 		           git_oid_equal(git_tree_entry_id(te), &c->oid);
 		int mc;
 
-		if (was_tree) { /* a directory became a file */
-			rc = push_update(&cc->rm, &cc->nrm, &cc->caprm, GIT_TREE_UPDATE_REMOVE,
-			                 c->path, NULL, 0);
-			if (rc)
+		if (was_tree || was_meta_dir) {
+			/* a directory became a file: what went with it is listed */
+			struct dir_gone dg = {cc, c, 0};
+			if (was_tree &&
+			    ((rc = push_update(&cc->rm, &cc->nrm, &cc->caprm,
+			                       GIT_TREE_UPDATE_REMOVE, c->path, NULL, 0)) < 0 ||
+			     (rc = files_gone(cc, te, c)) < 0))
 				goto out;
-			cc->meta_changed |= sg_gitmeta_remove(&m->meta, c->path, 1, NULL, NULL);
+			cc->meta_changed |=
+			    sg_gitmeta_remove(&m->meta, c->path, 1, dir_gone_cb, &dg);
+			if ((rc = dg.err) < 0)
+				goto out;
 		}
 		mc = sg_gitmeta_set(&m->meta, c->path, c->type, c->mode, c->uid, c->gid, c->x,
 		                    c->nx);

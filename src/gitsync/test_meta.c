@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "gitsync_i.h"
+#include "log.h"
 #include "util.h"
 
 static char *text_of(const sg_gitmeta *m)
@@ -178,6 +179,8 @@ static int mfx_setup(void **state)
 
 	if (!f)
 		return -1;
+	if (getenv("TEST_DEBUG"))
+		sg_log_init("test_meta", 0, SG_LOG_DEBUG);
 	strcpy(f->dir, "/tmp/sigil-mirror-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
@@ -388,6 +391,116 @@ static void test_batch_of_origins_in_order(void **state)
 	messages_free(v);
 }
 
+/* A local create as the file system makes it; returns the new entry's id. */
+static uint64_t mk(struct mfx *f, uint64_t parent, const char *name, uint32_t type,
+                   const char *text)
+{
+	sg_attr a;
+
+	assert_int_equal(sg_store_create(f->st, NULL, parent, name, type,
+	                                 type == SG_TYPE_DIR ? 0755 : 0644, 0, 0, text,
+	                                 text ? strlen(text) : 0, sg_now_ns(), &a),
+	                 0);
+	return a.id;
+}
+
+static void rm_entry(struct mfx *f, uint64_t parent, const char *name, int dir)
+{
+	assert_int_equal(sg_store_remove(f->st, NULL, parent, name, dir, sg_now_ns()), 0);
+}
+
+/* Is there a line "renamed FROM -> TO" with this old (to == 0) or new path? */
+static int lists_rename(const char *msg, const char *path, int to)
+{
+	char want[300];
+
+	snprintf(want, sizeof(want), to ? " -> %s  (" : "\nrenamed  %s -> ", path);
+	return strstr(msg, want) != NULL;
+}
+
+/* Every path git shows as changed by the branch's head commit (but .sigil)
+ * has its line in the commit's message. */
+static void check_lines_cover_diff(struct mfx *f)
+{
+	git_object *obj = NULL;
+	git_commit *c = NULL, *parent = NULL;
+	git_tree *t = NULL, *pt = NULL;
+	git_diff *diff = NULL;
+	const char *msg;
+
+	assert_int_equal(git_revparse_single(&obj, f->repo, "refs/heads/a"), 0);
+	assert_int_equal(git_object_peel((git_object **)&c, obj, GIT_OBJECT_COMMIT), 0);
+	assert_int_equal(git_commit_parent(&parent, c, 0), 0);
+	assert_int_equal(git_commit_tree(&t, c), 0);
+	assert_int_equal(git_commit_tree(&pt, parent), 0);
+	assert_int_equal(git_diff_tree_to_tree(&diff, f->repo, pt, t, NULL), 0);
+	msg = git_commit_message(c);
+	for (size_t i = 0; i < git_diff_num_deltas(diff); i++) {
+		const git_diff_delta *d = git_diff_get_delta(diff, i);
+		const char *path =
+		    d->status == GIT_DELTA_DELETED ? d->old_file.path : d->new_file.path;
+		int ok;
+		if (strcmp(path, SG_GIT_META) == 0)
+			continue;
+		if (d->status == GIT_DELTA_ADDED)
+			ok = lists(msg, "added", path) || lists_rename(msg, path, 1);
+		else if (d->status == GIT_DELTA_DELETED)
+			ok = lists(msg, "deleted", path) || lists_rename(msg, path, 0);
+		else
+			ok = lists(msg, "modified", path);
+		if (!ok)
+			fail_msg("git shows %s %s; the message does not say it:\n%s",
+			         git_diff_status_char(d->status) == 'A' ? "A" : "D/M", path, msg);
+	}
+	git_diff_free(diff);
+	git_tree_free(t);
+	git_tree_free(pt);
+	git_commit_free(parent);
+	git_commit_free(c);
+	git_object_free(obj);
+}
+
+static char *head_message(struct mfx *f)
+{
+	size_t n;
+	char **v = messages(f, &n), *m = strdup(v[0]);
+
+	messages_free(v);
+	return m;
+}
+
+/* A file that becomes a directory and back: every path git shows is a line. */
+static void test_type_changes_list_every_path(void **state)
+{
+	struct mfx *f = *state;
+	uint64_t tc, sub;
+	char *msg;
+
+	mk(f, SG_ROOT_ID, "tc", SG_TYPE_FILE, "a file\n");
+	mk(f, SG_ROOT_ID, "keep", SG_TYPE_FILE, "another\n");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	/* file -> directory */
+	rm_entry(f, SG_ROOT_ID, "tc", 0);
+	tc = mk(f, SG_ROOT_ID, "tc", SG_TYPE_DIR, NULL);
+	sub = mk(f, tc, "sub", SG_TYPE_DIR, NULL);
+	mk(f, sub, "f", SG_TYPE_FILE, "deep\n");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	check_lines_cover_diff(f);
+	msg = head_message(f);
+	assert_true(lists(msg, "deleted", "tc") && lists(msg, "added", "tc/") &&
+	            lists(msg, "added", "tc/sub/") && lists(msg, "added", "tc/sub/f"));
+	free(msg);
+	/* directory -> file, in one change (as a restore or a peer makes it: the
+	 * log then holds the file alone, nothing of what went) */
+	put(f, "tc", SG_TYPE_FILE, "a file again\n");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	check_lines_cover_diff(f);
+	msg = head_message(f);
+	assert_true(lists(msg, "deleted", "tc/") && lists(msg, "deleted", "tc/sub/") &&
+	            lists(msg, "deleted", "tc/sub/f") && lists(msg, "added", "tc"));
+	free(msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +511,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_restore_trailer_only_on_its_changes, mfx_setup,
 	                                    mfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_of_origins_in_order, mfx_setup,
+	                                    mfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_type_changes_list_every_path, mfx_setup,
 	                                    mfx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
