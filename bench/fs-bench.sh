@@ -153,7 +153,9 @@ findmnt -rn -M "$BIND" >/dev/null || die "bindfs did not mount: $(cat "$WORK/bin
 SIG=$WORK/sigilfs-mnt SIGDATA=$WORK/sigilfs-data
 mkdir -p "$SIG" "$SIGDATA"
 MNTS+=("$SIG")
-out=$(timeout 60 "$SIGILFS" "$SIG" -o "data=$SIGDATA" 2>&1) || die "sigilfs did not mount: $out"
+# the Git mirror off: this is the store's and the file system's cost (the
+# mirror batches its commits and has its own benchmark, mirror-bench.sh)
+out=$(timeout 60 "$SIGILFS" "$SIG" -o "data=$SIGDATA,mirror=off" 2>&1) || die "sigilfs did not mount: $out"
 for ((i = 0; i < 100; i++)); do
 	[ -s "$SIGDATA/sigilfs.pid" ] && break
 	sleep 0.05
@@ -340,15 +342,21 @@ L.append("The saves rewrite 20 files that exist beforehand, in turn, with new co
 
 L.append("Notes on reading these figures (structural, not measured here):\n")
 L.append("- A 1 KiB write dirties a whole 4 KiB page, so 4x is the floor of `write_bytes` per 1 KiB save on any page-cached file system.")
-L.append("- sigilfs commits each save as an LMDB transaction (grouped when saves queue up) with one fdatasync; LMDB is copy-on-write, so a "
-         "commit rewrites every page on the root-to-leaf path of each B-tree it touches (entries, data, directory, log, origins, the main "
-         "DB that holds their roots, the free list) plus a meta page. That is the likely source of the per-save bytes, and it grows with "
-         "the store: the write amplification here was measured after the latency runs had left a %s-entry directory in the store. "
-         "An fsync'd save costs a commit and a sync; an editor save costs more commits (the temp file's data, the rename)." % E["R_ENTRIES"])
-L.append("- Every create, unlink, mkdir and close of a written file is a synchronous commit in the daemon, while ext4 and tmpfs "
-         "(and bindfs over tmpfs) only change memory until a later fsync; this is why the create/unlink/save rates trail bindfs's.")
-L.append("- open+read+close through any FUSE mount costs round trips to the daemon (OPEN, FLUSH, RELEASE) that tmpfs does not have; "
-         "bindfs pays the same. stat and reads of an open file are served from the kernel's caches (cache_timeout 10 s, keep_cache).")
+L.append("- sigilfs is mounted with its defaults but the Git mirror off (`mirror=off`: its commits are batched and measured by "
+         "`bench/mirror-bench.sh`).")
+L.append("- A local change is acknowledged once it is applied to the store's open LMDB transaction; the transaction commits (one "
+         "fdatasync) when the burst of changes pauses for 200 us, after 5 ms at most (`sync_delay`), or at once for an fsync, which "
+         "then also syncs LMDB's meta page (a second fdatasync). LMDB is copy-on-write: a commit rewrites every page on the "
+         "root-to-leaf path of each B-tree it touches (entries, data, directory, log, the main DB that holds their roots, the free "
+         "list) plus a meta page, whatever the number of changes in it. That is where a lone fsync'd save's bytes go, and it grows "
+         "with the store: the write amplification here was measured after the latency runs had left a %s-entry directory in the "
+         "store. A stream of saves shares commits, so its bytes per save are far lower." % E["R_ENTRIES"])
+L.append("- create, unlink and mkdir are acknowledged before their commit, but each is still a FUSE round trip to the daemon and a "
+         "hand-over to the store's writer thread, and every few milliseconds the writer holds the next op while it commits: ext4 "
+         "and tmpfs (and bindfs over tmpfs) only change memory until a later fsync.")
+L.append("- open+read+close through any FUSE mount costs round trips to the daemon that tmpfs does not have: OPEN, and RELEASE "
+         "(sent after close returns). sigilfs opens a read-only handle with FOPEN_NOFLUSH, so close sends no FLUSH; bindfs pays "
+         "a FLUSH too. stat and reads of an open file are served from the kernel's caches (cache_timeout 10 s, keep_cache).")
 L.append("- The virtual disk here acknowledges fsync quickly (ext4 write+fsync p50 in the table above), which makes the bare-disk "
          "editor save a hard baseline.\n")
 L.append("## How it was measured\n")
