@@ -45,10 +45,12 @@
 #include "log.h"
 #include "util.h"
 
-#define PAGE_CHANGES 20000  /* changes per batch */
-#define SETTLE_BATCHES 64   /* the objects of at most this many batches stay in memory */
-#define SETTLE_OBJECTS 1000 /* ...none of a batch with more */
-#define MAX_PACKS 16        /* the folder folds the smallest packs beyond this */
+#define PAGE_CHANGES 20000    /* changes per batch */
+#define SETTLE_BATCHES 64     /* the objects of at most this many batches stay in memory */
+#define SETTLE_OBJECTS 1000   /* ...none of a batch with more */
+#define MAX_PACKS 16          /* the folder folds the smallest packs beyond this */
+#define RENAMES_MAX (1 << 20) /* moves remembered while the mirror is behind */
+#define RENAME_MIN_BYTES 64   /* smaller files are never paired by content alone */
 #define PUSH_BACKOFF_MAX_MS 60000
 #define LAG_RING 4096                   /* commit times remembered for the lag */
 #define SETTLE_MAX_NS (200 * 1000000LL) /* a burst after a quiet spell gathers this long */
@@ -61,7 +63,14 @@ struct chg {
 	sg_xattr *x;
 	size_t nx;
 	uint64_t version, origin, hlc;
+	uint64_t id;      /* the store's entry id (a tombstone's own) */
 	uint64_t restore; /* the restore that wrote it (an annot id), 0: none */
+};
+
+/* A move the store made here: it left tombstone `tomb` at the old name and
+ * moved entry `moved` (same id) to the new one. */
+struct ren {
+	uint64_t tomb, moved, version;
 };
 
 /* One line of a commit message. */
@@ -116,6 +125,12 @@ struct sg_mirror {
 	 * observer told of (a batch during a restore waits for its notes) */
 	struct annot *annots, *open;
 	uint64_t annot_seq, noted;
+	/* under lock: the moves the observer told of, not yet mirrored, and
+	 * the versions it told of at all (watched_from < v <= noted) */
+	struct ren *ren;
+	size_t nren, capren;
+	uint64_t watched_from;
+	int watching;
 
 	/* packs: held shared by a batch (and a restore reading this repository),
 	 * exclusively by the folder while it deletes packs, which it counts in
@@ -552,6 +567,7 @@ static int collect(void *ctx, const sg_change *c)
 	k->version = c->version;
 	k->origin = c->stamp.origin;
 	k->hlc = c->stamp.hlc;
+	k->id = c->id;
 	if (c->type == SG_TYPE_FILE || c->type == SG_TYPE_SYMLINK) {
 		int rc = git_blob_create_from_buffer(&k->oid, b->m->repo, c->data ? c->data : "",
 		                                     c->len);
@@ -613,8 +629,26 @@ static int by_path_version(const void *a, const void *b)
 
 /* ---- one commit ---- */
 
+/* What a batch builds before the branch moves. */
+struct build {
+	/* what the store told of the batch's moves: the moves by tombstone id,
+	 * the batch's changes by entry id, and which versions it told of */
+	struct ren *ren;
+	size_t nren;
+	struct chg **byid;
+	size_t nbyid;
+	uint64_t known_lo, known_hi, self;
+	git_tree *tree; /* current tree (owned) */
+	git_oid head;   /* current commit */
+	int has_head;
+	git_oid *objs; /* the batch's new objects (repeats allowed) */
+	size_t nobjs, capobjs;
+	int made; /* commits made */
+};
+
 struct commit_ctx {
 	sg_mirror *m;
+	const struct build *bd;
 	git_tree_update *rm, *up;
 	size_t nrm, nup, caprm, capup;
 	struct op *ops;
@@ -870,27 +904,112 @@ static void rm_fold(struct commit_ctx *cc)
 	}
 }
 
-/* Pair a deleted file with an added one of the same content: a rename. */
+/* Did the observer tell of change c (so a move there is known by its ids)? */
+static int move_known(const struct build *bd, const struct chg *c)
+{
+	return c && c->origin == bd->self && c->version > bd->known_lo &&
+	       c->version <= bd->known_hi;
+}
+
+static int by_ren_tomb(const void *a, const void *b)
+{
+	uint64_t x = ((const struct ren *)a)->tomb, y = ((const struct ren *)b)->tomb;
+	return x < y ? -1 : x > y;
+}
+
+static int by_chg_id(const void *a, const void *b)
+{
+	uint64_t x = (*(const struct chg *const *)a)->id, y = (*(const struct chg *const *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+/* The change of the batch that moved entry `id` somewhere, or NULL. */
+static const struct chg *moved_by(const struct build *bd, uint64_t tomb)
+{
+	struct ren key = {.tomb = tomb}, *r;
+	struct chg k = {.id = 0}, *kp = &k, **c;
+
+	if (!bd->nren || !(r = bsearch(&key, bd->ren, bd->nren, sizeof(*r), by_ren_tomb)))
+		return NULL;
+	k.id = r->moved;
+	c = bd->nbyid ? bsearch(&kp, bd->byid, bd->nbyid, sizeof(*c), by_chg_id) : NULL;
+	return c && (*c)->type != SG_TYPE_TOMBSTONE ? *c : NULL;
+}
+
+static void rename_pair(struct op *d, struct op *a)
+{
+	d->verb = "renamed";
+	d->to = a->path;
+	a->path = NULL;
+	a->verb = NULL; /* folded into the rename */
+	if (a->c && (!d->c || a->c->version > d->c->version))
+		d->c = a->c;
+}
+
+static int is(const struct op *o, const char *verb)
+{
+	return o->file && o->verb && strcmp(o->verb, verb) == 0;
+}
+
+static int by_op_oid(const void *a, const void *b)
+{
+	const struct op *x = *(const struct op *const *)a, *y = *(const struct op *const *)b;
+	int c = git_oid_cmp(&x->oid, &y->oid);
+	return c ? c : is(y, "deleted") - is(x, "deleted"); /* deleted first */
+}
+
+/*
+ * Renames. Where the store told of a move (a local rename: a tombstone left
+ * at the old name, the same entry at the new one), its files pair by path;
+ * a delete and an add it told of are never a rename, whatever their content.
+ * Where it could not tell (a peer's changes, or changes from before this
+ * mirror watched), a deleted and an added file pair by content, if that
+ * content is unique among them and not tiny (two empty files are not a move).
+ */
 static void find_renames(struct commit_ctx *cc)
 {
+	const struct build *bd = cc->bd;
+	struct op **cand = NULL;
+	size_t nc = 0;
+
 	for (size_t i = 0; i < cc->nops; i++) {
 		struct op *d = &cc->ops[i];
-		if (!d->file || !d->verb || strcmp(d->verb, "deleted") != 0)
+		const struct chg *mv;
+		char want[SG_PATH_MAX + 2];
+		if (!is(d, "deleted") || !d->c || d->c->type != SG_TYPE_TOMBSTONE ||
+		    !(mv = moved_by(bd, d->c->id)))
 			continue;
-		for (size_t j = 0; j < cc->nops; j++) {
-			struct op *a = &cc->ops[j];
-			if (!a->file || !a->verb || strcmp(a->verb, "added") != 0 ||
-			    !git_oid_equal(&a->oid, &d->oid))
-				continue;
-			d->verb = "renamed";
-			d->to = a->path;
-			a->path = NULL;
-			a->verb = NULL; /* folded into the rename */
-			if (a->c && (!d->c || a->c->version > d->c->version))
-				d->c = a->c;
-			break;
-		}
+		/* the new path: the moved entry's, and below it what was below the old */
+		if (snprintf(want, sizeof(want), "%s%s", mv->path, d->path + strlen(d->c->path)) >=
+		    (int)sizeof(want))
+			continue;
+		for (size_t j = 0; j < cc->nops; j++)
+			if (is(&cc->ops[j], "added") && strcmp(cc->ops[j].path, want) == 0) {
+				rename_pair(d, &cc->ops[j]);
+				break;
+			}
 	}
+	if (!(cand = malloc((cc->nops ? cc->nops : 1) * sizeof(*cand))))
+		return; /* no guesses */
+	for (size_t i = 0; i < cc->nops; i++)
+		if ((is(&cc->ops[i], "deleted") || is(&cc->ops[i], "added")) &&
+		    !move_known(bd, cc->ops[i].c))
+			cand[nc++] = &cc->ops[i];
+	qsort(cand, nc, sizeof(*cand), by_op_oid);
+	for (size_t i = 0, j; i < nc; i = j) {
+		size_t size = 0;
+		git_object_t type;
+		for (j = i + 1; j < nc && git_oid_equal(&cand[j]->oid, &cand[i]->oid); j++)
+			;
+		/* exactly one deleted and one added file with this content */
+		if (j - i != 2 || !is(cand[i], "deleted") || !is(cand[i + 1], "added"))
+			continue;
+		if (git_odb_read_header(&size, &type, cc->m->odb, &cand[i]->oid) < 0 ||
+		    size < RENAME_MIN_BYTES)
+			continue;
+		rename_pair(cand[i], cand[i + 1]);
+	}
+	free(cand);
 }
 
 static void origin_label(sg_mirror *m, uint64_t origin, char *buf, size_t len)
@@ -996,16 +1115,6 @@ static int empty_tree(git_repository *repo, git_tree **out)
 	return sg_git_err(rc, "empty tree");
 }
 
-/* What a batch builds before the branch moves. */
-struct build {
-	git_tree *tree; /* current tree (owned) */
-	git_oid head;   /* current commit */
-	int has_head;
-	git_oid *objs; /* the batch's new objects (repeats allowed) */
-	size_t nobjs, capobjs;
-	int made; /* commits made */
-};
-
 static int obj_add(struct build *bd, const git_oid *oid)
 {
 	if (bd->nobjs == bd->capobjs) {
@@ -1092,7 +1201,7 @@ out:
  * path) to the tree and commit them, as holding every version up to upto. */
 static int commit_group(sg_mirror *m, struct build *bd, struct chg **v, size_t n, uint64_t upto)
 {
-	struct commit_ctx cc = {.m = m};
+	struct commit_ctx cc = {.m = m, .bd = bd};
 	git_signature *author = NULL, *committer = NULL;
 	git_commit *parent = NULL;
 	git_tree *next = NULL;
@@ -1801,7 +1910,23 @@ static int batch(sg_mirror *m)
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < b.n; i++)
 		b.v[i].restore = annot_of(m, b.v[i].version);
+	/* the moves the observer told of, and which versions it told of */
+	bd.known_lo = m->watching ? m->watched_from : UINT64_MAX;
+	bd.known_hi = m->noted;
+	if (m->nren && (bd.ren = malloc(m->nren * sizeof(*bd.ren)))) {
+		memcpy(bd.ren, m->ren, m->nren * sizeof(*bd.ren));
+		bd.nren = m->nren;
+	}
 	pthread_mutex_unlock(&m->lock);
+	bd.self = sg_store_node_id(m->st);
+	if (bd.nren) {
+		qsort(bd.ren, bd.nren, sizeof(*bd.ren), by_ren_tomb);
+		if ((bd.byid = malloc(b.n * sizeof(*bd.byid)))) {
+			for (size_t i = 0; i < b.n; i++)
+				bd.byid[bd.nbyid++] = &b.v[i];
+			qsort(bd.byid, bd.nbyid, sizeof(*bd.byid), by_chg_id);
+		}
+	}
 	if (b.n) {
 		if (m->tree) {
 			if ((rc = git_tree_dup(&bd.tree, m->tree)) < 0) {
@@ -1865,6 +1990,13 @@ static int batch(sg_mirror *m)
 	pthread_mutex_lock(&m->lock);
 	m->cursor = b.last;
 	annots_prune(m);
+	{
+		size_t w = 0;
+		for (size_t i = 0; i < m->nren; i++)
+			if (m->ren[i].version > m->cursor)
+				m->ren[w++] = m->ren[i];
+		m->nren = w;
+	}
 	while (m->seen_n && m->seen[m->seen_head].version <= m->cursor) {
 		m->seen_head = (m->seen_head + 1) % LAG_RING;
 		m->seen_n--;
@@ -1888,6 +2020,8 @@ out:
 			sg_gitmeta_clear(&m->meta);
 	}
 	free(bd.objs);
+	free(bd.ren);
+	free(bd.byid);
 	git_tree_free(bd.tree);
 	free(run);
 	batch_free(&b);
@@ -2763,6 +2897,7 @@ static void mirror_free(sg_mirror *m)
 	free(m->branch);
 	free(m->remote);
 	free(m->local_only);
+	free(m->ren);
 	while (m->annots) {
 		struct annot *a = m->annots;
 		m->annots = a->next;
@@ -2877,6 +3012,29 @@ void sg_mirror_on_commit(void *arg, const sg_note *notes, size_t n)
 		for (size_t i = 0; i < n; i++)
 			if (notes[i].local == SG_NOTE_PUT)
 				annot_add(m->open, notes[i].version);
+	if (!m->watching) {
+		uint64_t lo = UINT64_MAX;
+		for (size_t i = 0; i < n; i++)
+			lo = notes[i].version < lo ? notes[i].version : lo;
+		m->watched_from = lo - 1;
+		m->watching = 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const sg_note *e = &notes[i];
+		if (e->local == SG_NOTE_REMOTE || e->type != SG_TYPE_TOMBSTONE || !e->old_id ||
+		    e->old_id == e->id)
+			continue;
+		if (m->nren == m->capren) {
+			size_t cap = m->capren ? m->capren * 2 : 64;
+			struct ren *r =
+			    cap <= RENAMES_MAX ? realloc(m->ren, cap * sizeof(*r)) : NULL;
+			if (!r)
+				continue; /* that move reads as a delete and an add */
+			m->ren = r;
+			m->capren = cap;
+		}
+		m->ren[m->nren++] = (struct ren){e->id, e->old_id, e->version};
+	}
 	if (v > m->noted)
 		m->noted = v;
 	/* full: keep the oldest, which is what the lag measures */

@@ -501,6 +501,69 @@ static void test_type_changes_list_every_path(void **state)
 	free(msg);
 }
 
+/* A rename is what the store did, not what content matches. */
+static void test_renames_are_moves(void **state)
+{
+	struct mfx *f = *state;
+	static const char big[] =
+	    "a file with enough content (64 bytes or more) to be recognised by "
+	    "its content alone\n";
+	uint64_t d;
+	char *msg;
+
+	/* two empty files, one deleted and one created: no rename */
+	mk(f, SG_ROOT_ID, "emptyA", SG_TYPE_FILE, "");
+	mk(f, SG_ROOT_ID, "same1", SG_TYPE_FILE, big);
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	rm_entry(f, SG_ROOT_ID, "emptyA", 0);
+	mk(f, SG_ROOT_ID, "unrelated", SG_TYPE_FILE, "");
+	/* a copy and a delete of the original, locally: not a rename either */
+	mk(f, SG_ROOT_ID, "same2", SG_TYPE_FILE, big);
+	rm_entry(f, SG_ROOT_ID, "same1", 0);
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	msg = head_message(f);
+	assert_null(strstr(msg, "renamed"));
+	assert_true(lists(msg, "deleted", "emptyA") && lists(msg, "added", "unrelated") &&
+	            lists(msg, "deleted", "same1") && lists(msg, "added", "same2"));
+	check_lines_cover_diff(f);
+	free(msg);
+
+	/* mv of an empty file, and of a directory: renames, as the store says */
+	d = mk(f, SG_ROOT_ID, "dir", SG_TYPE_DIR, NULL);
+	mk(f, d, "x", SG_TYPE_FILE, "");
+	mk(f, d, "y", SG_TYPE_FILE, "y\n");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	assert_int_equal(sg_store_rename(f->st, NULL, SG_ROOT_ID, "unrelated", SG_ROOT_ID, "moved",
+	                                 0, sg_now_ns()),
+	                 0);
+	assert_int_equal(
+	    sg_store_rename(f->st, NULL, SG_ROOT_ID, "dir", SG_ROOT_ID, "dir2", 0, sg_now_ns()), 0);
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	msg = head_message(f);
+	assert_true(lists_rename(msg, "unrelated", 0) && lists_rename(msg, "moved", 1));
+	assert_non_null(strstr(msg, "\nrenamed  dir/x -> dir2/x  ("));
+	assert_non_null(strstr(msg, "\nrenamed  dir/y -> dir2/y  ("));
+	check_lines_cover_diff(f);
+	free(msg);
+
+	/* a peer's delete and create (no word of a move): paired by content,
+	 * unless the content is tiny */
+	from_b(f, "p1", SG_TYPE_FILE, big);
+	from_b(f, "e1", SG_TYPE_FILE, "");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	from_b(f, "p1", SG_TYPE_TOMBSTONE, NULL);
+	from_b(f, "p2", SG_TYPE_FILE, big);
+	from_b(f, "e1", SG_TYPE_TOMBSTONE, NULL);
+	from_b(f, "e2", SG_TYPE_FILE, "");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	msg = head_message(f);
+	if (!strstr(msg, "\nrenamed  p1 -> p2  ("))
+		fail_msg("a peer's move of p1 to p2 is not a rename:\n%s", msg);
+	assert_true(lists(msg, "deleted", "e1") && lists(msg, "added", "e2"));
+	check_lines_cover_diff(f);
+	free(msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -514,6 +577,7 @@ int main(void)
 	                                    mfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_type_changes_list_every_path, mfx_setup,
 	                                    mfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_renames_are_moves, mfx_setup, mfx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

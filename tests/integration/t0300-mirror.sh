@@ -191,6 +191,7 @@ check "ln -s app.conf etc/link" ln -s app.conf "$M/etc/link"
 printf '#!/bin/sh\necho run\n' >"$M/bin/run.sh"
 check "chmod 755 bin/run.sh" chmod 755 "$M/bin/run.sh"
 check "mkdir var/empty" mkdir -p "$M/var/empty"
+check "touch emptyA (an empty file)" touch "$M/emptyA"
 check "chmod 700 on the mount point" chmod 700 "$M"
 check "setfattr user.rootx on the mount point" setfattr -n user.rootx -v 1 "$M"
 # names that stay local (editor temporaries), made and left in place for now
@@ -204,6 +205,8 @@ P2=$(g rev-parse refs/heads/a)
 check "rm etc/old" rm "$M/etc/old"
 check "mv doc/readme doc/README" mv "$M/doc/readme" "$M/doc/README"
 check "mv lib lib2 (a directory with a subdirectory and an empty one)" mv "$M/lib" "$M/lib2"
+check "rm emptyA, touch unrelated (another empty file: not a rename)" \
+	bash -c 'rm "$1/emptyA" && touch "$1/unrelated"' - "$M"
 wait_mirror "phase 3 (delete, renames)"
 P3=$(g rev-parse refs/heads/a)
 
@@ -231,9 +234,12 @@ for want in "modified etc/app.conf" "modified etc/hosts" "modified etc/shadow" "
 done
 ops3=$(body_ops "$P2..$P3")
 for want in "deleted etc/old" "renamed doc/readme -> doc/README" "renamed lib/x -> lib2/x" \
-	"renamed lib/sub/y -> lib2/sub/y" "added lib2/" "added lib2/sub/" "added lib2/e/"; do
+	"renamed lib/sub/y -> lib2/sub/y" "added lib2/" "added lib2/sub/" "added lib2/e/" \
+	"deleted emptyA" "added unrelated"; do
 	check "phase 3's commits say \"$want\" (origin a, a time of this run)" grep -qxF "$want" <<<"$ops3"
 done
+check_not "phase 3's commits do not call emptyA -> unrelated a rename (two empty files)" \
+	grep -q "^renamed emptyA" <<<"$ops3"
 # every directory the rename created is listed ("added lib2/"...): the ones it
 # removed must be too, the empty lib/e/ included (else only .sigil's diff tells)
 if grep -qxE 'deleted lib/|renamed lib/ -> lib2/' <<<"$ops3" &&
@@ -260,7 +266,7 @@ done
 # git diff REV1 REV2: exactly what changed between phase 1 and now
 check_same_text "$(printf '%s\n' $'M\t.sigil' $'A\tbin/run.sh' $'M\tetc/app.conf' $'M\tetc/hosts' \
 	$'A\tetc/link' $'D\tetc/old' $'R100\tdoc/readme\tdoc/README' $'R100\tlib/sub/y\tlib2/sub/y' \
-	$'R100\tlib/x\tlib2/x' | sort)" "$(g diff -M --name-status "$P1" "$P3" | sort)" \
+	$'R100\tlib/x\tlib2/x' $'A\tunrelated' | sort)" "$(g diff -M --name-status "$P1" "$P3" | sort)" \
 	"git diff --name-status PHASE1 HEAD lists exactly the changed paths"
 check_eq "$(printf -- '-port = 80\n+port = 8080')" "$(g diff "$P1" "$P3" -- etc/app.conf | grep '^[-+][^-+]')" \
 	"git diff PHASE1 HEAD -- etc/app.conf shows vim's edit"
