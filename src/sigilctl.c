@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "ctl/ctl.h"
@@ -83,6 +84,7 @@ int main(int argc, char *argv[])
 	};
 	const char *config = NULL, *data = NULL, *cmd, *repo = NULL;
 	char sock[PATH_MAX], request[SG_CTL_MAX_REQUEST + 1], cerr[PATH_MAX + 512], *reply = NULL;
+	char repo_abs[2 * PATH_MAX];
 	sg_config cfg = {0};
 	int json = 0, dry = 0, git = 0, c, rc, ret = EXIT_FAILED;
 
@@ -143,6 +145,19 @@ int main(int argc, char *argv[])
 				return usage_error("a tab or newline in", argv[i]);
 		if (repo && strpbrk(repo, "\t\n"))
 			return usage_error("a tab or newline in", repo);
+		/* the daemon has its own working directory: a local path goes absolute
+		 * (a URL, scheme:// or scp-like host:path as git reads it, as written) */
+		if (repo && repo[0] != '/' && !strstr(repo, "://") &&
+		    !(strchr(repo, ':') &&
+		      (!strchr(repo, '/') || strchr(repo, ':') < strchr(repo, '/')))) {
+			char cwd[PATH_MAX];
+			if (!getcwd(cwd, sizeof(cwd)) ||
+			    (size_t)snprintf(repo_abs, sizeof(repo_abs), "%s/%s", cwd, repo) >=
+			        sizeof(repo_abs))
+				return usage_error("cannot make the repository's path absolute:",
+				                   repo);
+			repo = repo_abs;
+		}
 		n = (size_t)snprintf(request, sizeof(request), "%s\t%s%s%s%s%s%s", cmd, argv[optind],
 		                     optind + 1 < argc ? "\t" : "",
 		                     optind + 1 < argc ? argv[optind + 1] : "",

@@ -330,6 +330,11 @@ rl_converged $T a b c -- "v2 reaches every node"
 check_eq "deployed = 2" "$(cat "$A/deploy/app.conf")" "a has v2's app.conf"
 ctl -d "$DC" diff --repo "file://$SG_WORK/deploy.git" main deploy
 check_eq "0|" "$RC|$(body)" "diff --repo file://... main deploy on c: exit 0"
+# a relative --repo is the caller's, not the daemon's working directory's
+pushd "$SG_WORK" >/dev/null || sg_hard_error "cd $SG_WORK"
+ctl -d "$DC" diff --repo deploy.git main deploy
+popd >/dev/null || sg_hard_error "cd back"
+check_eq "0|" "$RC|$(body)" "diff --repo deploy.git (relative, run in its directory) main deploy on c: exit 0 ($ERR)"
 
 # ---- errors: one line, exit 1, nothing written
 v2=$(store_version a)
