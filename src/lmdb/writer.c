@@ -40,6 +40,7 @@ struct wctx {
 	size_t nwait, capw;
 	int need_sync;
 	int changed;    /* an op changed something in it */
+	int busy;       /* changes keep coming: hold the transaction open (linger) */
 	uint64_t est;   /* bytes it may write, roughly: sizes its room */
 	uint64_t avail; /* free bytes where the store lives, at the last commit */
 	uint64_t hlc_floor;
@@ -1907,6 +1908,10 @@ static int commit_err(sg_store *st, struct sg_op **ops, size_t n, int mdb_rc)
  * its caller returns while the change is still in memory, and readers see
  * it by borrowing the open transaction (store.c). The transaction commits
  * (one fdatasync) when
+ *   - the writer was idle (no op for linger_ns): a lone change commits at
+ *     once, after its acknowledgement, so it reaches the peers without delay
+ *     and the caller's next change, coming during the commit, finds the
+ *     writer busy;
  *   - an op in it waits for the commit: a peer's change, a put, a purge, a
  *     sync (fsync), or any op while deferral is off;
  *   - no op came for linger_ns (the burst is over), or the oldest
@@ -2292,6 +2297,16 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 			atomic_store(&st->hlc, w->hlc);
 		}
 		pthread_mutex_unlock(&st->wtxn_lock);
+		if (w->parent && w->acked && !w->busy) {
+			/* a lone change (the writer was idle): acknowledge it, then
+			 * commit at once, so that it reaches the peers without waiting
+			 * for a burst; the caller's next change, if it comes during
+			 * this commit, finds the writer busy */
+			ops_done(st, rel, nrel);
+			free(rel);
+			flush_open(st, w);
+			return;
+		}
 	}
 	ops_done(st, rel, nrel);
 	free(rel);
@@ -2313,17 +2328,23 @@ static void *writer_main(void *arg)
 		size_t n = 0;
 		int stop;
 
+		/* busy: ops were queued when the last batch or commit ended, or
+		 * came within linger_ns of the last op; idle otherwise */
+		int queued;
+
 		pthread_mutex_lock(&st->q_lock);
+		queued = st->q_head != NULL;
 		while (!st->q_head && !st->stop) {
 			struct timespec ts;
-			int64_t now, until;
+			int64_t now, last, until;
 
 			if (!w.parent) {
 				pthread_cond_wait(&st->q_cond, &st->q_lock);
 				continue;
 			}
 			now = sg_mono_ns();
-			until = atomic_load(&w.last_ns) + (int64_t)st->linger_ns;
+			last = atomic_load(&w.last_ns);
+			until = last + (int64_t)st->linger_ns;
 			if (until > w.opened_ns + (int64_t)st->sync_delay_ns)
 				until = w.opened_ns + (int64_t)st->sync_delay_ns;
 			if (now >= until)
@@ -2332,6 +2353,9 @@ static void *writer_main(void *arg)
 			ts.tv_nsec = until % 1000000000;
 			pthread_cond_timedwait(&st->q_cond, &st->q_lock, &ts);
 		}
+		if (st->q_head)
+			w.busy = queued ||
+			         sg_mono_ns() - atomic_load(&w.last_ns) < (int64_t)st->linger_ns;
 		while (st->q_head && n < st->batch_max) {
 			batch[n++] = st->q_head;
 			st->q_head = st->q_head->next;
