@@ -39,6 +39,7 @@
 #define LATER_BYTES (16u << 20) /* refused changes of a pull kept for another try */
 #define ADV_MAX 300             /* an advertised URL: at most 256 bytes on the wire */
 #define MAX_PULLERS 256         /* nodes whose pull cursors into this store are remembered */
+#define TOO_LARGE_SEEN 64       /* changes passed over for their size, remembered to count once */
 
 struct peer {
 	char *url;
@@ -128,7 +129,13 @@ struct sg_repl {
 	size_t nquarantine, qbytes, qmax;
 
 	_Atomic uint64_t applied, stale, quarantined, malformed, refused, pushes, pulls, deferred;
-	_Atomic uint64_t purged, snap_served, snap_received, forgotten, oversized;
+	_Atomic uint64_t purged, snap_served, snap_received, forgotten, oversized, too_large;
+
+	/* the latest changes passed over for their size, so that each is counted
+	 * and logged once, not at every page that lists it */
+	pthread_mutex_t biglock;
+	sg_stamp big_seen[TOO_LARGE_SEEN];
+	size_t big_next;
 
 	/* tombstone purge (under lock): who pulls from us and how far */
 	uint64_t grace_ms;
@@ -519,7 +526,10 @@ int sg_repl_node_name(sg_repl *r, uint64_t id, char *buf, size_t len)
 
 static int from_nng(sg_repl *r, nng_msg *nm, sg_msg **out)
 {
-	sg_wire_limits lim = {.max_msg = MAX_MSG, .max_file = sg_store_max_file_size(r->st)};
+	/* the wire's own limits, not this node's max_file_size: a change larger
+	 * than this node takes is passed over alone (apply_batch), not the whole
+	 * message with it, which the sender would send again forever */
+	sg_wire_limits lim = {.max_msg = MAX_MSG};
 	int rc = sg_wire_decode(nng_msg_body(nm), nng_msg_len(nm), &lim, out);
 
 	if (rc == -EMSGSIZE) {
@@ -610,6 +620,45 @@ static int page_add(struct page *pg, const sg_change *c)
 	return 0;
 }
 
+/*
+ * A change passed over for its size: received larger than this node's
+ * max_file_size (inbound), or too large to go in a message (outbound). The
+ * cursor moves past it; it is counted and logged once per change (the
+ * latest TOO_LARGE_SEEN remembered), not at every page or peer that lists it.
+ */
+static void too_large(sg_repl *r, const sg_change *c, int inbound)
+{
+	uint64_t n;
+	int seen = 0;
+
+	pthread_mutex_lock(&r->biglock);
+	for (size_t i = 0; i < TOO_LARGE_SEEN && !seen; i++)
+		seen = r->big_seen[i].hlc == c->stamp.hlc &&
+		       r->big_seen[i].origin == c->stamp.origin &&
+		       r->big_seen[i].seq == c->stamp.seq;
+	if (!seen)
+		r->big_seen[r->big_next++ % TOO_LARGE_SEEN] = c->stamp;
+	pthread_mutex_unlock(&r->biglock);
+	if (seen)
+		return;
+	n = atomic_fetch_add(&r->too_large, 1) + 1;
+	if (n > 10 && n % 1000 != 0)
+		return;
+	if (inbound)
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-TOO-LARGE",
+		       "%s from %016llx: %zu bytes, over this node's max_file_size of %llu: "
+		       "passed over, what this node holds there stays; %llu so far",
+		       c->path, (unsigned long long)c->stamp.origin, c->len,
+		       (unsigned long long)sg_store_max_file_size(r->st), (unsigned long long)n);
+	else
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-TOO-LARGE",
+		       "%s (%zu bytes, %zu xattrs) is too large for a replication message "
+		       "(files up to %llu bytes, with their xattrs up to %u bytes): not sent to "
+		       "peers; %llu so far",
+		       c->path, c->len, c->nxattrs, (unsigned long long)SG_WIRE_MAX_FILE, MAX_MSG,
+		       (unsigned long long)n);
+}
+
 static int page_cb(void *ctx, const sg_change *c)
 {
 	struct page *pg = ctx;
@@ -619,6 +668,18 @@ static int page_cb(void *ctx, const sg_change *c)
 	if (!*c->path || sg_repl_local_only(pg->r, c->path) ||
 	    (pg->only_origin && c->stamp.origin != pg->only_origin)) {
 		pg->next = c->version; /* not for peers: step over it */
+		return 0;
+	}
+	/* one change that cannot be encoded must not fail its page at every try */
+	rc = sg_wire_change_check(c);
+	if (rc) {
+		if (rc == -EFBIG)
+			too_large(pg->r, c, 0);
+		else
+			sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-REPL-UNSENDABLE",
+			       "%s (version %llu) cannot be encoded: not sent to peers", c->path,
+			       (unsigned long long)c->version);
+		pg->next = c->version;
 		return 0;
 	}
 	rc = page_add(pg, c);
@@ -853,6 +914,10 @@ static void apply_batch(sg_repl *r, const sg_change *cs, size_t n, int may_quara
 
 		if (sg_repl_local_only(r, c->path))
 			continue;
+		if (c->type == SG_TYPE_FILE && c->len > sg_store_max_file_size(r->st)) {
+			too_large(r, c, 1); /* settled: the cursor moves past it */
+			continue;
+		}
 		if (!too_far_ahead(r, c)) {
 			idx[k] = i;
 			ok[k++] = *c;
@@ -2050,6 +2115,7 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	pthread_mutex_init(&r->qlock, NULL);
 	pthread_mutex_init(&r->nlock, NULL);
 	pthread_mutex_init(&r->rdlock, NULL);
+	pthread_mutex_init(&r->biglock, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
@@ -2159,6 +2225,7 @@ void sg_repl_stop(sg_repl *r)
 	pthread_mutex_destroy(&r->qlock);
 	pthread_mutex_destroy(&r->nlock);
 	pthread_mutex_destroy(&r->rdlock);
+	pthread_mutex_destroy(&r->biglock);
 	pthread_cond_destroy(&r->cond);
 	free(r->name);
 	free(r->listen);
@@ -2181,6 +2248,7 @@ void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out)
 	out->snapshots_received = atomic_load(&r->snap_received);
 	out->forgotten = atomic_load(&r->forgotten);
 	out->oversized = atomic_load(&r->oversized);
+	out->too_large = atomic_load(&r->too_large);
 	{
 		struct tstats t;
 

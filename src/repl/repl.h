@@ -108,6 +108,12 @@ typedef struct sg_repl_stats {
 	 *  one over 96 MiB with its connection before this node sees it, and
 	 *  counts it only among ordinary disconnects: those are not in here */
 	uint64_t oversized;
+	/** changes passed over for their size, each counted once: a file
+	 *  received larger than this node's max_file_size (this node keeps what
+	 *  it holds at that path; the pull cursor and the pusher move on), or one
+	 *  in this node's log too large for any message (a file over 64 MiB, or
+	 *  over 80 MiB with its xattrs), which this node does not send */
+	uint64_t too_large;
 	/** TLS handshakes this node's listener refused: a peer with no
 	 *  certificate, or one not from the cluster CA (NNG's listener "auth") */
 	uint64_t tls_refused;

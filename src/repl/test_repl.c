@@ -59,6 +59,7 @@ static unsigned test_grace_ms; /* tombstone_grace of the nodes a test starts; 0:
 static int test_no_listen;     /* 1: the nodes a test starts do not listen */
 static uint64_t test_max_map;  /* the LMDB map of the stores a test opens; 0: default */
 static size_t test_quarantine; /* max_quarantine_bytes of the nodes a test starts */
+static uint64_t test_max_file; /* max_file_size of the stores a test opens; 0: default */
 static const char *test_host = "127.0.0.1"; /* the host the nodes a test starts listen on */
 static const char *test_tls;                /* a directory written by pki_write(): nodes use TLS */
 
@@ -202,6 +203,7 @@ static void node_start(struct node *n, const char *name, const char *peer)
 	so.sync_delay_ns = -1; /* versions move with each call (the daemons defer commits) */
 	so.initial_map = test_max_map;
 	so.max_map = test_max_map;
+	so.max_file_size = test_max_file;
 	assert_int_equal(sg_store_open(&n->st, &so), 0);
 	node_repl(n, name, peer);
 }
@@ -381,6 +383,113 @@ static unsigned peer_failures(struct node *n)
 
 	sg_repl_peers(n->r, count_failures, &f);
 	return f;
+}
+
+static void stats_of(struct node *n, sg_repl_stats *rs)
+{
+	sg_repl_stats_get(n->r, rs);
+}
+
+/* A file of `len` bytes of `fill` named `name` at the root of n. */
+static void make_file(struct node *n, const char *name, size_t len, char fill)
+{
+	char *buf = malloc(len ? len : 1);
+
+	assert_non_null(buf);
+	memset(buf, fill, len);
+	assert_int_equal(sg_store_create(n->st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644, 0, 0,
+	                                 buf, len, sg_now_ns(), NULL),
+	                 0);
+	free(buf);
+}
+
+/*
+ * Nodes with different max_file_size: a file larger than the receiver's
+ * limit is passed over alone, counted once, and the rest flows, by pull and
+ * by push. (It used to make the whole message malformed: the pull fetched
+ * the same page forever and the pusher timed out at every try.)
+ */
+static void test_smaller_max_file_passes_over(void **state)
+{
+	struct node a, b, c, d;
+	sg_repl_stats rs;
+	sg_attr x;
+	uint64_t pulls;
+
+	/* pull only: a (1 MiB, does not listen) pulls from b (64 MiB) */
+	node_start(&b, "beta", NULL);
+	make_file(&b, "big", 2u << 20, 'b');
+	make_file(&b, "after", 5, 'a');
+	test_no_listen = 1;
+	test_max_file = 1u << 20;
+	node_start(&a, "alpha", b.url);
+	test_no_listen = 0;
+	test_max_file = 0;
+	assert_true(wait_for(&a, "after", "aaaaa"));
+	assert_int_equal(sg_store_resolve(a.st, "big", &x), -ENOENT);
+	stats_of(&a, &rs);
+	pulls = rs.pulls;
+	usleep(500000); /* five more rounds: the cursor is past it, it is not counted again */
+	stats_of(&a, &rs);
+	assert_true(rs.pulls > pulls);
+	assert_int_equal(rs.too_large, 1);
+	assert_int_equal(rs.malformed, 0);
+	assert_int_equal(rs.refused, 0);
+	assert_int_equal(rs.deferred, 0);
+	assert_int_equal(peer_failures(&a), 0);
+
+	/* push only: d (64 MiB, does not listen) pushes to c (1 MiB) */
+	test_max_file = 1u << 20;
+	node_start(&c, "gamma", NULL);
+	test_no_listen = 1;
+	test_max_file = 0;
+	node_start(&d, "delta", c.url);
+	test_no_listen = 0;
+	make_file(&d, "big", 2u << 20, 'd');
+	make_file(&d, "after", 5, 'z');
+	assert_true(wait_for(&c, "after", "zzzzz"));
+	assert_int_equal(sg_store_resolve(c.st, "big", &x), -ENOENT);
+	stats_of(&c, &rs);
+	assert_int_equal(rs.too_large, 1);
+	assert_int_equal(rs.malformed, 0);
+	stats_of(&d, &rs);
+	assert_true(rs.pushes >= 1);
+	assert_int_equal(peer_failures(&d), 0);
+	node_stop(&d);
+	node_stop(&c);
+	node_stop(&a);
+	node_stop(&b);
+}
+
+/*
+ * A node whose max_file_size is above what a message carries (64 MiB of
+ * file data) never sends such a file: it passes it over, counted once, and
+ * sends the rest. (Encoding it failed the whole page: every pull of this
+ * node timed out, and every push failed.)
+ */
+static void test_file_too_large_for_wire_not_sent(void **state)
+{
+	struct node a, e;
+	sg_repl_stats rs;
+	sg_attr x;
+
+	test_max_file = 100u << 20;
+	node_start(&e, "epsilon", NULL);
+	test_max_file = 0;
+	node_start(&a, "alpha", e.url); /* pulls from e; e learns a and pushes to it */
+	make_file(&e, "huge", (size_t)SG_WIRE_MAX_FILE + 1, 'h');
+	make_file(&e, "after", 5, 'e');
+	assert_true(wait_for(&a, "after", "eeeee"));
+	assert_int_equal(sg_store_resolve(a.st, "huge", &x), -ENOENT);
+	usleep(300000);
+	stats_of(&e, &rs);
+	assert_int_equal(rs.too_large, 1); /* by its pushes and a's pulls: counted once */
+	stats_of(&a, &rs);
+	assert_int_equal(rs.malformed, 0);
+	assert_int_equal(peer_failures(&a), 0);
+	assert_int_equal(peer_failures(&e), 0);
+	node_stop(&a);
+	node_stop(&e);
 }
 
 /* Make `c` (made on c a moment before) older than what comes next: stamps
@@ -1316,6 +1425,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_garbage_is_dropped_and_counted),
 	    cmocka_unit_test(test_two_nodes_converge),
+	    cmocka_unit_test(test_smaller_max_file_passes_over),
+	    cmocka_unit_test(test_file_too_large_for_wire_not_sent),
 	    cmocka_unit_test(test_future_stamps_come_later),
 	    cmocka_unit_test(test_puts_replicate),
 	    cmocka_unit_test(test_child_before_its_directory),

@@ -1065,6 +1065,110 @@ static void test_file_over_default(void **state)
 	free(big);
 }
 
+/* sg_wire_change_check: what a sender may put on the wire. */
+static void test_change_check(void **state)
+{
+	sg_change c = good_file();
+	char *big = calloc(1, SG_WIRE_MAX_FILE + 1);
+
+	(void)state;
+	assert_non_null(big);
+	assert_int_equal(sg_wire_change_check(&c), 0);
+	c.data = big;
+	c.len = SG_WIRE_MAX_FILE;
+	assert_int_equal(sg_wire_change_check(&c), 0);
+	c.len = SG_WIRE_MAX_FILE + 1;
+	assert_int_equal(sg_wire_change_check(&c), -EFBIG);
+	c = good_file();
+	c.path = "/abs";
+	assert_int_equal(sg_wire_change_check(&c), -EINVAL);
+	c = good_file();
+	c.mode = 010000;
+	assert_int_equal(sg_wire_change_check(&c), -EINVAL);
+	assert_int_equal(sg_wire_change_check(NULL), -EINVAL);
+	free(big);
+}
+
+/* The largest file and xattrs of one change in a CHANGES message with the
+ * largest envelope: sg_wire_change_check's `total` xattr bytes (values of
+ * up to 64 KiB each, 256 at most) on a 64 MiB file. */
+static int check_with_xattrs(sg_change *c, sg_xattr *xs, char names[][16], const char *val,
+                             size_t total)
+{
+	size_t n = 0;
+
+	for (; total > 0 && n < 256; n++) {
+		size_t v = total < 65536 ? total : 65536;
+
+		snprintf(names[n], 16, "user.x%03zu", n);
+		xs[n] = (sg_xattr){names[n], val, v};
+		total -= v;
+	}
+	c->xattrs = xs;
+	c->nxattrs = n;
+	return sg_wire_change_check(c);
+}
+
+/* A change sg_wire_change_check passes always fits in a message with the
+ * largest header, version vector and peer list; one byte more does not pass. */
+static void test_change_check_fits_envelope(void **state)
+{
+	static sg_xattr xs[256];
+	static char names[256][16];
+	static sg_vv_entry vv[SG_WIRE_VV_MAX];
+	static char url[300], urls[256][300];
+	const char *peers[256];
+	char name[65];
+	sg_change c = good_file();
+	char *data = calloc(1, SG_WIRE_MAX_FILE), *val = calloc(1, 65536);
+	size_t lo = 0, hi = (size_t)256 * 65536;
+	sg_msg m = sample_header(SG_MSG_CHANGES);
+	void *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_non_null(data);
+	assert_non_null(val);
+	c.data = data;
+	c.len = SG_WIRE_MAX_FILE;
+	assert_int_equal(check_with_xattrs(&c, xs, names, val, lo), 0);
+	assert_int_equal(check_with_xattrs(&c, xs, names, val, hi), -EFBIG);
+	while (hi - lo > 1) { /* the largest total that passes */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (check_with_xattrs(&c, xs, names, val, mid) == 0)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	assert_int_equal(check_with_xattrs(&c, xs, names, val, lo), 0);
+
+	memset(name, 'n', 64);
+	name[64] = '\0';
+	snprintf(url, sizeof(url), "tcp://%0250d", 7);
+	assert_int_equal(strlen(url), 256);
+	for (size_t i = 0; i < 256; i++) {
+		snprintf(urls[i], sizeof(urls[i]), "tcp://%0250zu", i);
+		peers[i] = urls[i];
+	}
+	for (size_t i = 0; i < SG_WIRE_VV_MAX; i++)
+		vv[i] = (sg_vv_entry){i + 1, 1};
+	m.node_name = name;
+	m.listen_url = url;
+	m.vv = vv;
+	m.nvv = SG_WIRE_VV_MAX;
+	m.peers = peers;
+	m.npeers = 256;
+	m.changes = &c;
+	m.nchanges = 1;
+	assert_int_equal(sg_wire_encode(&m, &buf, &len), 0);
+	assert_true(len <= ((size_t)80 << 20));
+	free(buf);
+	assert_int_equal(check_with_xattrs(&c, xs, names, val, lo + 1), -EFBIG);
+	free(data);
+	free(val);
+}
+
 static void test_too_many_changes(void **state)
 {
 	sg_change cs[3];
@@ -1306,6 +1410,8 @@ int main(void)
 	    cmocka_unit_test(test_bad_stamps),
 	    cmocka_unit_test(test_bad_data),
 	    cmocka_unit_test(test_file_over_default),
+	    cmocka_unit_test(test_change_check),
+	    cmocka_unit_test(test_change_check_fits_envelope),
 	    cmocka_unit_test(test_too_many_changes),
 	    cmocka_unit_test(test_too_many_changes_default),
 	    cmocka_unit_test(test_bad_xattrs),

@@ -27,6 +27,13 @@
 #define WIRE_CHANGE_FIXED (2 + 1 + 4 * 3 + 8 * 2 + 8 * 3 * 2 + 4 + 2)
 #define WIRE_XATTR_FIXED (1 + 4)
 #define WIRE_VV_ENTRY (8 + 8)
+/* the most a CHANGES message takes besides its changes: the header with the
+ * longest name and URL, the fixed fields, the largest version vector and
+ * peer list, the change count (a PUSH takes less) */
+#define WIRE_ENVELOPE_MAX                                                                          \
+	(WIRE_HEADER_FIXED + WIRE_NAME_MAX + WIRE_URL_MAX + 8 + 1 + 1 + 8 * 3 + 2 +                \
+	 (size_t)SG_WIRE_VV_MAX * WIRE_VV_ENTRY + 4 + 2 +                                          \
+	 (size_t)WIRE_DEFAULT_MAX_PEERS * (2 + WIRE_URL_MAX))
 
 /* ---- validators, shared by encode and decode: 1 when valid ---------------- */
 
@@ -204,7 +211,7 @@ size_t sg_wire_change_size(const sg_change *c)
 static int change_check(const sg_change *c, size_t *size)
 {
 	if (c->path == NULL || !path_ok(c->path, strlen(c->path)) ||
-	    !change_ok(c, SG_DEFAULT_MAX_FILE) || (c->nxattrs > 0 && c->xattrs == NULL)) {
+	    !change_ok(c, SG_WIRE_MAX_FILE) || (c->nxattrs > 0 && c->xattrs == NULL)) {
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < c->nxattrs; i++) {
@@ -216,6 +223,22 @@ static int change_check(const sg_change *c, size_t *size)
 		}
 	}
 	return add_size(size, sg_wire_change_size(c)) ? 0 : -EINVAL;
+}
+
+int sg_wire_change_check(const sg_change *c)
+{
+	size_t size = 0;
+
+	if (c == NULL) {
+		return -EINVAL;
+	}
+	if (c->type == SG_TYPE_FILE && c->len > SG_WIRE_MAX_FILE) {
+		return -EFBIG;
+	}
+	if (change_check(c, &size) != 0) {
+		return -EINVAL;
+	}
+	return size > WIRE_DEFAULT_MAX_MSG - WIRE_ENVELOPE_MAX ? -EFBIG : 0;
 }
 
 /* Validate `m` as decode would with default limits; its encoded size in *size. */
@@ -779,7 +802,7 @@ int sg_wire_decode(const void *buf, size_t len, const sg_wire_limits *lim, sg_ms
 		return -EINVAL;
 	}
 	*out = NULL;
-	d.max_file = SG_DEFAULT_MAX_FILE;
+	d.max_file = SG_WIRE_MAX_FILE;
 	d.max_changes = WIRE_DEFAULT_MAX_CHANGES;
 	d.max_peers = WIRE_DEFAULT_MAX_PEERS;
 	if (lim) { /* zero: the default, as in sg_store_opts */

@@ -26,6 +26,10 @@
 #define SG_WIRE_VERSION 2
 /* most version vector entries one CHANGES message carries */
 #define SG_WIRE_VV_MAX 4096
+/* the largest file content one change carries (decoders accept it whatever
+ * their node's own max_file_size: a node with a smaller one passes such a
+ * change over after decoding, and one with a larger one never sends more) */
+#define SG_WIRE_MAX_FILE SG_DEFAULT_MAX_FILE
 
 enum sg_msg_type {
 	SG_MSG_PULL = 1,    /* requester -> responder: changes after `since`, please */
@@ -37,7 +41,7 @@ enum sg_msg_type {
 /** Limits a decoder enforces; a message past any of them is refused. */
 typedef struct sg_wire_limits {
 	size_t max_msg;     /* bytes in one message; default 80 MiB */
-	uint64_t max_file;  /* bytes of one change's data; default SG_DEFAULT_MAX_FILE */
+	uint64_t max_file;  /* bytes of one change's data; default SG_WIRE_MAX_FILE */
 	size_t max_changes; /* changes in one message; default 100000 */
 	size_t max_peers;   /* peer URLs in one message; default 256 */
 } sg_wire_limits;
@@ -120,5 +124,16 @@ void sg_wire_free(sg_msg *m);
 
 /** Bytes a change takes on the wire (to cut pages to a size). */
 size_t sg_wire_change_size(const sg_change *c);
+
+/**
+ * Can `c` be sent: valid as sg_wire_encode() checks a change, and small
+ * enough that a CHANGES or PUSH message holding it alone, with the largest
+ * header, version vector and peer list, stays within the default message
+ * limit (80 MiB)? A sender passes over a change that cannot, rather than
+ * fail the whole page at every try.
+ * @return 0; -EFBIG: file data over SG_WIRE_MAX_FILE, or the change with its
+ *         xattrs too large for a message; -EINVAL: a field decode refuses.
+ */
+int sg_wire_change_check(const sg_change *c);
 
 #endif
