@@ -54,6 +54,7 @@
 #define PUSH_BACKOFF_MAX_MS 60000
 #define LAG_RING 4096                   /* commit times remembered for the lag */
 #define SETTLE_MAX_NS (200 * 1000000LL) /* a burst after a quiet spell gathers this long */
+#define IDLE_NS (100 * 1000000LL)       /* quiet this long, the mirror tidies up */
 
 /* One change of a batch, as the mirror keeps it. */
 struct chg {
@@ -2237,14 +2238,16 @@ static int pusher_stop(struct pusher *p)
  * `git repack --geometric=2` does: the smallest packs are merged, going up
  * while the next pack is less than twice what is merged so far, so each
  * object is rewritten O(log n) times in all and a fold costs what it merges,
- * never the whole tree. The merged packs go only after FOLD_GRACE_NS, and
- * then while no batch runs (packs_lock, held shared by each batch and by a
+ * never the whole tree. Packs of FOLD_MAX_OBJECTS or more (an import's
+ * pages, folds grown that large) are left alone, so no fold is large. The merged packs go only
+ * after FOLD_GRACE_NS, and then while no batch runs (packs_lock, held shared by each batch and by a
  * restore from this mirror, taken exclusively only to delete): the mirror
  * thread opens its repository afresh before its next use of it, and other
  * readers (a push, a restore from another node) are unlikely to be caught
  * with a pack they have listed but not yet opened. */
 
 #define FOLD_GRACE_NS (10 * 1000000000LL)
+#define FOLD_MAX_OBJECTS 8192 /* a pack this large stays as it is (an import's pages) */
 
 struct retired {
 	char name[56]; /* "pack-" + 40 hex digits */
@@ -2391,7 +2394,8 @@ static int fold(struct folder *fo)
 			pk = v;
 		}
 		snprintf(pk[n].name, sizeof(pk[n].name), "%.*s", (int)(l - 4), de->d_name);
-		if (retired_has(fo, pk[n].name) || idx_read(dir, pk[n].name, NULL, &cnt) < 0)
+		if (retired_has(fo, pk[n].name) || idx_read(dir, pk[n].name, NULL, &cnt) < 0 ||
+		    cnt >= FOLD_MAX_OBJECTS)
 			continue;
 		pk[n++].objects = cnt;
 	}
@@ -2551,7 +2555,8 @@ static void folder_stop(struct folder *fo)
 static void *mirror_main(void *arg)
 {
 	sg_mirror *m = arg;
-	int64_t last_ns = 0, first_ns = 0;
+	int64_t last_ns = 0, first_ns = 0, last_end = 0;
+	int idle;
 	int failing = 0, stop_batches = 0;
 
 	pthread_mutex_lock(&m->lock);
@@ -2596,6 +2601,7 @@ static void *mirror_main(void *arg)
 			rc = batch(m);
 			pthread_rwlock_unlock(&m->packs_lock);
 			pthread_mutex_lock(&m->lock);
+			last_end = sg_mono_ns();
 			/* the next batch one interval after this one started, so
 			 * that under a steady load a change waits about an interval
 			 * (after a failure: one interval after it) */
@@ -2628,7 +2634,10 @@ static void *mirror_main(void *arg)
 		}
 		if (m->stop && !behind)
 			break;
-		if (!behind && m->unsettled) {
+		/* housekeeping waits until the mirror has been idle a moment: a
+		 * commit that follows at once (a flush after a write) would wait */
+		idle = !behind && now - last_end >= IDLE_NS;
+		if (idle && m->unsettled) {
 			/* idle: let the object database read this batch's pack */
 			pthread_mutex_unlock(&m->lock);
 			pthread_rwlock_rdlock(&m->packs_lock);
@@ -2638,7 +2647,7 @@ static void *mirror_main(void *arg)
 			pthread_mutex_lock(&m->lock);
 			continue;
 		}
-		if (!behind && atomic_load(&m->packs_gen) != m->packs_seen) {
+		if (idle && atomic_load(&m->packs_gen) != m->packs_seen) {
 			/* packs were folded away: reopen now, while idle, not at the
 			 * next commit */
 			pthread_mutex_unlock(&m->lock);
@@ -2653,6 +2662,10 @@ static void *mirror_main(void *arg)
 		{
 			struct timespec ts;
 			int64_t wait_ns = behind ? due - now : 1000000000LL;
+			if (!behind &&
+			    (m->unsettled || atomic_load(&m->packs_gen) != m->packs_seen) &&
+			    last_end + IDLE_NS - now < wait_ns)
+				wait_ns = last_end + IDLE_NS - now;
 			if (wait_ns < 1000000)
 				wait_ns = 1000000;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
