@@ -263,10 +263,15 @@ static void status(const sg_status_src *s, FILE *f)
 		free(l.v);
 		fprintf(f,
 		        "replication %" PRIu64 " applied, %" PRIu64 " stale, %" PRIu64
-		        " held (clock ahead), %" PRIu64 " refused, %" PRIu64
-		        " malformed messages; %" PRIu64 " pushes, %" PRIu64 " pulls\n",
-		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
-		        rs.pulls);
+		        " held (clock ahead), %" PRIu64 " refused, %" PRIu64 " deferred, %" PRIu64
+		        " too large, %" PRIu64 " malformed messages, %" PRIu64
+		        " oversized messages; %" PRIu64 " pushes, %" PRIu64 " pulls\n",
+		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.deferred, rs.too_large,
+		        rs.malformed, rs.oversized, rs.pushes, rs.pulls);
+		fprintf(f,
+		        "transport   TLS handshakes %" PRIu64 " refused (by this node), %" PRIu64
+		        " failed (peer not from the cluster CA); %" PRIu64 " protocol errors\n",
+		        rs.tls_refused, rs.tls_failed, rs.proto_errors);
 		fprintf(f,
 		        "purge       %" PRIu64 " tombstones purged; snapshots: %" PRIu64
 		        " served, %" PRIu64 " taken, %" PRIu64 " entries dropped by them\n",
@@ -339,8 +344,28 @@ static void metrics(const sg_status_src *s, FILE *f)
 		  PRIu64, rs.quarantined);
 		M("sigil_repl_refused_total", "counter", "Remote changes refused by the store.",
 		  PRIu64, rs.refused);
+		M("sigil_repl_deferred_total", "counter",
+		  "Remote changes not taken for now, fetched or sent again (per attempt).", PRIu64,
+		  rs.deferred);
+		M("sigil_repl_too_large_total", "counter",
+		  "Changes passed over for their size: over max_file_size here, or too large to "
+		  "send.",
+		  PRIu64, rs.too_large);
 		M("sigil_repl_malformed_total", "counter", "Malformed peer messages dropped.",
 		  PRIu64, rs.malformed);
+		M("sigil_repl_oversized_total", "counter",
+		  "Peer messages dropped as larger than this node accepts.", PRIu64, rs.oversized);
+		M("sigil_repl_tls_refused_total", "counter",
+		  "TLS handshakes refused by this node's listener (no certificate, or not from the "
+		  "cluster CA).",
+		  PRIu64, rs.tls_refused);
+		M("sigil_repl_tls_failed_total", "counter",
+		  "TLS handshakes this node's dialers failed: a peer's certificate not from the "
+		  "cluster CA.",
+		  PRIu64, rs.tls_failed);
+		M("sigil_repl_proto_errors_total", "counter",
+		  "Connections dropped for not speaking the replication protocol.", PRIu64,
+		  rs.proto_errors);
 		M("sigil_repl_pushes_total", "counter", "Pushes answered by a peer.", PRIu64,
 		  rs.pushes);
 		M("sigil_repl_pulls_total", "counter", "Pulls answered by a peer.", PRIu64,
@@ -524,15 +549,20 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 		sg_repl_stats rs;
 
 		sg_repl_stats_get(s->repl, &rs);
-		fprintf(
-		    f,
-		    "  \"replication\": {\"applied\": %" PRIu64 ", \"stale\": %" PRIu64
-		    ", \"held\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"malformed\": %" PRIu64
-		    ", \"pushes\": %" PRIu64 ", \"pulls\": %" PRIu64
-		    ", \"tombstones_purged\": %" PRIu64 ", \"snapshots_served\": %" PRIu64
-		    ", \"snapshots_received\": %" PRIu64 ", \"snapshot_dropped\": %" PRIu64 "},\n",
-		    rs.applied, rs.stale, rs.quarantined, rs.refused, rs.malformed, rs.pushes,
-		    rs.pulls, rs.purged, rs.snapshots_served, rs.snapshots_received, rs.forgotten);
+		fprintf(f,
+		        "  \"replication\": {\"applied\": %" PRIu64 ", \"stale\": %" PRIu64
+		        ", \"held\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"deferred\": %" PRIu64
+		        ", \"too_large\": %" PRIu64 ", \"malformed\": %" PRIu64
+		        ", \"oversized\": %" PRIu64 ", \"tls_refused\": %" PRIu64
+		        ", \"tls_failed\": %" PRIu64 ", \"proto_errors\": %" PRIu64
+		        ", \"pushes\": %" PRIu64 ", \"pulls\": %" PRIu64
+		        ", \"tombstones_purged\": %" PRIu64 ", \"snapshots_served\": %" PRIu64
+		        ", \"snapshots_received\": %" PRIu64 ", \"snapshot_dropped\": %" PRIu64
+		        "},\n",
+		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.deferred, rs.too_large,
+		        rs.malformed, rs.oversized, rs.tls_refused, rs.tls_failed, rs.proto_errors,
+		        rs.pushes, rs.pulls, rs.purged, rs.snapshots_served, rs.snapshots_received,
+		        rs.forgotten);
 		struct peer_list l;
 
 		peers_get(s, &l);

@@ -38,8 +38,12 @@ int sg_status_write(void *src, const char *name, FILE *f);
  * store's version vector: [{node_id, name (null if never heard of), seq}],
  * origins increasing), saves, conflicts, mirror ({path, branch, head (null
  * before the first commit), version, lag_ms, commits, pushes,
- * push_failures}, or null when off), replication (counters, or null when
- * off) and peers: [{url, node_id (null until it answered), name (as it
+ * push_failures}, or null when off), replication ({applied, stale, held,
+ * refused, deferred, too_large, malformed, oversized, tls_refused,
+ * tls_failed, proto_errors, pushes, pulls, tombstones_purged,
+ * snapshots_served, snapshots_received, snapshot_dropped} as in
+ * sg_repl_stats, or null when off) and peers: [{url, node_id (null until it
+ * answered), name (as it
  * introduced itself, or null), state ("up" or "down"), failures,
  * last_answer_ms (null: never), pulled, pushed, behind_changes (this node's
  * own changes, one per entry as the log lists them, that no push has

@@ -7,7 +7,8 @@
 # trusting the cluster's CA), f (another CA's certificate and CA), g (no
 # certificate on tls+tcp://) and h (plain tcp:// to the cluster's TLS
 # ports): each fails to mount with a message naming the problem, or mounts
-# but neither receives from nor delivers to the cluster. Bad TLS files, bad
+# but neither receives from nor delivers to the cluster; a counts the
+# handshakes it refused (status, metrics), f those it failed. Bad TLS files, bad
 # URLs and a port in use fail the mount with a message naming them.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
@@ -72,6 +73,12 @@ rl_start c "$PC" "$(rl_url "$PB")" || sg_done
 rl_converged $T a b c d -- "c comes back: four nodes"
 
 # ---- nodes the cluster must refuse
+# metric NODE NAME: the value of an unlabelled sample in NODE's .sigil/metrics
+metric() {
+	sed -n "s/^$2 \([0-9][0-9]*\)\$/\1/p" "$(sg_mnt "$1")/.sigil/metrics"
+}
+refused0=$(metric a sigil_repl_tls_refused_total)
+check "a's sigil_repl_tls_refused_total before the intruders is a number ($refused0)" test -n "$refused0"
 # try_intruder NAME OPTS WHY WHAT: start it. It may mount (then it must stay
 # cut off), or be refused at mount with a message matching the ERE WHY,
 # which names the problem itself (the option or file at fault and what is
@@ -114,6 +121,25 @@ try_intruder h "$(RL_SCHEME=tcp rl_opts h "$PH" "$(rl_url "$PA" tcp);$(rl_url "$
 	"" "plain tcp:// to the cluster's TLS ports"
 printf 'written after the intruders came\n' >"$B/after-intruders"
 rl_converged $T a b c d -- "the cluster still converges with intruders knocking"
+# every intruder dials a: a's listener counts the handshakes it refused, in
+# its metrics and in status (text and --json); f, which mounted with another
+# CA, counts the handshakes its dialer failed on a's certificate
+tls_refused_moved() { [ "$(metric a sigil_repl_tls_refused_total)" -gt "${refused0:-0}" ]; }
+rl_arrives $T "a counts the intruders' refused TLS handshakes (sigil_repl_tls_refused_total > $refused0)" tls_refused_moved
+check "a's status shows the refused handshakes" \
+	grep -qE "^transport +TLS handshakes [1-9][0-9]* refused \(by this node\)" "$A/.sigil/status"
+check "a's metrics: the TLS and protocol counters, each with HELP and TYPE" python3 -c '
+import sys
+text = open(sys.argv[1]).read()
+for name in ("sigil_repl_tls_refused_total", "sigil_repl_tls_failed_total", "sigil_repl_proto_errors_total",
+             "sigil_repl_oversized_total", "sigil_repl_deferred_total", "sigil_repl_too_large_total"):
+    assert "# HELP %s " % name in text and "# TYPE %s counter\n" % name in text, name
+    assert any(l.startswith(name + " ") for l in text.splitlines()), name
+' "$A/.sigil/metrics"
+if [[ " ${isolated[*]} " == *" f "* ]]; then
+	f_failed() { [ "$(metric f sigil_repl_tls_failed_total)" -gt 0 ]; }
+	rl_arrives $T "f (another CA) counts its failed handshakes with a (sigil_repl_tls_failed_total > 0)" f_failed
+fi
 neg=()
 for n in "${isolated[@]}"; do
 	for m in a b c d; do

@@ -2,10 +2,11 @@
 # t0220-sigilctl.sh: sigilctl against a running 3-node cluster (tcp://):
 # status and --json checked against independent truth (find(1) over the
 # mount, the other nodes' version vectors): the node, entries, version,
-# vector, and each peer by URL, name and id with its state, last answer and
-# how far behind it is (a frozen node's lag grows, and returns to 0 once it
-# is reached again); .sigil/members, version and metrics (every required
-# metric, a sample per peer); peers lists the other two up, conflicts is
+# vector, the replication and transport counters, and each peer by URL,
+# name and id with its state, last answer and how far behind it is (a
+# frozen node's lag grows, and returns to 0 once it is reached again);
+# .sigil/members, version and metrics (every required metric with HELP and
+# TYPE, a sample per peer); peers lists the other two up, conflicts is
 # empty until a save loses (then it names the file holding the losing
 # content), sync makes a round happen (and says so when replication is off),
 # check passes on a sound store and fails naming the problem on one damaged
@@ -104,6 +105,12 @@ for n in b c; do
 		"$SG_WORK/status.txt"
 done
 check "status shows the conflict count" grep -q '^conflicts *0 ' "$SG_WORK/status.txt"
+check "status shows the replication counters, deferred, too large and oversized messages too" \
+	grep -qE '^replication [0-9]+ applied, 0 stale, 0 held \(clock ahead\), 0 refused, 0 deferred, 0 too large, 0 malformed messages, 0 oversized messages; [0-9]+ pushes, [0-9]+ pulls$' \
+	"$SG_WORK/status.txt"
+check "status shows the transport counters: TLS handshakes refused and failed, protocol errors" \
+	grep -qE '^transport +TLS handshakes 0 refused \(by this node\), 0 failed \(peer not from the cluster CA\); [0-9]+ protocol errors$' \
+	"$SG_WORK/status.txt"
 check_eq "sigilfs $("$SIGILFS" --version | cut -d' ' -f2)" "$(cat "$A/.sigil/version")" \
 	".sigil/version names the version sigilfs --version prints"
 members=$(cat "$A/.sigil/members")
@@ -124,16 +131,20 @@ import json, re, sys
 text = open(sys.argv[1]).read()
 entries, peers = int(sys.argv[2]), sys.argv[3].split()
 b_vv_a = [e["seq"] for e in json.load(open(sys.argv[4]))["vector"] if e["node_id"] == sys.argv[5]][0]
-typed, samples = {}, {}
+typed, samples, helped = {}, {}, set()
 sample = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"]*\"(,[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"]*\")*\})? (-?[0-9.eE+-]+)$")
 for n, line in enumerate(text.splitlines(), 1):
     if line.startswith("# HELP "):
+        name = line.split(" ")[2]
+        assert name not in helped and name not in typed, (n, "HELP twice, or after TYPE", name)
+        helped.add(name)
         continue
     if line.startswith("# TYPE "):
         _, _, name, kind = line.split(" ")
         assert kind in ("counter", "gauge"), (n, line)
         assert not (kind == "counter") or name.endswith("_total"), (n, "counter without _total", line)
         assert name not in typed, (n, "TYPE twice", name)
+        assert name in helped, (n, "TYPE without a HELP before it", name)
         typed[name] = kind
         continue
     m = sample.match(line)
@@ -143,7 +154,9 @@ for n, line in enumerate(text.splitlines(), 1):
 required = """sigil_store_version sigil_store_entries sigil_store_tombstones sigil_store_map_bytes
  sigil_store_used_bytes sigil_store_commits_total sigil_store_changes_total sigil_store_deferred_total
  sigil_store_lost_total sigil_fs_saves_total sigil_conflicts sigil_mirror_version sigil_repl_applied_total
- sigil_repl_pushes_total sigil_repl_pulls_total sigil_repl_malformed_total sigil_peer_up
+ sigil_repl_pushes_total sigil_repl_pulls_total sigil_repl_malformed_total sigil_repl_deferred_total
+ sigil_repl_too_large_total sigil_repl_oversized_total sigil_repl_tls_refused_total sigil_repl_tls_failed_total
+ sigil_repl_proto_errors_total sigil_peer_up
  sigil_peer_last_answer_seconds sigil_peer_lag_changes sigil_peer_lag_seconds""".split()
 missing = [r for r in required if r not in samples]
 assert not missing, ("missing metrics", missing)
@@ -152,6 +165,10 @@ assert one("sigil_store_entries") == entries, (one("sigil_store_entries"), entri
 assert one("sigil_store_version") >= b_vv_a, (one("sigil_store_version"), b_vv_a)
 assert one("sigil_repl_malformed_total") == 0 and one("sigil_conflicts") == 0
 assert one("sigil_store_lost_total") == 0
+for name in ("sigil_repl_deferred_total", "sigil_repl_too_large_total", "sigil_repl_oversized_total",
+             "sigil_repl_tls_refused_total", "sigil_repl_tls_failed_total"):
+    assert one(name) == 0, (name, one(name))
+assert one("sigil_repl_proto_errors_total") >= 0
 assert one("sigil_fs_saves_total") >= 3, one("sigil_fs_saves_total")
 for name in ("sigil_peer_up", "sigil_peer_last_answer_seconds", "sigil_peer_lag_changes", "sigil_peer_lag_seconds"):
     got = sorted(l for l, v in samples[name])
@@ -179,6 +196,13 @@ assert j["store"]["lost"] == 0 and j["store"]["deferred"] >= 3, j["store"]
 assert j["vector"] == [{"node_id": sys.argv[2], "name": "a", "seq": int(sys.argv[3])}], j["vector"]
 assert j["data"] == sys.argv[4], j["data"]
 assert j["conflicts"] == 0 and isinstance(j["replication"], dict)
+rep = j["replication"]
+for k in ("applied", "stale", "held", "refused", "deferred", "too_large", "malformed", "oversized",
+          "tls_refused", "tls_failed", "proto_errors", "pushes", "pulls", "tombstones_purged",
+          "snapshots_served", "snapshots_received", "snapshot_dropped"):
+    assert isinstance(rep.get(k), int), (k, rep)
+for k in ("deferred", "too_large", "malformed", "oversized", "tls_refused", "tls_failed"):
+    assert rep[k] == 0, (k, rep)
 peers = {p["url"]: p for p in j["peers"]}
 want = {"tcp://127.0.0.1:" + sys.argv[5]: (sys.argv[6], "b"), "tcp://127.0.0.1:" + sys.argv[7]: (sys.argv[8], "c")}
 assert set(peers) == set(want), sorted(peers)
