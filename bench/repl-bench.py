@@ -1418,10 +1418,12 @@ def report(out_path, meta_path, md_path):
                 (sr.get("acked_per_s") or 0) / (er.get("acked_per_s") or 1)))
         if (sr.get("acked_per_s") or 0) < 10 * (er.get("acked_per_s") or 0):
             o += ("the local write path alone is below 10x etcd, so replication is not the limit. Each new file "
-                  "is a FUSE create, write and close; the daemon commits the create and then the content at close "
-                  "as two synchronous store transactions (LMDB commits, each with an fdatasync; writers that wait at "
-                  "the same time share a commit); one write took %s at p50, %s at p99. An etcd put is one quorum "
-                  "round trip; etcd batches concurrent proposals into one raft append and WAL fsync. "
+                  "is about seven FUSE requests (GETATTR of the directory, LOOKUP, CREATE, GETXATTR of "
+                  "security.capability before the write, WRITE, FLUSH, RELEASE), each a wake-up of a daemon thread "
+                  "and of the writer, unpinned across the two CPUs; the store acknowledges the create and the save "
+                  "before their commit and a burst shares one commit every few milliseconds, during which the next "
+                  "change waits; one write took %s at p50, %s at p99. An etcd put is one HTTP round trip to a "
+                  "member; etcd batches concurrent proposals into one raft append and WAL fsync. "
                   "Replication then kept up: C was %s behind after the last write."
                   % (ms_(pct(sl, 50)), ms_(pct(sl, 99)), s_(sr.get("lag_after_last_write"))))
         else:
