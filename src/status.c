@@ -61,8 +61,8 @@ struct peer_view {
 	sg_repl_peer p; /* p.url points into url */
 	char url[300];
 	char name[65];     /* as it introduced itself; "" if not heard of */
-	uint64_t behind;   /* this node's own changes it has not been given */
-	int64_t behind_ms; /* how long the oldest of them has waited; 0 if none */
+	uint64_t behind;   /* versions of this node's log past what it is known to hold */
+	int64_t behind_ms; /* how long the oldest change among them has waited; 0 if none */
 };
 
 struct peer_list {
@@ -89,54 +89,48 @@ static void peer_collect(void *ctx, const sg_repl_peer *p)
 	l->n++;
 }
 
-struct lag {
-	uint64_t own;
-	const char *local_only;
-	uint64_t n, oldest_hlc;
-};
-
-/* What a push sends: this node's own changes, less the local-only names. */
+/* The oldest stamp among the log rows listed. */
 static int lag_one(void *ctx, const sg_change *c)
 {
-	struct lag *g = ctx;
+	uint64_t *oldest = ctx;
 
-	if (c->stamp.origin != g->own || !*c->path ||
-	    (g->local_only && sg_path_matches(g->local_only, c->path)))
-		return 0;
-	if (g->n++ == 0)
-		g->oldest_hlc = c->stamp.hlc;
+	if (c->stamp.hlc && (*oldest == 0 || c->stamp.hlc < *oldest))
+		*oldest = c->stamp.hlc;
 	return 0;
 }
 
 /*
  * The peers, copied out of the replicator (its lock is not held while the
- * store is read), each with how far behind this node it is: the changes made
- * here, as the log lists them (one per entry), that no push has delivered to
- * it yet, and how long the oldest of them has waited (from its stamp's
- * clock). A push delivers every such change at once; a peer that was away
- * gets them by its own pulls too, which this node does not see, so the
- * figure returns to 0 at the next push that reaches it. Free l->v.
+ * store is read), each with how far behind this node it is: this node's
+ * committed version minus the highest version of this node's log the peer
+ * is known to hold (sg_repl_peer.holds: from its pulls from this node or
+ * from the pushes it acknowledged, whichever is newer), and how long the
+ * oldest change past that has waited (by its stamp's clock). Free l->v.
  */
 static void peers_get(const sg_status_src *s, struct peer_list *l)
 {
 	int64_t now_ms = sg_now_ns() / 1000000;
+	uint64_t version;
 
 	memset(l, 0, sizeof(*l));
 	if (!s->repl)
 		return;
+	/* the version first: what a peer holds, read after it, is never older */
+	version = sg_store_version(s->store);
 	sg_repl_peers(s->repl, peer_collect, l);
 	for (size_t i = 0; i < l->n; i++) {
 		struct peer_view *v = &l->v[i];
-		struct lag g = {sg_store_node_id(s->store), s->local_only, 0, 0};
+		uint64_t oldest = 0;
 
 		if (v->p.node_id &&
 		    sg_repl_node_name(s->repl, v->p.node_id, v->name, sizeof(v->name)) < 0)
 			v->name[0] = '\0';
-		if (sg_store_changes_after(s->store, v->p.pushed, 0, lag_one, &g) < 0)
+		v->behind = version > v->p.holds ? version - v->p.holds : 0;
+		if (v->behind == 0 ||
+		    sg_store_changes_after(s->store, v->p.holds, 0, lag_one, &oldest) < 0)
 			continue;
-		v->behind = g.n;
-		if (g.n) {
-			int64_t at = (int64_t)(g.oldest_hlc >> 16);
+		if (oldest) {
+			int64_t at = (int64_t)(oldest >> 16);
 			v->behind_ms = now_ms > at ? now_ms - at : 0;
 		}
 	}
@@ -391,9 +385,11 @@ static void metrics(const sg_status_src *s, FILE *f)
 			struct peer_list l;
 
 			peers_get(s, &l);
-			fprintf(f, "# HELP sigil_peer_lag_changes Changes made here that no push "
-			           "has delivered to the peer yet.\n"
-			           "# TYPE sigil_peer_lag_changes gauge\n");
+			fprintf(
+			    f, "# HELP sigil_peer_lag_changes Versions of this node's log past "
+			       "the newest the peer is known to hold (by its pulls or acknowledged "
+			       "pushes).\n"
+			       "# TYPE sigil_peer_lag_changes gauge\n");
 			for (size_t i = 0; i < l.n; i++)
 				fprintf(f, "sigil_peer_lag_changes{peer=\"%s\"} %" PRIu64 "\n",
 				        l.v[i].url, l.v[i].behind);
@@ -481,9 +477,10 @@ static void json_peer(FILE *f, const struct peer_view *v, int first)
 	else
 		fputs(", \"last_answer_ms\": null", f);
 	fprintf(f,
-	        ", \"pulled\": %" PRIu64 ", \"pushed\": %" PRIu64 ", \"behind_changes\": %" PRIu64
+	        ", \"pulled\": %" PRIu64 ", \"pushed\": %" PRIu64 ", \"acked\": %" PRIu64
+	        ", \"pulled_by\": %" PRIu64 ", \"holds\": %" PRIu64 ", \"behind_changes\": %" PRIu64
 	        ", \"behind_ms\": %" PRId64 "}",
-	        p->pulled, p->pushed, v->behind, v->behind_ms);
+	        p->pulled, p->pushed, p->acked, p->pulled_by, p->holds, v->behind, v->behind_ms);
 }
 
 static int vv_json(void *ctx, const sg_vv_entry *e)

@@ -43,13 +43,13 @@ int sg_status_write(void *src, const char *name, FILE *f);
  * tls_failed, proto_errors, pushes, pulls, tombstones_purged,
  * snapshots_served, snapshots_received, snapshot_dropped} as in
  * sg_repl_stats, or null when off) and peers: [{url, node_id (null until it
- * answered), name (as it
- * introduced itself, or null), state ("up" or "down"), failures,
- * last_answer_ms (null: never), pulled, pushed, behind_changes (this node's
- * own changes, one per entry as the log lists them, that no push has
- * delivered to it yet), behind_ms (how long the oldest of them has waited,
- * by its stamp; 0 if none)}]. Strings are escaped; bytes that are not UTF-8
- * come out as \u00XX. Cannot fail (the stream may).
+ * answered), name (as it introduced itself, or null), state ("up" or
+ * "down"), failures, last_answer_ms (null: never), pulled, pushed, acked,
+ * pulled_by, holds (as in sg_repl_peer), behind_changes (this node's
+ * committed version minus holds: the versions of this node's log the peer
+ * is not known to hold), behind_ms (how long the oldest change past holds
+ * has waited, by its stamp; 0 if none)}]. Strings are escaped; bytes that
+ * are not UTF-8 come out as \u00XX. Cannot fail (the stream may).
  */
 void sg_status_write_json(const sg_status_src *s, FILE *f);
 

@@ -52,6 +52,9 @@ struct peer {
 	_Atomic uint64_t pull_since; /* that peer's version we have consumed */
 	uint64_t pull_inc;           /* ...of that peer's store id */
 	_Atomic uint64_t push_since; /* our version pushed to it */
+	/* our version up to which it acknowledged our pushes (0: none yet; unlike
+	 * push_since, which starts at our version when the peer is learned) */
+	_Atomic uint64_t push_acked;
 	_Atomic int64_t next_try_ns; /* back off after failures */
 	_Atomic unsigned failures;
 	/* each peer has its own worker, so a frozen peer holds up nobody else */
@@ -1693,6 +1696,9 @@ static int push_to(sg_repl *r, struct peer *p)
 		pg.next = p->push_since;
 		rc = sg_store_changes_after(r->st, p->push_since, 0, page_cb, &pg);
 		if (rc < 0 || pg.n == 0) {
+			/* nothing of ours past it: what it acknowledged covers these too */
+			if (rc >= 0 && p->push_acked == p->push_since)
+				p->push_acked = pg.next;
 			if (rc >= 0)
 				p->push_since = pg.next;
 			page_free(&pg);
@@ -1733,6 +1739,7 @@ static int push_to(sg_repl *r, struct peer *p)
 		}
 		p->push_refused = 0;
 		p->push_since = pg.next;
+		p->push_acked = pg.next;
 		atomic_fetch_add(&r->pushes, 1);
 		page_free(&pg);
 		if (!pg.more)
@@ -2281,9 +2288,15 @@ void sg_repl_peers(sg_repl *r, void (*cb)(void *ctx, const sg_repl_peer *p), voi
 		    .last_ok_ms = ok ? (now - ok) / 1000000 : -1,
 		    .pulled = p->pull_since,
 		    .pushed = p->push_since,
+		    .acked = p->push_acked,
 		};
 		if (p->self)
 			continue;
+		/* its latest pull from this node (the pullers are under r->lock too) */
+		for (size_t j = 0; info.node_id && j < r->npullers; j++)
+			if (r->pullers[j].node_id == info.node_id)
+				info.pulled_by = r->pullers[j].cursor;
+		info.holds = info.acked > info.pulled_by ? info.acked : info.pulled_by;
 		cb(ctx, &info);
 	}
 	pthread_mutex_unlock(&r->lock);

@@ -175,7 +175,21 @@ typedef struct sg_repl_peer {
 	unsigned failures;  /**< exchanges failed in a row */
 	int64_t last_ok_ms; /**< ms since its last good exchange, -1 if never */
 	uint64_t pulled;    /**< its store version this node has pulled up to */
-	uint64_t pushed;    /**< this node's version pushed to it */
+	uint64_t pushed;    /**< this node's version pushed to it (starts at this node's
+	                         version when the peer is learned: history goes by pull) */
+	/** this node's version up to which it acknowledged this node's pushes
+	 *  (each push carries this node's own changes up to a version); 0: none */
+	uint64_t acked;
+	/** this node's version it pulled up to: the cursor its latest pull from
+	 *  this node started from (it had taken this node's log up to there);
+	 *  0: it has not pulled from this node since this node started, or only
+	 *  with a cursor for another incarnation of this store */
+	uint64_t pulled_by;
+	/** the highest version of this node's log it is known to hold: the newer
+	 *  of acked and pulled_by. This node's committed version minus it is how
+	 *  far behind this node it is (changes passed over for good on its side,
+	 *  refused or too large, count as held) */
+	uint64_t holds;
 } sg_repl_peer;
 
 /** Call cb for every known peer (not this node itself). */

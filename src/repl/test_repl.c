@@ -492,6 +492,79 @@ static void test_file_too_large_for_wire_not_sent(void **state)
 	node_stop(&e);
 }
 
+/* What n's status sees of its one peer. */
+static void peer_view(void *ctx, const sg_repl_peer *p)
+{
+	*(sg_repl_peer *)ctx = *p;
+}
+
+static sg_repl_peer one_peer(struct node *n)
+{
+	sg_repl_peer p = {0};
+
+	sg_repl_peers(n->r, peer_view, &p);
+	return p;
+}
+
+/* Wait (at most 5 s) for n's one peer to be known to hold n's log up to its version. */
+static int wait_holds(struct node *n)
+{
+	for (int i = 0; i < 500; i++) {
+		if (one_peer(n).holds == sg_store_version(n->st))
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+/*
+ * How much of this node's log a peer is known to hold: a peer that joins
+ * late takes the history by pulls, which this node sees (pulled_by), not by
+ * pushes (acked stays 0); a push it acknowledges moves acked. Status shows
+ * how far behind a peer is from these. (It used to count only pushes: a
+ * peer that caught up by pulling kept showing lag.)
+ */
+static void test_peer_holds_by_pulls(void **state)
+{
+	struct node a, b;
+	sg_repl_peer p;
+	uint64_t v;
+
+	node_start(&a, "alpha", NULL);
+	make_file(&a, "one", 1, '1');
+	make_file(&a, "two", 1, '2');
+	make_file(&a, "three", 1, '3');
+	v = sg_store_version(a.st);
+	node_start(&b, "beta", a.url); /* a learns b from b's pulls */
+	assert_true(wait_for(&b, "three", "3"));
+	assert_true(wait_holds(&a));
+	p = one_peer(&a);
+	assert_int_equal(p.pulled_by, v);
+	assert_int_equal(p.acked, 0); /* nothing was pushed to it */
+	assert_int_equal(p.node_id, sg_store_node_id(b.st));
+	/* a push it acknowledges */
+	make_file(&a, "four", 1, '4');
+	assert_true(wait_for(&b, "four", "4"));
+	assert_true(wait_holds(&a));
+	p = one_peer(&a);
+	assert_true(p.acked == sg_store_version(a.st) || p.pulled_by == sg_store_version(a.st));
+	for (int i = 0; i < 500 && one_peer(&a).acked != sg_store_version(a.st); i++)
+		usleep(10000);
+	assert_int_equal(one_peer(&a).acked, sg_store_version(a.st));
+	/* b away: a's changes wait for it, and a knows it */
+	node_away(&b);
+	make_file(&a, "five", 1, '5');
+	make_file(&a, "six", 1, '6');
+	usleep(300000);
+	p = one_peer(&a);
+	assert_int_equal(p.holds, sg_store_version(a.st) - 2);
+	node_repl(&b, "beta", a.url);
+	assert_true(wait_for(&b, "six", "6"));
+	assert_true(wait_holds(&a));
+	node_stop(&b);
+	node_stop(&a);
+}
+
 /* Make `c` (made on c a moment before) older than what comes next: stamps
  * are per millisecond. */
 static void tick(void)
@@ -1427,6 +1500,7 @@ int main(void)
 	    cmocka_unit_test(test_two_nodes_converge),
 	    cmocka_unit_test(test_smaller_max_file_passes_over),
 	    cmocka_unit_test(test_file_too_large_for_wire_not_sent),
+	    cmocka_unit_test(test_peer_holds_by_pulls),
 	    cmocka_unit_test(test_future_stamps_come_later),
 	    cmocka_unit_test(test_puts_replicate),
 	    cmocka_unit_test(test_child_before_its_directory),

@@ -3,10 +3,11 @@
 # status and --json checked against independent truth (find(1) over the
 # mount, the other nodes' version vectors): the node, entries, version,
 # vector, the replication and transport counters, and each peer by URL,
-# name and id with its state, last answer and how far behind it is (a
-# frozen node's lag grows, and returns to 0 once it is reached again);
-# .sigil/members, version and metrics (every required metric with HELP and
-# TYPE, a sample per peer); peers lists the other two up, conflicts is
+# name and id with its state, last answer and how far behind it is (a frozen
+# node's lag is exactly the versions made meanwhile and grows in seconds;
+# it returns to 0 once the node has pulled them); .sigil/members, version
+# and metrics (every required metric with HELP and TYPE, a sample per
+# peer); peers lists the other two up, conflicts is
 # empty until a save loses (then it names the file holding the losing
 # content), sync makes a round happen (and says so when replication is off),
 # check passes on a sound store and fails naming the problem on one damaged
@@ -210,6 +211,7 @@ for u, (nid, name) in want.items():
     p = peers[u]
     assert p["state"] == "up" and p["node_id"] == nid and p["name"] == name, p
     assert p["behind_changes"] == 0 and p["behind_ms"] == 0 and p["failures"] == 0, p
+    assert p["holds"] == int(sys.argv[3]) and p["holds"] == max(p["acked"], p["pulled_by"]), p
     assert 0 <= p["last_answer_ms"] < 10000, p
 ' "$SG_WORK/status.json" "$(rl_node_id a)" "$va" "$DA" "$PB" "$(rl_node_id b)" "$PC" "$(rl_node_id c)"
 ctl -d "$DA" --json status
@@ -262,8 +264,12 @@ for i in 1 2 3 4 5 6; do
 done
 check_eq 6 "$n_ok" "sync: every time, both peers were pulled from within 400 ms (pull counter +2)"
 
-# ---- how far a peer is behind: freeze c, write on a; a's status shows c's
-# lag growing (in changes and seconds) while b, which got the pushes, is at 0
+# ---- how far a peer is behind: this node's committed version minus the
+# newest version of its log the peer is known to hold (by its pulls from
+# this node, or this node's pushes it acknowledged). Freeze c, write on a:
+# a's status shows c behind by exactly the versions a made meanwhile, its
+# lag growing in seconds, while b, which took the pushes, is at 0; thawed,
+# c catches up by its own pulls, and a sees it by them.
 behind() { # NODE PEER FIELD: NODE's --json figure FIELD for peer PEER
 	json "$1" && jq_py "$1" "[p['$3'] for p in j['peers'] if p['name'] == '$2'][0]"
 }
@@ -274,12 +280,18 @@ same_vv() { # NODE1 NODE2 ORIGIN: both hold the same sequence of ORIGIN's change
 	y=$(vv "$2" "$3")
 	[ -n "$x" ] && [ "$x" == "$y" ]
 }
+version_of() { json "$1" && jq_py "$1" 'j["store"]["version"]'; } # NODE: its store version
+v0=$(version_of a)
+rl_arrives $T "before the freeze, a knows c holds all of a's log (v$v0)" behind_is a c holds "$v0"
 rl_sigstop c
 t_write=$(date +%s%N)
 for i in 1 2 3; do printf '%s\n' "$i" >"$A/lag-$i"; done
 rl_arrives $T "b, not frozen, holds every change of a (b's vector = a's)" same_vv a b a
-check_eq "3|0" "$(behind a c behind_changes)|$(behind a b behind_changes)" \
-	"a's status: c (frozen) is 3 changes behind, b none"
+rl_arrives $T "b acknowledged a's pushes (a knows b holds all of a's log)" behind_is a b behind_changes 0
+v1=$(version_of a)
+check "a's three writes made versions ($v0 -> $v1)" test "$v1" -ge $((v0 + 3))
+check_eq "$((v1 - v0))|$v0|0" "$(behind a c behind_changes)|$(behind a c holds)|$(behind a b behind_changes)" \
+	"a's status: c (frozen) is behind by a's versions since the freeze (v$v1 - v$v0), b none"
 lag1=$(behind a c behind_ms)
 sleep 2
 lag2=$(behind a c behind_ms)
@@ -290,20 +302,22 @@ else
 	fail "c's lag grows with time, no more than since the first write" \
 		"first ${lag1} ms, 2 s later ${lag2} ms, first write ${elapsed} ms ago"
 fi
-check "status text: c 3 changes behind" \
-	grep -qE "^peer +tcp://127\.0\.0\.1:$PC c \($(rl_node_id c)\) (up|down).*, behind 3 changes \([0-9.]+ s\)\$" \
+check "status text: c $((v1 - v0)) changes behind" \
+	grep -qE "^peer +tcp://127\.0\.0\.1:$PC c \($(rl_node_id c)\) (up|down).*, behind $((v1 - v0)) changes \([0-9.]+ s\)\$" \
 	<<<"$("$CTL" -d "$DA" status)"
-check "metrics: sigil_peer_lag_changes for c is 3" \
-	grep -qx "sigil_peer_lag_changes{peer=\"$(rl_url "$PC")\"} 3" "$A/.sigil/metrics"
+check "metrics: sigil_peer_lag_changes for c is $((v1 - v0)), for b 0" \
+	grep -qx "sigil_peer_lag_changes{peer=\"$(rl_url "$PC")\"} $((v1 - v0))" "$A/.sigil/metrics"
+check "metrics: sigil_peer_lag_changes for b is 0" \
+	grep -qx "sigil_peer_lag_changes{peer=\"$(rl_url "$PB")\"} 0" "$A/.sigil/metrics"
 rl_sigcont c
-# c catches up by its own pulls; once a reaches c again, its next push
-# delivers what c lacks and the lag returns to 0
+# c catches up by its own pulls, with no further write on a; its next pull
+# from a tells a how far it has a's log
 rl_arrives $T "c, thawed, pulls every change of a (c's vector = a's)" same_vv a c a
-rl_arrives $T "a sees c up again" peers_up "$DA" 2
-printf '4\n' >"$A/lag-4"
-rl_arrives $T "after a's next push reaches c, a's status shows c 0 changes behind" behind_is a c behind_changes 0
-check_eq "0" "$(behind a c behind_ms)" "... waiting 0 ms"
-rl_arrives $T "... and c holds every change of a" same_vv a c a
+rl_arrives $T "a sees c's pulls: c pulled a's log up to a's version (v$v1)" behind_is a c pulled_by "$v1"
+check_eq "0|0|$v1" "$(behind a c behind_changes)|$(behind a c behind_ms)|$(behind a c holds)" \
+	"a's status shows c 0 changes behind, waiting 0 ms, holding a's log up to v$v1"
+check "metrics: sigil_peer_lag_changes for c is 0 again" \
+	grep -qx "sigil_peer_lag_changes{peer=\"$(rl_url "$PC")\"} 0" "$A/.sigil/metrics"
 rm -f "$A"/lag-*
 rl_converged $T a b c -- "the lag files gone everywhere"
 
