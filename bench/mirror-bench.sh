@@ -90,13 +90,14 @@ pct() { # file p -> value
 	echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'),"
 	echo "$(uname -sr), libgit2 $(pkg-config --modversion libgit2), $(git --version)."
 	echo "Both sides pinned to CPU $CPU with taskset; both fsync what they write (the"
-	echo "mirror through libgit2's fsync option, git through core.fsync=all)."
+	echo "mirror its packs, their directory and the branch, git through core.fsync=all)."
 	echo
 	echo "## One changed file, one commit ($K samples per size)"
 	echo
 	echo "sigilfs: a store write of one 1 KiB file, then the mirror commits it"
 	echo "(sg_mirror_flush: tree update at the changed path, one pack, fsync, branch"
-	echo "move). git CLI: \`git commit -q -a\` after changing one file in a work tree."
+	echo "move; the folding of packs runs meanwhile in its own thread, as in the daemon)."
+	echo "git CLI: \`git commit -q -a\` after changing one file in a work tree."
 	echo
 	echo "| files | import sigilfs | import git | commit p50 sigilfs | p50 git | ratio | commit p99 sigilfs | p99 git | ratio | target | met? |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|"
@@ -147,8 +148,9 @@ l50=$(pct "$OUT/mirror-lag.dat" 50) l99=$(pct "$OUT/mirror-lag.dat" 99) lmax=$(p
 	echo "|---|---|---|---|---|---|"
 	awk -v a="$l50" -v b="$l99" -v c="$lmax" 'BEGIN { printf "| mirror lag | %d ms | %d ms | %d ms | < 2 s | %s |\n", a, b, c, (c < 2000) ? "yes" : "no" }'
 	echo
-	echo "The lag is at least the commit interval (1 s) by design: changes wait for"
-	echo "the next batch. Raw samples: \`mirror-commit-*.dat\`, \`mirror-lag.dat\`."
+	echo "A change waits at most about one commit interval (1 s) by design: a batch"
+	echo "starts one interval after the previous one started. Raw samples:"
+	echo "\`mirror-commit-*.dat\`, \`mirror-lag.dat\`."
 } >>"$WORK/report.md"
 cp "$WORK/report.md" "$OUT/mirror.md"
 cat "$OUT/mirror.md"

@@ -1797,15 +1797,18 @@ static int odb_settle(sg_mirror *m)
 }
 
 /*
- * Move the branch to `head`, durably. The new value is written into a spare
- * file beside the ref, refs/heads/.NODE.next.lock (git and libgit2 skip
- * names ending in .lock; no branch name starts with a dot), synced, and
- * swapped with the ref (renameat2 RENAME_EXCHANGE), then the directory is
- * synced: no file is created or freed per commit (creating one costs a scan
- * of recently freed inodes on some file systems), and no reflog signature
- * is read from the configuration as git_reference_create() does.
+ * Move the branch to `head`. The new value is written into a spare file
+ * beside the ref, refs/heads/.NODE.next.lock (git and libgit2 skip names
+ * ending in .lock; no branch name starts with a dot), synced, and swapped
+ * with the ref (renameat2 RENAME_EXCHANGE): either name holds a whole value
+ * at any time, no file is created or freed per commit (creating one costs a
+ * scan of recently freed inodes on some file systems), and no reflog
+ * signature is read from the configuration as git_reference_create() does.
+ * With `durable` the directory is synced too: a move a crash undoes is
+ * redone from the store, unless it may have been pushed meanwhile (a remote
+ * would then refuse the redone commits), so only then it must last.
  */
-static int branch_move(sg_mirror *m, const git_oid *head)
+static int branch_move(sg_mirror *m, const git_oid *head, int durable)
 {
 	char ref[4400], spare[4500], dir[4400], line[GIT_OID_HEXSZ + 2], *slash;
 	int fd, rc = 0;
@@ -1841,6 +1844,8 @@ static int branch_move(sg_mirror *m, const git_oid *head)
 			goto out;
 		}
 	}
+	if (!durable)
+		goto out;
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) != 0)
 		rc = -errno;
 	if (fd >= 0)
@@ -1970,7 +1975,7 @@ static int batch(sg_mirror *m)
 			goto out;
 		sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-GIT-PACK", "%s: %zu objects, %d commits", name,
 		       objects, bd.made);
-		if ((rc = branch_move(m, &bd.head)) < 0)
+		if ((rc = branch_move(m, &bd.head, m->remote != NULL)) < 0)
 			goto out;
 		git_oid_cpy(&m->head, &bd.head);
 		m->has_head = 1;
@@ -2743,6 +2748,25 @@ static void pb_free(git_odb_backend *b)
 	free(b);
 }
 
+/* The in-memory backend, asked first for every object: a miss there (most
+ * reads of the trees on disk) returns without the error message libgit2
+ * formats for it, an object id printed each time. */
+static int mp_read(void **d, size_t *l, git_object_t *t, git_odb_backend *b, const git_oid *o)
+{
+	return PB_IN(b)->exists(PB_IN(b), o) ? PB_IN(b)->read(d, l, t, PB_IN(b), o) : GIT_ENOTFOUND;
+}
+
+static int mp_read_header(size_t *l, git_object_t *t, git_odb_backend *b, const git_oid *o)
+{
+	return PB_IN(b)->exists(PB_IN(b), o) ? PB_IN(b)->read_header(l, t, PB_IN(b), o)
+	                                     : GIT_ENOTFOUND;
+}
+
+static int mp_write(git_odb_backend *b, const git_oid *o, const void *d, size_t l, git_object_t t)
+{
+	return PB_IN(b)->write(PB_IN(b), o, d, l, t);
+}
+
 /* Let the object database see the packs written since the last time. */
 static int packs_rescan(sg_mirror *m)
 {
@@ -2794,8 +2818,23 @@ static int odb_setup(sg_mirror *m)
 	m->packs = b;
 	if ((rc = git_mempack_new(&m->mempack)) < 0)
 		return rc;
-	if ((rc = git_odb_add_backend(m->odb, m->mempack, 999)) < 0) {
+	if (!(pb = calloc(1, sizeof(*pb)))) {
 		m->mempack->free(m->mempack);
+		m->mempack = NULL;
+		git_error_set_oom();
+		return -1;
+	}
+	/* the batch's objects, asked first; a miss there says nothing (see mp_read) */
+	git_odb_init_backend(&pb->parent, GIT_ODB_BACKEND_VERSION);
+	pb->in = m->mempack;
+	pb->parent.read = mp_read;
+	pb->parent.read_header = mp_read_header;
+	pb->parent.read_prefix = pb_read_prefix;
+	pb->parent.write = mp_write;
+	pb->parent.exists = pb_exists;
+	pb->parent.free = pb_free;
+	if ((rc = git_odb_add_backend(m->odb, &pb->parent, 999)) < 0) {
+		pb_free(&pb->parent);
 		m->mempack = NULL;
 		return rc;
 	}
