@@ -2,8 +2,9 @@
 # t0200-boot.sh: mounting as the system does it: an fstab line through
 # mount(8) and mount.fuse3 (mount -T with a test fstab, mount -a), the fstab
 # form that names the config file as SOURCE, umount stopping the daemon, a
-# second mount on a busy mountpoint refused, contrib/sigilfs.service (it
-# verifies, and its command mounts what the config file says), and the
+# second mount on a busy mountpoint refused, contrib/sigilfs.service as the
+# build makes it from its .in (ExecStart the installed sigilfs; it verifies,
+# and its command mounts what the config file says), and the
 # READY/STOPPING handshake a Type=notify systemd unit relies on.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
@@ -94,18 +95,30 @@ check_eq "conf" "$(su nobody -s /bin/sh -c "cat '$cmnt/c'" 2>&1)" "another user 
 check "umount" timeout 30 umount "$cmnt"
 sg_wait 20 sg_dead "$pid" && ok "the daemon exits" || fail "the daemon exits" "pid $pid alive"
 
-# contrib/sigilfs.service: systemd accepts it (ExecStart found on systemd's
-# search path, where this test linked sigilfs; Documentation= the man pages
-# the project installs), and its command line, pointed at this test's
-# config and mountpoint, mounts the node the config file describes
-unit=${SIGIL_SRCDIR:-$(dirname "$0")/../..}/contrib/sigilfs.service
+# contrib/sigilfs.service, as the build made it from its .in (in the build
+# dir, next to sigilfs): ExecStart names sigilfs where `make install` puts
+# it; systemd accepts the unit (its ExecStart there: an installed sigilfs,
+# or for the test the one under test linked in its place; Documentation=
+# the man pages the project installs), and its command line, pointed at
+# this test's config and mountpoint, mounts the node the config file describes
+unit=${SIGIL_UNIT:-$(dirname "$SIGILFS")/contrib/sigilfs.service}
+check "the build made contrib/sigilfs.service from its .in ($unit)" test -f "$unit"
+check "... with nothing left to substitute" test -z "$(grep -o '@[A-Za-z_]*@' "$unit")"
+execstart=$(sed -n 's/^ExecStart=//p' "$unit")
+exe=${execstart%% *}
+case $exe in
+/*/bin/sigilfs) ok "ExecStart names the installed sigilfs by its absolute path ($exe)" ;;
+*) fail "ExecStart names the installed sigilfs by its absolute path" "ExecStart=$execstart" ;;
+esac
 mkdir -p "$SG_WORK/man/man5" "$SG_WORK/man/man8"
 cp "${SIGIL_SRCDIR:-$(dirname "$0")/../..}"/man/*.8 "$SG_WORK/man/man8/"
 cp "${SIGIL_SRCDIR:-$(dirname "$0")/../..}"/man/*.5 "$SG_WORK/man/man5/"
 if command -v systemd-analyze >/dev/null 2>&1; then
+	if [ ! -e "$exe" ] && [ ! -L "$exe" ] && mkdir -p "$(dirname "$exe")" && ln -s "$SIGILFS" "$exe"; then
+		sg_on_teardown rm -f "$exe"
+	fi
 	check "systemd-analyze verify contrib/sigilfs.service" env MANPATH="$SG_WORK/man" systemd-analyze verify "$unit"
 fi
-execstart=$(sed -n 's/^ExecStart=//p' "$unit")
 case "$execstart" in
 *node=* | *data=*) fail "the unit passes no node= or data= (the config file decides)" "ExecStart=$execstart" ;;
 *) ok "the unit passes no node= or data= (the config file decides): ExecStart=$execstart" ;;
