@@ -51,6 +51,7 @@ enum {
 	KEY_LOG_LEVEL,
 	KEY_SEED,
 	KEY_SYNC_DELAY,
+	KEY_MAX_QUARANTINE_BYTES,
 	KEY_COUNT
 };
 _Static_assert(KEY_COUNT == SG_CONFIG_NKEYS, "SG_CONFIG_NKEYS is the number of keys");
@@ -77,6 +78,7 @@ static const struct keydef {
     [KEY_LOG_LEVEL] = {"log_level", K_LEVEL},
     [KEY_SEED] = {"seed", K_REMOTE},
     [KEY_SYNC_DELAY] = {"sync_delay", K_DELAY},
+    [KEY_MAX_QUARANTINE_BYTES] = {"max_quarantine_bytes", K_SIZE},
 };
 
 static const char *const levels[] = {"err", "warning", "notice", "info", "debug"};

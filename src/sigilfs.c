@@ -147,6 +147,9 @@ static void usage(const char *prog)
 	    "  -o local_only=PAT:PAT  names that never leave the node (default %s)\n"
 	    "  -o tombstone_grace=D   keep a delete's tombstone at least D; a peer silent for\n"
 	    "                         longer no longer holds a purge back (default 7d)\n"
+	    "  -o max_quarantine_bytes=N\n"
+	    "                         pulled changes stamped too far ahead wait in memory for\n"
+	    "                         this clock, at most N bytes, K/M/G (default 256M)\n"
 	    "  -o log_level=LEVEL     err, warning, notice, info (default) or debug\n"
 	    "\n"
 	    "the Git mirror:\n"
@@ -818,6 +821,8 @@ int main(int argc, char *argv[])
 			ro.max_offset_ms = (unsigned)v;
 		if (sg_config_get_u64(&v, &cfg, "tombstone_grace") == 0)
 			ro.tombstone_grace_ms = v;
+		if (sg_config_get_u64(&v, &cfg, "max_quarantine_bytes") == 0)
+			ro.max_quarantine_bytes = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
 		ro.log_reader = mirror_read_upto;
 		ro.log_reader_ctx = &status_src;
 		if (sg_config_get_u64(&v, &cfg, "sync_delay") == 0)

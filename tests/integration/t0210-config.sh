@@ -67,6 +67,8 @@ refused $'node = a\nsync_delay = 5' \
 	"2: sync_delay: '5' is not a delay: 0 (off), or a number and ms or s, at most 1s" "a sync_delay without a unit"
 refused $'node = a\nsync_delay = 2s' \
 	"2: sync_delay: '2s' is not a delay: 0 (off), or a number and ms or s, at most 1s" "a sync_delay over 1s"
+refused $'node = a\nmax_quarantine_bytes = 256MB' \
+	"2: max_quarantine_bytes: '256MB' is not a size: bytes, with K, M or G (64M)" "a bad max_quarantine_bytes"
 
 # a TLS file that is there but is not PEM: named with key, file and line
 # (mbed TLS would only say "Cryptographic error")

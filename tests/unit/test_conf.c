@@ -142,6 +142,7 @@ static void test_good_file(void **state)
 	    {"log_level", "debug"},
 	    {"seed", "/srv/fleet.git#v1.2"},
 	    {"sync_delay", "2ms"},
+	    {"max_quarantine_bytes", "32M"},
 	};
 
 	snprintf(text, sizeof(text),
@@ -162,7 +163,8 @@ static void test_good_file(void **state)
 	         "tombstone_grace = 7d\n"
 	         "log_level = debug\n"
 	         "seed = /srv/fleet.git#v1.2\n"
-	         "sync_delay = 2ms\n",
+	         "sync_delay = 2ms\n"
+	         "max_quarantine_bytes = 32M\n",
 	         f->ca, f->cert, f->key);
 	assert_int_equal(load_text(f, text), 0);
 	assert_string_equal(f->err, "");
@@ -185,6 +187,7 @@ static void test_good_file(void **state)
 	assert_int_equal(get_u64(f, "tombstone_grace"), 7ULL * 86400 * 1000);
 	assert_int_equal(get_u64(f, "log_level"), 7);
 	assert_int_equal(get_u64(f, "sync_delay"), 2);
+	assert_int_equal(get_u64(f, "max_quarantine_bytes"), 32 << 20);
 	assert_int_equal(load_text(f, "mirror = off\n"), 0);
 	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), 0);
 	assert_int_equal(load_text(f, "mirror = mirror.git\n"), 0);
@@ -395,6 +398,9 @@ static void test_bad_values(void **state)
 	     "'-1ms' is not a delay: 0 (off), or a number and ms or s, at most 1s"},
 	    {"sync_delay", "off",
 	     "'off' is not a delay: 0 (off), or a number and ms or s, at most 1s"},
+	    {"max_quarantine_bytes", "0", "'0' is not a size: bytes, with K, M or G (64M)"},
+	    {"max_quarantine_bytes", "256MB", "'256MB' is not a size: bytes, with K, M or G (64M)"},
+	    {"max_quarantine_bytes", "-1", "'-1' is not a size: bytes, with K, M or G (64M)"},
 	};
 	char text[512], want[512];
 
@@ -431,6 +437,9 @@ static void test_good_values(void **state)
 	    {"sync_delay", "5ms", "5"},
 	    {"sync_delay", "1000ms", "1000"},
 	    {"sync_delay", "1s", "1000"},
+	    {"max_quarantine_bytes", "1", "1"},
+	    {"max_quarantine_bytes", "256M", "268435456"},
+	    {"max_quarantine_bytes", "1G", "1073741824"},
 	};
 	static const char *const urls[] = {"tcp://[::1]:7470", "tls+tcp://*:7470",
 	                                   "tcp://host.example:1", "ipc:///run/sigil/a.sock"};
