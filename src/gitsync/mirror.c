@@ -1573,14 +1573,24 @@ static int by_oid(const void *a, const void *b)
 	return git_oid_cmp(a, b);
 }
 
-/* Write a temporary file's buffered bytes and make them durable. */
+/* Hand a temporary file's buffered bytes to the kernel and start writing
+ * them to disk (the pack's go while its index is made). */
+static int file_flush(FILE *f)
+{
+	if (fflush(f) != 0 || ferror(f))
+		return errno ? -errno : -EIO;
+	sync_file_range(fileno(f), 0, 0, SYNC_FILE_RANGE_WRITE);
+	return 0;
+}
+
+/* ...and make them durable, and close it. */
 static int file_done(FILE *f)
 {
-	int rc = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0 ? 0 : -errno;
+	int rc = file_flush(f) == 0 && fdatasync(fileno(f)) == 0 ? 0 : (errno ? -errno : -EIO);
 
 	if (fclose(f) != 0 && !rc)
 		rc = -errno;
-	return rc ? rc : 0;
+	return rc;
 }
 
 static FILE *tmp_open(const char *dir, const char *kind, char *path, size_t len)
@@ -1662,9 +1672,7 @@ static int pack_write_small(sg_mirror *m, git_oid *v, size_t n, char *name, size
 	}
 	sha1_final(&w.sum, sum);
 	fwrite(sum, 1, 20, w.f);
-	rc = file_done(w.f);
-	w.f = NULL;
-	if (rc < 0)
+	if ((rc = file_flush(w.f)) < 0)
 		goto out;
 	if (w.off + 20 >= (1ull << 31)) {
 		rc = -E2BIG; /* the index would need 64-bit offsets */
@@ -1707,8 +1715,14 @@ static int pack_write_small(sg_mirror *m, git_oid *v, size_t n, char *name, size
 		sha1_final(&iw.sum, isum);
 		fwrite(isum, 1, 20, fi);
 	}
-	rc = file_done(fi);
-	fi = NULL;
+	/* both durable, then both renamed: the pack first */
+	rc = file_done(w.f);
+	w.f = NULL;
+	{
+		int rc2 = file_done(fi);
+		fi = NULL;
+		rc = rc ? rc : rc2;
+	}
 	if (rc < 0)
 		goto out;
 	{
