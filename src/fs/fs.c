@@ -270,7 +270,10 @@ static int commit(sg_fs *fs, struct sg_inode *in)
 
 	if (!in->dirty || in->gone)
 		return 0;
-	rc = sg_store_write(fs->st, NULL, in->ino, in->buf, in->len, in->mtime_ns, sg_now_ns(), &a);
+	/* the buffer's content started from in->last: if a peer's version came
+	 * meanwhile, this save did not see it (the store keeps it as a conflict) */
+	rc = sg_store_write_seen(fs->st, in->loaded ? &in->last : NULL, in->ino, in->buf, in->len,
+	                         in->mtime_ns, sg_now_ns(), &a);
 	if (rc == -ENOENT) {
 		/* unlinked or replaced meanwhile: as on a local fs, the data goes with it */
 		in->gone = 1;

@@ -126,6 +126,9 @@ void sg_rec_to_attr(uint64_t id, const struct sg_rec *rec, sg_attr *out)
 	out->stamp.hlc = rec->hlc;
 	out->stamp.origin = rec->origin;
 	out->stamp.seq = rec->seq;
+	out->base.hlc = rec->base_hlc;
+	out->base.origin = rec->base_origin;
+	out->base.seq = rec->base_seq;
 }
 
 int sg_dirent_get(sg_store *st, MDB_txn *txn, uint64_t parent, const char *name, uint64_t *id,
@@ -1190,6 +1193,22 @@ int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void 
 {
 	struct sg_op op = {.kind = OP_WRITE,
 	                   .stamp = stamp,
+	                   .id = id,
+	                   .data = data,
+	                   .len = len,
+	                   .mtime_ns = mtime_ns,
+	                   .now_ns = now_ns};
+
+	if (len > st->max_file)
+		return -EFBIG;
+	return submit(st, &op, out);
+}
+
+int sg_store_write_seen(sg_store *st, const sg_attr *seen, uint64_t id, const void *data,
+                        size_t len, int64_t mtime_ns, int64_t now_ns, sg_attr *out)
+{
+	struct sg_op op = {.kind = OP_WRITE,
+	                   .seen = seen,
 	                   .id = id,
 	                   .data = data,
 	                   .len = len,

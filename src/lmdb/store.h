@@ -92,6 +92,7 @@ typedef struct sg_attr {
 	int64_t ctime_ns;
 	uint64_t version; /**< store-wide version of the entry's latest change */
 	sg_stamp stamp;   /**< stamp of the entry's latest change */
+	sg_stamp base;    /**< that change's base (see sg_change.base) */
 } sg_attr;
 
 /** Options for sg_store_open(). Zero means "the default" for every number. */
@@ -329,6 +330,19 @@ int sg_store_create(sg_store *st, const sg_stamp *stamp, uint64_t parent, const 
  */
 int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void *data, size_t len,
                    int64_t mtime_ns, int64_t now_ns, sg_attr *out);
+
+/**
+ * sg_store_write() for a local save (stamped here) of content its writer
+ * loaded from the version `seen` (the attributes the store gave then: its
+ * stamp and base). When the entry has changed since, a peer's version that
+ * arrived while the file was open, the save is based on what it saw, not on
+ * what is held, and the peer's version, which it replaces unseen, is
+ * recorded as a conflict (with its content), as it will be on that peer.
+ * seen == NULL is sg_store_write(st, NULL, ...).
+ * @return as sg_store_write().
+ */
+int sg_store_write_seen(sg_store *st, const sg_attr *seen, uint64_t id, const void *data,
+                        size_t len, int64_t mtime_ns, int64_t now_ns, sg_attr *out);
 
 /**
  * Change the fields of `in` selected by `mask` (SG_SET_*). SG_SET_SIZE

@@ -88,6 +88,7 @@ struct sg_op {
 	size_t len;
 	int64_t mtime_ns, now_ns;
 	const sg_attr *in;
+	const sg_attr *seen; /* OP_WRITE: the version its content was loaded from */
 	const sg_change *change;
 	const sg_snapshot *snap; /* OP_RECONCILE */
 	uint64_t upto, after;    /* OP_PURGE: versions (after, upto] */

@@ -645,11 +645,49 @@ static int op_create(struct wctx *w, struct sg_op *op)
 	return 0;
 }
 
+static int stamp_is(const sg_stamp *a, const struct sg_rec *rec)
+{
+	return a->hlc == rec->hlc && a->origin == rec->origin && a->seq == rec->seq;
+}
+
+static int conflict_record(struct wctx *w, const sg_change *c, uint64_t id,
+                           const struct sg_rec *held);
+
+/* A local save (stamped in `rec` now) of content loaded from an older
+ * version: the version held came from a peer while the file was open, and
+ * the save replaces it without having seen it. Keep it as a conflict, with
+ * its content (still in the data table), and base the save on what its
+ * writer saw, so that the peer records the conflict too. */
+static int write_unseen(struct wctx *w, const struct sg_op *op, const struct sg_rec *held,
+                        struct sg_rec *rec)
+{
+	const sg_stamp *s = &op->seen->stamp;
+	sg_stamp base = s->origin == w->st->node_id || s->origin == 0 ? op->seen->base : *s;
+	sg_change c;
+	char *path = NULL;
+	int rc = 0;
+
+	rec->base_hlc = base.hlc;
+	rec->base_origin = base.origin;
+	rec->base_seq = base.seq;
+	if (held->origin == w->st->node_id || held->origin == 0)
+		return 0; /* our own newer version (another handle's save): not a conflict */
+	rc = sg_path_build(w->st, w->txn, op->id, &path);
+	if (rc)
+		return rc;
+	memset(&c, 0, sizeof(c));
+	c.path = path;
+	c.stamp = (sg_stamp){rec->hlc, rec->origin, rec->seq};
+	rc = conflict_record(w, &c, op->id, held);
+	free(path);
+	return rc;
+}
+
 static int op_write(struct wctx *w, struct sg_op *op)
 {
 	char name[SG_NAME_MAX + 1];
-	struct sg_rec rec;
-	int rc;
+	struct sg_rec rec, held;
+	int rc, unseen;
 
 	rc = get_live(w, op->id, &rec, name);
 	if (rc)
@@ -660,11 +698,15 @@ static int op_write(struct wctx *w, struct sg_op *op)
 		return -EINVAL;
 	if (refused(op->stamp, &rec))
 		return -ESTALE;
+	held = rec;
+	unseen = !op->stamp && op->seen && !stamp_is(&op->seen->stamp, &rec);
 	rec.size = op->len;
 	rec.mtime_ns = op->mtime_ns;
 	rec.ctime_ns = op->now_ns;
-	rc = data_put(w, op->id, op->data, op->len);
-	rc = rc ? rc : stamp_and_log(w, op->stamp, op->id, &rec);
+	rc = stamp_and_log(w, op->stamp, op->id, &rec);
+	if (!rc && unseen)
+		rc = write_unseen(w, op, &held, &rec); /* before the held content goes */
+	rc = rc ? rc : data_put(w, op->id, op->data, op->len);
 	rc = rc ? rc : rec_put(w, op->id, &rec, name);
 	if (rc)
 		return rc;

@@ -2454,6 +2454,84 @@ static void test_stale_child_of_deleted_dir(void **state)
 	assert_content(st, x.id, "new", 3);
 }
 
+/* A file open on this node while a peer's version arrives: its save, made of
+ * what it loaded before, replaces the peer's version without having seen it.
+ * Both ends keep the peer's version as a conflict. */
+static void test_write_unseen(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st, *peer;
+	sg_store_opts so = {0};
+	char dir[] = "/tmp/sigil-unseen-XXXXXX";
+	struct conflicts l = {0};
+	struct rows r;
+	sg_attr a, seen, mine, cur;
+	sg_change c;
+
+	mk(st, SG_ROOT_ID, "f", SG_TYPE_FILE, "v1", &a);
+	assert_int_equal(sg_store_getattr(st, a.id, &seen), 0);
+
+	/* B saw v1 and saved over it */
+	c = file_change("f", "from b", sg_store_hlc(st) + 1, NODE_B, 1);
+	c.base = seen.stamp;
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_conflicts(st, 0, 0, conflict_cb, &l), 0);
+	assert_int_equal(l.n, 0); /* B saw ours: no conflict */
+
+	/* the local save of content loaded from v1 */
+	assert_int_equal(sg_store_write_seen(st, &seen, a.id, "mine", 4, now_ns(), now_ns(), &mine),
+	                 0);
+	assert_content(st, a.id, "mine", 4);
+	assert_int_equal(sg_store_conflicts(st, 0, 0, conflict_cb, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.path, "f");
+	assert_int_equal(l.loser.origin, NODE_B);
+	assert_int_equal(l.len, 6);
+	assert_memory_equal(l.data, "from b", 6);
+	assert_stamp_equal(&l.winner, &mine.stamp);
+	/* based on what it saw (v1 was ours: v1's own base), not on B's version */
+	assert_stamp_equal(&mine.base, &seen.base);
+	assert_true(mine.base.hlc < c.stamp.hlc);
+
+	/* a save of what is held now records nothing more */
+	assert_int_equal(sg_store_getattr(st, a.id, &cur), 0);
+	assert_int_equal(sg_store_write_seen(st, &cur, a.id, "again", 5, now_ns(), now_ns(), NULL),
+	                 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_conflicts(st, 0, 0, conflict_cb, &l), 0);
+	assert_int_equal(l.n, 1);
+
+	/* on B, which holds its own version, our first save (as the log lists it
+	 * there would be the latest: here its base, older than B's) loses B's
+	 * version to a change that never saw it: B records it too */
+	assert_non_null(mkdtemp(dir));
+	so.dir = dir;
+	so.node_id = NODE_B;
+	so.sync_delay_ns = -1;
+	assert_int_equal(sg_store_open(&peer, &so), 0);
+	{
+		sg_change v1 =
+		    file_change("f", "v1", seen.stamp.hlc, seen.stamp.origin, seen.stamp.seq);
+		assert_int_equal(sg_store_apply(peer, &v1), 0);
+		assert_int_equal(sg_store_apply(peer, &c), 0);
+	}
+	changes(st, seen.version, 0, &r);
+	assert_non_null(row_by_path(&r, "f"));
+	{
+		sg_change ours = file_change("f", "again", row_by_path(&r, "f")->stamp.hlc, NODE_A,
+		                             row_by_path(&r, "f")->stamp.seq);
+		ours.base = row_by_path(&r, "f")->base;
+		assert_int_equal(sg_store_apply(peer, &ours), 0);
+	}
+	rows_free(&r);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(sg_store_conflicts(peer, 0, 0, conflict_cb, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.loser.origin, NODE_B);
+	sg_store_close(peer);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* A peer's rm -r of a directory races a write into it on another node: the
  * delete takes what it covers (older entries), the newer write survives with
  * its directory, and both orders of arrival end in the same tree. */
@@ -3251,6 +3329,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rename_bases, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stale_child_of_deleted_dir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delete_races_newer_write, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_unseen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_in_changes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lww_apply, setup, teardown),
