@@ -367,7 +367,8 @@ static int subtree_drop(struct wctx *w, uint64_t id, int depth)
 		if (rc)
 			return sg_mdb_err(rc);
 		rc = sg_rec_get(w->st, w->txn, cid, &rec, NULL);
-		if (rc == 0 && rec.type == SG_TYPE_DIR)
+		/* a deleted directory's tombstone keeps its children's below it */
+		if (rc == 0 && (rec.type == SG_TYPE_DIR || rec.type == SG_TYPE_TOMBSTONE))
 			rc = subtree_drop(w, cid, depth + 1);
 		rc = rc ? rc : row_drop(w, cid, &rec);
 		rc = rc ? rc : dirent_del(w, id, name);
@@ -466,7 +467,9 @@ static int subtree_drop_covered(struct wctx *w, uint64_t id, const sg_stamp *sta
 			}
 		}
 		if (covered) {
-			rc = row_drop(w, cid, &rec);
+			if (!live) /* a deleted directory's tombstone: its children's go too */
+				rc = subtree_drop(w, cid, depth + 1);
+			rc = rc ? rc : row_drop(w, cid, &rec);
 			rc = rc ? rc : dirent_del(w, id, name);
 			if (!rc && live)
 				rc = parent_adjust(w, id, -1, rec.type == SG_TYPE_DIR ? -1 : 0, 0);

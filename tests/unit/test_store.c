@@ -2454,6 +2454,49 @@ static void test_stale_child_of_deleted_dir(void **state)
 	assert_content(st, x.id, "new", 3);
 }
 
+/* A file made where a deleted tree was: the tombstones below the deleted
+ * directory's go with it (a tombstone of a directory keeps its children's
+ * below it, two levels here), and the log still lists cleanly. Found by the
+ * mirror: `mkdir -p tc/sub; touch tc/sub/f; rm -r tc; echo > tc` left f's
+ * tombstone under a dropped parent, and sg_store_changes_after() failed
+ * with -ENOENT from the start of the log. */
+static void test_file_over_deleted_tree(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_attr tc, sub, x;
+	struct rows r;
+
+	mk(st, SG_ROOT_ID, "tc", SG_TYPE_DIR, NULL, &tc);
+	mk(st, tc.id, "sub", SG_TYPE_DIR, NULL, &sub);
+	mk(st, sub.id, "f", SG_TYPE_FILE, "x", NULL);
+	assert_int_equal(sg_store_remove(st, NULL, sub.id, "f", 0, now_ns()), 0);
+	assert_int_equal(sg_store_remove(st, NULL, tc.id, "sub", 1, now_ns()), 0);
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "tc", 1, now_ns()), 0);
+	mk(st, SG_ROOT_ID, "tc", SG_TYPE_FILE, "\n", &x);
+	changes(st, 0, 0, &r); /* asserts the listing succeeds */
+	assert_non_null(row_by_path(&r, "tc"));
+	assert_int_equal(row_by_path(&r, "tc")->type, SG_TYPE_FILE);
+	assert_null(row_by_path(&r, "tc/sub"));
+	assert_null(row_by_path(&r, "tc/sub/f"));
+	rows_free(&r);
+
+	/* the same by a peer's change, and by a rename over the tombstone */
+	mk(st, SG_ROOT_ID, "p", SG_TYPE_DIR, NULL, &tc);
+	mk(st, tc.id, "sub", SG_TYPE_DIR, NULL, &sub);
+	mk(st, sub.id, "f", SG_TYPE_FILE, "x", NULL);
+	assert_int_equal(sg_store_remove(st, NULL, sub.id, "f", 0, now_ns()), 0);
+	assert_int_equal(sg_store_remove(st, NULL, tc.id, "sub", 1, now_ns()), 0);
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "p", 1, now_ns()), 0);
+	{
+		sg_change c = file_change("p", "peer", sg_store_hlc(st) + 1, NODE_B, 1);
+		assert_int_equal(sg_store_apply(st, &c), 0);
+	}
+	changes(st, 0, 0, &r);
+	assert_null(row_by_path(&r, "p/sub/f"));
+	rows_free(&r);
+}
+
 /* A file open on this node while a peer's version arrives: its save, made of
  * what it loaded before, replaces the peer's version without having seen it.
  * Both ends keep the peer's version as a conflict. */
@@ -3330,6 +3373,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stale_child_of_deleted_dir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delete_races_newer_write, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_unseen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_over_deleted_tree, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs_in_changes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lww_apply, setup, teardown),
