@@ -20,7 +20,7 @@
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
 . "$(dirname "$0")/repl-lib.sh" || exit 99
 
-sg_require_tools python3 su unshare mdb_dump mdb_load mdb_stat
+sg_require_tools python3 su unshare mdb_stat
 CTL=${SIGILCTL:-$(dirname "$SIGILFS")/sigilctl}
 [ -x "$CTL" ] || sg_hard_error "sigilctl is not built: $CTL (set SIGILCTL)"
 
@@ -383,38 +383,13 @@ ctl -d "$(sg_data d)" check
 check_eq "0|" "$RC|$ERR" "check on d before the damage: exit 0"
 sg_umount d
 DD=$(sg_data d)
-mdb_dump -a -p "$DD" >"$SG_WORK/d.dump" || fail "mdb_dump of d's store"
-cut_out=$(python3 - "$SG_WORK/d.dump" "$SG_WORK/d.cut" "$gid" 2>&1 <<'PY'
-import re, struct, sys
-lines = open(sys.argv[1]).read().split("\n")
-want = struct.pack(">Q", int(sys.argv[3]))
-def raw(line):  # mdb_dump -p: printable bytes as is, others as \xx, '\' as \\
-    return re.sub(rb"\\([0-9a-fA-F]{2}|\\)", lambda m: b"\\" if m.group(1) == b"\\" else bytes.fromhex(m.group(1).decode()), line[1:].encode("latin-1"))
-out, db, cut, i = [], None, 0, 0
-while i < len(lines):
-    l = lines[i]
-    if l.startswith("database="):
-        db = l[len("database="):]
-    if l.startswith(" "):  # a row: a key line, then its value line
-        if not (db == "log" and raw(lines[i + 1]) == want):
-            out += [l, lines[i + 1]]
-        else:
-            cut += 1  # the log row (key: a version, value: the entry id) of that file
-        i += 2
-        continue
-    out.append(l)
-    i += 1
-assert cut == 1, "log rows of entry %s: %d" % (sys.argv[3], cut)
-open(sys.argv[2], "w").write("\n".join(out))
-PY
-) || fail "find the log row of g (entry $gid) in the dump" "$cut_out"
-rm -rf "$SG_WORK/d.new" && mkdir "$SG_WORK/d.new" &&
-	mdb_load -f "$SG_WORK/d.cut" "$SG_WORK/d.new" 2>"$SG_WORK/d.load.err" &&
-	cp "$SG_WORK/d.new/data.mdb" "$DD/data.mdb" && rm -f "$DD/lock.mdb" ||
-	fail "reload d's store without g's log row" "$(cat "$SG_WORK/d.load.err")"
-rows_before=$(sed -n '/^database=log$/,/^DATA=END$/p' "$SG_WORK/d.dump" | grep -c '^ ')
-check_eq "$((rows_before / 2 - 1))" "$(mdb_stat -s log "$DD" | sed -n 's/^ *Entries: //p')" \
-	"d's store now holds one log row fewer ($((rows_before / 2)) before)"
+rows_before=$(mdb_stat -s log "$DD" | sed -n 's/^ *Entries: //p')
+# src/lmdb/test_damage deletes the log row in place (a dump, an edit and a
+# reload through mdb_dump/mdb_load went wrong once in a few runs)
+out=$("${SIGIL_DAMAGE:-$(dirname "$SIGILFS")/src/lmdb/test_damage}" "$DD" "$gid" 2>&1)
+check_eq "0|" "$?|$out" "delete the log row of g (entry $gid) from d's store"
+check_eq "$((rows_before - 1))" "$(mdb_stat -s log "$DD" | sed -n 's/^ *Entries: //p')" \
+	"d's store now holds one log row fewer ($rows_before before)"
 sg_mount d || sg_done
 check_ctl_fails 1 "(all in the log); the first: entry $gid (g): log row " \
 	"check on the damaged store: exit 1, naming g's entry and its log row" -d "$DD" check
