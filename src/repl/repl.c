@@ -31,6 +31,7 @@
 #define QUIET_NS (60 * 1000000000LL) /* a refusing state ends after this long without one */
 #define PAGE_BYTES (4u << 20)        /* a pull page, unless one change is larger */
 #define REQ_TIMEOUT_MS 3000
+#define SERVE_POLL_MS 1000
 #define SERVER_THREADS 3
 #define MAX_PEERS 64
 #define MAX_NAMES 256 /* node names remembered, relayed origins included */
@@ -117,6 +118,7 @@ struct sg_repl {
 	pthread_mutex_t lock; /* peers list, push state, stop */
 	pthread_cond_t cond;
 	int stop;
+	_Atomic int stopping; /* r->stop, for the server threads */
 	int push_pending, push_delete;
 	int64_t push_first_ns;
 	int pull_all; /* sg_repl_sync_now(): the next round pulls from every peer, now */
@@ -321,6 +323,8 @@ static void peer_learn_locked(sg_repl *r, const char *url, int learned)
 {
 	struct peer *p;
 
+	if (r->stop) /* sg_repl_stop() walks r->peers unlocked from here on */
+		return;
 	if (!url || !*url || !url_ok(url) || (r->listen && strcmp(url, r->listen) == 0))
 		return;
 	if (learned && (!(url_scheme(url) & r->schemes) || url_wildcard(url))) {
@@ -1372,6 +1376,10 @@ static void *server_main(void *arg)
 		sg_msg *m;
 		int rv;
 
+		if (atomic_load(&r->stopping))
+			break;
+		/* bounded, so that a stop ends this thread even if NNG's close hangs */
+		nng_aio_set_timeout(aio, SERVE_POLL_MS);
 		nng_ctx_recv(ctx, aio);
 		nng_aio_wait(aio);
 		rv = nng_aio_result(aio);
@@ -2186,28 +2194,137 @@ fail:
 	return rc;
 }
 
+/*
+ * Close sockets, waiting at most CLOSE_WAIT_MS. NNG 1.5.2's reaper thread
+ * can stick for good on a pipe torn down at the wrong moment
+ * (nanomsg/nng#1813, fixed in 1.8.0), and every nng_close() after that
+ * waits on it forever. Rather than hang the unmount, a close that does not
+ * finish in time is left to its thread and logged.
+ */
+#define CLOSE_WAIT_MS 2000
+
+struct closer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done, abandoned;
+	size_t n;
+	nng_socket socks[];
+};
+
+static void closer_free(struct closer *c)
+{
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c);
+}
+
+static void *closer_main(void *arg)
+{
+	struct closer *c = arg;
+	int abandoned;
+
+	for (size_t i = 0; i < c->n; i++)
+		nng_close(c->socks[i]);
+	pthread_mutex_lock(&c->lock);
+	c->done = 1;
+	abandoned = c->abandoned;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	if (abandoned)
+		closer_free(c);
+	return NULL;
+}
+
+static void close_bounded(const nng_socket *socks, size_t n)
+{
+	struct closer *c;
+	struct timespec ts;
+	pthread_condattr_t ca;
+	pthread_attr_t attr;
+	pthread_t t;
+	int done, started;
+
+	if (!n)
+		return;
+	c = calloc(1, sizeof(*c) + n * sizeof(c->socks[0]));
+	if (!c) {
+		for (size_t i = 0; i < n; i++)
+			nng_close(socks[i]);
+		return;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	c->n = n;
+	memcpy(c->socks, socks, n * sizeof(c->socks[0]));
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	started = pthread_create(&t, &attr, closer_main, c) == 0;
+	pthread_attr_destroy(&attr);
+	if (!started) {
+		closer_main(c);
+		closer_free(c);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += CLOSE_WAIT_MS / 1000;
+	ts.tv_nsec += (long)(CLOSE_WAIT_MS % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (!c->done)
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
+			break;
+	done = c->done;
+	if (!done)
+		c->abandoned = 1;
+	pthread_mutex_unlock(&c->lock);
+	if (done)
+		closer_free(c);
+	else
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-CLOSE-STUCK",
+		       "NNG did not close %zu socket(s) within %d ms (a known NNG 1.5 hang); "
+		       "going on without them",
+		       n, CLOSE_WAIT_MS);
+}
+
 void sg_repl_stop(sg_repl *r)
 {
+	nng_socket socks[MAX_PEERS];
+	size_t nsocks = 0;
+
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->lock);
-	r->stop = 1;
+	r->stop = 1; /* from here peer_open() opens nothing, no peer is added */
+	atomic_store(&r->stopping, 1);
 	pthread_cond_signal(&r->cond);
 	for (size_t i = 0; i < r->npeers; i++) {
 		struct peer *p = r->peers[i];
-		if (p->open) /* a worker blocked on a silent peer wakes with NNG_ECLOSED */
-			nng_close(p->sock);
+		if (p->open)
+			socks[nsocks++] = p->sock;
 		p->open = 0;
 		pthread_cond_signal(&p->cond);
 	}
 	pthread_mutex_unlock(&r->lock);
+	/*
+	 * Outside r->lock: a worker woken by the close may need it on its way
+	 * out. A worker blocked on a silent peer wakes with NNG_ECLOSED, or at
+	 * worst when its request times out (REQ_TIMEOUT_MS).
+	 */
+	close_bounded(socks, nsocks);
 	if (r->sync_started)
 		pthread_join(r->sync, NULL);
 	for (size_t i = 0; i < r->npeers; i++)
 		if (r->peers[i]->thread_started)
 			pthread_join(r->peers[i]->thread, NULL);
+	/* the server threads wake with NNG_ECLOSED, or within SERVE_POLL_MS */
 	if (r->rep_open)
-		nng_close(r->rep); /* wakes the server threads with NNG_ECLOSED */
+		close_bounded(&r->rep, 1);
 	for (int i = 0; i < r->nsrv; i++)
 		pthread_join(r->srv[i], NULL);
 	for (size_t i = 0; i < r->npeers; i++) {
