@@ -153,7 +153,9 @@ SIGILFS=$WORK/sigilfs
 gcc -O2 -std=gnu11 -pthread -I "$HERE" -o "$WORK/scale-bench" "$HERE/scale-bench.c" 2>"$WORK/gcc.log" ||
 	die "gcc scale-bench.c: $(cat "$WORK/gcc.log")"
 # mkstore needs only the store (src/lmdb) and what it calls (log, util) from libsigil.a
-gcc -O2 -std=gnu11 -pthread -I "$BUILD/src" -I "$HERE" -o "$WORK/mkstore" "$HERE/mkstore.c" \
+# the headers are in the source tree, which is not the build's in a VPATH build
+BSRC=$(sed -n 's/^abs_top_srcdir = //p' "$BUILD/Makefile" 2>/dev/null)
+gcc -O2 -std=gnu11 -pthread -I "${BSRC:-$BUILD}/src" -I "$HERE" -o "$WORK/mkstore" "$HERE/mkstore.c" \
 	"$WORK/libsigil.a" -llmdb 2>"$WORK/gcc.log" || die "gcc mkstore.c: $(cat "$WORK/gcc.log")"
 SB=$WORK/scale-bench
 MK=$WORK/mkstore
