@@ -23,7 +23,8 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3, EXIT_
 #define LONG_REPLY_MS (30u * 60 * 1000)
 
 #define SYNOPSIS                                                                                   \
-	"sigilctl [-c CONFIG | -d DATADIR] status [--json] | peers | conflicts | sync | check | gc | "  \
+	"sigilctl [-c CONFIG | -d DATADIR] status [--json] | peers | conflicts | sync | check | "  \
+	"gc | "                                                                                    \
 	"restore [--repo REPO] [--dry-run] REV [PREFIX] | diff [--repo REPO] REV [PREFIX]"
 
 static void help(void)
@@ -158,11 +159,10 @@ int main(int argc, char *argv[])
 				                   repo);
 			repo = repo_abs;
 		}
-		n = (size_t)snprintf(request, sizeof(request), "%s\t%s%s%s%s%s%s", cmd, argv[optind],
-		                     optind + 1 < argc ? "\t" : "",
-		                     optind + 1 < argc ? argv[optind + 1] : "",
-		                     repo ? "\t--repo\t" : "", repo ? repo : "",
-		                     dry ? "\t--dry-run" : "");
+		n = (size_t)snprintf(
+		    request, sizeof(request), "%s\t%s%s%s%s%s%s", cmd, argv[optind],
+		    optind + 1 < argc ? "\t" : "", optind + 1 < argc ? argv[optind + 1] : "",
+		    repo ? "\t--repo\t" : "", repo ? repo : "", dry ? "\t--dry-run" : "");
 		if (n >= sizeof(request))
 			return usage_error("arguments too long", NULL);
 	} else {
@@ -216,7 +216,8 @@ int main(int argc, char *argv[])
 		ret = EXIT_OK;
 		/* diff: every line but the closing "# ..." summary is a difference */
 		if (strcmp(cmd, "diff") == 0)
-			for (const char *l = reply + 3; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
+			for (const char *l = reply + 3; *l;
+			     l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
 				if (*l != '#' && *l != '\n') {
 					ret = EXIT_DIFFERS;
 					break;
