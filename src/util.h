@@ -2,14 +2,22 @@
 #ifndef SIGIL_UTIL_H
 #define SIGIL_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /** Wall-clock time in nanoseconds since the epoch. */
 int64_t sg_now_ns(void);
 
 /** Monotonic time in nanoseconds. */
 int64_t sg_mono_ns(void);
+
+/** Initialise a condition variable whose timed waits count in sg_mono_ns() time. */
+void sg_cond_init_mono(pthread_cond_t *cond);
+
+/** sg_mono_ns() time `ns` as the deadline of a timed wait on such a condition. */
+struct timespec sg_mono_deadline(int64_t ns);
 
 /** FNV-1a 64-bit hash (node ids from node names); never 0. */
 uint64_t sg_hash64(const void *data, size_t len);

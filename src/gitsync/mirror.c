@@ -2154,13 +2154,7 @@ static void *pusher_main(void *arg)
 		if (p->due) {
 			struct timespec ts;
 			int64_t wait_ns = p->next_ns - now;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += wait_ns / 1000000000;
-			ts.tv_nsec += wait_ns % 1000000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			ts = sg_mono_deadline(sg_mono_ns() + wait_ns);
 			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 		} else {
 			pthread_cond_wait(&p->cond, &p->lock);
@@ -2185,15 +2179,11 @@ static void pusher_free(struct pusher *p)
 static struct pusher *pusher_start(const char *path, const char *branch, const char *remote)
 {
 	struct pusher *p = calloc(1, sizeof(*p));
-	pthread_condattr_t ca;
 
 	if (!p)
 		return NULL;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	sg_cond_init_mono(&p->cond);
 	p->path = strdup(path);
 	p->branch = strdup(branch);
 	p->remote = strdup(remote);
@@ -2517,15 +2507,11 @@ static struct folder *folder_start(const char *path, pthread_rwlock_t *lock, _At
                                    _Atomic int *live)
 {
 	struct folder *fo = calloc(1, sizeof(*fo));
-	pthread_condattr_t ca;
 
 	if (!fo)
 		return NULL;
 	pthread_mutex_init(&fo->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&fo->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	sg_cond_init_mono(&fo->cond);
 	fo->packs_lock = lock;
 	fo->packs_gen = gen;
 	fo->packs_live = live;
@@ -2687,13 +2673,7 @@ static void *mirror_main(void *arg)
 				wait_ns = last_end + IDLE_NS - now;
 			if (wait_ns < 1000000)
 				wait_ns = 1000000;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += wait_ns / 1000000000;
-			ts.tv_nsec += wait_ns % 1000000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			ts = sg_mono_deadline(sg_mono_ns() + wait_ns);
 			if (!m->wake)
 				pthread_cond_timedwait(&m->cond, &m->lock, &ts);
 			m->wake = 0;
@@ -2983,7 +2963,6 @@ int sg_mirror_start(sg_mirror **out, const sg_mirror_opts *o)
 {
 	sg_mirror *m;
 	char branch[80];
-	pthread_condattr_t ca;
 	int rc;
 
 	*out = NULL;
@@ -2996,10 +2975,7 @@ int sg_mirror_start(sg_mirror **out, const sg_mirror_opts *o)
 		return -ENOMEM;
 	sg_git_init();
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&m->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	sg_cond_init_mono(&m->cond);
 	pthread_cond_init(&m->done, NULL);
 	pthread_rwlock_init(&m->packs_lock, NULL); /* glibc's default: readers first */
 	m->packs_lock_made = 1;

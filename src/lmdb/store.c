@@ -511,14 +511,7 @@ int sg_store_open(sg_store **out, const sg_store_opts *opts)
 	pthread_rwlock_init(&st->map_lock, NULL);
 	pthread_mutex_init(&st->q_lock, NULL);
 	pthread_mutex_init(&st->wtxn_lock, NULL);
-	{
-		/* the writer waits against the monotonic clock (writer.c) */
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&st->q_cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	sg_cond_init_mono(&st->q_cond); /* the writer waits against sg_mono_ns() */
 	pthread_cond_init(&st->done_cond, NULL);
 	if (!st->path) {
 		rc = -ENOMEM;
@@ -1188,11 +1181,14 @@ int sg_store_create(sg_store *st, const sg_stamp *stamp, uint64_t parent, const 
 	return submit(st, &op, out);
 }
 
-int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void *data, size_t len,
-                   int64_t mtime_ns, int64_t now_ns, sg_attr *out)
+/* A content write stamped `stamp` (NULL: a fresh local one), made from what
+ * `seen` described (NULL: the current version). */
+static int write_op(sg_store *st, const sg_stamp *stamp, const sg_attr *seen, uint64_t id,
+                    const void *data, size_t len, int64_t mtime_ns, int64_t now_ns, sg_attr *out)
 {
 	struct sg_op op = {.kind = OP_WRITE,
 	                   .stamp = stamp,
+	                   .seen = seen,
 	                   .id = id,
 	                   .data = data,
 	                   .len = len,
@@ -1204,20 +1200,16 @@ int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void 
 	return submit(st, &op, out);
 }
 
+int sg_store_write(sg_store *st, const sg_stamp *stamp, uint64_t id, const void *data, size_t len,
+                   int64_t mtime_ns, int64_t now_ns, sg_attr *out)
+{
+	return write_op(st, stamp, NULL, id, data, len, mtime_ns, now_ns, out);
+}
+
 int sg_store_write_seen(sg_store *st, const sg_attr *seen, uint64_t id, const void *data,
                         size_t len, int64_t mtime_ns, int64_t now_ns, sg_attr *out)
 {
-	struct sg_op op = {.kind = OP_WRITE,
-	                   .seen = seen,
-	                   .id = id,
-	                   .data = data,
-	                   .len = len,
-	                   .mtime_ns = mtime_ns,
-	                   .now_ns = now_ns};
-
-	if (len > st->max_file)
-		return -EFBIG;
-	return submit(st, &op, out);
+	return write_op(st, NULL, seen, id, data, len, mtime_ns, now_ns, out);
 }
 
 int sg_store_setattr(sg_store *st, const sg_stamp *stamp, uint64_t id, unsigned mask,

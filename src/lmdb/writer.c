@@ -2201,6 +2201,33 @@ static void flush_open(sg_store *st, struct wctx *w)
 }
 
 /*
+ * Run op in a child transaction of the open one: kept there if it succeeds,
+ * aborted if not; MDB_MAP_FULL on the commit sets w->map_full. Returns
+ * mdb_txn_begin()'s error (op not run) or 0 (op->rc set).
+ */
+static int exec_nested(sg_store *st, struct wctx *w, struct sg_op *op)
+{
+	MDB_txn *child;
+	int rc = mdb_txn_begin(st->env, w->parent, 0, &child);
+
+	if (rc)
+		return rc;
+	w->txn = child;
+	op->rc = exec_op(w, op);
+	if (op->rc == 0 && !w->map_full) {
+		rc = mdb_txn_commit(child);
+		if (rc == MDB_MAP_FULL)
+			w->map_full = 1;
+		else if (rc)
+			op->rc = sg_mdb_err(rc);
+	} else {
+		mdb_txn_abort(child);
+	}
+	w->txn = w->parent;
+	return 0;
+}
+
+/*
  * Run ops[0..n) in the open transaction, opening it if need be. A deferred
  * op is acknowledged at the end of the batch; the others wait for the
  * commit, which comes at the end of the batch when any op waits.
@@ -2217,7 +2244,6 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 	for (; i < n; i++) {
 		struct sg_op *op = ops[i];
 		struct snap s;
-		MDB_txn *child;
 		int defer;
 
 		if (!w->parent && (rc = txn_open(st, w)) < 0) {
@@ -2233,24 +2259,12 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 		}
 		defer = deferrable(w, op);
 		snap_take(w, &s);
-		rc = mdb_txn_begin(st->env, w->parent, 0, &child);
+		rc = exec_nested(st, w, op);
 		if (rc) {
 			op->rc = sg_mdb_err(rc);
 			rel[nrel++] = op;
 			continue;
 		}
-		w->txn = child;
-		op->rc = exec_op(w, op);
-		if (op->rc == 0 && !w->map_full) {
-			rc = mdb_txn_commit(child);
-			if (rc == MDB_MAP_FULL)
-				w->map_full = 1;
-			else if (rc)
-				op->rc = sg_mdb_err(rc);
-		} else {
-			mdb_txn_abort(child);
-		}
-		w->txn = w->parent;
 		if (w->map_full) {
 			snap_restore(w, &s);
 			if (!w->released) {
@@ -2394,8 +2408,7 @@ static void *writer_main(void *arg)
 				until = w.opened_ns + (int64_t)st->sync_delay_ns;
 			if (now >= until)
 				break;
-			ts.tv_sec = until / 1000000000;
-			ts.tv_nsec = until % 1000000000;
+			ts = sg_mono_deadline(until);
 			pthread_cond_timedwait(&st->q_cond, &st->q_lock, &ts);
 		}
 		if (st->q_head)
@@ -2463,8 +2476,7 @@ static int run_direct(sg_store *st, struct sg_op *op)
 {
 	struct wctx *w;
 	struct snap s;
-	MDB_txn *child;
-	int rc, done = 0;
+	int done = 0;
 
 	if (pthread_mutex_trylock(&st->wtxn_lock) != 0)
 		return 0; /* the writer runs a batch or commits: queue behind it */
@@ -2472,20 +2484,8 @@ static int run_direct(sg_store *st, struct sg_op *op)
 	if (!w || !st->wtxn || !w->parent || !w->released || !deferrable(w, op))
 		goto out;
 	snap_take(w, &s);
-	if (mdb_txn_begin(st->env, w->parent, 0, &child) != 0)
+	if (exec_nested(st, w, op) != 0)
 		goto out;
-	w->txn = child;
-	op->rc = exec_op(w, op);
-	if (op->rc == 0 && !w->map_full) {
-		rc = mdb_txn_commit(child);
-		if (rc == MDB_MAP_FULL)
-			w->map_full = 1;
-		else if (rc)
-			op->rc = sg_mdb_err(rc);
-	} else {
-		mdb_txn_abort(child);
-	}
-	w->txn = w->parent;
 	if (w->map_full) {
 		snap_restore(w, &s);
 		w->map_full = 0;

@@ -1938,8 +1938,7 @@ static void *sync_main(void *arg)
 			next_pull = sg_mono_ns() + (int64_t)r->pull_interval_ms * 1000000;
 			continue;
 		}
-		ts.tv_sec = wake / 1000000000;
-		ts.tv_nsec = wake % 1000000000;
+		ts = sg_mono_deadline(wake);
 		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -2131,13 +2130,7 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	pthread_mutex_init(&r->nlock, NULL);
 	pthread_mutex_init(&r->rdlock, NULL);
 	pthread_mutex_init(&r->biglock, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&r->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	sg_cond_init_mono(&r->cond);
 	rc = patterns_parse(r, o->local_only ? o->local_only : SG_REPL_LOCAL_ONLY_DEFAULT);
 	if (!rc && need_tls) {
 		rc = tls_make(o, NNG_TLS_MODE_SERVER, &r->tls_srv);
@@ -2239,7 +2232,6 @@ static void close_bounded(const nng_socket *socks, size_t n)
 {
 	struct closer *c;
 	struct timespec ts;
-	pthread_condattr_t ca;
 	pthread_attr_t attr;
 	pthread_t t;
 	int done, started;
@@ -2253,10 +2245,7 @@ static void close_bounded(const nng_socket *socks, size_t n)
 		return;
 	}
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	sg_cond_init_mono(&c->cond);
 	c->n = n;
 	memcpy(c->socks, socks, n * sizeof(c->socks[0]));
 	pthread_attr_init(&attr);
@@ -2268,13 +2257,7 @@ static void close_bounded(const nng_socket *socks, size_t n)
 		closer_free(c);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += CLOSE_WAIT_MS / 1000;
-	ts.tv_nsec += (long)(CLOSE_WAIT_MS % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	ts = sg_mono_deadline(sg_mono_ns() + (int64_t)CLOSE_WAIT_MS * 1000000);
 	pthread_mutex_lock(&c->lock);
 	while (!c->done)
 		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
