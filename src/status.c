@@ -309,6 +309,10 @@ static void metrics(const sg_status_src *s, FILE *f)
 	M("sigil_fs_written_bytes_total", "counter", "Bytes written.", PRIu64, fs.bytes_written);
 	M("sigil_fs_invalidations_total", "counter", "Kernel cache invalidations sent.", PRIu64,
 	  fs.invalidations);
+	M("sigil_fs_inodes", "gauge", "Inodes the kernel holds or has open.", PRIu64, fs.inodes);
+	M("sigil_fs_inodes_full", "gauge",
+	  "Of those, inodes with open handles or a buffer (the others take 16-32 bytes).", PRIu64,
+	  fs.inodes_full);
 	M("sigil_conflicts", "gauge", "Conflicts recorded.", PRIu64, conflicts(s->store));
 	if (s->mirror) {
 		sg_mirror_stats ms;

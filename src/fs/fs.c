@@ -119,17 +119,14 @@ static int in_sigil(fuse_ino_t parent, const char *name)
 /* Undo one kernel reference (a reply that did not reach the kernel). */
 static void inode_unref(sg_fs *fs, uint64_t ino)
 {
-	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
-
-	if (in)
-		sg_inode_put(&fs->inodes, in, 1, 0);
+	sg_inode_forget(&fs->inodes, ino, 1);
 }
 
 static void reply_entry(fuse_req_t req, const sg_attr *a)
 {
 	sg_fs *fs = fs_of(req);
 	struct fuse_entry_param e;
-	struct sg_inode *in = sg_inode_get(&fs->inodes, a->id, 0);
+	struct sg_inode *in = sg_inode_get(&fs->inodes, a->id, SG_IGET_FIND);
 
 	memset(&e, 0, sizeof(e));
 	e.ino = a->id;
@@ -404,11 +401,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	sg_fs *fs = fs_of(req);
-	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
-
-	if (in)
-		sg_inode_put(&fs->inodes, in, nlookup, 0);
+	sg_inode_forget(&fs_of(req)->inodes, ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -416,11 +409,8 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 {
 	sg_fs *fs = fs_of(req);
 
-	for (size_t i = 0; i < count; i++) {
-		struct sg_inode *in = sg_inode_get(&fs->inodes, forgets[i].ino, 0);
-		if (in)
-			sg_inode_put(&fs->inodes, in, forgets[i].nlookup, 0);
-	}
+	for (size_t i = 0; i < count; i++)
+		sg_inode_forget(&fs->inodes, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -454,7 +444,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &s, 0);
 		return;
 	}
-	in = sg_inode_get(&fs->inodes, ino, 0);
+	in = sg_inode_get(&fs->inodes, ino, SG_IGET_FIND);
 	rc = attr_get(fs, ino, in, &a);
 
 	if (rc)
@@ -480,7 +470,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_err(req, (to_set & FUSE_SET_ATTR_SIZE) ? EROFS : EPERM);
 		return;
 	}
-	in = sg_inode_get(&fs->inodes, ino, 0);
+	in = sg_inode_get(&fs->inodes, ino, SG_IGET_FIND);
 	memset(&want, 0, sizeof(want));
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		mask |= SG_SET_MODE;
@@ -637,7 +627,7 @@ static struct sg_inode *victim_hold(sg_fs *fs, fuse_ino_t parent, const char *na
 
 	if (sg_store_lookup(fs->st, parent, name, &a) || a.type != SG_TYPE_FILE)
 		return NULL;
-	in = sg_inode_get(&fs->inodes, a.id, 0);
+	in = sg_inode_get(&fs->inodes, a.id, SG_IGET_KNOWN);
 	if (!in)
 		return NULL; /* the kernel holds no reference: nothing can open it */
 	pthread_mutex_lock(&in->lock);
@@ -761,7 +751,7 @@ static int load_locked(sg_fs *fs, struct sg_inode *in)
  * from the page cache, and a READ that does come loads it then (op_read). */
 static int open_inode(sg_fs *fs, fuse_ino_t ino, int flags, struct sg_inode **out, int *keep)
 {
-	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 1);
+	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, SG_IGET_CREATE);
 	int rc = 0, rdonly = (flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC);
 
 	if (!in)
@@ -1283,12 +1273,7 @@ static void inval_push(sg_fs *fs, uint64_t parent, const char *name, uint64_t in
  * flags the inode; the next open reloads the content. */
 static void mark_stale(sg_fs *fs, uint64_t ino)
 {
-	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, 0);
-
-	if (!in)
-		return;
-	atomic_store(&in->stale, 1);
-	sg_inode_put(&fs->inodes, in, 0, 0);
+	sg_inode_mark_stale(&fs->inodes, ino);
 }
 
 void sg_fs_on_commit(void *arg, const sg_note *notes, size_t n)
@@ -1366,6 +1351,10 @@ void sg_fs_stats_get(sg_fs *fs, sg_fs_stats *out)
 	out->bytes_written = atomic_load(&fs->bytes_written);
 	out->saves = atomic_load(&fs->saves);
 	out->invalidations = atomic_load(&fs->invalidations);
+	size_t full, compact;
+	sg_itable_counts(&fs->inodes, &full, &compact);
+	out->inodes = full + compact;
+	out->inodes_full = full;
 }
 
 void sg_fs_set_status(sg_fs *fs, const char *const *names, sg_fs_status_fn fn, void *ctx)

@@ -59,6 +59,9 @@ typedef struct sg_fs_stats {
 	uint64_t bytes_read, bytes_written;
 	uint64_t saves;         /**< contents committed to the store (one per save) */
 	uint64_t invalidations; /**< kernel cache invalidations sent */
+	uint64_t inodes;        /**< inodes the kernel holds or has open, now */
+	uint64_t inodes_full;   /**< of them, those with open handles or a buffer (the
+	                             rest cost 16-32 bytes each) */
 } sg_fs_stats;
 
 void sg_fs_stats_get(sg_fs *fs, sg_fs_stats *out);

@@ -29,20 +29,39 @@ struct sg_inode {
 	struct sg_inode *next;
 };
 
+/* An inode the kernel holds with nothing else to it: its lookup count. */
+struct sg_islot {
+	uint64_t ino; /* 0: empty */
+	uint64_t n;   /* lookup count; the top bit: stale */
+};
+
 struct sg_itable {
 	pthread_mutex_t lock;
-	struct sg_inode **slots;
+	struct sg_inode **slots; /* full inodes, chained */
 	size_t nslots, count;
+	struct sg_islot *cslots; /* the rest, open addressing */
+	size_t ncslots, ccount;
 };
+
+/* sg_inode_get's `create` */
+#define SG_IGET_FIND 0   /* a full inode only (one in use, open or with a buffer) */
+#define SG_IGET_KNOWN 1  /* also one the kernel merely holds */
+#define SG_IGET_CREATE 2 /* any: made if need be */
 
 int sg_itable_init(struct sg_itable *t);
 void sg_itable_fini(struct sg_itable *t);
-/* Find (and pin) an inode; create it if `create`. NULL if absent (or ENOMEM). */
+/* Find (and pin) an inode, as `create` says (SG_IGET_*). NULL if absent (or ENOMEM). */
 struct sg_inode *sg_inode_get(struct sg_itable *t, uint64_t ino, int create);
 /* Unpin; adjust nlookup by -forget and nopen by -closed; frees when unused. */
 void sg_inode_put(struct sg_itable *t, struct sg_inode *in, uint64_t forget, unsigned closed);
 /* Add kernel references (a successful lookup/create reply). */
 void sg_inode_ref(struct sg_itable *t, uint64_t ino, uint64_t n);
+/* Undo n kernel references (a forget, or a reply that did not reach the kernel). */
+void sg_inode_forget(struct sg_itable *t, uint64_t ino, uint64_t n);
+/* A peer changed ino: the kernel's cached pages of it are stale (if it holds it). */
+void sg_inode_mark_stale(struct sg_itable *t, uint64_t ino);
+/* Inodes held in full and compactly, for status. */
+void sg_itable_counts(struct sg_itable *t, size_t *full, size_t *compact);
 /* Is `ino` known to the kernel? */
 int sg_inode_known(struct sg_itable *t, uint64_t ino);
 /* Call fn for every inode, each pinned, without the table lock held (fn may block). */

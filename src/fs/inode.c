@@ -1,5 +1,11 @@
 /* inode.c: the table of inodes the kernel holds, keyed by inode number (the
- * store's entry id), with lookup counts and each open file's shared buffer. */
+ * store's entry id), with lookup counts and each open file's shared buffer.
+ *
+ * Most inodes the kernel holds have no state beyond their lookup count (a
+ * `find` over a million files looks up a million of them): those live in a
+ * compact open-addressing map of 16 bytes a slot. An inode gets a full
+ * struct sg_inode while something uses it (an open handle, a buffer, a
+ * request pinning it) and goes back to the compact map when that ends. */
 #include "config.h"
 
 #include <errno.h>
@@ -7,18 +13,98 @@
 
 #include "fs/fs_i.h"
 
+#define STALE_BIT (1ULL << 63) /* in a compact slot's count: see sg_inode.stale */
+#define COUNT_MASK (STALE_BIT - 1)
+
+static size_t hash_of(uint64_t ino)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 17);
+}
+
 static size_t slot_of(const struct sg_itable *t, uint64_t ino)
 {
-	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 17) & (t->nslots - 1);
+	return hash_of(ino) & (t->nslots - 1);
 }
+
+/* ---- the compact map: ino -> lookup count (and the stale bit) ---- */
+
+static struct sg_islot *cfind(const struct sg_itable *t, uint64_t ino)
+{
+	size_t mask = t->ncslots - 1;
+
+	for (size_t i = hash_of(ino) & mask;; i = (i + 1) & mask) {
+		if (t->cslots[i].ino == ino)
+			return &t->cslots[i];
+		if (t->cslots[i].ino == 0)
+			return NULL;
+	}
+}
+
+/* Place a slot known to be absent; the map has room. */
+static void cplace(struct sg_islot *slots, size_t nslots, uint64_t ino, uint64_t n)
+{
+	size_t mask = nslots - 1, i = hash_of(ino) & mask;
+
+	while (slots[i].ino)
+		i = (i + 1) & mask;
+	slots[i].ino = ino;
+	slots[i].n = n;
+}
+
+/* Room for one more at a load of at most 3/4. 0 or -ENOMEM (when the map is
+ * at 15/16: it still works, more slowly, below that). */
+static int croom(struct sg_itable *t)
+{
+	size_t n = t->ncslots * 2;
+	struct sg_islot *s;
+
+	if ((t->ccount + 1) * 4 <= t->ncslots * 3)
+		return 0;
+	s = calloc(n, sizeof(*s));
+	if (!s)
+		return (t->ccount + 1) * 16 <= t->ncslots * 15 ? 0 : -ENOMEM;
+	for (size_t i = 0; i < t->ncslots; i++)
+		if (t->cslots[i].ino)
+			cplace(s, n, t->cslots[i].ino, t->cslots[i].n);
+	free(t->cslots);
+	t->cslots = s;
+	t->ncslots = n;
+	return 0;
+}
+
+/* Remove a slot, shifting back the run after it (no tombstones). */
+static void cremove(struct sg_itable *t, struct sg_islot *sl)
+{
+	size_t mask = t->ncslots - 1, hole = (size_t)(sl - t->cslots);
+
+	for (size_t i = (hole + 1) & mask; t->cslots[i].ino; i = (i + 1) & mask) {
+		size_t home = hash_of(t->cslots[i].ino) & mask;
+		/* may slot i move back to the hole? only if its home is not in (hole, i] */
+		if (((i - home) & mask) >= ((i - hole) & mask)) {
+			t->cslots[hole] = t->cslots[i];
+			hole = i;
+		}
+	}
+	t->cslots[hole].ino = 0;
+	t->cslots[hole].n = 0;
+	t->ccount--;
+}
+
+/* ---- full inodes ---- */
 
 int sg_itable_init(struct sg_itable *t)
 {
 	t->nslots = 1024;
 	t->count = 0;
 	t->slots = calloc(t->nslots, sizeof(*t->slots));
-	if (!t->slots)
+	t->ncslots = 1024;
+	t->ccount = 0;
+	t->cslots = calloc(t->ncslots, sizeof(*t->cslots));
+	if (!t->slots || !t->cslots) {
+		free(t->slots);
+		free(t->cslots);
 		return -ENOMEM;
+	}
 	pthread_mutex_init(&t->lock, NULL);
 	return 0;
 }
@@ -41,6 +127,8 @@ void sg_itable_fini(struct sg_itable *t)
 	}
 	free(t->slots);
 	t->slots = NULL;
+	free(t->cslots);
+	t->cslots = NULL;
 	pthread_mutex_destroy(&t->lock);
 }
 
@@ -76,6 +164,30 @@ static struct sg_inode *find(struct sg_itable *t, uint64_t ino)
 	return in;
 }
 
+/* A full inode for ino, taking over its compact slot if it has one. */
+static struct sg_inode *add_full(struct sg_itable *t, uint64_t ino, struct sg_islot *sl)
+{
+	struct sg_inode *in = calloc(1, sizeof(*in));
+	size_t k;
+
+	if (!in)
+		return NULL;
+	if (t->count >= t->nslots * 2)
+		grow(t);
+	k = slot_of(t, ino);
+	in->ino = ino;
+	pthread_mutex_init(&in->lock, NULL);
+	if (sl) {
+		in->nlookup = sl->n & COUNT_MASK;
+		atomic_store(&in->stale, (sl->n & STALE_BIT) != 0);
+		cremove(t, sl);
+	}
+	in->next = t->slots[k];
+	t->slots[k] = in;
+	t->count++;
+	return in;
+}
+
 struct sg_inode *sg_inode_get(struct sg_itable *t, uint64_t ino, int create)
 {
 	struct sg_inode *in;
@@ -83,18 +195,9 @@ struct sg_inode *sg_inode_get(struct sg_itable *t, uint64_t ino, int create)
 	pthread_mutex_lock(&t->lock);
 	in = find(t, ino);
 	if (!in && create) {
-		in = calloc(1, sizeof(*in));
-		if (in) {
-			size_t k;
-			if (t->count >= t->nslots * 2)
-				grow(t);
-			k = slot_of(t, ino);
-			in->ino = ino;
-			pthread_mutex_init(&in->lock, NULL);
-			in->next = t->slots[k];
-			t->slots[k] = in;
-			t->count++;
-		}
+		struct sg_islot *sl = cfind(t, ino);
+		if (sl || create == SG_IGET_CREATE)
+			in = add_full(t, ino, sl);
 	}
 	if (in)
 		in->refs++;
@@ -102,20 +205,37 @@ struct sg_inode *sg_inode_get(struct sg_itable *t, uint64_t ino, int create)
 	return in;
 }
 
-static void drop_if_unused(struct sg_itable *t, struct sg_inode *in)
+static void unlink_full(struct sg_itable *t, struct sg_inode *in)
 {
 	struct sg_inode **pp;
 
-	if (in->refs || in->nlookup || in->nopen || in->dirty)
-		return;
 	for (pp = &t->slots[slot_of(t, in->ino)]; *pp; pp = &(*pp)->next) {
 		if (*pp == in) {
 			*pp = in->next;
 			t->count--;
-			inode_free(in);
 			return;
 		}
 	}
+}
+
+/* Free a full inode nothing uses, or move it to the compact map when the
+ * kernel still holds it and it has nothing else worth keeping. */
+static void drop_if_unused(struct sg_itable *t, struct sg_inode *in)
+{
+	if (in->refs || in->nopen || in->dirty)
+		return;
+	if (in->nlookup) {
+		/* an unlinked file's content is served until the kernel forgets it */
+		if (in->loaded || in->buf || in->held || in->gone)
+			return;
+		if (croom(t) != 0)
+			return; /* no memory for the compact slot: stay full */
+		cplace(t->cslots, t->ncslots, in->ino,
+		       in->nlookup | (atomic_load(&in->stale) ? STALE_BIT : 0));
+		t->ccount++;
+	}
+	unlink_full(t, in);
+	inode_free(in);
 }
 
 void sg_inode_put(struct sg_itable *t, struct sg_inode *in, uint64_t forget, unsigned closed)
@@ -130,13 +250,52 @@ void sg_inode_put(struct sg_itable *t, struct sg_inode *in, uint64_t forget, uns
 
 void sg_inode_ref(struct sg_itable *t, uint64_t ino, uint64_t n)
 {
-	struct sg_inode *in = sg_inode_get(t, ino, 1);
+	struct sg_inode *in;
+	struct sg_islot *sl;
 
-	if (!in)
-		return;
 	pthread_mutex_lock(&t->lock);
-	in->nlookup += n;
-	in->refs--;
+	if ((in = find(t, ino)) != NULL) {
+		in->nlookup += n;
+	} else if ((sl = cfind(t, ino)) != NULL) {
+		sl->n = (sl->n & STALE_BIT) | (((sl->n & COUNT_MASK) + n) & COUNT_MASK);
+	} else if (croom(t) == 0) {
+		cplace(t->cslots, t->ncslots, ino, n & COUNT_MASK);
+		t->ccount++;
+	} else if ((in = add_full(t, ino, NULL)) != NULL) {
+		in->nlookup = n;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void sg_inode_forget(struct sg_itable *t, uint64_t ino, uint64_t n)
+{
+	struct sg_inode *in;
+	struct sg_islot *sl;
+
+	pthread_mutex_lock(&t->lock);
+	if ((in = find(t, ino)) != NULL) {
+		in->nlookup = n > in->nlookup ? 0 : in->nlookup - n;
+		drop_if_unused(t, in);
+	} else if ((sl = cfind(t, ino)) != NULL) {
+		uint64_t c = sl->n & COUNT_MASK;
+		if (n >= c)
+			cremove(t, sl);
+		else
+			sl->n -= n;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void sg_inode_mark_stale(struct sg_itable *t, uint64_t ino)
+{
+	struct sg_inode *in;
+	struct sg_islot *sl;
+
+	pthread_mutex_lock(&t->lock);
+	if ((in = find(t, ino)) != NULL)
+		atomic_store(&in->stale, 1);
+	else if ((sl = cfind(t, ino)) != NULL)
+		sl->n |= STALE_BIT;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -147,9 +306,17 @@ int sg_inode_known(struct sg_itable *t, uint64_t ino)
 
 	pthread_mutex_lock(&t->lock);
 	in = find(t, ino);
-	known = in && in->nlookup > 0;
+	known = in ? in->nlookup > 0 : cfind(t, ino) != NULL;
 	pthread_mutex_unlock(&t->lock);
 	return known;
+}
+
+void sg_itable_counts(struct sg_itable *t, size_t *full, size_t *compact)
+{
+	pthread_mutex_lock(&t->lock);
+	*full = t->count;
+	*compact = t->ccount;
+	pthread_mutex_unlock(&t->lock);
 }
 
 void sg_itable_each(struct sg_itable *t, void (*fn)(struct sg_inode *, void *), void *ctx)

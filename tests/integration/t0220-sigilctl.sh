@@ -154,7 +154,7 @@ for n, line in enumerate(text.splitlines(), 1):
     samples.setdefault(m.group(1), []).append((m.group(2) or "", float(m.group(4))))
 required = """sigil_store_version sigil_store_entries sigil_store_tombstones sigil_store_map_bytes
  sigil_store_used_bytes sigil_store_commits_total sigil_store_changes_total sigil_store_deferred_total
- sigil_store_lost_total sigil_fs_saves_total sigil_conflicts sigil_mirror_version sigil_repl_applied_total
+ sigil_store_lost_total sigil_fs_saves_total sigil_fs_inodes sigil_fs_inodes_full sigil_conflicts sigil_mirror_version sigil_repl_applied_total
  sigil_repl_pushes_total sigil_repl_pulls_total sigil_repl_malformed_total sigil_repl_deferred_total
  sigil_repl_too_large_total sigil_repl_oversized_total sigil_repl_tls_refused_total sigil_repl_tls_failed_total
  sigil_repl_proto_errors_total sigil_peer_up
@@ -171,6 +171,10 @@ for name in ("sigil_repl_deferred_total", "sigil_repl_too_large_total", "sigil_r
     assert one(name) == 0, (name, one(name))
 assert one("sigil_repl_proto_errors_total") >= 0
 assert one("sigil_fs_saves_total") >= 3, one("sigil_fs_saves_total")
+# find looked up every entry: the kernel holds them all, and with no file
+# open they are held compactly (no full inode each)
+assert one("sigil_fs_inodes") >= entries - 1, (one("sigil_fs_inodes"), entries)
+assert one("sigil_fs_inodes_full") == 0, (one("sigil_fs_inodes_full"), one("sigil_fs_inodes"))
 for name in ("sigil_peer_up", "sigil_peer_last_answer_seconds", "sigil_peer_lag_changes", "sigil_peer_lag_seconds"):
     got = sorted(l for l, v in samples[name])
     want = sorted("{peer=\"%s\"}" % p for p in peers)
