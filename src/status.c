@@ -206,6 +206,9 @@ static void status(const sg_status_src *s, FILE *f)
 	        " changes; %" PRIu64 " acknowledged before their commit, %" PRIu64
 	        " of them lost\n",
 	        fs.saves, ss.commits, ss.ops, ss.deferred, ss.lost);
+	fprintf(f,
+	        "journal     %" PRIu64 " batches written, %" PRIu64 " checkpoints (LMDB commits)\n",
+	        ss.journal_batches, ss.checkpoints);
 	fprintf(f, "conflicts   %" PRIu64 " (see conflicts, lost/)\n", conflicts(s->store));
 	{
 		struct vv_out o = {s, f, 0};
@@ -291,8 +294,13 @@ static void metrics(const sg_status_src *s, FILE *f)
 	M("sigil_store_map_bytes", "gauge", "Size of the LMDB map.", PRIu64, ss.map_size);
 	M("sigil_store_used_bytes", "gauge", "Bytes of the LMDB map in use.", PRIu64,
 	  ss.used_bytes);
-	M("sigil_store_commits_total", "counter", "LMDB write transactions committed.", PRIu64,
+	M("sigil_store_commits_total", "counter",
+	  "Durable points: changes made durable (journal batches and checkpoints).", PRIu64,
 	  ss.commits);
+	M("sigil_store_journal_batches_total", "counter", "Batches written to the commit journal.",
+	  PRIu64, ss.journal_batches);
+	M("sigil_store_checkpoints_total", "counter",
+	  "Checkpoints: LMDB commits of what the journal holds.", PRIu64, ss.checkpoints);
 	M("sigil_store_changes_total", "counter", "Changes committed to the store.", PRIu64,
 	  ss.ops);
 	M("sigil_store_deferred_total", "counter",
@@ -521,10 +529,11 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 	fprintf(f,
 	        "  \"store\": {\"version\": %" PRIu64 ", \"entries\": %" PRIu64
 	        ", \"tombstones\": %" PRIu64 ", \"map_bytes\": %" PRIu64
-	        ", \"used_bytes\": %" PRIu64 ", \"commits\": %" PRIu64 ", \"changes\": %" PRIu64
-	        ", \"deferred\": %" PRIu64 ", \"lost\": %" PRIu64 "},\n",
+	        ", \"used_bytes\": %" PRIu64 ", \"commits\": %" PRIu64
+	        ", \"journal_batches\": %" PRIu64 ", \"checkpoints\": %" PRIu64
+	        ", \"changes\": %" PRIu64 ", \"deferred\": %" PRIu64 ", \"lost\": %" PRIu64 "},\n",
 	        sg_store_version(s->store), ss.entries, ss.tombstones, ss.map_size, ss.used_bytes,
-	        ss.commits, ss.ops, ss.deferred, ss.lost);
+	        ss.commits, ss.journal_batches, ss.checkpoints, ss.ops, ss.deferred, ss.lost);
 	fputs("  \"vector\": [", f);
 	sg_store_vv(s->store, vv_json, &vo);
 	fputs("],\n", f);

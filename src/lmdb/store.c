@@ -323,7 +323,8 @@ static _Thread_local struct {
 	int depth;
 } borrowed[BORROW_MAX];
 
-int sg_rd_begin_committed(sg_store *st, MDB_txn **txn)
+/* A snapshot of what LMDB holds committed (holding the map lock shared). */
+static int snapshot(sg_store *st, MDB_txn **txn)
 {
 	int rc;
 
@@ -336,12 +337,17 @@ int sg_rd_begin_committed(sg_store *st, MDB_txn **txn)
 	return 0;
 }
 
-int sg_rd_begin(sg_store *st, MDB_txn **txn)
+/* Borrow the writer's open transaction, if there is one; with `durable`,
+ * only once what it holds is in the journal. 0: borrowed. */
+static int borrow(sg_store *st, MDB_txn **txn, int durable)
 {
 	int slot = -1;
 
 	for (int i = 0; i < BORROW_MAX; i++) {
 		if (borrowed[i].depth && borrowed[i].st == st) {
+			/* this thread holds wtxn_lock already */
+			if (durable && sg_writer_make_durable_locked(st) != 0)
+				return -1;
 			borrowed[i].depth++;
 			*txn = st->wtxn;
 			return 0;
@@ -349,19 +355,35 @@ int sg_rd_begin(sg_store *st, MDB_txn **txn)
 		if (!borrowed[i].depth && slot < 0)
 			slot = i;
 	}
-	if (slot >= 0) {
-		pthread_mutex_lock(&st->wtxn_lock);
-		if (st->wtxn) {
-			borrowed[slot].st = st;
-			borrowed[slot].depth = 1;
-			*txn = st->wtxn;
-			return 0;
-		}
-		pthread_mutex_unlock(&st->wtxn_lock);
+	if (slot < 0)
+		return -1; /* a thread nesting reads of more than BORROW_MAX stores,
+		              which sigilfs never does: a snapshot */
+	pthread_mutex_lock(&st->wtxn_lock);
+	if (st->wtxn && (!durable || sg_writer_make_durable_locked(st) == 0)) {
+		borrowed[slot].st = st;
+		borrowed[slot].depth = 1;
+		*txn = st->wtxn;
+		return 0;
 	}
-	/* nothing uncommitted (or no slot left: a thread nesting reads of more
-	 * than BORROW_MAX stores, which sigilfs never does): a snapshot */
-	return sg_rd_begin_committed(st, txn);
+	pthread_mutex_unlock(&st->wtxn_lock);
+	return -1;
+}
+
+int sg_rd_begin(sg_store *st, MDB_txn **txn)
+{
+	if (borrow(st, txn, 0) == 0)
+		return 0;
+	/* nothing uncommitted: a snapshot */
+	return snapshot(st, txn);
+}
+
+int sg_rd_begin_committed(sg_store *st, MDB_txn **txn)
+{
+	/* with the journal, durable changes live in the writer's open
+	 * transaction until its checkpoint: borrow it once all it holds is */
+	if (st->jn && borrow(st, txn, 1) == 0)
+		return 0;
+	return snapshot(st, txn);
 }
 
 void sg_rd_end(sg_store *st, MDB_txn *txn)
@@ -381,7 +403,7 @@ void sg_rd_end(sg_store *st, MDB_txn *txn)
 
 /* ---- lifetime ---- */
 
-static int meta_init(sg_store *st, const sg_store_opts *opts)
+static int meta_init(sg_store *st, const sg_store_opts *opts, int *replayed)
 {
 	MDB_txn *txn;
 	uint64_t v;
@@ -458,6 +480,14 @@ static int meta_init(sg_store *st, const sg_store_opts *opts)
 		return -EIO;
 	}
 
+	if (!opts->no_journal) {
+		/* what the last checkpoint does not cover, before anything reads */
+		rc = sg_journal_open(st, txn, replayed);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+	}
 	{
 		uint64_t node, ver, hlc, live, tombs, sid;
 		rc = sg_meta_get(st, txn, "node_id", &node);
@@ -550,15 +580,23 @@ int sg_store_open(sg_store **out, const sg_store_opts *opts)
 	mdb_env_info(st->env, &info);
 	if (info.me_mapsize > st->map_size)
 		st->map_size = info.me_mapsize;
-	rc = meta_init(st, opts);
-	if (rc)
-		goto fail;
+	{
+		int replayed = 0;
+		rc = meta_init(st, opts, &replayed);
+		/* replayed changes, or a new journal's id, are on disk before the
+		 * journal is written again */
+		if (rc == 0 && replayed && (rc = mdb_env_sync(st->env, 1)) != 0)
+			rc = sg_mdb_err(rc);
+		if (rc)
+			goto fail;
+	}
 	rc = sg_writer_start(st);
 	if (rc)
 		goto fail;
 	*out = st;
 	return 0;
 fail:
+	sg_journal_close(st);
 	if (st->env)
 		mdb_env_close(st->env);
 	free(st->path);
@@ -577,6 +615,7 @@ void sg_store_close(sg_store *st)
 		return;
 	sg_writer_stop(st);
 	mdb_env_sync(st->env, 1);
+	sg_journal_close(st);
 	mdb_env_close(st->env);
 	free(st->path);
 	pthread_rwlock_destroy(&st->map_lock);
@@ -634,6 +673,8 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 	out->forgotten = atomic_load(&st->forgotten);
 	out->deferred = atomic_load(&st->deferred);
 	out->lost = atomic_load(&st->lost_acked);
+	out->journal_batches = atomic_load(&st->jwrites);
+	out->checkpoints = atomic_load(&st->checkpoints);
 	pthread_rwlock_rdlock(&st->map_lock);
 	mdb_env_info(st->env, &info);
 	mdb_env_stat(st->env, &ms);
@@ -1556,6 +1597,13 @@ int sg_store_reconcile(sg_store *st, const sg_snapshot *snap, uint64_t *dropped)
 int sg_store_sync(sg_store *st)
 {
 	struct sg_op op = {.kind = OP_SYNC};
+
+	return submit(st, &op, NULL);
+}
+
+int sg_store_checkpoint(sg_store *st)
+{
+	struct sg_op op = {.kind = OP_SYNC, .flags = 1};
 
 	return submit(st, &op, NULL);
 }

@@ -111,6 +111,9 @@ typedef struct sg_store_opts {
 	/** how long the writer waits for the next change before it commits what
 	 *  it holds (within sync_delay_ns); default SG_DEFAULT_LINGER_NS */
 	int64_t linger_ns;
+	/** 1: no commit journal; every durable point is an LMDB commit (two
+	 *  fdatasyncs), as before the journal (for comparisons) */
+	int no_journal;
 } sg_store_opts;
 
 #define SG_DEFAULT_MAX_FILE (64ULL << 20)
@@ -236,14 +239,17 @@ void sg_store_set_observer(sg_store *st, sg_observer cb, void *ctx);
 typedef struct sg_store_stats {
 	uint64_t entries; /**< live entries, root included */
 	uint64_t tombstones;
-	uint64_t map_size;   /**< current LMDB map, bytes */
-	uint64_t used_bytes; /**< pages in use, bytes */
-	uint64_t commits;    /**< write transactions committed since open */
-	uint64_t ops;        /**< mutations committed since open */
-	uint64_t purged;     /**< tombstones purged since open (sg_store_purge) */
-	uint64_t forgotten;  /**< entries dropped since open by sg_store_reconcile */
-	uint64_t deferred;   /**< local changes acknowledged before their commit, since open */
-	uint64_t lost;       /**< of those, lost to a failed commit */
+	uint64_t map_size;        /**< current LMDB map, bytes */
+	uint64_t used_bytes;      /**< pages in use, bytes */
+	uint64_t commits;         /**< times changes were made durable since open: journal
+	                               batches and checkpoints */
+	uint64_t journal_batches; /**< of those, batches written to the journal */
+	uint64_t checkpoints;     /**< LMDB commits (the journal starts over after each) */
+	uint64_t ops;             /**< mutations committed since open */
+	uint64_t purged;          /**< tombstones purged since open (sg_store_purge) */
+	uint64_t forgotten;       /**< entries dropped since open by sg_store_reconcile */
+	uint64_t deferred;        /**< local changes acknowledged before their commit, since open */
+	uint64_t lost;            /**< of those, lost to a failed commit */
 } sg_store_stats;
 
 int sg_store_stats_get(sg_store *st, sg_store_stats *out);
@@ -546,6 +552,13 @@ int sg_store_check(sg_store *st, sg_check_cb cb, void *ctx, uint64_t *checked);
  *  -ENOSPC) that lost acknowledged changes since the last sync (told once),
  *  or the sync's own error. */
 int sg_store_sync(sg_store *st);
+
+/**
+ * sg_store_sync(), and commit what the journal holds to LMDB (a checkpoint,
+ * which the writer otherwise makes within a second of the first journaled
+ * change): for tests, benchmarks and a clean stop. 0 or -errno.
+ */
+int sg_store_checkpoint(sg_store *st);
 
 /* ---- paths ---------------------------------------------------------------- */
 

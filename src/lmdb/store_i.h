@@ -12,7 +12,8 @@
 /*
  * LMDB databases (all integers big-endian in keys, native in values):
  *   meta    "format","node_id","version","seq","hlc","next_id","live","tombs" -> u64,
- *           "purge_version","purge_hlc","purge_origin","purge_seq" -> u64 (absent: 0)
+ *           "purge_version","purge_hlc","purge_origin","purge_seq" -> u64 (absent: 0),
+ *           "journal_id","journal_seq" (journal.c), "settle" (writer.c) -> u64 (absent: 0)
  *   ent     id(8)                 -> struct sg_rec + name
  *   dir     parent(8) + name      -> id(8) + type(1)     (a directory's children, name order)
  *   data    id(8)                 -> content / symlink target
@@ -104,6 +105,26 @@ struct sg_op {
 
 struct wctx; /* writer.c */
 
+/* ---- the commit journal (journal.c) ---- */
+#define SG_JBLK 4096
+#define SG_JOURNAL_SIZE (8ULL << 20)
+#define SG_JOURNAL_MIN_FREE (64ULL << 20) /* make one only with this much room besides */
+
+/** LMDB puts and deletes, as journal records. */
+struct sg_jbuf {
+	unsigned char *p;
+	size_t len, cap;
+	uint32_t nrec;
+};
+
+struct sg_journal {
+	int fd;
+	int dsync; /* opened O_DSYNC: a write is durable when it returns */
+	uint64_t size, pos, jid;
+	unsigned char *buf; /* block-aligned scratch */
+	size_t cap;
+};
+
 struct sg_store {
 	MDB_env *env;
 	MDB_dbi meta, ent, dir, data, xattr, log, origins, conflicts;
@@ -146,6 +167,12 @@ struct sg_store {
 
 	sg_observer observer;
 	void *observer_ctx;
+
+	/* the commit journal (journal.c); NULL: every durable point is a commit */
+	struct sg_journal *jn;
+	uint64_t jseq;                         /* the last batch written (under wtxn_lock) */
+	_Atomic uint64_t jwrites, checkpoints; /* batches written; commits (checkpoints) */
+	_Atomic int broken; /* a checkpoint failed: changes are refused (writer.c) */
 };
 
 /* ---- store.c: shared helpers ---- */
@@ -171,6 +198,28 @@ int sg_rd_begin(sg_store *st, MDB_txn **txn);
 int sg_rd_begin_committed(sg_store *st, MDB_txn **txn);
 /* The end of either. */
 void sg_rd_end(sg_store *st, MDB_txn *txn);
+
+/* ---- journal.c ---- */
+/* Open (or make) the store's journal and replay into txn what the last
+ * commit does not cover; *replayed: txn changed, commit and sync it before
+ * the first batch. 0 or -errno. */
+int sg_journal_open(sg_store *st, MDB_txn *txn, int *replayed);
+void sg_journal_close(sg_store *st);
+/* The index of dbi in records; -1 if not the store's. */
+int sg_journal_db_index(sg_store *st, MDB_dbi dbi);
+/* Add a put (or, with del, a delete) of key k to b. 0 or -ENOMEM. */
+int sg_journal_rec(struct sg_jbuf *b, int db, int del, const void *k, size_t kl, const void *v,
+                   size_t vl);
+/* Does a batch of len payload bytes fit before the journal's end? */
+int sg_journal_fits(const sg_store *st, size_t len);
+/* Write b as batch seq, durably. 0, -ENOSPC (no room: checkpoint first) or -errno. */
+int sg_journal_write(sg_store *st, const struct sg_jbuf *b, uint64_t seq);
+/* After a synced commit that covers every batch: start over. */
+void sg_journal_reset(sg_store *st);
+/* With wtxn_lock held and the writer between batches: write what its open
+ * transaction holds that no batch has yet, so that a reader of committed
+ * state may borrow it (writer.c). 0, or -errno: do not borrow. */
+int sg_writer_make_durable_locked(sg_store *st);
 
 /* ---- writer.c ---- */
 int sg_writer_start(sg_store *st);

@@ -44,9 +44,37 @@ struct wctx {
 	uint64_t est;   /* bytes it may write, roughly: sizes its room */
 	uint64_t avail; /* free bytes where the store lives, at the last commit */
 	uint64_t hlc_floor;
+	/* the journal (journal.c): records of what the open transaction holds
+	 * beyond the last batch written; once a batch is written the
+	 * transaction holds durable changes (durable) and is never dropped */
+	struct sg_jbuf j;
+	int jfail;          /* a record could not be kept: checkpoint instead */
+	size_t durable;     /* changes in it that a journal batch made durable */
+	int64_t durable_ns; /* when the first of them was */
+	int force_cp;       /* stopping: commit what is open */
+	int cp_asked;       /* a waiter asked for a checkpoint */
 };
 
+/* A checkpoint (an LMDB commit, synced) at most this long after the open
+ * transaction's first durable point, or when its estimated size or the
+ * journal's room calls for one. */
+#define CP_MAX_NS 1000000000LL
+#define CP_EST_MAX(st) ((st)->map_size / 16)
+
 /* ---- low-level puts; every LMDB write goes through w_put/w_del ---- */
+
+/* Keep a record of a put or delete for the next journal batch. */
+static void jrec(struct wctx *w, MDB_dbi dbi, int del, const void *k, size_t kl, const void *v,
+                 size_t vl)
+{
+	int db;
+
+	if (!w->st->jn || w->jfail)
+		return;
+	db = sg_journal_db_index(w->st, dbi);
+	if (db < 0 || sg_journal_rec(&w->j, db, del, k, kl, v, vl) != 0)
+		w->jfail = 1;
+}
 
 static int w_put(struct wctx *w, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
 {
@@ -55,6 +83,8 @@ static int w_put(struct wctx *w, MDB_dbi dbi, const void *k, size_t kl, const vo
 
 	if (rc == MDB_MAP_FULL)
 		w->map_full = 1;
+	if (rc == 0)
+		jrec(w, dbi, 0, k, kl, v, vl);
 	return sg_mdb_err(rc);
 }
 
@@ -67,6 +97,8 @@ static int w_del(struct wctx *w, MDB_dbi dbi, const void *k, size_t kl)
 		return 0;
 	if (rc == MDB_MAP_FULL)
 		w->map_full = 1;
+	if (rc == 0)
+		jrec(w, dbi, 1, k, kl, NULL, 0);
 	return sg_mdb_err(rc);
 }
 
@@ -1967,6 +1999,22 @@ static int commit_err(sg_store *st, struct sg_op **ops, size_t n, int mdb_rc)
  * get ENOSPC instead), and after a failed commit until a sync reports it.
  * Only committed changes reach the observer, so nothing leaves the node
  * before it is on disk.
+ *
+ * The journal
+ * -----------
+ * With the journal (journal.c), "commits" above are durable points: the
+ * records of the LMDB puts and deletes made since the last one, with the
+ * counters, go to the journal as one batch (one O_DIRECT|O_DSYNC write of a
+ * few 4 KiB blocks), and the transaction stays open and published, so that
+ * readers, and readers of durable state (replication, the mirror: they
+ * first write a batch of whatever the transaction holds beyond the last
+ * one), see what is durable. The LMDB commit, synced, comes at a
+ * checkpoint: CP_MAX_NS after the first durable point, when the transaction
+ * grows large, the journal has no room for the next batch, the disk runs
+ * short, the map must grow, the store closes, or sg_store_checkpoint()
+ * asks. The journal then starts over. A transaction holding journaled
+ * changes is never dropped; if its checkpoint fails the store refuses
+ * changes until a restart replays the journal.
  */
 #define DEFER_MIN_FREE (64ULL << 20) /* defer only with this much disk left, beyond 2x the txn */
 #define OP_EST(op) (16384 + (uint64_t)(op)->len)
@@ -2007,7 +2055,7 @@ static int deferrable(const struct wctx *w, const struct sg_op *op)
 	const sg_store *st = w->st;
 
 	return op->early && st->sync_delay_ns && !atomic_load(&st->wb_err) &&
-	       w->avail > DEFER_MIN_FREE + 2 * (w->est + OP_EST(op)) &&
+	       !atomic_load(&st->broken) && w->avail > DEFER_MIN_FREE + 2 * (w->est + OP_EST(op)) &&
 	       w->est + OP_EST(op) <= st->map_size / 8;
 }
 
@@ -2038,6 +2086,11 @@ static int txn_open(sg_store *st, struct wctx *w)
 	w->acked = w->released = 0;
 	w->est = 0;
 	w->changed = 0;
+	w->j.len = 0;
+	w->j.nrec = 0;
+	w->jfail = 0;
+	w->durable = 0;
+	w->durable_ns = 0;
 	return 0;
 }
 
@@ -2091,39 +2144,79 @@ static void map_headroom(sg_store *st)
 		map_grow(st);
 }
 
-/*
- * Commit the open transaction. With wtxn_lock held; releases it. The
- * waiters complete; a failure is theirs, and the deferred changes in it are
- * lost: that is logged and reported to the next sync.
- * @return 0, or MDB_MAP_FULL when nothing in it was acknowledged: the
- *         caller grows the map and runs its batch again (the waiters are
- *         left to it).
- */
-static int txn_commit(sg_store *st, struct wctx *w)
+static int jseq_put(struct wctx *w, uint64_t seq)
 {
-	int rc, mrc = 0, err = 0;
-	size_t acked = w->acked;
+	return w->st->jn ? w_put(w, w->st->meta, "journal_seq", 11, &seq, 8) : 0;
+}
 
-	if (!w->changed) {
-		/* only syncs (or failed ops) in it: nothing to write; a sync remains */
-		mdb_txn_abort(w->parent);
-	} else if ((rc = meta_save(w)) != 0 || w->map_full) {
-		mdb_txn_abort(w->parent);
-		if (w->map_full)
-			mrc = MDB_MAP_FULL;
-		else
-			err = rc;
+/* The counters (and the journal's seq) into the open transaction, in a
+ * child transaction so that a failure leaves it as it was. 0 or -errno. */
+static int meta_stage(sg_store *st, struct wctx *w, uint64_t seq)
+{
+	size_t jl = w->j.len;
+	uint32_t jn = w->j.nrec;
+	MDB_txn *child;
+	int rc = mdb_txn_begin(st->env, w->parent, 0, &child);
+
+	if (rc)
+		return sg_mdb_err(rc);
+	w->txn = child;
+	rc = meta_save(w);
+	rc = rc ? rc : jseq_put(w, seq);
+	if (rc == 0 && !w->map_full) {
+		rc = sg_mdb_err(mdb_txn_commit(child));
 	} else {
-		mrc = mdb_txn_commit(w->parent); /* frees the transaction, even when it fails */
+		mdb_txn_abort(child);
+		if (rc == 0)
+			rc = -ENOSPC;
+	}
+	if (rc) {
+		w->j.len = jl;
+		w->j.nrec = jn;
 	}
 	w->map_full = 0;
-	if (mrc == MDB_MAP_FULL && !w->released) {
-		txn_gone(st, w);
-		return MDB_MAP_FULL;
-	}
-	txn_gone(st, w);
-	if (mrc)
-		err = commit_err(st, w->waiters, w->nwait, mrc);
+	w->txn = w->parent;
+	return rc;
+}
+
+/* Write what the open transaction holds beyond the last journal batch as the
+ * next one. With wtxn_lock held, between ops. 0 or -errno (nothing written). */
+static int journal_batch(sg_store *st, struct wctx *w)
+{
+	uint64_t seq = st->jseq + 1;
+	int rc;
+
+	if (!w->j.len)
+		return w->jfail ? -ENOMEM : 0;
+	if (w->jfail || atomic_load(&st->broken))
+		return -EIO;
+	rc = meta_stage(st, w, seq);
+	rc = rc ? rc : sg_journal_write(st, &w->j, seq);
+	if (rc)
+		return rc;
+	st->jseq = seq;
+	w->j.len = 0;
+	w->j.nrec = 0;
+	if (!w->durable_ns)
+		w->durable_ns = sg_mono_ns();
+	w->durable++;
+	return 0;
+}
+
+int sg_writer_make_durable_locked(sg_store *st)
+{
+	struct wctx *w = st->wctx;
+
+	if (!w || !w->parent)
+		return 0;
+	return journal_batch(st, w);
+}
+
+/* What follows a durable point, without wtxn_lock: the waiters complete, the
+ * observer hears of the changes. `closed`: the transaction is gone (a
+ * checkpoint, or nothing to keep), so the map may grow. */
+static void txn_post(sg_store *st, struct wctx *w, int err, size_t acked, int closed)
+{
 	if (err) {
 		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-COMMIT", "commit of %zu ops failed: %s",
 		       w->nwait + acked, strerror(-err));
@@ -2133,14 +2226,6 @@ static int txn_commit(sg_store *st, struct wctx *w)
 			sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-LOST",
 			       "%zu acknowledged changes were not saved: %s; the next fsync fails",
 			       acked, strerror(-err));
-		}
-	}
-	if (!err && w->need_sync) {
-		int r = mdb_env_sync(st->env, 1);
-		if (r) {
-			sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-SYNC", "sync failed: %s",
-			       mdb_strerror(r));
-			err = sg_mdb_err(r);
 		}
 	}
 	if (!err) {
@@ -2183,21 +2268,156 @@ static int txn_commit(sg_store *st, struct wctx *w)
 	ops_done(st, w->waiters, w->nwait);
 	w->nwait = 0;
 	w->need_sync = 0;
-	w->acked = w->released = 0;
 	w->nnotes = 0;
-	avail_refresh(w);
-	map_headroom(st);
+	if (closed) {
+		avail_refresh(w);
+		map_headroom(st);
+	}
+}
+
+/*
+ * Commit the open transaction to LMDB, synced when it holds journaled
+ * changes (a checkpoint: the journal then starts over). With wtxn_lock held;
+ * releases it. The waiters complete; a failure is theirs, and the deferred
+ * changes in it are lost: that is logged and reported to the next sync.
+ * Journaled changes are never dropped: after a failed checkpoint the store
+ * refuses changes until a restart replays the journal.
+ * @return 0, or MDB_MAP_FULL when nothing in it was acknowledged: the
+ *         caller grows the map and runs its batch again (the waiters are
+ *         left to it).
+ */
+static int txn_checkpoint(sg_store *st, struct wctx *w)
+{
+	int rc, mrc = 0, err = 0;
+	size_t acked = w->acked, durable = w->durable;
+
+	if (!w->changed && !durable) {
+		/* only syncs (or failed ops) in it: nothing to write; a sync remains */
+		mdb_txn_abort(w->parent);
+	} else if ((rc = meta_save(w)) != 0 || (rc = jseq_put(w, st->jseq)) != 0 || w->map_full) {
+		mdb_txn_abort(w->parent);
+		if (w->map_full)
+			mrc = MDB_MAP_FULL;
+		else
+			err = rc;
+	} else {
+		mrc = mdb_txn_commit(w->parent); /* frees the transaction, even when it fails */
+	}
+	w->map_full = 0;
+	if (mrc == MDB_MAP_FULL && !w->released && !durable) {
+		txn_gone(st, w);
+		return MDB_MAP_FULL;
+	}
+	txn_gone(st, w);
+	w->acked = w->released = 0;
+	w->durable = 0;
+	w->durable_ns = 0;
+	w->cp_asked = 0;
+	if (mrc)
+		err = commit_err(st, w->waiters, w->nwait, mrc);
+	if (!err && (w->need_sync || durable)) {
+		int r = mdb_env_sync(st->env, 1);
+		if (r) {
+			sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-SYNC", "sync failed: %s",
+			       mdb_strerror(r));
+			err = sg_mdb_err(r);
+		}
+	}
+	if (err && durable && !atomic_exchange(&st->broken, 1))
+		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-BROKEN",
+		       "a checkpoint failed (%s): the changes since the last one are in the "
+		       "journal only; changes are refused until sigilfs restarts and replays it",
+		       strerror(-err));
+	if (!err && durable)
+		sg_journal_reset(st);
+	if (!err && (w->changed || durable))
+		atomic_fetch_add(&st->checkpoints, 1);
+	txn_post(st, w, err, acked, 1);
 	return 0;
 }
 
-/* Commit what is open, if anything (it holds acknowledged changes). */
+/* Is a checkpoint due rather than a journal batch? */
+static int cp_due(sg_store *st, const struct wctx *w)
+{
+	return !st->jn || w->force_cp || w->cp_asked || w->jfail ||
+	       (w->durable_ns && sg_mono_ns() - w->durable_ns >= CP_MAX_NS) ||
+	       w->est >= CP_EST_MAX(st) || !sg_journal_fits(st, w->j.len + SG_JBLK) ||
+	       /* short of room: commit now, while a failure is still the
+	        * caller's error (ENOSPC), not journaled changes the store
+	        * cannot take */
+	       w->avail < DEFER_MIN_FREE + 2 * w->est;
+}
+
+/* A durable point: the changes in the open transaction are written to the
+ * journal, which keeps the transaction open (readers borrow it) until its
+ * checkpoint. With wtxn_lock held; releases it. */
+static int txn_durable(sg_store *st, struct wctx *w)
+{
+	size_t acked = w->acked;
+
+	if (w->changed && journal_batch(st, w) != 0)
+		return txn_checkpoint(st, w); /* no room, or it failed: commit instead */
+	avail_refresh(w);
+	if (w->changed) {
+		st->wtxn = w->parent; /* readers borrow it from now on */
+		atomic_store(&st->hlc, w->hlc);
+	}
+	w->changed = 0;
+	w->acked = w->released = 0;
+	pthread_mutex_unlock(&st->wtxn_lock);
+	txn_post(st, w, 0, acked, 0);
+	return 0;
+}
+
+/* Make what the open transaction holds durable: a journal batch, or a
+ * checkpoint when one is due. With wtxn_lock held; releases it. */
+static int txn_commit(sg_store *st, struct wctx *w)
+{
+	if ((!w->changed && !w->durable) || cp_due(st, w))
+		return txn_checkpoint(st, w);
+	return txn_durable(st, w);
+}
+
+/* Make what is open durable, if anything: changes not yet journaled, or a
+ * journaled transaction whose checkpoint is due. */
 static void flush_open(sg_store *st, struct wctx *w)
 {
 	pthread_mutex_lock(&st->wtxn_lock);
-	if (w->parent)
+	if (!w->parent)
+		pthread_mutex_unlock(&st->wtxn_lock);
+	else if (w->acked || w->changed || w->nwait || !w->durable || cp_due(st, w))
 		txn_commit(st, w);
 	else
 		pthread_mutex_unlock(&st->wtxn_lock);
+}
+
+/*
+ * LMDB reuses the pages a commit freed only in transactions that begin after
+ * a later commit. With the journal, commits are few: when the map is full
+ * at its maximum, make one (it counts in the meta "settle"), so that room a
+ * delete freed is there for what comes next. With no transaction open.
+ * 0 (run the ops again) or -ENOSPC.
+ */
+static int settle_freed(sg_store *st)
+{
+	MDB_txn *t;
+	uint64_t v = 0;
+	int rc;
+
+	pthread_rwlock_rdlock(&st->map_lock);
+	rc = mdb_txn_begin(st->env, NULL, 0, &t);
+	if (rc == 0) {
+		MDB_val k = {6, "settle"}, d = {8, &v};
+		rc = sg_meta_get0(st, t, "settle", &v) ? MDB_PANIC : 0;
+		v++;
+		rc = rc ? rc : mdb_put(t, st->meta, &k, &d, 0);
+		if (rc == 0)
+			rc = mdb_txn_commit(t);
+		else
+			mdb_txn_abort(t);
+	}
+	pthread_rwlock_unlock(&st->map_lock);
+	return rc ? -ENOSPC : 0;
 }
 
 /*
@@ -2207,6 +2427,8 @@ static void flush_open(sg_store *st, struct wctx *w)
  */
 static int exec_nested(sg_store *st, struct wctx *w, struct sg_op *op)
 {
+	size_t jl = w->j.len;
+	uint32_t jn = w->j.nrec;
 	MDB_txn *child;
 	int rc = mdb_txn_begin(st->env, w->parent, 0, &child);
 
@@ -2223,6 +2445,11 @@ static int exec_nested(sg_store *st, struct wctx *w, struct sg_op *op)
 	} else {
 		mdb_txn_abort(child);
 	}
+	if (op->rc || w->map_full) {
+		/* nothing of it stays: neither do its journal records */
+		w->j.len = jl;
+		w->j.nrec = jn;
+	}
 	w->txn = w->parent;
 	return 0;
 }
@@ -2236,10 +2463,18 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 {
 	struct sg_op **rel = malloc(n * sizeof(*rel)); /* acknowledged at the end */
 	size_t nrel = 0, i = 0;
-	int rc;
+	int rc, settled = 0;
 
 	if (!rel)
 		abort();
+	if (atomic_load(&st->broken)) {
+		/* a failed checkpoint: the journal holds what the store lacks */
+		for (size_t k = 0; k < n; k++)
+			ops[k]->rc = -EIO;
+		ops_done(st, ops, n);
+		free(rel);
+		return;
+	}
 	pthread_mutex_lock(&st->wtxn_lock);
 	for (; i < n; i++) {
 		struct sg_op *op = ops[i];
@@ -2253,6 +2488,8 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 		}
 		if (op->kind == OP_SYNC) {
 			w->need_sync = 1;
+			if (op->flags)
+				w->cp_asked = 1; /* sg_store_checkpoint() */
 			op->rc = 0;
 			waiter_add(w, op);
 			continue;
@@ -2267,7 +2504,7 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 		}
 		if (w->map_full) {
 			snap_restore(w, &s);
-			if (!w->released) {
+			if (!w->released && !w->durable) {
 				/* nothing acknowledged yet: drop the transaction and every
 				 * op of this batch in it, grow, run them again */
 				mdb_txn_abort(w->parent);
@@ -2277,6 +2514,12 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 				w->need_sync = 0;
 				nrel = 0;
 				rc = map_grow(st);
+				if (rc < 0 && !settled) {
+					/* at the maximum: room freed by the last commit counts
+					 * from the commit after it; make one, run them again */
+					settled = 1;
+					rc = settle_freed(st);
+				}
 				pthread_mutex_lock(&st->wtxn_lock);
 				if (rc == 0) {
 					i = (size_t)-1; /* from the start: the loop's i++ makes it 0
@@ -2299,11 +2542,15 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 			/* acknowledged changes are in it: commit them (and what this
 			 * batch did so far), grow, run this op again in a new one */
 			w->map_full = 0;
-			txn_commit(st, w);
+			txn_checkpoint(st, w); /* the map grows with no transaction open */
 			ops_done(st, rel, nrel);
 			nrel = 0;
 			pthread_mutex_lock(&st->wtxn_lock);
-			if ((rc = map_grow(st)) < 0) {
+			if ((rc = map_grow(st)) < 0 && !settled) {
+				settled = 1;
+				rc = settle_freed(st);
+			}
+			if (rc < 0) {
 				op->rc = rc;
 				rel[nrel++] = op;
 				continue;
@@ -2403,9 +2650,14 @@ static void *writer_main(void *arg)
 			}
 			now = sg_mono_ns();
 			last = atomic_load(&w.last_ns);
-			until = last + (int64_t)st->linger_ns;
-			if (until > w.opened_ns + (int64_t)st->sync_delay_ns)
-				until = w.opened_ns + (int64_t)st->sync_delay_ns;
+			if (w.acked) {
+				until = last + (int64_t)st->linger_ns;
+				if (until > w.opened_ns + (int64_t)st->sync_delay_ns)
+					until = w.opened_ns + (int64_t)st->sync_delay_ns;
+			} else {
+				/* only journaled changes: their checkpoint */
+				until = w.durable_ns ? w.durable_ns + CP_MAX_NS : now;
+			}
 			if (now >= until)
 				break;
 			ts = sg_mono_deadline(until);
@@ -2428,6 +2680,7 @@ static void *writer_main(void *arg)
 		else
 			flush_open(st, &w); /* the burst is over, or it waited long enough */
 		if (stop && !n) {
+			w.force_cp = 1; /* what is open is committed */
 			flush_open(st, &w);
 			break;
 		}
@@ -2437,6 +2690,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_unlock(&st->wtxn_lock);
 	free(w.waiters);
 	free(w.notes);
+	free(w.j.p);
 	free(batch);
 	return NULL;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,9 @@ struct fx {
 	sg_store_opts opts;
 	sg_store *st;
 };
+
+/* The suite runs twice: with the commit journal (the default) and without. */
+static int no_journal;
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -61,6 +65,7 @@ static int fx_setup(void **state, uint64_t initial_map, uint64_t max_file_size)
 	 * every change commits before its call returns; test_deferred_* cover
 	 * deferred commits */
 	f->opts.sync_delay_ns = -1;
+	f->opts.no_journal = no_journal;
 	if (sg_store_open(&f->st, &f->opts) != 0) {
 		nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 		free(f);
@@ -138,6 +143,7 @@ static int teardown(void **state)
 	sg_store_close(f->st);
 	if (problems == 0) {
 		so.dir = f->dir;
+		so.no_journal = no_journal;
 		problems = sg_store_open(&f->st, &so);
 		if (problems == 0) {
 			problems = sg_store_check(f->st, print_problem, NULL, &checked);
@@ -1037,7 +1043,7 @@ static void test_map_growth(void **state)
 		assert_memory_equal(got, buf, GROW_SIZE);
 		free(got);
 	}
-	assert_int_equal(sg_store_sync(st), 0);
+	assert_int_equal(sg_store_checkpoint(st), 0); /* LMDB's own figures move at a checkpoint */
 	assert_int_equal(sg_store_stats_get(st, &s1), 0);
 	assert_true(s1.map_size > s0.map_size);
 	assert_true(s1.map_size >= (uint64_t)GROW_FILES * GROW_SIZE);
@@ -2005,14 +2011,20 @@ static void test_deferred_reads(void **state)
 	assert_int_equal(s1.deferred - s0.deferred, 2);
 	assert_int_equal(s1.commits, s0.commits);
 
-	/* committed: nothing yet */
+	/* durable: nothing yet; the version and the observer wait for it */
 	assert_int_equal(sg_store_version(st), v0);
-	changes(st, v0, 0, &rows);
-	assert_int_equal(rows.n, 0);
-	rows_free(&rows);
 	pthread_mutex_lock(&o->mu);
 	assert_int_equal(o->calls, 0);
 	pthread_mutex_unlock(&o->mu);
+	/* what leaves the node is on disk first: without the journal, the log
+	 * shows committed changes only; with it, reading the log writes what
+	 * the writer holds as a journal batch, then shows it */
+	changes(st, v0, 0, &rows);
+	assert_int_equal(rows.n, no_journal ? 0 : 2);
+	rows_free(&rows);
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	assert_int_equal(s1.journal_batches - s0.journal_batches, no_journal ? 0 : 1);
+	assert_int_equal(s1.commits, s0.commits);
 	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
 
 	/* seen: everything, from another thread */
@@ -3361,6 +3373,254 @@ static void test_vv(void **state)
 	assert_int_equal(l.v[2].seq, 7);
 }
 
+/* ---- the commit journal ------------------------------------------------------ */
+
+/* A process that creates nfiles files, each synced on its own (one journal
+ * batch each), then dies without closing the store: within a second of the
+ * first batch no checkpoint has run, so what it synced is in the journal
+ * only. Returns its exit status (0: all went as planned). */
+static int crash_after_syncs(const char *dir, int first, int nfiles)
+{
+	pid_t pid = fork();
+	int status = -1;
+
+	if (pid == 0) {
+		sg_store_opts so = {0};
+		sg_store_stats ss;
+		sg_store *st;
+
+		so.dir = dir;
+		so.node_id = NODE_A;
+		so.sync_delay_ns = -1; /* every change waits for its durable point */
+		if (sg_store_open(&st, &so) != 0)
+			_exit(2);
+		for (int i = first; i < first + nfiles; i++) {
+			char name[32], data[32];
+			sg_attr a;
+			snprintf(name, sizeof(name), "j%d", i);
+			snprintf(data, sizeof(data), "content %d", i);
+			if (sg_store_create(st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644, 0, 0,
+			                    data, strlen(data), now_ns(), &a) != 0)
+				_exit(3);
+			if (sg_store_sync(st) != 0)
+				_exit(4);
+		}
+		if (sg_store_stats_get(st, &ss) != 0 || ss.checkpoints != 0 ||
+		    ss.journal_batches < (uint64_t)nfiles)
+			_exit(5); /* not the case under test: the batches would be committed */
+		_exit(0);         /* no close: the open transaction dies with the process */
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void assert_jfile(sg_store *st, int i, int present)
+{
+	char name[32], data[32];
+	sg_attr a;
+
+	snprintf(name, sizeof(name), "j%d", i);
+	snprintf(data, sizeof(data), "content %d", i);
+	if (!present) {
+		assert_int_equal(sg_store_resolve(st, name, &a), -ENOENT);
+		return;
+	}
+	assert_int_equal(sg_store_resolve(st, name, &a), 0);
+	assert_content(st, a.id, data, strlen(data));
+}
+
+static void jdir_make(char *dir)
+{
+	strcpy(dir, "/tmp/sigil-journal-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+}
+
+/* Synced changes survive a crash before their checkpoint: the open replays
+ * them, and the store is whole. */
+static void test_journal_replay(void **state)
+{
+	char dir[64];
+	sg_store_opts so = {0};
+	sg_store *st;
+	uint64_t v;
+	(void)state;
+
+	jdir_make(dir);
+	assert_int_equal(crash_after_syncs(dir, 0, 5), 0);
+	so.dir = dir;
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	for (int i = 0; i < 5; i++)
+		assert_jfile(st, i, 1);
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	v = sg_store_version(st);
+	assert_true(v >= 5);
+	/* the versions go on from there: nothing handed out twice */
+	mk(st, SG_ROOT_ID, "after", SG_TYPE_FILE, "x", NULL);
+	assert_int_equal(sg_store_sync(st), 0);
+	assert_true(sg_store_version(st) > v);
+	sg_store_close(st);
+	/* and again after a clean close (a checkpoint): nothing left to replay */
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	for (int i = 0; i < 5; i++)
+		assert_jfile(st, i, 1);
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	sg_store_close(st);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Offsets of the journal's batches in file order, by their header. */
+static int jbatches(const char *dir, long *off, int max)
+{
+	char path[128];
+	unsigned char h[32];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	for (long o = 4096; n < max; o += 4096) {
+		uint32_t magic, len;
+		if (fseek(f, o, SEEK_SET) != 0 || fread(h, 1, sizeof(h), f) != sizeof(h))
+			break;
+		memcpy(&magic, h, 4);
+		memcpy(&len, h + 24, 4);
+		if (magic != 0x314a4753u)
+			break;
+		off[n++] = o;
+		o += (long)((32 + len + 4095) / 4096 * 4096) - 4096;
+	}
+	fclose(f);
+	return n;
+}
+
+/* A torn batch (never acknowledged) is not replayed, nor anything after it;
+ * stale batches from before the last checkpoint are not replayed again. */
+static void test_journal_torn(void **state)
+{
+	char dir[64], path[128];
+	long off[16];
+	sg_store_opts so = {0};
+	sg_store *st;
+	FILE *f;
+	int n, c;
+	(void)state;
+
+	jdir_make(dir);
+	assert_int_equal(crash_after_syncs(dir, 0, 3), 0);
+	n = jbatches(dir, off, 16);
+	assert_int_equal(n, 3);
+	/* tear the last one: a byte of its records changes */
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	f = fopen(path, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, off[2] + 40, SEEK_SET), 0);
+	c = fgetc(f);
+	assert_int_equal(fseek(f, off[2] + 40, SEEK_SET), 0);
+	fputc(c ^ 0x5a, f);
+	fclose(f);
+	so.dir = dir;
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	assert_jfile(st, 0, 1);
+	assert_jfile(st, 1, 1);
+	assert_jfile(st, 2, 0);
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	/* remove j0: were the stale batch that made it replayed, it would be back */
+	assert_int_equal(sg_store_remove(st, NULL, SG_ROOT_ID, "j0", 0, now_ns()), 0);
+	sg_store_close(st); /* a checkpoint: the journal starts over */
+	assert_int_equal(crash_after_syncs(dir, 3, 1), 0);
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	assert_jfile(st, 0, 0);
+	assert_jfile(st, 1, 1);
+	assert_jfile(st, 2, 0);
+	assert_jfile(st, 3, 1);
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	sg_store_close(st);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A sync writes a journal batch, not an LMDB commit; the checkpoint comes on
+ * its own within about a second, or when asked for. */
+static void test_journal_checkpoint(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_store_stats s0, s1;
+	int i;
+
+	assert_int_equal(sg_store_checkpoint(st), 0);
+	assert_int_equal(sg_store_stats_get(st, &s0), 0);
+	mk(st, SG_ROOT_ID, "a", SG_TYPE_FILE, "1", NULL);
+	assert_int_equal(sg_store_sync(st), 0);
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	assert_true(s1.journal_batches > s0.journal_batches);
+	assert_int_equal(s1.checkpoints, s0.checkpoints);
+	assert_int_equal(sg_store_checkpoint(st), 0);
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	assert_int_equal(s1.checkpoints, s0.checkpoints + 1);
+	/* on its own: polled for at most 10 s */
+	s0 = s1;
+	mk(st, SG_ROOT_ID, "b", SG_TYPE_FILE, "2", NULL);
+	assert_int_equal(sg_store_sync(st), 0);
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(sg_store_stats_get(st, &s1), 0);
+		if (s1.checkpoints > s0.checkpoints)
+			break;
+		usleep(50000);
+	}
+	assert_true(s1.checkpoints > s0.checkpoints);
+}
+
+/* The journal runs full under a long stream of synced changes: a checkpoint
+ * makes room, and every change is there after a crash and a replay. */
+static void test_journal_wraps(void **state)
+{
+	char dir[64];
+	sg_store_opts so = {0};
+	sg_store *st;
+	sg_store_stats ss;
+	(void)state;
+
+	jdir_make(dir);
+	so.dir = dir;
+	so.node_id = NODE_A;
+	so.sync_delay_ns = -1;
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	{
+		/* ~40 KiB batches: the 8 MiB journal fills in about 200 */
+		size_t len = 40000;
+		char *buf = malloc(len);
+		assert_non_null(buf);
+		for (int i = 0; i < 400; i++) {
+			char name[32];
+			sg_attr a;
+			memset(buf, 'a' + i % 26, len);
+			snprintf(name, sizeof(name), "big%d", i);
+			assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE,
+			                                 0644, 0, 0, buf, len, now_ns(), &a),
+			                 0);
+		}
+		free(buf);
+	}
+	assert_int_equal(sg_store_stats_get(st, &ss), 0);
+	assert_true(ss.checkpoints >= 1);
+	assert_true(ss.journal_batches >= 300);
+	sg_store_close(st);
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	for (int i = 0; i < 400; i += 37) {
+		char name[32];
+		sg_attr a;
+		snprintf(name, sizeof(name), "big%d", i);
+		assert_int_equal(sg_store_resolve(st, name, &a), 0);
+		assert_int_equal(a.size, 40000);
+	}
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	sg_store_close(st);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3406,6 +3666,18 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vv, setup, teardown),
 	};
+	const struct CMUnitTest journal_tests[] = {
+	    cmocka_unit_test(test_journal_replay),
+	    cmocka_unit_test(test_journal_torn),
+	    cmocka_unit_test_setup_teardown(test_journal_checkpoint, setup_deferred, teardown),
+	    cmocka_unit_test(test_journal_wraps),
+	};
+	int failed;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	failed =
+	    cmocka_run_group_tests_name("the store, with the commit journal", tests, NULL, NULL);
+	failed += cmocka_run_group_tests_name("the commit journal", journal_tests, NULL, NULL);
+	no_journal = 1;
+	failed += cmocka_run_group_tests_name("the store, without it", tests, NULL, NULL);
+	return failed;
 }
