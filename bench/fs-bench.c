@@ -364,7 +364,9 @@ static int wa(const char *mode, long n, const char *pid, const char *devstat)
 		}
 	}
 	double secs = (now_ns() - t0) / 1e9;
-	usleep(500000);
+	/* 1.5 s: the store's checkpoint (its LMDB commit of what the journal
+	 * holds, within 1 s of the first journaled change) falls in the window */
+	usleep(1500000);
 	w1 = proc_io(pid);
 	d1 = dev_wb(devstat);
 	/* read before this printf: for "self", the report's own write is not in wchar */
