@@ -2012,9 +2012,10 @@ static int commit_err(sg_store *st, struct sg_op **ops, size_t n, int mdb_rc)
  * checkpoint: CP_MAX_NS after the first durable point, when the transaction
  * grows large, the journal has no room for the next batch, the disk runs
  * short, the map must grow, the store closes, or sg_store_checkpoint()
- * asks. The journal then starts over. A transaction holding journaled
- * changes is never dropped; if its checkpoint fails the store refuses
- * changes until a restart replays the journal.
+ * asks. The journal then starts over. A lone change waits the linger like
+ * any other (a batch is one write, where a commit was two fdatasyncs). A
+ * transaction holding journaled changes is never dropped; if its checkpoint
+ * fails the store refuses changes until a restart replays the journal.
  */
 #define DEFER_MIN_FREE (64ULL << 20) /* defer only with this much disk left, beyond 2x the txn */
 #define OP_EST(op) (16384 + (uint64_t)(op)->len)
@@ -2603,11 +2604,14 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 			atomic_store(&st->hlc, w->hlc);
 		}
 		pthread_mutex_unlock(&st->wtxn_lock);
-		if (w->parent && w->acked && !w->busy) {
+		if (w->parent && w->acked && !w->busy && !st->jn) {
 			/* a lone change (the writer was idle): acknowledge it, then
 			 * commit at once, so that it reaches the peers without waiting
 			 * for a burst; the caller's next change, if it comes during
-			 * this commit, finds the writer busy */
+			 * this commit, finds the writer busy. With the journal a
+			 * durable point is cheap enough to wait the linger (200 us)
+			 * for a next change: an editor's rename and its next save
+			 * share one journal write */
 			ops_done(st, rel, nrel);
 			free(rel);
 			flush_open(st, w);
