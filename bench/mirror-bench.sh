@@ -77,6 +77,12 @@ for g in range(1, k + 1):
         f.write(content(i, g))
     t = time.monotonic(); run("commit", "-q", "-a", "-m", "one"); 
     print("sample_ms %.3f" % ((time.monotonic() - t) * 1000))
+# a commit may have started `git gc --auto` in the background (untimed): let
+# it finish (at most 60 s) so that the tree can be removed
+for _ in range(600):
+    if not os.path.exists(os.path.join(d, ".git", "gc.pid")):
+        break
+    time.sleep(0.1)
 PY
 }
 

@@ -55,10 +55,13 @@ struct wctx {
 	int cp_asked;       /* a waiter asked for a checkpoint */
 };
 
-/* A checkpoint (an LMDB commit, synced) at most this long after the open
- * transaction's first durable point, or when its estimated size or the
- * journal's room calls for one. */
+/* A checkpoint (an LMDB commit, synced: readers and the writer wait for it)
+ * comes in a lull (no op for CP_LULL_NS) once the open transaction's first
+ * durable point is CP_MAX_NS old, at CP_HARD_NS whatever comes, or when its
+ * estimated size or the journal's room calls for one. */
 #define CP_MAX_NS 1000000000LL
+#define CP_LULL_NS 10000000LL
+#define CP_HARD_NS 5000000000LL
 #define CP_EST_MAX(st) ((st)->map_size / 16)
 
 /* ---- low-level puts; every LMDB write goes through w_put/w_del ---- */
@@ -2340,8 +2343,10 @@ static int txn_checkpoint(sg_store *st, struct wctx *w)
 /* Is a checkpoint due rather than a journal batch? */
 static int cp_due(sg_store *st, const struct wctx *w)
 {
-	return !st->jn || w->force_cp || w->cp_asked || w->jfail ||
-	       (w->durable_ns && sg_mono_ns() - w->durable_ns >= CP_MAX_NS) ||
+	int64_t now = sg_mono_ns(), age = w->durable_ns ? now - w->durable_ns : 0;
+
+	return !st->jn || w->force_cp || w->cp_asked || w->jfail || age >= CP_HARD_NS ||
+	       (age >= CP_MAX_NS && now - atomic_load(&w->last_ns) >= CP_LULL_NS) ||
 	       w->est >= CP_EST_MAX(st) || !sg_journal_fits(st, w->j.len + SG_JBLK) ||
 	       /* short of room: commit now, while a failure is still the
 	        * caller's error (ENOSPC), not journaled changes the store
@@ -2658,9 +2663,15 @@ static void *writer_main(void *arg)
 				until = last + (int64_t)st->linger_ns;
 				if (until > w.opened_ns + (int64_t)st->sync_delay_ns)
 					until = w.opened_ns + (int64_t)st->sync_delay_ns;
+			} else if (w.durable_ns) {
+				/* only journaled changes: their checkpoint, in a lull */
+				until = w.durable_ns + CP_MAX_NS;
+				if (until < last + CP_LULL_NS)
+					until = last + CP_LULL_NS;
+				if (until > w.durable_ns + CP_HARD_NS)
+					until = w.durable_ns + CP_HARD_NS;
 			} else {
-				/* only journaled changes: their checkpoint */
-				until = w.durable_ns ? w.durable_ns + CP_MAX_NS : now;
+				until = now;
 			}
 			if (now >= until)
 				break;
