@@ -371,35 +371,51 @@ int sg_journal_open(sg_store *st, MDB_txn *txn, int *replayed)
 	if ((rc = sg_meta_get0(st, txn, "journal_id", &jid)) != 0 ||
 	    (rc = sg_meta_get0(st, txn, "journal_seq", &jseq)) != 0)
 		goto fail;
-	if (jid && stat(path, &sb) == 0 && (uint64_t)sb.st_size == j->size &&
-	    journal_fd(j, path) == 0) {
+	if (jid && stat(path, &sb) == 0) {
+		/* this store's journal may hold synced changes: never replaced
+		 * unless it names another journal; one that cannot be read stops
+		 * the open (its size is its own: a later default does not apply) */
 		struct jfile_hdr fh;
-		if (scratch(j, SG_JBLK) == 0 && pread(j->fd, j->buf, SG_JBLK, 0) == SG_JBLK) {
+		j->size = (uint64_t)sb.st_size;
+		rc = j->size % SG_JBLK || j->size < 2 * SG_JBLK ? -EIO : journal_fd(j, path);
+		if (rc == 0 &&
+		    (scratch(j, SG_JBLK) != 0 || pread(j->fd, j->buf, SG_JBLK, 0) != SG_JBLK))
+			rc = -EIO;
+		if (rc == 0) {
 			memcpy(&fh, j->buf, sizeof(fh));
-			if (fh.magic == JMAGIC && fh.version == JVERSION && fh.jid == jid) {
-				int64_t last;
-				j->jid = jid;
-				last = replay(st, j, txn, jseq, &nb);
-				if (last < 0) {
-					rc = (int)last;
-					sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-JOURNAL",
-					       "%s: cannot replay: %s", path, strerror(-rc));
+			if (fh.magic != JMAGIC || fh.version != JVERSION)
+				rc = -EIO;
+		}
+		if (rc) {
+			sg_log(
+			    SG_LOG_ERR, DOMAIN, "SIGIL-STORE-JOURNAL",
+			    "%s: cannot read it (%s); it may hold synced changes the store lacks. "
+			    "Move it aside to start without them",
+			    path, strerror(-rc));
+			goto fail;
+		}
+		if (fh.jid == jid) {
+			int64_t last;
+			j->jid = jid;
+			last = replay(st, j, txn, jseq, &nb);
+			if (last < 0) {
+				rc = (int)last;
+				sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-JOURNAL",
+				       "%s: cannot replay: %s", path, strerror(-rc));
+				goto fail;
+			}
+			if (nb) {
+				uint64_t v = (uint64_t)last;
+				MDB_val k = {11, "journal_seq"}, d = {8, &v};
+				if ((rc = sg_mdb_err(mdb_put(txn, st->meta, &k, &d, 0))) != 0)
 					goto fail;
-				}
-				if (nb) {
-					uint64_t v = (uint64_t)last;
-					MDB_val k = {11, "journal_seq"}, d = {8, &v};
-					if ((rc = sg_mdb_err(mdb_put(txn, st->meta, &k, &d, 0))) !=
-					    0)
-						goto fail;
-					sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-STORE-REPLAY",
-					       "replayed %llu journal batches (%llu to %llu) the "
-					       "last checkpoint did not cover",
-					       (unsigned long long)nb, (unsigned long long)jseq + 1,
-					       (unsigned long long)v);
-					jseq = v;
-					*replayed = 1;
-				}
+				sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-STORE-REPLAY",
+				       "replayed %llu journal batches (%llu to %llu) the "
+				       "last checkpoint did not cover",
+				       (unsigned long long)nb, (unsigned long long)jseq + 1,
+				       (unsigned long long)v);
+				jseq = v;
+				*replayed = 1;
 			}
 		}
 	}
@@ -407,6 +423,7 @@ int sg_journal_open(sg_store *st, MDB_txn *txn, int *replayed)
 		struct statvfs sv;
 		/* none yet, or not this store's: a new one, where there is room for
 		 * it beside the store (else every durable point is a commit) */
+		j->size = SG_JOURNAL_SIZE;
 		if (statvfs(st->path, &sv) == 0 &&
 		    (uint64_t)sv.f_bavail * sv.f_frsize < SG_JOURNAL_MIN_FREE + j->size) {
 			sg_log(

@@ -3541,6 +3541,49 @@ static void test_journal_torn(void **state)
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A journal of another size than today's default is still replayed; one
+ * that cannot be read stops the open rather than be replaced (it may hold
+ * synced changes), and once it reads again nothing is lost. */
+static void test_journal_guarded(void **state)
+{
+	char dir[64], path[128];
+	sg_store_opts so = {0};
+	sg_store *st = NULL;
+	struct stat sb;
+	FILE *f;
+	int c;
+	(void)state;
+
+	jdir_make(dir);
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	so.dir = dir;
+	assert_int_equal(crash_after_syncs(dir, 0, 3), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(truncate(path, sb.st_size + 4096), 0);
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	for (int i = 0; i < 3; i++)
+		assert_jfile(st, i, 1);
+	sg_store_close(st);
+
+	assert_int_equal(crash_after_syncs(dir, 3, 1), 0);
+	f = fopen(path, "r+b");
+	assert_non_null(f);
+	c = fgetc(f);
+	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+	fputc(c ^ 0xff, f); /* the file header's magic */
+	fclose(f);
+	assert_true(sg_store_open(&st, &so) < 0);
+	f = fopen(path, "r+b");
+	assert_non_null(f);
+	fputc(c, f);
+	fclose(f);
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	assert_jfile(st, 3, 1);
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	sg_store_close(st);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* A sync writes a journal batch, not an LMDB commit; the checkpoint comes on
  * its own within about a second, or when asked for. */
 static void test_journal_checkpoint(void **state)
@@ -3669,6 +3712,7 @@ int main(void)
 	const struct CMUnitTest journal_tests[] = {
 	    cmocka_unit_test(test_journal_replay),
 	    cmocka_unit_test(test_journal_torn),
+	    cmocka_unit_test(test_journal_guarded),
 	    cmocka_unit_test_setup_teardown(test_journal_checkpoint, setup_deferred, teardown),
 	    cmocka_unit_test(test_journal_wraps),
 	};
