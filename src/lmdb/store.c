@@ -346,7 +346,7 @@ static int borrow(sg_store *st, MDB_txn **txn, int durable)
 	for (int i = 0; i < BORROW_MAX; i++) {
 		if (borrowed[i].depth && borrowed[i].st == st) {
 			/* this thread holds wtxn_lock already */
-			if (durable && sg_writer_make_durable_locked(st) != 0)
+			if (durable && sg_writer_make_durable_locked(st, 0) != 0)
 				return -1;
 			borrowed[i].depth++;
 			*txn = st->wtxn;
@@ -359,7 +359,8 @@ static int borrow(sg_store *st, MDB_txn **txn, int durable)
 		return -1; /* a thread nesting reads of more than BORROW_MAX stores,
 		              which sigilfs never does: a snapshot */
 	pthread_mutex_lock(&st->wtxn_lock);
-	if (st->wtxn && (!durable || sg_writer_make_durable_locked(st) == 0)) {
+	/* first: it may wait (releasing the lock) for a batch being written */
+	if ((!durable || sg_writer_make_durable_locked(st, 1) == 0) && st->wtxn) {
 		borrowed[slot].st = st;
 		borrowed[slot].depth = 1;
 		*txn = st->wtxn;

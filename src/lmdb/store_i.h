@@ -216,10 +216,12 @@ int sg_journal_fits(const sg_store *st, size_t len);
 int sg_journal_write(sg_store *st, const struct sg_jbuf *b, uint64_t seq);
 /* After a synced commit that covers every batch: start over. */
 void sg_journal_reset(sg_store *st);
-/* With wtxn_lock held and the writer between batches: write what its open
- * transaction holds that no batch has yet, so that a reader of committed
- * state may borrow it (writer.c). 0, or -errno: do not borrow. */
-int sg_writer_make_durable_locked(sg_store *st);
+/* With wtxn_lock held: write what the writer's open transaction holds that
+ * no batch has yet, so that a reader of committed state may borrow it
+ * (writer.c). While the writer writes a batch (without the lock) it waits
+ * for it, releasing wtxn_lock meanwhile, if may_wait (a reader whose borrow
+ * is not open already); else -EBUSY. 0, or -errno: do not borrow. */
+int sg_writer_make_durable_locked(sg_store *st, int may_wait);
 
 /* ---- writer.c ---- */
 int sg_writer_start(sg_store *st);

@@ -52,6 +52,14 @@ struct wctx {
 	size_t durable;     /* changes in it that a journal batch made durable */
 	int64_t durable_ns; /* when the first of them was */
 	int force_cp;       /* stopping: commit what is open */
+	/* a batch being written without wtxn_lock (txn_durable) */
+	int jbusy;
+	pthread_cond_t jdone; /* with wtxn_lock: jbusy went 0 */
+	struct sg_jbuf jspare;
+	struct sg_op **wspare;
+	size_t capw_spare;
+	struct note_slot *nspare;
+	size_t cap_spare;
 	int cp_asked;       /* a waiter asked for a checkpoint */
 };
 
@@ -2016,7 +2024,11 @@ static int commit_err(sg_store *st, struct sg_op **ops, size_t n, int mdb_rc)
  * grows large, the journal has no room for the next batch, the disk runs
  * short, the map must grow, the store closes, or sg_store_checkpoint()
  * asks. The journal then starts over. A lone change waits the linger like
- * any other (a batch is one write, where a commit was two fdatasyncs). A
+ * any other (a batch is one write, where a commit was two fdatasyncs). The
+ * writer thread writes a batch without wtxn_lock: meanwhile local changes go
+ * on into the open transaction on their callers' threads (run_direct), and
+ * make the next batch, so a batch being written holds up no create or save
+ * (ops that wait, queued for the writer thread, wait for it anyway). A
  * transaction holding journaled changes is never dropped; if its checkpoint
  * fails the store refuses changes until a restart replays the journal.
  */
@@ -2207,23 +2219,40 @@ static int journal_batch(sg_store *st, struct wctx *w)
 	return 0;
 }
 
-int sg_writer_make_durable_locked(sg_store *st)
+int sg_writer_make_durable_locked(sg_store *st, int may_wait)
 {
 	struct wctx *w = st->wctx;
 
-	if (!w || !w->parent)
+	/* the writer writes a batch: ours comes after it */
+	while (w && w->jbusy) {
+		if (!may_wait)
+			return -EBUSY;
+		pthread_cond_wait(&w->jdone, &st->wtxn_lock);
+		w = st->wctx;
+	}
+	/* only a published transaction: one that is not may yet be dropped */
+	if (!w || !w->parent || !st->wtxn)
 		return 0;
 	return journal_batch(st, w);
 }
 
+/* What a durable point hands on: the counters it made durable, the ops that
+ * waited for it and the notes for the observer. */
+struct post {
+	uint64_t version, hlc, live, tombs;
+	struct sg_op **waiters;
+	size_t nwait, capw;
+	struct note_slot *notes;
+	size_t nnotes, cap;
+};
+
 /* What follows a durable point, without wtxn_lock: the waiters complete, the
- * observer hears of the changes. `closed`: the transaction is gone (a
- * checkpoint, or nothing to keep), so the map may grow. */
-static void txn_post(sg_store *st, struct wctx *w, int err, size_t acked, int closed)
+ * observer hears of the changes. */
+static void post_run(sg_store *st, const struct post *p, int err, size_t acked)
 {
 	if (err) {
 		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-COMMIT", "commit of %zu ops failed: %s",
-		       w->nwait + acked, strerror(-err));
+		       p->nwait + acked, strerror(-err));
 		if (acked) {
 			atomic_store(&st->wb_err, err);
 			atomic_fetch_add(&st->lost_acked, acked);
@@ -2233,15 +2262,15 @@ static void txn_post(sg_store *st, struct wctx *w, int err, size_t acked, int cl
 		}
 	}
 	if (!err) {
-		atomic_store(&st->version, w->version);
-		atomic_store(&st->hlc, w->hlc);
-		atomic_store(&st->live, w->live);
-		atomic_store(&st->tombs, w->tombs);
+		atomic_store(&st->version, p->version);
+		atomic_store(&st->hlc, p->hlc);
+		atomic_store(&st->live, p->live);
+		atomic_store(&st->tombs, p->tombs);
 		atomic_fetch_add(&st->commits, 1);
 		atomic_fetch_add(&st->ops, acked);
 	}
-	for (size_t i = 0; i < w->nwait; i++) {
-		struct sg_op *op = w->waiters[i];
+	for (size_t i = 0; i < p->nwait; i++) {
+		struct sg_op *op = p->waiters[i];
 		if (op->kind == OP_SYNC) {
 			/* a lost commit of acknowledged changes is told once, here */
 			int wb = atomic_exchange(&st->wb_err, 0);
@@ -2258,18 +2287,28 @@ static void txn_post(sg_store *st, struct wctx *w, int err, size_t acked, int cl
 		if (op->kind == OP_RECONCILE)
 			atomic_fetch_add(&st->forgotten, op->count);
 	}
-	if (!err && st->observer && w->nnotes) {
-		sg_note *notes = malloc(w->nnotes * sizeof(*notes));
+	if (!err && st->observer && p->nnotes) {
+		sg_note *notes = malloc(p->nnotes * sizeof(*notes));
 		if (notes) {
-			for (size_t i = 0; i < w->nnotes; i++) {
-				notes[i] = w->notes[i].n;
-				notes[i].name = w->notes[i].name;
+			for (size_t i = 0; i < p->nnotes; i++) {
+				notes[i] = p->notes[i].n;
+				notes[i].name = p->notes[i].name;
 			}
-			st->observer(st->observer_ctx, notes, w->nnotes);
+			st->observer(st->observer_ctx, notes, p->nnotes);
 			free(notes);
 		}
 	}
-	ops_done(st, w->waiters, w->nwait);
+	ops_done(st, p->waiters, p->nwait);
+}
+
+/* post_run() for the writer's own state. `closed`: the transaction is gone
+ * (a checkpoint, or nothing to keep), so the map may grow. */
+static void txn_post(sg_store *st, struct wctx *w, int err, size_t acked, int closed)
+{
+	struct post p = {w->version, w->hlc,      w->live,  w->tombs,  w->waiters,
+	                 w->nwait,   w->capw,     w->notes, w->nnotes, w->cap};
+
+	post_run(st, &p, err, acked);
 	w->nwait = 0;
 	w->need_sync = 0;
 	w->nnotes = 0;
@@ -2354,18 +2393,122 @@ static int cp_due(sg_store *st, const struct wctx *w)
 	       w->avail < DEFER_MIN_FREE + 2 * w->est;
 }
 
-/* A durable point: the changes in the open transaction are written to the
+/* Hand the waiters and notes of the open transaction to p, leaving w the
+ * spare arrays (the writer thread's own: only it makes a durable point). */
+static void post_take(struct wctx *w, struct post *p)
+{
+	*p = (struct post){w->version, w->hlc,      w->live,  w->tombs,  w->waiters,
+	                   w->nwait,   w->capw,     w->notes, w->nnotes, w->cap};
+	w->waiters = w->wspare;
+	w->capw = w->capw_spare;
+	w->nwait = 0;
+	w->notes = w->nspare;
+	w->cap = w->cap_spare;
+	w->nnotes = 0;
+}
+
+/* Give p's arrays back as spares, once post_run() is done with them. */
+static void post_return(struct wctx *w, struct post *p)
+{
+	w->wspare = p->waiters;
+	w->capw_spare = p->capw;
+	w->nspare = p->notes;
+	w->cap_spare = p->cap;
+}
+
+/* The batch of p could not be written: its waiters and notes go back in
+ * front of what came meanwhile (notes only: no op waits while the writer
+ * writes), for the checkpoint that follows. */
+static void post_undo(struct wctx *w, struct post *p)
+{
+	size_t n = p->nnotes + w->nnotes;
+
+	if (n > p->cap) {
+		struct note_slot *v = realloc(p->notes, n * sizeof(*v));
+		if (v) {
+			p->notes = v;
+			p->cap = n;
+		}
+	}
+	if (n <= p->cap && w->nnotes)
+		memcpy(p->notes + p->nnotes, w->notes, w->nnotes * sizeof(*w->notes));
+	p->nnotes = n <= p->cap ? n : p->nnotes; /* else the observer misses those */
+	w->nnotes = 0;
+	/* what meanwhile came in is w's current arrays: they become the spares */
+	w->wspare = w->waiters;
+	w->capw_spare = w->capw;
+	w->nspare = w->notes;
+	w->cap_spare = w->cap;
+	w->waiters = p->waiters;
+	w->capw = p->capw;
+	w->nwait = p->nwait;
+	w->notes = p->notes;
+	w->cap = p->cap;
+	w->nnotes = p->nnotes;
+}
+
+/*
+ * A durable point: the changes in the open transaction are written to the
  * journal, which keeps the transaction open (readers borrow it) until its
- * checkpoint. With wtxn_lock held; releases it. */
+ * checkpoint. The batch is written with wtxn_lock released: local changes
+ * go on into the transaction meanwhile (run_direct), for the next batch,
+ * and readers borrow it; a reader of durable state waits for the write
+ * (jbusy). Only the writer thread makes one. With wtxn_lock held; releases
+ * it.
+ */
 static int txn_durable(sg_store *st, struct wctx *w)
 {
-	size_t acked = w->acked;
+	size_t acked = w->acked, released = w->released;
+	int need_sync = w->need_sync, rc;
+	uint64_t seq = st->jseq + 1;
+	struct sg_jbuf jb;
+	struct post p;
 
-	if (w->changed && journal_batch(st, w) != 0)
-		return txn_checkpoint(st, w); /* no room, or it failed: commit instead */
+	if (w->changed && w->j.len) {
+		if (w->jfail || atomic_load(&st->broken) || meta_stage(st, w, seq) != 0)
+			return txn_checkpoint(st, w); /* commit instead */
+		jb = w->j;
+		w->j = w->jspare;
+		w->j.len = 0;
+		w->j.nrec = 0;
+		post_take(w, &p);
+		st->wtxn = w->parent; /* readers borrow it from now on */
+		atomic_store(&st->hlc, w->hlc);
+		w->changed = 0;
+		w->acked = w->released = 0;
+		w->need_sync = 0;
+		w->jbusy = 1;
+		pthread_mutex_unlock(&st->wtxn_lock);
+		rc = sg_journal_write(st, &jb, seq);
+		pthread_mutex_lock(&st->wtxn_lock);
+		w->jbusy = 0;
+		pthread_cond_broadcast(&w->jdone);
+		w->jspare = jb;
+		if (rc) {
+			/* no room, or it failed: commit it all instead */
+			post_undo(w, &p);
+			w->changed = 1;
+			w->acked += acked;
+			w->released += released;
+			w->need_sync |= need_sync;
+			return txn_checkpoint(st, w);
+		}
+		st->jseq = seq;
+		if (!w->durable_ns)
+			w->durable_ns = sg_mono_ns();
+		w->durable++;
+		avail_refresh(w);
+		pthread_mutex_unlock(&st->wtxn_lock);
+		post_run(st, &p, 0, acked);
+		post_return(w, &p);
+		return 0;
+	}
+	if (w->changed && w->jfail)
+		return txn_checkpoint(st, w);
+	/* nothing to write: only syncs, or a reader of durable state wrote it */
 	avail_refresh(w);
 	if (w->changed) {
-		st->wtxn = w->parent; /* readers borrow it from now on */
+		st->wtxn = w->parent;
 		atomic_store(&st->hlc, w->hlc);
 	}
 	w->changed = 0;
@@ -2636,6 +2779,7 @@ static void *writer_main(void *arg)
 	if (!batch)
 		abort();
 	avail_refresh(&w);
+	pthread_cond_init(&w.jdone, NULL);
 	pthread_mutex_lock(&st->wtxn_lock);
 	st->wctx = &w;
 	pthread_mutex_unlock(&st->wtxn_lock);
@@ -2706,6 +2850,10 @@ static void *writer_main(void *arg)
 	free(w.waiters);
 	free(w.notes);
 	free(w.j.p);
+	free(w.wspare);
+	free(w.nspare);
+	free(w.jspare.p);
+	pthread_cond_destroy(&w.jdone);
 	free(batch);
 	return NULL;
 }
@@ -2745,12 +2893,14 @@ static int run_direct(sg_store *st, struct sg_op *op)
 {
 	struct wctx *w;
 	struct snap s;
-	int done = 0;
+	int done = 0, first = 0;
 
 	if (pthread_mutex_trylock(&st->wtxn_lock) != 0)
 		return 0; /* the writer runs a batch or commits: queue behind it */
 	w = st->wctx;
-	if (!w || !st->wtxn || !w->parent || !w->released || !deferrable(w, op))
+	/* a transaction with nothing acknowledged or durable may yet be dropped */
+	if (!w || !st->wtxn || !w->parent || !(w->released || w->durable || w->jbusy) ||
+	    !deferrable(w, op))
 		goto out;
 	snap_take(w, &s);
 	if (exec_nested(st, w, op) != 0)
@@ -2767,13 +2917,23 @@ static int run_direct(sg_store *st, struct sg_op *op)
 	}
 	w->est += OP_EST(op);
 	w->changed = 1;
+	first = !w->acked;
 	w->acked++;
 	w->released++;
 	atomic_fetch_add(&st->deferred, 1);
 	atomic_store(&st->hlc, w->hlc);
 	atomic_store(&w->last_ns, sg_mono_ns());
+	if (first)
+		w->opened_ns = atomic_load(&w->last_ns); /* its sync_delay runs from here */
 out:
 	pthread_mutex_unlock(&st->wtxn_lock);
+	if (first) {
+		/* the writer may sleep until a checkpoint: this change is due
+		 * sooner */
+		pthread_mutex_lock(&st->q_lock);
+		pthread_cond_signal(&st->q_cond);
+		pthread_mutex_unlock(&st->q_lock);
+	}
 	return done;
 }
 
