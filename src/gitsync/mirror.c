@@ -55,6 +55,13 @@
 #define LAG_RING 4096                   /* commit times remembered for the lag */
 #define SETTLE_MAX_NS (200 * 1000000LL) /* a burst after a quiet spell gathers this long */
 #define IDLE_NS (100 * 1000000LL)       /* quiet this long, the mirror tidies up */
+/* a batch whose last changes include a local delete waits this long after
+ * them for what follows (an editor's save: the old file renamed or removed,
+ * the new one written), as replication holds a delete before pushing */
+#define DEL_HOLD_NS (150 * 1000000LL)
+/* nor is a batch cut within this long of the last change (a new file's
+ * create and its content are two changes) */
+#define QUIET_NS (25 * 1000000LL)
 
 /* One change of a batch, as the mirror keeps it. */
 struct chg {
@@ -113,6 +120,8 @@ struct sg_mirror {
 
 	_Atomic uint64_t v_mirrored, commits;
 	_Atomic int64_t pending_since_ms; /* wall ms of the oldest unmirrored change seen, 0 */
+	int64_t del_tail_ns; /* the last changes told include a local delete: when (mono), 0 */
+	int64_t last_note_ns; /* when changes were last told (mono) */
 	/* under lock: when versions committed (oldest first), for the lag */
 	struct {
 		uint64_t version;
@@ -2589,6 +2598,19 @@ static void *mirror_main(void *arg)
 			if (first_ns + settle > due)
 				due = first_ns + settle;
 		}
+		if (behind && !urgent) {
+			/* changes still coming belong with this batch, and what
+			 * follows a delete likely does too (an editor's save); a
+			 * change still waits at most about an interval */
+			int64_t hold = m->last_note_ns + QUIET_NS;
+			int64_t cap = (first_ns ? first_ns : now) + (int64_t)m->interval_ms * 1000000;
+			if (m->del_tail_ns && m->del_tail_ns + DEL_HOLD_NS > hold)
+				hold = m->del_tail_ns + DEL_HOLD_NS;
+			if (hold > cap)
+				hold = cap;
+			if (hold > due)
+				due = hold;
+		}
 		if (behind && m->stop && stop_batches++ > 0) {
 			/* a last batch is done; a backlog beyond it (an import of a big
 			 * tree) is not worth holding the unmount: the next start resumes */
@@ -3079,6 +3101,11 @@ void sg_mirror_on_commit(void *arg, const sg_note *notes, size_t n)
 	}
 	if (v > m->noted)
 		m->noted = v;
+	m->del_tail_ns = 0;
+	m->last_note_ns = sg_mono_ns();
+	for (size_t i = 0; i < n; i++)
+		if (notes[i].local != SG_NOTE_REMOTE && notes[i].type == SG_TYPE_TOMBSTONE)
+			m->del_tail_ns = sg_mono_ns();
 	/* full: keep the oldest, which is what the lag measures */
 	if (m->seen_n < LAG_RING) {
 		size_t k = (m->seen_head + m->seen_n) % LAG_RING;

@@ -336,6 +336,30 @@ rc=$?
 # the lines say what a restore of the revision would do: delete the new file
 check_eq "4|D etc/drift" "$rc|$(grep -v '^#' <<<"$out")" "sigilctl diff PHASE3 after a new file: exit 4, 'D etc/drift'"
 
+# ---- a delete that ends a burst waits for what follows it: at
+# commit_interval=200ms a burst gathers only 40 ms, and without the hold the
+# delete would be committed alone, the new file in the next commit
+sg_umount a || sg_done
+sg_mount a "commit_interval=200ms" || sg_done
+D=$DATA M=$MNT
+printf 'old\n' >"$M/etc/swap-old"
+wait_mirror "before a delete and a write 60 ms apart"
+n1=$(g rev-list --count refs/heads/a)
+python3 - "$M" <<'PY'
+import os, sys, time
+m = sys.argv[1]
+t0 = time.monotonic()
+os.unlink(m + "/etc/swap-old")
+time.sleep(max(0.0, t0 + 0.06 - time.monotonic()))
+with open(m + "/etc/swap-new", "w") as f:
+    f.write("new\n")
+PY
+wait_mirror "after a delete and a write 60 ms apart"
+n2=$(g rev-list --count refs/heads/a)
+check_eq "$((n1 + 1))|D	etc/swap-old A	etc/swap-new" \
+	"$n2|$(g show --format= --name-status --no-renames refs/heads/a | sort -r | tr '\n' ' ' | sed 's/ $//')" \
+	"a delete and a write 60 ms after it make one commit (the delete waits up to 150 ms)"
+
 # ---- unmount commits the last batch
 sg_umount a || sg_done
 sg_mount a "commit_interval=1h" || sg_done
