@@ -403,9 +403,12 @@ L.append("- A local change is acknowledged once it is applied to the store's ope
          "every change since the last one, so the saves of that second share it; the measuring window (the loop plus 1.5 s) "
          "includes it. Before the journal each fsync'd save paid such a commit alone: 10 or more pages, ~40 KB of `wchar`. The "
          "store had a %s-entry directory from the latency runs, which deepens its B-trees." % E["R_ENTRIES"])
-L.append("- create, unlink and mkdir are acknowledged before they are durable, but each is still a FUSE round trip to the daemon and "
-         "a hand-over to the store's writer thread, and every few milliseconds the writer holds the next op while it writes a "
-         "journal batch: ext4 and tmpfs (and bindfs over tmpfs) only change memory until a later fsync.")
+L.append("- create, unlink and mkdir are acknowledged before they are durable, and applied to the store's open transaction on the "
+         "FUSE thread itself (the store's writer thread writes journal batches without holding that transaction up), but each is "
+         "still several FUSE round trips to the daemon (a create+write+close: LOOKUP, CREATE, a GETXATTR of "
+         "security.capability that the kernel asks before a write, WRITE, FLUSH, RELEASE), and a checkpoint (an LMDB commit, in a "
+         "lull or at least every 5 s under load) holds them up while it runs: ext4 and tmpfs (and bindfs over tmpfs) only change "
+         "memory until a later fsync.")
 L.append("- open+read+close through any FUSE mount costs round trips to the daemon that tmpfs does not have: OPEN, and RELEASE "
          "(sent after close returns). sigilfs opens a read-only handle with FOPEN_NOFLUSH, so close sends no FLUSH; bindfs pays "
          "a FLUSH too. stat and reads of an open file are served from the kernel's caches (cache_timeout 10 s, keep_cache).")
