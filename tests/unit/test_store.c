@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -3470,6 +3471,153 @@ static void test_journal_replay(void **state)
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- batches written while changes go on ----
+ * The writer thread writes a journal batch without the transaction lock;
+ * local changes are applied meanwhile on their callers' threads and make the
+ * next batch, and a reader of durable state waits for the batch in flight.
+ * A child process does all that at once, syncs and dies without a close;
+ * the open replays the journal: every change is there, the observer heard
+ * of each batch once and in order. */
+#define JC_THREADS 4
+#define JC_FILES 200
+
+struct jc_arg {
+	sg_store *st;
+	int t, fail;
+};
+
+static _Atomic int jc_stop;
+static _Atomic int jc_bad_order;
+static _Atomic uint64_t jc_seen_max, jc_notes;
+
+static void jc_observer(void *ctx, const sg_note *notes, size_t n)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+	(void)ctx;
+
+	for (size_t i = 0; i < n; i++) {
+		lo = notes[i].version < lo ? notes[i].version : lo;
+		hi = notes[i].version > hi ? notes[i].version : hi;
+	}
+	if (n && lo <= atomic_load(&jc_seen_max))
+		atomic_store(&jc_bad_order, 1); /* a batch told twice, or out of order */
+	if (hi > atomic_load(&jc_seen_max))
+		atomic_store(&jc_seen_max, hi);
+	atomic_fetch_add(&jc_notes, n);
+}
+
+static void *jc_writer(void *p)
+{
+	struct jc_arg *c = p;
+
+	for (int i = 0; i < JC_FILES; i++) {
+		char name[32], data[48];
+		sg_attr a;
+		snprintf(name, sizeof(name), "c%d-%d", c->t, i);
+		snprintf(data, sizeof(data), "thread %d file %d", c->t, i);
+		if (sg_store_create(c->st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644, 0, 0, "x", 1,
+		                    now_ns(), &a) != 0 ||
+		    sg_store_write(c->st, NULL, a.id, data, strlen(data), 1, now_ns(), &a) != 0)
+			c->fail++;
+	}
+	return NULL;
+}
+
+static int jc_count(void *ctx, const sg_change *c)
+{
+	(void)c;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static void *jc_reader(void *p)
+{
+	struct jc_arg *c = p;
+
+	for (int k = 0; k < 20000 && !atomic_load(&jc_stop); k++) {
+		size_t n = 0;
+		if (sg_store_changes_after(c->st, 0, 1u << 20, jc_count, &n) != 0)
+			c->fail++;
+	}
+	return NULL;
+}
+
+static void test_journal_concurrent(void **state)
+{
+	char dir[64];
+	sg_store_opts so = {0};
+	sg_store *st;
+	pid_t pid;
+	int status = -1;
+	(void)state;
+
+	jdir_make(dir);
+	pid = fork();
+	if (pid == 0) {
+		struct jc_arg args[JC_THREADS + 1];
+		pthread_t th[JC_THREADS + 1];
+		sg_store_stats ss;
+
+		so.dir = dir;
+		so.node_id = NODE_A;
+		/* room enough that no checkpoint comes for the transaction's size:
+		 * the changes stay in the journal only */
+		so.initial_map = 1ULL << 30;
+		if (sg_store_open(&st, &so) != 0)
+			_exit(2);
+		sg_store_set_observer(st, jc_observer, NULL);
+		for (int t = 0; t <= JC_THREADS; t++) {
+			args[t] = (struct jc_arg){st, t, 0};
+			if (pthread_create(&th[t], NULL, t < JC_THREADS ? jc_writer : jc_reader,
+			                   &args[t]) != 0)
+				_exit(3);
+		}
+		for (int t = 0; t < JC_THREADS; t++)
+			pthread_join(th[t], NULL);
+		atomic_store(&jc_stop, 1);
+		pthread_join(th[JC_THREADS], NULL);
+		if (sg_store_sync(st) != 0)
+			_exit(4);
+		for (int t = 0; t <= JC_THREADS; t++)
+			if (args[t].fail)
+				_exit(5);
+		if (atomic_load(&jc_bad_order))
+			_exit(6);
+		if (atomic_load(&jc_seen_max) != sg_store_version(st) ||
+		    atomic_load(&jc_notes) < 2 * JC_THREADS * JC_FILES)
+			_exit(7); /* the observer missed changes */
+		if (sg_store_stats_get(st, &ss) != 0 || ss.journal_batches < 2)
+			_exit(8); /* not the case under test */
+		_exit(0); /* no close: what the last checkpoint lacks is in the journal only */
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	so.dir = dir;
+	so.node_id = NODE_A;
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	for (int t = 0; t < JC_THREADS; t++) {
+		for (int i = 0; i < JC_FILES; i++) {
+			char name[32], want[48];
+			void *buf = NULL;
+			size_t len = 0;
+			sg_attr a;
+			snprintf(name, sizeof(name), "c%d-%d", t, i);
+			snprintf(want, sizeof(want), "thread %d file %d", t, i);
+			assert_int_equal(sg_store_resolve(st, name, &a), 0);
+			assert_int_equal(sg_store_read(st, a.id, &buf, &len), 0);
+			assert_int_equal(len, strlen(want));
+			assert_memory_equal(buf, want, len);
+			free(buf);
+		}
+	}
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	sg_store_close(st);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Offsets of the journal's batches in file order, by their header. */
 static int jbatches(const char *dir, long *off, int max)
 {
@@ -3715,6 +3863,7 @@ int main(void)
 	    cmocka_unit_test(test_journal_guarded),
 	    cmocka_unit_test_setup_teardown(test_journal_checkpoint, setup_deferred, teardown),
 	    cmocka_unit_test(test_journal_wraps),
+	    cmocka_unit_test(test_journal_concurrent),
 	};
 	int failed;
 
