@@ -1724,8 +1724,14 @@ static int pack_write_small(sg_mirror *m, git_oid *v, size_t n, char *name, size
 		sha1_final(&iw.sum, isum);
 		fwrite(isum, 1, 20, fi);
 	}
-	/* both durable, then both renamed: the pack first */
-	rc = file_done(w.f);
+	/* both durable, then both renamed: the pack first. The index starts
+	 * to the disk before the pack's sync, which then carries its blocks'
+	 * allocation too, so that the index's own sync has little left */
+	rc = file_flush(fi);
+	{
+		int rc1 = file_done(w.f);
+		rc = rc1 ? rc1 : rc;
+	}
 	w.f = NULL;
 	{
 		int rc2 = file_done(fi);
