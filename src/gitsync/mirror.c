@@ -120,7 +120,7 @@ struct sg_mirror {
 
 	_Atomic uint64_t v_mirrored, commits;
 	_Atomic int64_t pending_since_ms; /* wall ms of the oldest unmirrored change seen, 0 */
-	int64_t del_tail_ns; /* the last changes told include a local delete: when (mono), 0 */
+	int64_t del_tail_ns;  /* the last changes told include a local delete: when (mono), 0 */
 	int64_t last_note_ns; /* when changes were last told (mono) */
 	/* under lock: when versions committed (oldest first), for the lag */
 	struct {
@@ -2609,7 +2609,8 @@ static void *mirror_main(void *arg)
 			 * follows a delete likely does too (an editor's save); a
 			 * change still waits at most about an interval */
 			int64_t hold = m->last_note_ns + QUIET_NS;
-			int64_t cap = (first_ns ? first_ns : now) + (int64_t)m->interval_ms * 1000000;
+			int64_t cap =
+			    (first_ns ? first_ns : now) + (int64_t)m->interval_ms * 1000000;
 			if (m->del_tail_ns && m->del_tail_ns + DEL_HOLD_NS > hold)
 				hold = m->del_tail_ns + DEL_HOLD_NS;
 			if (hold > cap)

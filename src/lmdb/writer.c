@@ -60,7 +60,7 @@ struct wctx {
 	size_t capw_spare;
 	struct note_slot *nspare;
 	size_t cap_spare;
-	int cp_asked;       /* a waiter asked for a checkpoint */
+	int cp_asked; /* a waiter asked for a checkpoint */
 };
 
 /* A checkpoint (an LMDB commit, synced: readers and the writer wait for it)
@@ -2246,6 +2246,13 @@ struct post {
 	size_t nnotes, cap;
 };
 
+/* The writer's counters, waiters and notes as a post (its arrays, not copies). */
+static struct post post_of(const struct wctx *w)
+{
+	return (struct post){w->version, w->hlc,  w->live,  w->tombs,  w->waiters,
+	                     w->nwait,   w->capw, w->notes, w->nnotes, w->cap};
+}
+
 /* What follows a durable point, without wtxn_lock: the waiters complete, the
  * observer hears of the changes. */
 static void post_run(sg_store *st, const struct post *p, int err, size_t acked)
@@ -2305,8 +2312,7 @@ static void post_run(sg_store *st, const struct post *p, int err, size_t acked)
  * (a checkpoint, or nothing to keep), so the map may grow. */
 static void txn_post(sg_store *st, struct wctx *w, int err, size_t acked, int closed)
 {
-	struct post p = {w->version, w->hlc,      w->live,  w->tombs,  w->waiters,
-	                 w->nwait,   w->capw,     w->notes, w->nnotes, w->cap};
+	struct post p = post_of(w);
 
 	post_run(st, &p, err, acked);
 	w->nwait = 0;
@@ -2397,8 +2403,7 @@ static int cp_due(sg_store *st, const struct wctx *w)
  * spare arrays (the writer thread's own: only it makes a durable point). */
 static void post_take(struct wctx *w, struct post *p)
 {
-	*p = (struct post){w->version, w->hlc,      w->live,  w->tombs,  w->waiters,
-	                   w->nwait,   w->capw,     w->notes, w->nnotes, w->cap};
+	*p = post_of(w);
 	w->waiters = w->wspare;
 	w->capw = w->capw_spare;
 	w->nwait = 0;
