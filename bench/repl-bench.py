@@ -1106,6 +1106,17 @@ def s_(v):
     return "%.2f s" % v if v >= 1 else ms_(v)
 
 
+def lag_words(lag):
+    """C's lag after the last write of a throughput run, in words."""
+    if lag is None:
+        return "C's lag after the last write was not measured."
+    if lag < 0:
+        # the last write's acknowledgement reached its writer after C had it
+        return ("Replication kept up: C had applied the last write %s before its writer saw it acknowledged."
+                % s_(-lag))
+    return "Replication then kept up: C was %s behind after the last write." % s_(lag)
+
+
 def ratio(a, b):
     if a is None or b is None or b <= 0:
         return "n/a"
@@ -1256,15 +1267,6 @@ def report(out_path, meta_path, md_path):
     def rratio(a, b_):
         """Rates: sigilfs / baseline, above 1 sigilfs is faster."""
         return "n/a" if a is None or not b_ else "%.2f" % (a / b_)
-    def lag_words(lag):
-        if lag is None:
-            return "C's lag after the last write was not measured."
-        if lag < 0:
-            # the last write's acknowledgement reached its writer after C had it
-            return ("Replication kept up: C had applied the last write %s before its writer saw it acknowledged."
-                    % s_(-lag))
-        return "Replication then kept up: C was %s behind after the last write." % s_(lag)
-
     for w in cfg.get("tput_writers", []):
         sr, er = tps.get(("sigilfs", w), {}), tps.get(("etcd", w), {})
         if not sr:
@@ -1315,15 +1317,6 @@ def report(out_path, meta_path, md_path):
                           "a delete may wait the window; the report says how long",
                           "- (waits 150 ms by design; beyond it %s etcd's)" % ("within" if x <= 1 else
                                                                               "%.2fx" % x)))
-    def lag_words(lag):
-        if lag is None:
-            return "C's lag after the last write was not measured."
-        if lag < 0:
-            # the last write's acknowledgement reached its writer after C had it
-            return ("Replication kept up: C had applied the last write %s before its writer saw it acknowledged."
-                    % s_(-lag))
-        return "Replication then kept up: C was %s behind after the last write." % s_(lag)
-
     for w in cfg.get("tput_writers", []):
         sr, er = tps.get(("sigilfs", w), {}), tps.get(("etcd", w), {})
         a, b_ = sr.get("replicated_per_s"), er.get("replicated_per_s")
@@ -1424,15 +1417,6 @@ def report(out_path, meta_path, md_path):
                        "deletes took over 200 ms (the slowest: %s)."
                        % (ms_(s_d["p50"] - 0.150), ms_(s_d["p99"] - 0.150), ms_(b_d["p99"]), len(slow),
                           len(dl["prop"]), ", ".join(s_(x) for x in slow[:8]) or "none"))
-    def lag_words(lag):
-        if lag is None:
-            return "C's lag after the last write was not measured."
-        if lag < 0:
-            # the last write's acknowledgement reached its writer after C had it
-            return ("Replication kept up: C had applied the last write %s before its writer saw it acknowledged."
-                    % s_(-lag))
-        return "Replication then kept up: C was %s behind after the last write." % s_(lag)
-
     for w in cfg.get("tput_writers", []):
         sr, er = tps.get(("sigilfs", w), {}), tps.get(("etcd", w), {})
         a, b_ = sr.get("replicated_per_s"), er.get("replicated_per_s")
