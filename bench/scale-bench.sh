@@ -15,7 +15,8 @@
 # baseline; 0 skips), BENCH_CMP_N (files for the comparison of ways to fill a
 # store, 100000; 0 skips), BENCH_CPU (the CPU everything measured is pinned
 # to, 0), BENCH_STEP_LIMIT (seconds for any one step, 300), BENCH_OUT (report
-# path), BENCH_KEEP=1 (keep the work dir), BENCH_DIR (where the work dir and
+# path), BENCH_OPTS (more sigilfs mount options, e.g. max_mapped=64G for
+# an unbounded map; none by default), BENCH_KEEP=1 (keep the work dir), BENCH_DIR (where the work dir and
 # the data dirs go, /var/tmp), SIGILFS (the daemon, ./sigilfs), SIGIL_BUILD
 # (the build tree whose libsigil.a and src/ mkstore links against; this tree).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -35,6 +36,7 @@ WALK=${BENCH_WALK:-1}
 DO_TMPFS=${BENCH_TMPFS:-1}
 CMP_N=${BENCH_CMP_N:-100000}
 CPU=${BENCH_CPU:-0}
+OPTS=${BENCH_OPTS:-}
 STEP_LIMIT=${BENCH_STEP_LIMIT:-300}
 OUT=${BENCH_OUT:-$HERE/results/scale.md}
 BASE=${BENCH_DIR:-/var/tmp}
@@ -207,7 +209,7 @@ SPID=
 sig_mount() { # DATA KEY: mount DATA on $MNT pinned to $CPU; record the mount time under KEY
 	local data=$1 key=$2 probe=$3
 	step "mount $data" taskset -c "$CPU" "$SB" mount "$MNT/$probe" 60 \
-		taskset -c "$CPU" "$SIGILFS" "$MNT" -o "data=$data,mirror=off" # the mirror's own cost: mirror-bench.sh
+		taskset -c "$CPU" "$SIGILFS" "$MNT" -o "data=$data,mirror=off${OPTS:+,$OPTS}" # the mirror's own cost: mirror-bench.sh
 	put "$key" "$(field mount_ns)"
 	put "$key.exit" "$(field exit_ns)"
 	SPID=$(cat "$data/sigilfs.pid" 2>/dev/null)
@@ -376,7 +378,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$(dirname "$OUT")"
 OUTBASE=${OUT%.md}
 cmd="$(cd "$ROOT" && pwd)/bench/scale-bench.sh"
-for v in BENCH_SIZES BENCH_M BENCH_MOUNTS BENCH_FILE_SIZE BENCH_WALK BENCH_TMPFS BENCH_CMP_N BENCH_CPU BENCH_DIR; do
+for v in BENCH_SIZES BENCH_M BENCH_MOUNTS BENCH_FILE_SIZE BENCH_WALK BENCH_TMPFS BENCH_CMP_N BENCH_CPU BENCH_DIR BENCH_OPTS; do
 	[ -n "${!v:-}" ] && cmd="$v=\"${!v}\" $cmd"
 done
 [ -n "${SIGIL_BUILD:-}" ] && cmd="SIGIL_BUILD=$SIGIL_BUILD $cmd"
@@ -385,7 +387,7 @@ wall=$((SECONDS - T_START))
 export R_RES=$RES R_RAW=$WORK/raw R_OUT=$OUT R_COST=$OUTBASE-cost.dat R_SAMPLES=$OUTBASE-samples.dat \
 	R_SAMPLES_REL="$(realpath --relative-to="$ROOT" "$OUTBASE-samples.dat" 2>/dev/null || echo "$OUTBASE-samples.dat")" \
 	R_COST_REL="$(realpath --relative-to="$ROOT" "$OUTBASE-cost.dat" 2>/dev/null || echo "$OUTBASE-cost.dat")" \
-	R_SIZES="$SIZES" R_M=$M R_MOUNTS=$MOUNTS R_FSIZE=$FSIZE R_WALK=$WALK R_TMPFS=$DO_TMPFS R_CMP_N=$CMP_N R_CPU=$CPU R_CMD=$cmd
+	R_SIZES="$SIZES" R_M=$M R_MOUNTS=$MOUNTS R_FSIZE=$FSIZE R_WALK=$WALK R_TMPFS=$DO_TMPFS R_CMP_N=$CMP_N R_CPU=$CPU R_OPTS="$OPTS" R_CMD=$cmd
 export R_DATE="$(date -u '+%Y-%m-%d %H:%M:%S UTC')" R_NPROC=$(nproc) \
 	R_MODEL="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
 	R_KERNEL="$(uname -srm)" R_MEM="$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \

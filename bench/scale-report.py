@@ -374,10 +374,23 @@ if rf is not None and (num("%d.rss_ops.VmHWM" % big) or 0) >= 64 * 1024:
              "the neighbouring pages that are in the page cache too (fault-around, 64 KiB by default): %.2f minor "
              "faults per operation x %d operations x 64 KiB = %s, about what RssFile shows. These pages are clean "
              "page cache, shared and reclaimable, not the daemon's own memory; still, the target as worded (RSS) is "
-             "missed. RssAnon, the daemon's own memory, stays under 64 MiB here; it is the walk that breaks it."
+             "missed. RssAnon, the daemon's own memory, stays under 64 MiB here; it is the walk that breaks it.%s"
              % (mib(rf), int(num("%d.m" % big) or 0), int(num("%d.m" % big) or 0), mib(ra),
                 fw[0] if fw else float("nan"), 2 * int(num("%d.m" % big) or 0),
-                mib((fw[0] if fw else 0) * 2 * (num("%d.m" % big) or 0) * 64)))
+                mib((fw[0] if fw else 0) * 2 * (num("%d.m" % big) or 0) * 64),
+                " This run set `%s`." % E["R_OPTS"] if E.get("R_OPTS") else ""))
+elif rf is not None:
+    F.append("The store is an LMDB map: every page a lookup reads is mapped into the daemon and counts in its RSS, "
+             "and on each page fault the kernel maps the neighbouring pages that are in the page cache too "
+             "(fault-around, 64 KiB by default): %.2f minor faults per operation in the warm phase. Unbounded, "
+             "that would be most of the %s store after a few thousand random lookups. The daemon drops its "
+             "mappings of store pages once its RssFile passes `max_mapped` (default 16M; the pages stay in the "
+             "page cache): RssFile %s after the %d random stats and %d reads of a warm mount, beside a heap "
+             "(RssAnon) of %s. What that costs (every lookup maps again what it needs, and a drop is done on the "
+             "thread whose read crossed the bound) is measured against an unbounded map in "
+             "[`scale-max-mapped.md`](scale-max-mapped.md)."
+             % (fw[0] if fw else float("nan"), b(num("%d.store_apparent" % big)), mib(rf),
+                int(num("%d.m" % big) or 0), int(num("%d.m" % big) or 0), mib(ra)))
 aw = num("%d.rss_walk.RssAnon" % big)
 if aw is not None and aw >= 64 * 1024:
     w = walk(big, "sigilfs")
@@ -399,8 +412,8 @@ if sc and sc0 and sc[2] > 2 * sc0[2] and fc:
                  "in the %d cold stats of the %s tree (%.3f per stat; %.3f in the %s tree, whose whole store is read "
                  "by its first few lookups). Each major fault reads ahead around the faulting page (read_ahead_kb "
                  "of the disk: %s), so the lookups that wait pay for a large read, and the others find their pages "
-                 "already in. This is the price of a store that is not in memory yet, as after a reboot. Opening "
-                 "the store with MDB_NORDAHEAD would make each of those reads small (and more of them)."
+                 "already in. This is the price of a store that is not in memory yet, as after a reboot. (The store "
+                 "is opened with MDB_NORDAHEAD: LMDB advises the kernel that its map is read at random.)"
                  % (t(sc[2]), t(sc0[2]), t(sc[1]), t(sc0[1]), nmaj, sc[0], BIG, fc[1], fc0[1] if fc0 else 0,
                     SMALL, E.get("R_READAHEAD", "?")))
     else:
@@ -417,13 +430,16 @@ if sw and sw0 and sw[2] > 2 * sw0[2]:
              "daemon maps each store page on its first touch: %.1f minor page faults per operation in the warm "
              "phase of the %s tree against %.1f in the %s tree, whose upper B-tree levels are few and soon all "
              "mapped. The B-trees of %s entries are also deeper, and the pages a lookup touches are spread over a "
-             "%s map, so fewer of them are in the CPU caches and TLB. Faulting the map in at mount "
-             "(MAP_POPULATE or a read of the upper levels) would show how much is the faults."
+             "%s map, so fewer of them are in the CPU caches and TLB.%s"
              % (t(sw[1]), t(sw0[1]), t(sw[2]), t(sw0[2]), fw[0] if fw else float("nan"), BIG,
-                fw0[0] if fw0 else float("nan"), SMALL, BIG, b(num("%d.store_apparent" % big))))
+                fw0[0] if fw0 else float("nan"), SMALL, BIG, b(num("%d.store_apparent" % big)),
+                " The bound on mapped pages (`max_mapped`, above) adds to both: the pages it drops are mapped "
+                "again when next touched, and the drops themselves run on the reading threads "
+                "([`scale-max-mapped.md`](scale-max-mapped.md) compares an unbounded map)."
+                if "max_mapped" not in E.get("R_OPTS", "") else ""))
 if os.path.exists(os.path.join(os.path.dirname(os.path.abspath(E["R_OUT"])), "scale-nordahead.md")):
-    F.append("An experiment with LMDB's read-ahead off (MDB_NORDAHEAD, a one-line change not in the tree) "
-             "measured what it changes for the cold and the warm cases: [`scale-nordahead.md`](scale-nordahead.md).")
+    F.append("An earlier experiment measured what LMDB's read-ahead off (MDB_NORDAHEAD, in the tree since "
+             "then) changes for the cold and the warm cases: [`scale-nordahead.md`](scale-nordahead.md).")
 if F:
     L.append("## Findings\n")
     for f in F:
@@ -435,7 +451,9 @@ L.append("## How it was measured\n")
 L.append("- Tree of N files (`bench/scale-tree.h`): `t/dDDDDD/` directories of 1,000 files each, plus `big10k/` "
          "(10,000 files) from 100k files up and `big100k/` (100,000 files) at 1M, counted in N; every file "
          "%s bytes of text that name it (every read checks the content). The store is filled by `mkstore` "
-         "(above), then mounted with default options (cache_timeout 10 s, no replication)." % E["R_FSIZE"])
+         "(above), then mounted %s (no replication, the mirror off)." % (E["R_FSIZE"],
+         "with default options (cache_timeout 10 s, max_mapped 16M)" if not E.get("R_OPTS")
+         else "with `-o %s`, the other options at their defaults" % E["R_OPTS"]))
 L.append("- Mount time: `scale-bench mount` forks and execs `taskset -c %s sigilfs MNT -o data=DIR` (the daemonizing "
          "form, as `mount` runs it) and stats a file at the deepest level of the tree every 100 µs until it "
          "answers. 2 x %s cold mounts per tree, the store evicted before each, and the warm ones." % (E["R_CPU"], E["R_MOUNTS"]))

@@ -52,6 +52,7 @@ enum {
 	KEY_SEED,
 	KEY_SYNC_DELAY,
 	KEY_MAX_QUARANTINE_BYTES,
+	KEY_MAX_MAPPED,
 	KEY_COUNT
 };
 _Static_assert(KEY_COUNT == SG_CONFIG_NKEYS, "SG_CONFIG_NKEYS is the number of keys");
@@ -79,6 +80,7 @@ static const struct keydef {
     [KEY_SEED] = {"seed", K_REMOTE},
     [KEY_SYNC_DELAY] = {"sync_delay", K_DELAY},
     [KEY_MAX_QUARANTINE_BYTES] = {"max_quarantine_bytes", K_SIZE},
+    [KEY_MAX_MAPPED] = {"max_mapped", K_SIZE},
 };
 
 static const char *const levels[] = {"err", "warning", "notice", "info", "debug"};

@@ -133,6 +133,9 @@ static void usage(const char *prog)
 	    "                         committed to disk within D (default 5ms, at most 1s;\n"
 	    "                         0: on disk before close returns). fsync always waits for\n"
 	    "                         the disk; a crash within D loses unsynced saves\n"
+	    "  -o max_mapped=N        past N bytes of resident file pages (RssFile), drop\n"
+	    "                         the store's mapped pages; they stay in the page cache\n"
+	    "                         (default 16M)\n"
 	    "\n"
 	    "replication (needs node=):\n"
 	    "  -o listen=URL          serve peers on URL: tls+tcp://HOST:PORT, or tcp:// by "
@@ -827,6 +830,8 @@ int main(int argc, char *argv[])
 		ro.log_reader_ctx = &status_src;
 		if (sg_config_get_u64(&v, &cfg, "sync_delay") == 0)
 			so.sync_delay_ns = v ? (int64_t)v * 1000000 : -1; /* 0: off */
+		if (sg_config_get_u64(&v, &cfg, "max_mapped") == 0)
+			so.max_mapped = v;
 		if (sg_config_get_u64(&v, &cfg, "log_level") == 0)
 			log_level = (int)v;
 		if (o.debug)

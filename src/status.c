@@ -207,8 +207,9 @@ static void status(const sg_status_src *s, FILE *f)
 	        " of them lost\n",
 	        fs.saves, ss.commits, ss.ops, ss.deferred, ss.lost);
 	fprintf(f,
-	        "journal     %" PRIu64 " batches written, %" PRIu64 " checkpoints (LMDB commits)\n",
-	        ss.journal_batches, ss.checkpoints);
+	        "journal     %" PRIu64 " batches written, %" PRIu64
+	        " checkpoints (LMDB commits); mapped pages dropped %" PRIu64 " times\n",
+	        ss.journal_batches, ss.checkpoints, ss.map_trims);
 	fprintf(f, "conflicts   %" PRIu64 " (see conflicts, lost/)\n", conflicts(s->store));
 	{
 		struct vv_out o = {s, f, 0};
@@ -301,6 +302,9 @@ static void metrics(const sg_status_src *s, FILE *f)
 	  PRIu64, ss.journal_batches);
 	M("sigil_store_checkpoints_total", "counter",
 	  "Checkpoints: LMDB commits of what the journal holds.", PRIu64, ss.checkpoints);
+	M("sigil_store_map_trims_total", "counter",
+	  "Times the store's mapped pages were dropped from the daemon (max_mapped).", PRIu64,
+	  ss.map_trims);
 	M("sigil_store_changes_total", "counter", "Changes committed to the store.", PRIu64,
 	  ss.ops);
 	M("sigil_store_deferred_total", "counter",
@@ -531,9 +535,11 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 	        ", \"tombstones\": %" PRIu64 ", \"map_bytes\": %" PRIu64
 	        ", \"used_bytes\": %" PRIu64 ", \"commits\": %" PRIu64
 	        ", \"journal_batches\": %" PRIu64 ", \"checkpoints\": %" PRIu64
-	        ", \"changes\": %" PRIu64 ", \"deferred\": %" PRIu64 ", \"lost\": %" PRIu64 "},\n",
+	        ", \"changes\": %" PRIu64 ", \"deferred\": %" PRIu64 ", \"lost\": %" PRIu64
+	        ", \"map_trims\": %" PRIu64 "},\n",
 	        sg_store_version(s->store), ss.entries, ss.tombstones, ss.map_size, ss.used_bytes,
-	        ss.commits, ss.journal_batches, ss.checkpoints, ss.ops, ss.deferred, ss.lost);
+	        ss.commits, ss.journal_batches, ss.checkpoints, ss.ops, ss.deferred, ss.lost,
+	        ss.map_trims);
 	fputs("  \"vector\": [", f);
 	sg_store_vv(s->store, vv_json, &vo);
 	fputs("],\n", f);

@@ -3,12 +3,15 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -394,12 +397,120 @@ void sg_rd_end(sg_store *st, MDB_txn *txn)
 			if (--borrowed[i].depth == 0) {
 				borrowed[i].st = NULL;
 				pthread_mutex_unlock(&st->wtxn_lock);
+				sg_map_trim(st, 1);
 			}
 			return;
 		}
 	}
 	mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&st->map_lock);
+	sg_map_trim(st, 1);
+}
+
+/* The process's resident file-backed pages (RssFile and shared memory:
+ * statm's third field), bytes; 0 if unknown. */
+static uint64_t rss_file(void)
+{
+	char buf[160];
+	unsigned long size, resident, shared;
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%lu %lu %lu", &size, &resident, &shared) != 3)
+		return 0;
+	return (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Find the map of the store's file in /proc/self/maps, by the file's device
+ * and inode (LMDB does not say where its map is unless it is fixed). With
+ * the map lock held shared. 0, or -errno. */
+static int map_find(sg_store *st)
+{
+	struct stat sb;
+	char line[640];
+	int fd, rc = -ENOENT;
+	FILE *maps;
+
+	if (mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) != 0)
+		return -EIO;
+	if (!(maps = fopen("/proc/self/maps", "re")))
+		return -errno;
+	while (fgets(line, sizeof(line), maps)) {
+		unsigned long start, end, off, ino;
+		unsigned maj, min;
+
+		if (sscanf(line, "%lx-%lx %*s %lx %x:%x %lu", &start, &end, &off, &maj, &min,
+		           &ino) != 6 ||
+		    ino != sb.st_ino || makedev(maj, min) != sb.st_dev || off != 0)
+			continue;
+		st->map_addr = (char *)start;
+		st->map_len = end - start;
+		st->trim_pos = 0;
+		rc = 0;
+		break;
+	}
+	fclose(maps);
+	return rc;
+}
+
+/*
+ * LMDB reads through a shared read-only map of the store's file. Each page a
+ * lookup touches is mapped into the process, with its neighbours that are in
+ * the page cache (the kernel's fault-around, 64 KiB), and stays mapped: on a
+ * large store every lookup adds to the daemon's RSS until it holds the whole
+ * file (bench/results/scale.md). Past max_mapped, drop mappings (MADV_DONTNEED
+ * on a shared file mapping only unmaps: the pages stay in the page cache,
+ * nothing is written or lost, and the next access maps them again with a
+ * minor fault). Dropping costs in proportion to the pages dropped, so each
+ * check drops only about what was mapped since the last one, a span of the
+ * map's used part in turn (a clock hand), sized by the excess over 15/16 of
+ * the bound: many small drops, none that stalls its caller. The map lock,
+ * shared, keeps the map where it is meanwhile (it moves only when it grows,
+ * which takes the lock exclusively and forgets map_addr); readers on other
+ * threads may go on reading.
+ */
+void sg_map_trim(sg_store *st, unsigned n)
+{
+	uint64_t before = atomic_fetch_add(&st->trim_ticks, n), rss, want, used, span;
+	const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE); /* LMDB's page too */
+	MDB_envinfo info;
+
+	if (st->max_mapped == UINT64_MAX || before / SG_TRIM_EVERY == (before + n) / SG_TRIM_EVERY)
+		return;
+	if ((rss = rss_file()) <= st->max_mapped || atomic_exchange(&st->trimming, 1))
+		return;
+	pthread_rwlock_rdlock(&st->map_lock);
+	if ((st->map_addr || map_find(st) == 0) && mdb_env_info(st->env, &info) == 0) {
+		used = ((uint64_t)info.me_last_pgno + 1) * pg;
+		if (used > st->map_len)
+			used = st->map_len;
+		/* the mapped pages lie anywhere in the used part: a span of it
+		 * in proportion to the excess drops about the excess */
+		want = rss - st->max_mapped / 16 * 15;
+		span = (uint64_t)((double)used * (double)want / (double)rss);
+		span = (span + pg - 1) / pg * pg;
+		if (span < 16 * pg)
+			span = 16 * pg;
+		if (st->trim_pos >= used)
+			st->trim_pos = 0;
+		while (span && used) {
+			uint64_t len = used - st->trim_pos < span ? used - st->trim_pos : span;
+
+			madvise(st->map_addr + st->trim_pos, len, MADV_DONTNEED);
+			span = span > len ? span - len : 0;
+			st->trim_pos = st->trim_pos + len >= used ? 0 : st->trim_pos + len;
+			if (span > used)
+				span = used; /* once round at most */
+		}
+		atomic_fetch_add(&st->map_trims, 1);
+	}
+	pthread_rwlock_unlock(&st->map_lock);
+	atomic_store(&st->trimming, 0);
 }
 
 /* ---- lifetime ---- */
@@ -539,6 +650,7 @@ int sg_store_open(sg_store **out, const sg_store_opts *opts)
 	                    : opts->sync_delay_ns == 0 ? SG_DEFAULT_SYNC_DELAY_NS
 	                                               : (uint64_t)opts->sync_delay_ns;
 	st->linger_ns = opts->linger_ns > 0 ? (uint64_t)opts->linger_ns : SG_DEFAULT_LINGER_NS;
+	st->max_mapped = opts->max_mapped ? opts->max_mapped : SG_DEFAULT_MAX_MAPPED;
 	pthread_rwlock_init(&st->map_lock, NULL);
 	pthread_mutex_init(&st->q_lock, NULL);
 	pthread_mutex_init(&st->wtxn_lock, NULL);
@@ -676,6 +788,7 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 	out->lost = atomic_load(&st->lost_acked);
 	out->journal_batches = atomic_load(&st->jwrites);
 	out->checkpoints = atomic_load(&st->checkpoints);
+	out->map_trims = atomic_load(&st->map_trims);
 	pthread_rwlock_rdlock(&st->map_lock);
 	mdb_env_info(st->env, &info);
 	mdb_env_stat(st->env, &ms);
@@ -803,6 +916,7 @@ int sg_store_list(sg_store *st, uint64_t dir, const char *after, sg_dirent_cb cb
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
 	int rc, op = MDB_SET_RANGE;
+	unsigned listed = 0;
 
 	if (alen > SG_NAME_MAX)
 		return -ENAMETOOLONG;
@@ -854,6 +968,9 @@ int sg_store_list(sg_store *st, uint64_t dir, const char *after, sg_dirent_cb cb
 		rc = cb(ctx, &d);
 		if (rc)
 			break;
+		/* a listing of a large directory maps many pages in one read */
+		if (++listed % 64 == 0)
+			sg_map_trim(st, 1);
 	}
 out:
 	if (cur)

@@ -114,11 +114,17 @@ typedef struct sg_store_opts {
 	/** 1: no commit journal; every durable point is an LMDB commit (two
 	 *  fdatasyncs), as before the journal (for comparisons) */
 	int no_journal;
+	/** the daemon's resident file-backed memory (RssFile: the store's
+	 *  pages it has mapped, and its libraries) past which the store drops
+	 *  its mappings of the store's pages, which stay in the kernel's page
+	 *  cache; bytes; 0: SG_DEFAULT_MAX_MAPPED; UINT64_MAX: never */
+	uint64_t max_mapped;
 } sg_store_opts;
 
 #define SG_DEFAULT_MAX_FILE (64ULL << 20)
 #define SG_DEFAULT_SYNC_DELAY_NS 5000000LL /* 5 ms */
 #define SG_DEFAULT_LINGER_NS 200000LL      /* 200 us: a busy caller's next op comes sooner */
+#define SG_DEFAULT_MAX_MAPPED (16ULL << 20)
 
 /** One child of a directory, for sg_store_list(). */
 typedef struct sg_dirent {
@@ -250,6 +256,7 @@ typedef struct sg_store_stats {
 	uint64_t forgotten;       /**< entries dropped since open by sg_store_reconcile */
 	uint64_t deferred;        /**< local changes acknowledged before their commit, since open */
 	uint64_t lost;            /**< of those, lost to a failed commit */
+	uint64_t map_trims;       /**< times the mapped store pages were dropped (max_mapped) */
 } sg_store_stats;
 
 int sg_store_stats_get(sg_store *st, sg_store_stats *out);

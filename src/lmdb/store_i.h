@@ -173,6 +173,16 @@ struct sg_store {
 	uint64_t jseq;                         /* the last batch written (under wtxn_lock) */
 	_Atomic uint64_t jwrites, checkpoints; /* batches written; commits (checkpoints) */
 	_Atomic int broken; /* a checkpoint failed: changes are refused (writer.c) */
+
+	/* the mapped pages' bound (sg_map_trim): RssFile past max_mapped, checked
+	 * every SG_TRIM_EVERY reads or ops, drops the map's pages */
+	uint64_t max_mapped;
+	_Atomic uint64_t trim_ticks, map_trims;
+	_Atomic int trimming;
+	/* where the map is (NULL: not known), and where the next drop starts;
+	 * under map_lock, shared, by the one trimming; map_grow forgets it */
+	char *map_addr;
+	size_t map_len, trim_pos;
 };
 
 /* ---- store.c: shared helpers ---- */
@@ -198,6 +208,13 @@ int sg_rd_begin(sg_store *st, MDB_txn **txn);
 int sg_rd_begin_committed(sg_store *st, MDB_txn **txn);
 /* The end of either. */
 void sg_rd_end(sg_store *st, MDB_txn *txn);
+/* Count `n` reads or ops; every SG_TRIM_EVERY of them, if the process's
+ * resident file pages exceed max_mapped, drop about the excess of map
+ * pages from the process (they stay in the page cache; a later access maps
+ * them again). The caller may be in a read transaction, and may hold
+ * wtxn_lock. */
+#define SG_TRIM_EVERY 16
+void sg_map_trim(sg_store *st, unsigned n);
 
 /* ---- journal.c ---- */
 /* Open (or make) the store's journal and replay into txn what the last

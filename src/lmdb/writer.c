@@ -1958,6 +1958,7 @@ static int map_grow(sg_store *st)
 		want = st->max_map;
 	pthread_rwlock_wrlock(&st->map_lock);
 	rc = mdb_env_set_mapsize(st->env, want);
+	st->map_addr = NULL; /* it may have moved (sg_map_trim) */
 	pthread_rwlock_unlock(&st->map_lock);
 	if (rc) {
 		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-GROW", "cannot grow map to %llu bytes: %s",
@@ -2839,9 +2840,10 @@ static void *writer_main(void *arg)
 		stop = st->stop;
 		pthread_mutex_unlock(&st->q_lock);
 
-		if (n)
+		if (n) {
 			run_batch(st, batch, n, &w);
-		else
+			sg_map_trim(st, (unsigned)n);
+		} else
 			flush_open(st, &w); /* the burst is over, or it waited long enough */
 		if (stop && !n) {
 			w.force_cp = 1; /* what is open is committed */
@@ -2932,6 +2934,8 @@ static int run_direct(sg_store *st, struct sg_op *op)
 		w->opened_ns = atomic_load(&w->last_ns); /* its sync_delay runs from here */
 out:
 	pthread_mutex_unlock(&st->wtxn_lock);
+	if (done)
+		sg_map_trim(st, 1);
 	if (first) {
 		/* the writer may sleep until a checkpoint: this change is due
 		 * sooner */

@@ -153,7 +153,7 @@ for n, line in enumerate(text.splitlines(), 1):
     assert m.group(1) in typed, (n, "no TYPE before", line)
     samples.setdefault(m.group(1), []).append((m.group(2) or "", float(m.group(4))))
 required = """sigil_store_version sigil_store_entries sigil_store_tombstones sigil_store_map_bytes
- sigil_store_used_bytes sigil_store_commits_total sigil_store_journal_batches_total sigil_store_checkpoints_total sigil_store_changes_total sigil_store_deferred_total
+ sigil_store_used_bytes sigil_store_commits_total sigil_store_journal_batches_total sigil_store_checkpoints_total sigil_store_map_trims_total sigil_store_changes_total sigil_store_deferred_total
  sigil_store_lost_total sigil_fs_saves_total sigil_fs_inodes sigil_fs_inodes_full sigil_conflicts sigil_mirror_version sigil_repl_applied_total
  sigil_repl_pushes_total sigil_repl_pulls_total sigil_repl_malformed_total sigil_repl_deferred_total
  sigil_repl_too_large_total sigil_repl_oversized_total sigil_repl_tls_refused_total sigil_repl_tls_failed_total

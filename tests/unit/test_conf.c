@@ -143,6 +143,7 @@ static void test_good_file(void **state)
 	    {"seed", "/srv/fleet.git#v1.2"},
 	    {"sync_delay", "2ms"},
 	    {"max_quarantine_bytes", "32M"},
+	    {"max_mapped", "8M"},
 	};
 
 	snprintf(text, sizeof(text),
@@ -164,7 +165,8 @@ static void test_good_file(void **state)
 	         "log_level = debug\n"
 	         "seed = /srv/fleet.git#v1.2\n"
 	         "sync_delay = 2ms\n"
-	         "max_quarantine_bytes = 32M\n",
+	         "max_quarantine_bytes = 32M\n"
+	         "max_mapped = 8M\n",
 	         f->ca, f->cert, f->key);
 	assert_int_equal(load_text(f, text), 0);
 	assert_string_equal(f->err, "");
@@ -188,6 +190,7 @@ static void test_good_file(void **state)
 	assert_int_equal(get_u64(f, "log_level"), 7);
 	assert_int_equal(get_u64(f, "sync_delay"), 2);
 	assert_int_equal(get_u64(f, "max_quarantine_bytes"), 32 << 20);
+	assert_int_equal(get_u64(f, "max_mapped"), 8 << 20);
 	assert_int_equal(load_text(f, "mirror = off\n"), 0);
 	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), 0);
 	assert_int_equal(load_text(f, "mirror = mirror.git\n"), 0);
@@ -401,6 +404,7 @@ static void test_bad_values(void **state)
 	    {"max_quarantine_bytes", "0", "'0' is not a size: bytes, with K, M or G (64M)"},
 	    {"max_quarantine_bytes", "256MB", "'256MB' is not a size: bytes, with K, M or G (64M)"},
 	    {"max_quarantine_bytes", "-1", "'-1' is not a size: bytes, with K, M or G (64M)"},
+	    {"max_mapped", "16MB", "'16MB' is not a size: bytes, with K, M or G (64M)"},
 	};
 	char text[512], want[512];
 

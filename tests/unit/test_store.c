@@ -1054,6 +1054,92 @@ static void test_map_growth(void **state)
 	free(buf);
 }
 
+/* The process's resident file-backed memory (statm's third field), bytes. */
+static uint64_t rss_file_now(void)
+{
+	unsigned long size, resident, shared = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%lu %lu %lu", &size, &resident, &shared), 3);
+	fclose(f);
+	return (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+#define TRIM_FILES 2400
+#define TRIM_SIZE (16 * 1024) /* 37.5 MiB in all */
+
+/* Read every file once; check each content; the growth of RssFile. */
+static uint64_t trim_read_all(sg_store *st, const uint64_t *ids, unsigned char *buf)
+{
+	uint64_t before = rss_file_now();
+
+	for (unsigned i = 0; i < TRIM_FILES; i++) {
+		void *got = NULL;
+		size_t len = 0;
+
+		fill(buf, TRIM_SIZE, i);
+		assert_int_equal(sg_store_read(st, ids[i], &got, &len), 0);
+		assert_int_equal(len, TRIM_SIZE);
+		assert_memory_equal(got, buf, TRIM_SIZE);
+		free(got);
+	}
+	return rss_file_now() - (rss_file_now() < before ? rss_file_now() : before);
+}
+
+/* max_mapped: reads map the store's pages into the process; past the bound
+ * the store drops them, and what is read stays right. */
+static void test_map_trim(void **state)
+{
+	struct fx *f = *state;
+	unsigned char *buf = malloc(TRIM_SIZE);
+	uint64_t *ids = calloc(TRIM_FILES, sizeof(*ids));
+	sg_store_stats ss;
+	uint64_t grown, rss;
+	char name[32];
+
+	assert_non_null(buf);
+	assert_non_null(ids);
+	assert_int_equal(fx_reopen_with(f, 3600LL * 1000000000, 3600LL * 1000000000), 0);
+	for (unsigned i = 0; i < TRIM_FILES; i++) {
+		sg_attr a;
+
+		snprintf(name, sizeof(name), "big%04u", i);
+		fill(buf, TRIM_SIZE, i);
+		assert_int_equal(sg_store_create(f->st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644,
+		                                 0, 0, buf, TRIM_SIZE, now_ns(), &a),
+		                 0);
+		ids[i] = a.id;
+	}
+	assert_int_equal(sg_store_checkpoint(f->st), 0);
+
+	/* never trimmed: the pages read stay mapped (the store's file is in the
+	 * page cache: it was just written) */
+	f->opts.max_mapped = UINT64_MAX;
+	assert_int_equal(fx_reopen_with(f, -1, 0), 0);
+	grown = trim_read_all(f->st, ids, buf);
+	assert_int_equal(sg_store_stats_get(f->st, &ss), 0);
+	assert_int_equal(ss.map_trims, 0);
+	assert_true(grown >= 30ULL << 20);
+
+	/* bounded at 8 MiB: checked every SG_TRIM_EVERY (16) reads, each of
+	 * which maps its 16 KiB and at most 64 KiB around them: 64 reads' worth
+	 * is a generous margin */
+	f->opts.max_mapped = 8ULL << 20;
+	assert_int_equal(fx_reopen_with(f, -1, 0), 0);
+	trim_read_all(f->st, ids, buf);
+	rss = rss_file_now();
+	assert_int_equal(sg_store_stats_get(f->st, &ss), 0);
+	assert_true(ss.map_trims >= 1);
+	assert_true(rss <= (8ULL << 20) + 64 * (16 + 80) * 1024ULL);
+	/* and again: all still right after the drops */
+	trim_read_all(f->st, ids, buf);
+	assert_true(rss_file_now() <= (8ULL << 20) + 64 * (16 + 80) * 1024ULL);
+	f->opts.max_mapped = 0;
+	free(ids);
+	free(buf);
+}
+
 /* ---- 7. limits ------------------------------------------------------------- */
 
 static void test_file_size_limit(void **state)
@@ -3831,6 +3917,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_explicit_stamps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_map_growth, setup_small_map, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_trim, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_file_size_limit, setup_small_file, teardown),
 	    cmocka_unit_test_setup_teardown(test_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deep_path, setup, teardown),
