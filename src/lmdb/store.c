@@ -463,50 +463,63 @@ static int map_find(sg_store *st)
  * lookup touches is mapped into the process, with its neighbours that are in
  * the page cache (the kernel's fault-around, 64 KiB), and stays mapped: on a
  * large store every lookup adds to the daemon's RSS until it holds the whole
- * file (bench/results/scale.md). Past max_mapped, drop mappings (MADV_DONTNEED
- * on a shared file mapping only unmaps: the pages stay in the page cache,
- * nothing is written or lost, and the next access maps them again with a
- * minor fault). Dropping costs in proportion to the pages dropped, so each
- * check drops only about what was mapped since the last one, a span of the
- * map's used part in turn (a clock hand), sized by the excess over 15/16 of
- * the bound: many small drops, none that stalls its caller. The map lock,
- * shared, keeps the map where it is meanwhile (it moves only when it grows,
- * which takes the lock exclusively and forgets map_addr); readers on other
- * threads may go on reading.
+ * file (bench/results/scale.md). Past max_mapped, drop map pages
+ * (MADV_DONTNEED on a shared file mapping only unmaps: the pages stay in the
+ * page cache, nothing is written or lost, and the next access maps them
+ * again with a minor fault).
+ *
+ * What the map holds is not measured directly (that would mean walking its
+ * page tables): RssFile counts every file mapping of the process, the
+ * mirror's Git packs and the libraries too. A drop of the whole map (its
+ * used part), then RssFile read again, tells what the rest holds
+ * (rss_other); the map's share is RssFile beyond that. A drop costs in
+ * proportion to the pages it unmaps, so most drops take only a span of the
+ * used part, in turn (a clock hand), sized to unmap about the excess over
+ * 15/16 of the bound: many small drops, none that stalls its caller for
+ * long. Every SG_TRIM_FULL-th drop takes the whole map again, to measure the
+ * rest afresh. The map lock, shared, keeps the map where it is meanwhile (it
+ * moves only when it grows, which takes the lock exclusively and forgets
+ * map_addr); readers on other threads may go on reading.
  */
 void sg_map_trim(sg_store *st, unsigned n)
 {
-	uint64_t before = atomic_fetch_add(&st->trim_ticks, n), rss, want, used, span;
+	uint64_t before = atomic_fetch_add(&st->trim_ticks, n), rss, other, used, mine, span;
 	const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE); /* LMDB's page too */
 	MDB_envinfo info;
 
 	if (st->max_mapped == UINT64_MAX || before / SG_TRIM_EVERY == (before + n) / SG_TRIM_EVERY)
 		return;
-	if ((rss = rss_file()) <= st->max_mapped || atomic_exchange(&st->trimming, 1))
+	rss = rss_file();
+	other = atomic_load(&st->rss_other);
+	if (rss <= other + st->max_mapped || atomic_exchange(&st->trimming, 1))
 		return;
 	pthread_rwlock_rdlock(&st->map_lock);
 	if ((st->map_addr || map_find(st) == 0) && mdb_env_info(st->env, &info) == 0) {
 		used = ((uint64_t)info.me_last_pgno + 1) * pg;
 		if (used > st->map_len)
 			used = st->map_len;
-		/* the mapped pages lie anywhere in the used part: a span of it
-		 * in proportion to the excess drops about the excess */
-		want = rss - st->max_mapped / 16 * 15;
-		span = (uint64_t)((double)used * (double)want / (double)rss);
-		span = (span + pg - 1) / pg * pg;
-		if (span < 16 * pg)
-			span = 16 * pg;
 		if (st->trim_pos >= used)
 			st->trim_pos = 0;
-		while (span && used) {
-			uint64_t len = used - st->trim_pos < span ? used - st->trim_pos : span;
+		if (!other || st->drops % SG_TRIM_FULL == 0) {
+			madvise(st->map_addr, used, MADV_DONTNEED);
+			atomic_store(&st->rss_other, rss_file());
+		} else {
+			/* the map's pages lie anywhere in its used part: a span
+			 * in proportion to the excess unmaps about the excess */
+			mine = rss - other;
+			span = (uint64_t)((double)used * (double)(mine - st->max_mapped / 16 * 15) /
+			                  (double)mine);
+			span = (span + pg - 1) / pg * pg;
+			while (span) {
+				uint64_t len =
+				    used - st->trim_pos < span ? used - st->trim_pos : span;
 
-			madvise(st->map_addr + st->trim_pos, len, MADV_DONTNEED);
-			span = span > len ? span - len : 0;
-			st->trim_pos = st->trim_pos + len >= used ? 0 : st->trim_pos + len;
-			if (span > used)
-				span = used; /* once round at most */
+				madvise(st->map_addr + st->trim_pos, len, MADV_DONTNEED);
+				span -= len;
+				st->trim_pos = st->trim_pos + len >= used ? 0 : st->trim_pos + len;
+			}
 		}
+		st->drops++;
 		atomic_fetch_add(&st->map_trims, 1);
 	}
 	pthread_rwlock_unlock(&st->map_lock);

@@ -114,10 +114,10 @@ typedef struct sg_store_opts {
 	/** 1: no commit journal; every durable point is an LMDB commit (two
 	 *  fdatasyncs), as before the journal (for comparisons) */
 	int no_journal;
-	/** the daemon's resident file-backed memory (RssFile: the store's
-	 *  pages it has mapped, and its libraries) past which the store drops
-	 *  its mappings of the store's pages, which stay in the kernel's page
-	 *  cache; bytes; 0: SG_DEFAULT_MAX_MAPPED; UINT64_MAX: never */
+	/** the most of the store's pages mapped into the process (its RSS):
+	 *  past it, the store unmaps about the excess (the pages stay in the
+	 *  kernel's page cache); bytes; 0: SG_DEFAULT_MAX_MAPPED; UINT64_MAX:
+	 *  never */
 	uint64_t max_mapped;
 } sg_store_opts;
 

@@ -174,15 +174,18 @@ struct sg_store {
 	_Atomic uint64_t jwrites, checkpoints; /* batches written; commits (checkpoints) */
 	_Atomic int broken; /* a checkpoint failed: changes are refused (writer.c) */
 
-	/* the mapped pages' bound (sg_map_trim): RssFile past max_mapped, checked
-	 * every SG_TRIM_EVERY reads or ops, drops the map's pages */
+	/* the mapped pages' bound (sg_map_trim): checked every SG_TRIM_EVERY
+	 * reads or ops; rss_other: the process's file pages besides the map's,
+	 * as the last drop left them */
 	uint64_t max_mapped;
-	_Atomic uint64_t trim_ticks, map_trims;
+	_Atomic uint64_t trim_ticks, map_trims, rss_other;
 	_Atomic int trimming;
-	/* where the map is (NULL: not known), and where the next drop starts;
-	 * under map_lock, shared, by the one trimming; map_grow forgets it */
+	/* where the map is (NULL: not known), where the next partial drop
+	 * starts, and the drops so far; under map_lock, shared, by the one
+	 * trimming; map_grow forgets map_addr */
 	char *map_addr;
 	size_t map_len, trim_pos;
+	uint64_t drops;
 };
 
 /* ---- store.c: shared helpers ---- */
@@ -209,11 +212,12 @@ int sg_rd_begin_committed(sg_store *st, MDB_txn **txn);
 /* The end of either. */
 void sg_rd_end(sg_store *st, MDB_txn *txn);
 /* Count `n` reads or ops; every SG_TRIM_EVERY of them, if the process's
- * resident file pages exceed max_mapped, drop about the excess of map
- * pages from the process (they stay in the page cache; a later access maps
- * them again). The caller may be in a read transaction, and may hold
- * wtxn_lock. */
+ * resident file pages exceed max_mapped beyond those that are not the
+ * map's, drop the map's pages from the process (they stay in the page
+ * cache; a later access maps them again). The caller may be in a read
+ * transaction, and may hold wtxn_lock. */
 #define SG_TRIM_EVERY 16
+#define SG_TRIM_FULL 32 /* every 32nd drop takes the whole map */
 void sg_map_trim(sg_store *st, unsigned n);
 
 /* ---- journal.c ---- */
