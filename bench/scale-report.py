@@ -384,7 +384,7 @@ elif rf is not None:
              "and on each page fault the kernel maps the neighbouring pages that are in the page cache too "
              "(fault-around, 64 KiB by default): %.2f minor faults per operation in the warm phase. Unbounded, "
              "that would be most of the %s store after a few thousand random lookups. The daemon drops its "
-             "mappings of store pages once its RssFile passes `max_mapped` (default 16M; the pages stay in the "
+             "mappings of store pages once the store's share of its RssFile passes `max_mapped` (default 16M; the pages stay in the "
              "page cache): RssFile %s after the %d random stats and %d reads of a warm mount, beside a heap "
              "(RssAnon) of %s. What that costs (every lookup maps again what it needs, and a drop is done on the "
              "thread whose read crossed the bound) is measured against an unbounded map in "
