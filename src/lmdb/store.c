@@ -444,9 +444,12 @@ static int map_find(sg_store *st)
 		unsigned long start, end, off, ino;
 		unsigned maj, min;
 
+		/* the device shown there is the superblock's, which is not
+		 * stat's on some file systems (btrfs subvolumes): or the name */
 		if (sscanf(line, "%lx-%lx %*s %lx %x:%x %lu", &start, &end, &off, &maj, &min,
 		           &ino) != 6 ||
-		    ino != sb.st_ino || makedev(maj, min) != sb.st_dev || off != 0)
+		    ino != sb.st_ino || off != 0 ||
+		    (makedev(maj, min) != sb.st_dev && !strstr(line, "/data.mdb\n")))
 			continue;
 		st->map_addr = (char *)start;
 		st->map_len = end - start;
@@ -494,7 +497,12 @@ void sg_map_trim(sg_store *st, unsigned n)
 	if (rss <= other + st->max_mapped || atomic_exchange(&st->trimming, 1))
 		return;
 	pthread_rwlock_rdlock(&st->map_lock);
-	if ((st->map_addr || map_find(st) == 0) && mdb_env_info(st->env, &info) == 0) {
+	if (!st->map_addr && map_find(st) != 0) {
+		/* not found: do not look again at every check */
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-STORE-MAPPED",
+		       "cannot find the store's map in /proc/self/maps: max_mapped is not applied");
+		st->max_mapped = UINT64_MAX;
+	} else if (mdb_env_info(st->env, &info) == 0) {
 		used = ((uint64_t)info.me_last_pgno + 1) * pg;
 		if (used > st->map_len)
 			used = st->map_len;

@@ -177,7 +177,7 @@ struct sg_store {
 	/* the mapped pages' bound (sg_map_trim): checked every SG_TRIM_EVERY
 	 * reads or ops; rss_other: the process's file pages besides the map's,
 	 * as the last drop left them */
-	uint64_t max_mapped;
+	_Atomic uint64_t max_mapped; /* UINT64_MAX: not applied */
 	_Atomic uint64_t trim_ticks, map_trims, rss_other;
 	_Atomic int trimming;
 	/* where the map is (NULL: not known), where the next partial drop
