@@ -29,11 +29,17 @@ struct sg_inode {
 	struct sg_inode *next;
 };
 
-/* An inode the kernel holds with nothing else to it: its lookup count. */
+/* An inode the kernel holds with nothing else to it, in 8 bytes: the inode
+ * number in the top SG_ISLOT_INO_BITS bits, then the stale bit, then the
+ * lookup count. 0: empty. An inode whose number or count does not fit stays
+ * a full struct sg_inode. */
 struct sg_islot {
-	uint64_t ino; /* 0: empty */
-	uint64_t n;   /* lookup count; the top bit: stale */
+	uint64_t v;
 };
+#define SG_ISLOT_INO_BITS 40
+#define SG_ISLOT_INO_MAX ((1ULL << SG_ISLOT_INO_BITS) - 1)
+#define SG_ISLOT_COUNT_BITS (63 - SG_ISLOT_INO_BITS)
+#define SG_ISLOT_COUNT_MAX ((1ULL << SG_ISLOT_COUNT_BITS) - 1)
 
 struct sg_itable {
 	pthread_mutex_t lock;

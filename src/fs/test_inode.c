@@ -1,7 +1,8 @@
 /* test_inode.c: the inode table (inode.c) against a plain model: lookup
  * counts kept exactly through refs, forgets, pins and opens, whether an
  * inode sits compactly or in full; the stale flag kept across both; the
- * compact map's growth and back-shift deletion under many inodes. */
+ * compact map's growth and back-shift deletion under many inodes; inode
+ * numbers and counts too big for a compact slot kept in full. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -118,6 +119,78 @@ static void test_stale_survives_both_forms(void **state)
 	sg_itable_fini(&t);
 }
 
+/* A compact slot holds a 40-bit inode number and a 23-bit count: anything
+ * bigger is kept in full, exactly, and goes compact again once it fits. */
+static void test_compact_limits(void **state)
+{
+	struct sg_itable t;
+	size_t full, compact;
+	const uint64_t big = SG_ISLOT_INO_MAX + 1, max = SG_ISLOT_COUNT_MAX;
+	struct sg_inode *in;
+	(void)state;
+
+	assert_int_equal(sg_itable_init(&t), 0);
+	/* a number past 40 bits, and the largest that fits, side by side */
+	sg_inode_ref(&t, big, 1);
+	sg_inode_ref(&t, SG_ISLOT_INO_MAX, 1);
+	sg_inode_ref(&t, big + 7, 3);
+	sg_itable_counts(&t, &full, &compact);
+	assert_int_equal(full, 2);
+	assert_int_equal(compact, 1);
+	assert_true(sg_inode_known(&t, big));
+	assert_true(sg_inode_known(&t, SG_ISLOT_INO_MAX));
+	assert_false(sg_inode_known(&t, big + 1));
+	/* pinned and unpinned, it stays full with its count */
+	in = sg_inode_get(&t, big + 7, SG_IGET_KNOWN);
+	assert_non_null(in);
+	assert_int_equal(in->nlookup, 3);
+	sg_inode_put(&t, in, 1, 0);
+	sg_itable_counts(&t, &full, &compact);
+	assert_int_equal(full, 2);
+	sg_inode_forget(&t, big, 1);
+	sg_inode_forget(&t, big + 7, 2);
+	sg_inode_forget(&t, SG_ISLOT_INO_MAX, 1);
+	sg_itable_counts(&t, &full, &compact);
+	assert_int_equal(full + compact, 0);
+
+	/* a count that outgrows the slot moves to a full inode, stale bit and all */
+	sg_inode_ref(&t, 42, max - 1);
+	sg_inode_mark_stale(&t, 42);
+	sg_inode_ref(&t, 42, 1);
+	sg_itable_counts(&t, &full, &compact);
+	assert_int_equal(full, 0);
+	assert_int_equal(compact, 1);
+	sg_inode_ref(&t, 42, 2);
+	sg_itable_counts(&t, &full, &compact);
+	assert_int_equal(full, 1);
+	assert_int_equal(compact, 0);
+	in = sg_inode_get(&t, 42, SG_IGET_FIND);
+	assert_non_null(in);
+	assert_true(in->nlookup == max + 2);
+	assert_int_equal(atomic_load(&in->stale), 1);
+	sg_inode_put(&t, in, 0, 0);
+	/* forgotten below the limit: compact again, count and flag intact */
+	sg_inode_forget(&t, 42, 3);
+	sg_itable_counts(&t, &full, &compact);
+	assert_int_equal(full, 0);
+	assert_int_equal(compact, 1);
+	in = sg_inode_get(&t, 42, SG_IGET_KNOWN);
+	assert_true(in->nlookup == max - 1);
+	assert_int_equal(atomic_load(&in->stale), 1);
+	sg_inode_put(&t, in, max - 2, 0);
+	assert_true(sg_inode_known(&t, 42));
+	sg_inode_forget(&t, 42, 1);
+	assert_false(sg_inode_known(&t, 42));
+	/* one lookup reply counting more than a slot holds */
+	sg_inode_ref(&t, 43, max + 5);
+	sg_itable_counts(&t, &full, &compact);
+	assert_int_equal(full, 1);
+	sg_inode_forget(&t, 43, max + 5);
+	sg_itable_counts(&t, &full, &compact);
+	assert_int_equal(full + compact, 0);
+	sg_itable_fini(&t);
+}
+
 /* Many inodes, random operations, checked against a plain array. */
 #define NINO 50000
 static void test_model(void **state)
@@ -188,6 +261,7 @@ int main(void)
 	    cmocka_unit_test(test_lookup_only_is_compact),
 	    cmocka_unit_test(test_open_and_buffer_stay_full),
 	    cmocka_unit_test(test_stale_survives_both_forms),
+	    cmocka_unit_test(test_compact_limits),
 	    cmocka_unit_test(test_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
