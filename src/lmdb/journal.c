@@ -172,6 +172,18 @@ static int scratch(struct sg_journal *j, size_t n)
 	return 0;
 }
 
+/* A failed write or sync: the caller commits to the store instead. Logged
+ * once for a run of failures (a durable point comes every few milliseconds). */
+static int journal_failed(struct sg_journal *j, const char *what, int rc)
+{
+	if (j->fails++ == 0)
+		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-JOURNAL",
+		       "journal %s failed: %s; changes are committed to the store directly "
+		       "until a journal write works again",
+		       what, strerror(-rc));
+	return rc;
+}
+
 int sg_journal_write(sg_store *st, const struct sg_jbuf *b, uint64_t seq)
 {
 	struct sg_journal *j = st->jn;
@@ -191,17 +203,15 @@ int sg_journal_write(sg_store *st, const struct sg_jbuf *b, uint64_t seq)
 	h.crc = crc32c(0, j->buf, sizeof(h) + b->len);
 	memcpy(j->buf, &h, sizeof(h));
 	w = pwrite(j->fd, j->buf, n, (off_t)j->pos);
-	if (w != (ssize_t)n) {
-		rc = w < 0 ? -errno : -EIO;
-		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-JOURNAL", "journal write failed: %s",
-		       strerror(-rc));
-		return rc;
-	}
-	if (!j->dsync && fdatasync(j->fd) != 0) {
-		rc = -errno;
-		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-JOURNAL", "journal sync failed: %s",
-		       strerror(-rc));
-		return rc;
+	if (w != (ssize_t)n)
+		return journal_failed(j, "write", w < 0 ? -errno : -EIO);
+	if (!j->dsync && fdatasync(j->fd) != 0)
+		return journal_failed(j, "sync", -errno);
+	if (j->fails) {
+		sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-STORE-JOURNAL",
+		       "journal writes work again, after %llu failed",
+		       (unsigned long long)j->fails);
+		j->fails = 0;
 	}
 	j->pos += n;
 	atomic_fetch_add(&st->jwrites, 1);

@@ -123,6 +123,7 @@ struct sg_journal {
 	uint64_t size, pos, jid;
 	unsigned char *buf; /* block-aligned scratch */
 	size_t cap;
+	uint64_t fails; /* writes failed in a row: logged at the first and when they end */
 };
 
 struct sg_store {

@@ -3745,6 +3745,141 @@ static void test_journal_concurrent(void **state)
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- a journal that cannot be written ----
+ * The journal's descriptor is pointed at /dev/full (every write fails with
+ * ENOSPC) while writers and a reader of durable state go on: each durable
+ * point falls back to a checkpoint, with the batch's waiters and notes put
+ * back in front of what came meanwhile (post_undo). No change fails or is
+ * lost, the observer hears of each once and in order, and reads of durable
+ * state fall back to the last checkpoint. Then the journal works again: the
+ * next changes go to it, and a crash after them loses nothing. */
+static int journal_fd(const char *dir)
+{
+	char want[128], link[256], path[64];
+	int found = -1;
+
+	snprintf(want, sizeof(want), "%s/journal", dir);
+	for (int fd = 3; fd < 1024 && found < 0; fd++) {
+		ssize_t n;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			if (strcmp(link, want) == 0)
+				found = fd;
+		}
+	}
+	return found;
+}
+
+static void jf_write_all(sg_store *st, int round, int *fail)
+{
+	struct jc_arg args[JC_THREADS + 1];
+	pthread_t th[JC_THREADS + 1];
+
+	atomic_store(&jc_stop, 0);
+	for (int t = 0; t <= JC_THREADS; t++) {
+		/* the threads name their files by t: each round its own */
+		args[t] = (struct jc_arg){st, t + round * (JC_THREADS + 1), 0};
+		if (pthread_create(&th[t], NULL, t < JC_THREADS ? jc_writer : jc_reader,
+		                   &args[t]) != 0)
+			_exit(3);
+	}
+	for (int t = 0; t < JC_THREADS; t++)
+		pthread_join(th[t], NULL);
+	atomic_store(&jc_stop, 1);
+	pthread_join(th[JC_THREADS], NULL);
+	for (int t = 0; t <= JC_THREADS; t++)
+		*fail += args[t].fail;
+}
+
+static void test_journal_write_fails(void **state)
+{
+	char dir[64];
+	sg_store_opts so = {0};
+	sg_store *st;
+	pid_t pid;
+	int status = -1;
+	(void)state;
+
+	jdir_make(dir);
+	pid = fork();
+	if (pid == 0) {
+		sg_store_stats s0, s1, s2;
+		int jfd, saved, full, fail = 0;
+
+		so.dir = dir;
+		so.node_id = NODE_A;
+		so.initial_map = 1ULL << 30;
+		if (sg_store_open(&st, &so) != 0)
+			_exit(2);
+		sg_store_set_observer(st, jc_observer, NULL);
+		atomic_store(&jc_seen_max, 0);
+		atomic_store(&jc_notes, 0);
+		atomic_store(&jc_bad_order, 0);
+		if ((jfd = journal_fd(dir)) < 0 || (saved = dup(jfd)) < 0 ||
+		    (full = open("/dev/full", O_WRONLY | O_CLOEXEC)) < 0)
+			_exit(9);
+		/* round 0: every journal write fails */
+		if (sg_store_stats_get(st, &s0) != 0 || dup2(full, jfd) != jfd)
+			_exit(9);
+		jf_write_all(st, 0, &fail);
+		if (sg_store_sync(st) != 0)
+			_exit(4);
+		if (sg_store_stats_get(st, &s1) != 0)
+			_exit(9);
+		if (s1.journal_batches != s0.journal_batches)
+			_exit(10); /* a write to /dev/full counted as written */
+		if (s1.checkpoints <= s0.checkpoints)
+			_exit(11);
+		/* round 1: the journal works again */
+		if (dup2(saved, jfd) != jfd)
+			_exit(9);
+		jf_write_all(st, 1, &fail);
+		if (sg_store_sync(st) != 0)
+			_exit(4);
+		if (fail)
+			_exit(5);
+		if (atomic_load(&jc_bad_order))
+			_exit(6);
+		if (atomic_load(&jc_seen_max) != sg_store_version(st) ||
+		    atomic_load(&jc_notes) < 2 * 2 * JC_THREADS * JC_FILES)
+			_exit(7); /* the observer missed changes */
+		if (sg_store_stats_get(st, &s2) != 0 || s2.journal_batches <= s1.journal_batches)
+			_exit(8); /* the journal was not written again */
+		_exit(0);         /* no close: round 1 may be in the journal only */
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	so.dir = dir;
+	so.node_id = NODE_A;
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	for (int round = 0; round < 2; round++) {
+		for (int t = 0; t < JC_THREADS; t++) {
+			int tt = t + round * (JC_THREADS + 1);
+			for (int i = 0; i < JC_FILES; i++) {
+				char name[32], want[48];
+				void *buf = NULL;
+				size_t len = 0;
+				sg_attr a;
+				snprintf(name, sizeof(name), "c%d-%d", tt, i);
+				snprintf(want, sizeof(want), "thread %d file %d", tt, i);
+				assert_int_equal(sg_store_resolve(st, name, &a), 0);
+				assert_int_equal(sg_store_read(st, a.id, &buf, &len), 0);
+				assert_int_equal(len, strlen(want));
+				assert_memory_equal(buf, want, len);
+				free(buf);
+			}
+		}
+	}
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	sg_store_close(st);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Offsets of the journal's batches in file order, by their header. */
 static int jbatches(const char *dir, long *off, int max)
 {
@@ -3992,6 +4127,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_journal_checkpoint, setup_deferred, teardown),
 	    cmocka_unit_test(test_journal_wraps),
 	    cmocka_unit_test(test_journal_concurrent),
+	    cmocka_unit_test(test_journal_write_fails),
 	};
 	int failed;
 
