@@ -23,6 +23,13 @@
  *	scale-bench evict FILE | warm FILE
  *		drop FILE's pages from the page cache (POSIX_FADV_DONTNEED) or read
  *		it all in; prints "resident_before P resident_after Q" (percent)
+ *	scale-bench faultcost FILE N
+ *		what this machine charges for mapping a page of FILE (in the page
+ *		cache) the way the daemon's LMDB map does: mmap it shared and
+ *		read-only, touch N random pages (first touch: a minor fault), touch
+ *		them again (mapped), MADV_DONTNEED it all and touch them again;
+ *		prints "fault_ns F refault_ns R mapped_ns M pages_per_fault P
+ *		dontneed_ns D" (per touch; P: pages the fault mapped, from RssFile)
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -405,6 +412,63 @@ static int cache(const char *file, int evict)
 	return 0;
 }
 
+/* The process's RssFile, pages (statm's third field). */
+static long rss_file_pages(void)
+{
+	long size = 0, res = 0, shared = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f || fscanf(f, "%ld %ld %ld", &size, &res, &shared) != 3)
+		die("read", "/proc/self/statm");
+	fclose(f);
+	return shared;
+}
+
+static int faultcost(const char *file, size_t n)
+{
+	struct stat sb;
+	size_t np, *pg = malloc(n * sizeof(*pg));
+	uint64_t rnd = 0x9E3779B97F4A7C15ull, t0, t1, t2, t3, t4;
+	long r0, r1;
+	volatile char sink = 0;
+	const char *m;
+	int fd = open(file, O_RDONLY);
+
+	if (fd < 0 || fstat(fd, &sb) || !pg)
+		die("open", file);
+	np = (size_t)sb.st_size / 4096;
+	if (np < 2 * n)
+		die("faultcost: too small a file for that many pages:", file);
+	m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		die("mmap", file);
+	for (size_t i = 0; i < n; i++) {
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		pg[i] = (size_t)(rnd >> 17) % np;
+	}
+	r0 = rss_file_pages();
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++)
+		sink += m[pg[i] * 4096];
+	t1 = now_ns();
+	r1 = rss_file_pages();
+	for (size_t i = 0; i < n; i++)
+		sink += m[pg[i] * 4096];
+	t2 = now_ns();
+	madvise((void *)m, (size_t)sb.st_size, MADV_DONTNEED);
+	t3 = now_ns();
+	for (size_t i = 0; i < n; i++)
+		sink += m[pg[i] * 4096];
+	t4 = now_ns();
+	printf("fault_ns %.0f refault_ns %.0f mapped_ns %.1f pages_per_fault %.1f dontneed_ns %llu\n",
+	       (double)(t1 - t0) / n, (double)(t4 - t3) / n, (double)(t2 - t1) / n,
+	       (double)(r1 - r0) / n, (unsigned long long)(t3 - t2));
+	munmap((void *)m, (size_t)sb.st_size);
+	close(fd);
+	free(pg);
+	(void)sink;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 6 && !strcmp(argv[1], "populate"))
@@ -421,6 +485,8 @@ int main(int argc, char **argv)
 		return walk(argv[2]);
 	if (argc == 3 && (!strcmp(argv[1], "evict") || !strcmp(argv[1], "warm")))
 		return cache(argv[2], !strcmp(argv[1], "evict"));
+	if (argc == 4 && !strcmp(argv[1], "faultcost"))
+		return faultcost(argv[2], strtoull(argv[3], NULL, 10));
 	fprintf(stderr, "usage: see the comment at the top of scale-bench.c\n");
 	return 2;
 }

@@ -259,6 +259,7 @@ fi
 # them alike: the targets compare the biggest tree with the smallest.
 declare -A MOF PROBEOF
 RMAX=1
+BIGN=$(printf '%s\n' $SIZES | sort -n | tail -n 1)
 for N in $SIZES; do
 	DATA=$WORK/data-$N
 	say "$N files: filling the store (mkstore, apply)"
@@ -318,6 +319,11 @@ for ((k = 1; k <= RMAX; k++)); do
 	for n in $SIZES; do
 		use "$n"
 		step "warm" "$SB" warm "$DATA/data.mdb"
+		if [ $k -eq 1 ] && [ "$N" == "$BIGN" ] && [ "$(stat -c %s "$DATA/data.mdb")" -ge $((32 << 20)) ]; then
+			# what a minor fault on the store's pages costs on this machine
+			step "fault cost" taskset -c "$CPU" "$SB" faultcost "$DATA/data.mdb" 2000
+			put "faultcost" "$(field fault_ns) $(field refault_ns) $(field mapped_ns) $(field pages_per_fault) $(field dontneed_ns)"
+		fi
 		sig_mount "$DATA" "$N.mount_warm" "$PROBE"
 		[ $k -eq 1 ] && sleep 0.2 && rss "$SPID" "$N.rss_mount_warm"
 		ops_step warm $((42 + k)) "$MNT"
