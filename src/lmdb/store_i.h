@@ -187,6 +187,9 @@ struct sg_store {
 	char *map_addr;
 	size_t map_len, trim_pos;
 	uint64_t drops;
+	/* /proc/self/statm, kept open (-1: not yet) */
+	int statm_fd;
+	pthread_mutex_t statm_lock;
 };
 
 /* ---- store.c: shared helpers ---- */
@@ -217,7 +220,7 @@ void sg_rd_end(sg_store *st, MDB_txn *txn);
  * map's, drop the map's pages from the process (they stay in the page
  * cache; a later access maps them again). The caller may be in a read
  * transaction, and may hold wtxn_lock. */
-#define SG_TRIM_EVERY 16
+#define SG_TRIM_EVERY 4
 #define SG_TRIM_FULL 32 /* every 32nd drop takes the whole map */
 void sg_map_trim(sg_store *st, unsigned n);
 
