@@ -7,6 +7,7 @@
 #include <fuse_lowlevel.h>
 #include <fuse_opt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -733,6 +734,26 @@ static int listen_check(const sg_config *cfg)
 	return rv ? -1 : 0;
 }
 
+/*
+ * Two malloc arenas, not glibc's default of 8 per CPU. The daemon's threads
+ * (FUSE workers, the store's writer, NNG's, the mirror's) allocate in one
+ * and free in another all the time, and LMDB alone takes 3 MiB for every
+ * nested transaction (the store runs each operation in one). With an arena
+ * each, their heaps grow and shrink apart, and new allocations land on
+ * pages the kernel must fault in again. Measured on a 3-node loopback
+ * cluster (the commit that brought this says how): 0.6 to 1.5 minor faults
+ * fewer per change on the receiving nodes, 9 to 25% less CPU per change
+ * there, and no more heap. MALLOC_ARENA_MAX or a GLIBC_TUNABLES arena_max
+ * in the environment still decides.
+ */
+static void malloc_tune(void)
+{
+	const char *t = getenv("GLIBC_TUNABLES");
+
+	if (!getenv("MALLOC_ARENA_MAX") && !(t && strstr(t, "arena_max")))
+		mallopt(M_ARENA_MAX, 2);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -759,6 +780,7 @@ int main(int argc, char *argv[])
 	int lockfd = -1, notify_fd = -1, rc = 1, err, log_level = SG_LOG_INFO;
 	double timeout = 10.0;
 
+	malloc_tune();
 	sg_log_init("sigilfs", 0, SG_LOG_INFO);
 	spec_init();
 	if (fuse_opt_parse(&args, &o, spec, opt_proc) < 0) {
