@@ -3669,77 +3669,107 @@ static void *jc_reader(void *p)
 	return NULL;
 }
 
+/* Run JC_THREADS writers and a reader to their end; round r names its files
+ * apart (c<t + r * (JC_THREADS + 1)>-<i>). */
+static void jc_run(sg_store *st, int round, int *fail)
+{
+	struct jc_arg args[JC_THREADS + 1];
+	pthread_t th[JC_THREADS + 1];
+
+	atomic_store(&jc_stop, 0);
+	for (int t = 0; t <= JC_THREADS; t++) {
+		/* the threads name their files by t: each round its own */
+		args[t] = (struct jc_arg){st, t + round * (JC_THREADS + 1), 0};
+		if (pthread_create(&th[t], NULL, t < JC_THREADS ? jc_writer : jc_reader,
+		                   &args[t]) != 0)
+			_exit(3);
+	}
+	for (int t = 0; t < JC_THREADS; t++)
+		pthread_join(th[t], NULL);
+	atomic_store(&jc_stop, 1);
+	pthread_join(th[JC_THREADS], NULL);
+	for (int t = 0; t <= JC_THREADS; t++)
+		*fail += args[t].fail;
+}
+
+/* The files of writer t are all there, with their content. */
+static void jc_verify(sg_store *st, int t)
+{
+	for (int i = 0; i < JC_FILES; i++) {
+		char name[32], want[48];
+		void *buf = NULL;
+		size_t len = 0;
+		sg_attr a;
+		snprintf(name, sizeof(name), "c%d-%d", t, i);
+		snprintf(want, sizeof(want), "thread %d file %d", t, i);
+		assert_int_equal(sg_store_resolve(st, name, &a), 0);
+		assert_int_equal(sg_store_read(st, a.id, &buf, &len), 0);
+		assert_int_equal(len, strlen(want));
+		assert_memory_equal(buf, want, len);
+		free(buf);
+	}
+}
+
+/* Run child(dir) in a child process (it exits without closing its store, as
+ * in a crash); it must exit 0. */
+static void jc_fork(const char *dir, int (*child)(const char *dir))
+{
+	int status = -1;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(child(dir));
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static int jc_child(const char *dir)
+{
+	sg_store_opts so = {0};
+	sg_store *st;
+	sg_store_stats ss;
+	int fail = 0;
+
+	so.dir = dir;
+	so.node_id = NODE_A;
+	/* room enough that no checkpoint comes for the transaction's size:
+	 * the changes stay in the journal only */
+	so.initial_map = 1ULL << 30;
+	if (sg_store_open(&st, &so) != 0)
+		return 2;
+	sg_store_set_observer(st, jc_observer, NULL);
+	jc_run(st, 0, &fail);
+	if (sg_store_sync(st) != 0)
+		return 4;
+	if (fail)
+		return 5;
+	if (atomic_load(&jc_bad_order))
+		return 6;
+	if (atomic_load(&jc_seen_max) != sg_store_version(st) ||
+	    atomic_load(&jc_notes) < 2 * JC_THREADS * JC_FILES)
+		return 7; /* the observer missed changes */
+	if (sg_store_stats_get(st, &ss) != 0 || ss.journal_batches < 2)
+		return 8; /* not the case under test */
+	return 0;         /* no close: what the last checkpoint lacks is in the journal only */
+}
+
 static void test_journal_concurrent(void **state)
 {
 	char dir[64];
 	sg_store_opts so = {0};
 	sg_store *st;
-	pid_t pid;
-	int status = -1;
 	(void)state;
 
 	jdir_make(dir);
-	pid = fork();
-	if (pid == 0) {
-		struct jc_arg args[JC_THREADS + 1];
-		pthread_t th[JC_THREADS + 1];
-		sg_store_stats ss;
-
-		so.dir = dir;
-		so.node_id = NODE_A;
-		/* room enough that no checkpoint comes for the transaction's size:
-		 * the changes stay in the journal only */
-		so.initial_map = 1ULL << 30;
-		if (sg_store_open(&st, &so) != 0)
-			_exit(2);
-		sg_store_set_observer(st, jc_observer, NULL);
-		for (int t = 0; t <= JC_THREADS; t++) {
-			args[t] = (struct jc_arg){st, t, 0};
-			if (pthread_create(&th[t], NULL, t < JC_THREADS ? jc_writer : jc_reader,
-			                   &args[t]) != 0)
-				_exit(3);
-		}
-		for (int t = 0; t < JC_THREADS; t++)
-			pthread_join(th[t], NULL);
-		atomic_store(&jc_stop, 1);
-		pthread_join(th[JC_THREADS], NULL);
-		if (sg_store_sync(st) != 0)
-			_exit(4);
-		for (int t = 0; t <= JC_THREADS; t++)
-			if (args[t].fail)
-				_exit(5);
-		if (atomic_load(&jc_bad_order))
-			_exit(6);
-		if (atomic_load(&jc_seen_max) != sg_store_version(st) ||
-		    atomic_load(&jc_notes) < 2 * JC_THREADS * JC_FILES)
-			_exit(7); /* the observer missed changes */
-		if (sg_store_stats_get(st, &ss) != 0 || ss.journal_batches < 2)
-			_exit(8); /* not the case under test */
-		_exit(0); /* no close: what the last checkpoint lacks is in the journal only */
-	}
-	assert_true(pid > 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	jc_fork(dir, jc_child);
 
 	so.dir = dir;
 	so.node_id = NODE_A;
 	assert_int_equal(sg_store_open(&st, &so), 0);
-	for (int t = 0; t < JC_THREADS; t++) {
-		for (int i = 0; i < JC_FILES; i++) {
-			char name[32], want[48];
-			void *buf = NULL;
-			size_t len = 0;
-			sg_attr a;
-			snprintf(name, sizeof(name), "c%d-%d", t, i);
-			snprintf(want, sizeof(want), "thread %d file %d", t, i);
-			assert_int_equal(sg_store_resolve(st, name, &a), 0);
-			assert_int_equal(sg_store_read(st, a.id, &buf, &len), 0);
-			assert_int_equal(len, strlen(want));
-			assert_memory_equal(buf, want, len);
-			free(buf);
-		}
-	}
+	for (int t = 0; t < JC_THREADS; t++)
+		jc_verify(st, t);
 	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
 	sg_store_close(st);
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
@@ -3772,25 +3802,53 @@ static int journal_fd(const char *dir)
 	return found;
 }
 
-static void jf_write_all(sg_store *st, int round, int *fail)
+static int jf_child(const char *dir)
 {
-	struct jc_arg args[JC_THREADS + 1];
-	pthread_t th[JC_THREADS + 1];
+	sg_store_opts so = {0};
+	sg_store *st;
+	sg_store_stats s0, s1, s2;
+	int jfd, saved, full, fail = 0;
 
-	atomic_store(&jc_stop, 0);
-	for (int t = 0; t <= JC_THREADS; t++) {
-		/* the threads name their files by t: each round its own */
-		args[t] = (struct jc_arg){st, t + round * (JC_THREADS + 1), 0};
-		if (pthread_create(&th[t], NULL, t < JC_THREADS ? jc_writer : jc_reader,
-		                   &args[t]) != 0)
-			_exit(3);
-	}
-	for (int t = 0; t < JC_THREADS; t++)
-		pthread_join(th[t], NULL);
-	atomic_store(&jc_stop, 1);
-	pthread_join(th[JC_THREADS], NULL);
-	for (int t = 0; t <= JC_THREADS; t++)
-		*fail += args[t].fail;
+	so.dir = dir;
+	so.node_id = NODE_A;
+	so.initial_map = 1ULL << 30;
+	if (sg_store_open(&st, &so) != 0)
+		return 2;
+	sg_store_set_observer(st, jc_observer, NULL);
+	atomic_store(&jc_seen_max, 0);
+	atomic_store(&jc_notes, 0);
+	atomic_store(&jc_bad_order, 0);
+	if ((jfd = journal_fd(dir)) < 0 || (saved = dup(jfd)) < 0 ||
+	    (full = open("/dev/full", O_WRONLY | O_CLOEXEC)) < 0)
+		return 9;
+	/* round 0: every journal write fails */
+	if (sg_store_stats_get(st, &s0) != 0 || dup2(full, jfd) != jfd)
+		return 9;
+	jc_run(st, 0, &fail);
+	if (sg_store_sync(st) != 0)
+		return 4;
+	if (sg_store_stats_get(st, &s1) != 0)
+		return 9;
+	if (s1.journal_batches != s0.journal_batches)
+		return 10; /* a write to /dev/full counted as written */
+	if (s1.checkpoints <= s0.checkpoints)
+		return 11;
+	/* round 1: the journal works again */
+	if (dup2(saved, jfd) != jfd)
+		return 9;
+	jc_run(st, 1, &fail);
+	if (sg_store_sync(st) != 0)
+		return 4;
+	if (fail)
+		return 5;
+	if (atomic_load(&jc_bad_order))
+		return 6;
+	if (atomic_load(&jc_seen_max) != sg_store_version(st) ||
+	    atomic_load(&jc_notes) < 2 * 2 * JC_THREADS * JC_FILES)
+		return 7; /* the observer missed changes */
+	if (sg_store_stats_get(st, &s2) != 0 || s2.journal_batches <= s1.journal_batches)
+		return 8; /* the journal was not written again */
+	return 0;         /* no close: round 1 may be in the journal only */
 }
 
 static void test_journal_write_fails(void **state)
@@ -3798,83 +3856,17 @@ static void test_journal_write_fails(void **state)
 	char dir[64];
 	sg_store_opts so = {0};
 	sg_store *st;
-	pid_t pid;
-	int status = -1;
 	(void)state;
 
 	jdir_make(dir);
-	pid = fork();
-	if (pid == 0) {
-		sg_store_stats s0, s1, s2;
-		int jfd, saved, full, fail = 0;
-
-		so.dir = dir;
-		so.node_id = NODE_A;
-		so.initial_map = 1ULL << 30;
-		if (sg_store_open(&st, &so) != 0)
-			_exit(2);
-		sg_store_set_observer(st, jc_observer, NULL);
-		atomic_store(&jc_seen_max, 0);
-		atomic_store(&jc_notes, 0);
-		atomic_store(&jc_bad_order, 0);
-		if ((jfd = journal_fd(dir)) < 0 || (saved = dup(jfd)) < 0 ||
-		    (full = open("/dev/full", O_WRONLY | O_CLOEXEC)) < 0)
-			_exit(9);
-		/* round 0: every journal write fails */
-		if (sg_store_stats_get(st, &s0) != 0 || dup2(full, jfd) != jfd)
-			_exit(9);
-		jf_write_all(st, 0, &fail);
-		if (sg_store_sync(st) != 0)
-			_exit(4);
-		if (sg_store_stats_get(st, &s1) != 0)
-			_exit(9);
-		if (s1.journal_batches != s0.journal_batches)
-			_exit(10); /* a write to /dev/full counted as written */
-		if (s1.checkpoints <= s0.checkpoints)
-			_exit(11);
-		/* round 1: the journal works again */
-		if (dup2(saved, jfd) != jfd)
-			_exit(9);
-		jf_write_all(st, 1, &fail);
-		if (sg_store_sync(st) != 0)
-			_exit(4);
-		if (fail)
-			_exit(5);
-		if (atomic_load(&jc_bad_order))
-			_exit(6);
-		if (atomic_load(&jc_seen_max) != sg_store_version(st) ||
-		    atomic_load(&jc_notes) < 2 * 2 * JC_THREADS * JC_FILES)
-			_exit(7); /* the observer missed changes */
-		if (sg_store_stats_get(st, &s2) != 0 || s2.journal_batches <= s1.journal_batches)
-			_exit(8); /* the journal was not written again */
-		_exit(0);         /* no close: round 1 may be in the journal only */
-	}
-	assert_true(pid > 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	jc_fork(dir, jf_child);
 
 	so.dir = dir;
 	so.node_id = NODE_A;
 	assert_int_equal(sg_store_open(&st, &so), 0);
-	for (int round = 0; round < 2; round++) {
-		for (int t = 0; t < JC_THREADS; t++) {
-			int tt = t + round * (JC_THREADS + 1);
-			for (int i = 0; i < JC_FILES; i++) {
-				char name[32], want[48];
-				void *buf = NULL;
-				size_t len = 0;
-				sg_attr a;
-				snprintf(name, sizeof(name), "c%d-%d", tt, i);
-				snprintf(want, sizeof(want), "thread %d file %d", tt, i);
-				assert_int_equal(sg_store_resolve(st, name, &a), 0);
-				assert_int_equal(sg_store_read(st, a.id, &buf, &len), 0);
-				assert_int_equal(len, strlen(want));
-				assert_memory_equal(buf, want, len);
-				free(buf);
-			}
-		}
-	}
+	for (int round = 0; round < 2; round++)
+		for (int t = 0; t < JC_THREADS; t++)
+			jc_verify(st, t + round * (JC_THREADS + 1));
 	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
 	sg_store_close(st);
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
