@@ -159,7 +159,8 @@ l50=$(pct "$OUT/mirror-lag.dat" 50) l99=$(pct "$OUT/mirror-lag.dat" 99) lmax=$(p
 	echo
 	echo "A change waits at most about one commit interval (1 s) by design: a batch"
 	echo "starts one interval after the previous one started. Raw samples:"
-	echo "\`mirror-commit-*.dat\`, \`mirror-lag.dat\`."
+	echo "\`mirror-commit-*.dat\`, \`mirror-lag.dat\`; plotted (commit-time CDFs and the lag over"
+	echo "time) in \`mirror.png\` by \`bench/plot.py\` (the \`plots\` part of \`run-all.sh\`)."
 } >>"$WORK/report.md"
 cp "$WORK/report.md" "$OUT/mirror.md"
 cat "$OUT/mirror.md"

@@ -10,6 +10,7 @@
 #   scale-samples.dat   -> scale-stat-cdf.png, scale-read-cdf.png, scale-readdir-cdf.png
 #   scale-cost.dat      -> scale-cost.png
 #   repl-samples.json   -> repl-propagation-cdf.png, repl-throughput.png
+#   mirror-commit-*.dat, mirror-lag.dat -> mirror.png
 # Prints the PNGs it wrote; exit 1 if gnuplot is missing or fails.
 
 import json
@@ -275,6 +276,48 @@ def plot_repl(tmp):
         gnuplot("\n".join(g) + "\n", png)
 
 
+# ---- mirror-bench: commit time by tree size (CDF), lag under load over time
+
+def plot_mirror(tmp):
+    sizes = sorted(int(f[len("mirror-commit-sigilfs-"):-4]) for f in os.listdir(RES)
+                   if f.startswith("mirror-commit-sigilfs-") and f.endswith(".dat"))
+    lag = os.path.join(RES, "mirror-lag.dat")
+    if not sizes and not os.path.exists(lag):
+        return
+    png = os.path.join(RES, "mirror.png")
+    g = [TERM % (1300, 500), "set output %s" % q(png),
+         "set multiplot layout 1,2 title %s" % q("mirror-bench: the Git mirror (pinned to one CPU)"), "set grid"]
+    items = []
+    for k, n in enumerate(sizes):
+        for who, dt in (("sigilfs", 1), ("git", 2)):
+            f = os.path.join(RES, "mirror-commit-%s-%d.dat" % (who, n))
+            if os.path.exists(f) and os.path.getsize(f):
+                items.append("%s using 1:(1) smooth cnormal with lines lw 2 lc rgb '%s' dt %d title %s"
+                             % (q(f), COLORS[k % len(COLORS)], dt,
+                                q("%s, %s files" % ("sigilfs mirror" if who == "sigilfs" else "git commit -a",
+                                                    "{:,}".format(n)))))
+    if items:
+        g += ["set title 'one changed file, one commit: CDF (dashed: the git CLI)'", "set logscale x",
+              "set xlabel 'ms (log)'", "set ylabel 'fraction of commits'", "set yrange [0:1]",
+              "set key bottom right", "set arrow 1 from 10, graph 0 to 10, graph 1 nohead dt 3 lc rgb 'black'",
+              "set label 1 'target at 100k files: 10 ms' at 10.5, graph 0.5 left",
+              "plot " + ", ".join(items), "unset arrow 1", "unset label 1", "unset logscale x"]
+    if os.path.exists(lag) and os.path.getsize(lag):
+        dat = os.path.join(tmp, "lag.dat")
+        vals = open(lag).read().split()
+        with open(dat, "w") as f:
+            for i, v in enumerate(vals):
+                f.write("%.2f %s\n" % (i * 0.02, v))
+        top = max([2500.0] + [float(v) * 1.1 for v in vals])
+        g += ["set title 'mirror lag under 1,000 writes/s (sampled every 20 ms)'", "set xlabel 'seconds'",
+              "set ylabel 'ms the oldest unmirrored change has waited'", "set yrange [0:%.0f]" % top,
+              "set key top right",
+              "plot %s using 1:2 with lines lw 2 lc rgb '%s' title 'lag', 2000 with lines dt 3 lc rgb 'black' "
+              "title 'target 2 s'" % (q(dat), COLORS[1])]
+    g.append("unset multiplot")
+    gnuplot("\n".join(g) + "\n", png)
+
+
 def main():
     if not shutil.which("gnuplot"):
         sys.stderr.write("plot.py: gnuplot is missing (apt-get install gnuplot-nox)\n")
@@ -284,6 +327,7 @@ def main():
         plot_fs()
         plot_scale()
         plot_repl(tmp)
+        plot_mirror(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for p in wrote:
