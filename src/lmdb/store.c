@@ -504,6 +504,13 @@ void sg_map_trim(sg_store *st, unsigned n)
 
 	if (st->max_mapped == UINT64_MAX || before / SG_TRIM_EVERY == (before + n) / SG_TRIM_EVERY)
 		return;
+	/* a store whose used part fits in the bound cannot pass it: no statm */
+	pthread_rwlock_rdlock(&st->map_lock);
+	used =
+	    mdb_env_info(st->env, &info) == 0 ? ((uint64_t)info.me_last_pgno + 1) * pg : UINT64_MAX;
+	pthread_rwlock_unlock(&st->map_lock);
+	if (used <= st->max_mapped)
+		return;
 	rss = rss_file(st);
 	other = atomic_load(&st->rss_other);
 	if (rss <= other + st->max_mapped || atomic_exchange(&st->trimming, 1))
