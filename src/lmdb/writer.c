@@ -39,10 +39,11 @@ struct wctx {
 	struct sg_op **waiters;  /* ops in it that wait for the commit */
 	size_t nwait, capw;
 	int need_sync;
-	int changed;    /* an op changed something in it */
-	int busy;       /* changes keep coming: hold the transaction open (linger) */
-	uint64_t est;   /* bytes it may write, roughly: sizes its room */
-	uint64_t avail; /* free bytes where the store lives, at the last commit */
+	int changed;      /* an op changed something in it */
+	int busy;         /* changes keep coming: hold the transaction open (linger) */
+	uint64_t est;     /* bytes it may write, roughly: sizes its room */
+	uint64_t avail;   /* free bytes where the store lives, at the last commit */
+	int64_t avail_ns; /* when avail was read */
 	uint64_t hlc_floor;
 	/* the journal (journal.c): records of what the open transaction holds
 	 * beyond the last batch written; once a batch is written the
@@ -2059,11 +2060,22 @@ static void snap_restore(struct wctx *w, const struct snap *s)
 	w->nnotes = s->nnotes;
 }
 
+/* Read the free space again, after a durable point or a commit. With room
+ * well past what deferring needs, a reading younger than AVAIL_TTL_NS
+ * stands (a statfs at every durable point was one per create in a create
+ * loop); near the line it is read every time. */
+#define AVAIL_TTL_NS (10 * 1000000LL)
+#define AVAIL_SLACK (256ULL << 20)
 static void avail_refresh(struct wctx *w)
 {
 	struct statvfs sv;
+	int64_t now = sg_mono_ns();
 
+	if (w->avail_ns && now - w->avail_ns < AVAIL_TTL_NS &&
+	    w->avail > DEFER_MIN_FREE + 2 * w->est + AVAIL_SLACK)
+		return;
 	w->avail = statvfs(w->st->path, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : 0;
+	w->avail_ns = now;
 }
 
 /* May this op be acknowledged before its commit? */
