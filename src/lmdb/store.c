@@ -670,6 +670,21 @@ static int meta_init(sg_store *st, const sg_store_opts *opts, int *replayed)
 	return sg_mdb_err(rc);
 }
 
+/* What sg_store_open() set up besides LMDB and the journal. */
+static void store_free(sg_store *st)
+{
+	free(st->path);
+	if (st->statm_fd >= 0)
+		close(st->statm_fd);
+	pthread_mutex_destroy(&st->statm_lock);
+	pthread_rwlock_destroy(&st->map_lock);
+	pthread_mutex_destroy(&st->q_lock);
+	pthread_mutex_destroy(&st->wtxn_lock);
+	pthread_cond_destroy(&st->q_cond);
+	pthread_cond_destroy(&st->done_cond);
+	free(st);
+}
+
 int sg_store_open(sg_store **out, const sg_store_opts *opts)
 {
 	sg_store *st;
@@ -754,16 +769,7 @@ fail:
 	sg_journal_close(st);
 	if (st->env)
 		mdb_env_close(st->env);
-	free(st->path);
-	if (st->statm_fd >= 0)
-		close(st->statm_fd);
-	pthread_mutex_destroy(&st->statm_lock);
-	pthread_rwlock_destroy(&st->map_lock);
-	pthread_mutex_destroy(&st->q_lock);
-	pthread_mutex_destroy(&st->wtxn_lock);
-	pthread_cond_destroy(&st->q_cond);
-	pthread_cond_destroy(&st->done_cond);
-	free(st);
+	store_free(st);
 	return rc;
 }
 
@@ -775,13 +781,7 @@ void sg_store_close(sg_store *st)
 	mdb_env_sync(st->env, 1);
 	sg_journal_close(st);
 	mdb_env_close(st->env);
-	free(st->path);
-	pthread_rwlock_destroy(&st->map_lock);
-	pthread_mutex_destroy(&st->q_lock);
-	pthread_mutex_destroy(&st->wtxn_lock);
-	pthread_cond_destroy(&st->q_cond);
-	pthread_cond_destroy(&st->done_cond);
-	free(st);
+	store_free(st);
 }
 
 uint64_t sg_store_node_id(const sg_store *st)

@@ -2,6 +2,7 @@
  * versions and stamps, the change log, LWW, persistence, limits, errors, group commit. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1091,6 +1092,19 @@ static uint64_t trim_read_all(sg_store *st, const uint64_t *ids, unsigned char *
 
 /* max_mapped: reads map the store's pages into the process; past the bound
  * the store drops them, and what is read stays right. */
+/* Descriptors the process has open. */
+static int fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 static void test_map_trim(void **state)
 {
 	struct fx *f = *state;
@@ -1099,6 +1113,7 @@ static void test_map_trim(void **state)
 	sg_store_stats ss;
 	uint64_t grown, rss, base;
 	char name[32];
+	int nfd;
 
 	assert_non_null(buf);
 	assert_non_null(ids);
@@ -1130,6 +1145,7 @@ static void test_map_trim(void **state)
 	 * map is empty just after the open) */
 	f->opts.max_mapped = 8ULL << 20;
 	assert_int_equal(fx_reopen_with(f, -1, 0), 0);
+	nfd = fd_count();
 	base = rss_file_now();
 	trim_read_all(f->st, ids, buf);
 	rss = rss_file_now();
@@ -1139,6 +1155,9 @@ static void test_map_trim(void **state)
 	/* and again: all still right after the drops */
 	trim_read_all(f->st, ids, buf);
 	assert_true(rss_file_now() <= base + (8ULL << 20) + 64 * (16 + 80) * 1024ULL);
+	/* what the checks keep open (statm) goes with the store */
+	assert_int_equal(fx_reopen_with(f, -1, 0), 0);
+	assert_int_equal(fd_count(), nfd);
 
 	/* other file mappings of the process (the mirror's Git packs) count in
 	 * RssFile too, and the store cannot drop them: they must neither make
