@@ -459,9 +459,10 @@ static int faultcost(const char *file, size_t n)
 	for (size_t i = 0; i < n; i++)
 		sink += m[pg[i] * 4096];
 	t4 = now_ns();
-	printf("fault_ns %.0f refault_ns %.0f mapped_ns %.1f pages_per_fault %.1f dontneed_ns %llu\n",
-	       (double)(t1 - t0) / n, (double)(t4 - t3) / n, (double)(t2 - t1) / n,
-	       (double)(r1 - r0) / n, (unsigned long long)(t3 - t2));
+	printf(
+	    "fault_ns %.0f refault_ns %.0f mapped_ns %.1f pages_per_fault %.1f dontneed_ns %llu\n",
+	    (double)(t1 - t0) / n, (double)(t4 - t3) / n, (double)(t2 - t1) / n,
+	    (double)(r1 - r0) / n, (unsigned long long)(t3 - t2));
 	munmap((void *)m, (size_t)sb.st_size);
 	close(fd);
 	free(pg);
