@@ -37,6 +37,11 @@ void sg_cond_init_mono(pthread_cond_t *cond)
 	pthread_condattr_destroy(&ca);
 }
 
+void sg_thread_name(const char *name)
+{
+	pthread_setname_np(pthread_self(), name); /* ERANGE only past 15 characters */
+}
+
 struct timespec sg_mono_deadline(int64_t ns)
 {
 	struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};

@@ -19,6 +19,13 @@ void sg_cond_init_mono(pthread_cond_t *cond);
 /** sg_mono_ns() time `ns` as the deadline of a timed wait on such a condition. */
 struct timespec sg_mono_deadline(int64_t ns);
 
+/**
+ * Name the calling thread (at most 15 characters), as `top -H`, `ps -L`,
+ * perf and gdb show it: every sigilfs thread is "sigil-<role>"; the FUSE
+ * workers, which libfuse starts, keep the program's name.
+ */
+void sg_thread_name(const char *name);
+
 /** FNV-1a 64-bit hash (node ids from node names); never 0. */
 uint64_t sg_hash64(const void *data, size_t len);
 

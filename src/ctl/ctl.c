@@ -23,6 +23,7 @@
 
 #include "ctl/ctl.h"
 #include "log.h"
+#include "util.h"
 
 #define DOMAIN "ctl"
 #define IO_TIMEOUT_MS 5000
@@ -154,6 +155,7 @@ static void *ctl_main(void *arg)
 {
 	sg_ctl *c = arg;
 
+	sg_thread_name("sigil-ctl");
 	for (;;) {
 		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
 		                      {.fd = c->wake[0], .events = POLLIN}};

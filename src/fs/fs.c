@@ -1302,6 +1302,7 @@ static void *inval_main(void *arg)
 {
 	sg_fs *fs = arg;
 
+	sg_thread_name("sigil-inval");
 	for (;;) {
 		struct inval *iv;
 

@@ -2129,6 +2129,7 @@ static void *pusher_main(void *arg)
 {
 	struct pusher *p = arg;
 
+	sg_thread_name("sigil-pusher");
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		int64_t now = sg_mono_ns();
@@ -2492,6 +2493,7 @@ static void *folder_main(void *arg)
 {
 	struct folder *fo = arg;
 
+	sg_thread_name("sigil-folder");
 	/* folds wait for whatever else wants the CPU, the mirror's commits first */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	pthread_mutex_lock(&fo->lock);
@@ -2579,6 +2581,7 @@ static void *mirror_main(void *arg)
 	int idle;
 	int failing = 0, stop_batches = 0;
 
+	sg_thread_name("sigil-mirror");
 	pthread_mutex_lock(&m->lock);
 	for (;;) {
 		uint64_t v = sg_store_version(m->st);

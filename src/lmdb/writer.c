@@ -2794,6 +2794,7 @@ static void *writer_main(void *arg)
 	struct wctx w = {.st = st};
 	struct sg_op **batch = calloc(st->batch_max, sizeof(*batch));
 
+	sg_thread_name("sigil-writer");
 	if (!batch)
 		abort();
 	avail_refresh(&w);

@@ -1365,6 +1365,7 @@ static void *server_main(void *arg)
 	nng_aio *aio;
 	nng_ctx ctx;
 
+	sg_thread_name("sigil-server");
 	if (nng_aio_alloc(&aio, NULL, NULL))
 		return NULL;
 	if (nng_ctx_open(&ctx, r->rep)) {
@@ -1823,6 +1824,7 @@ static void *peer_main(void *arg)
 	struct peer *p = arg;
 	sg_repl *r = p->r;
 
+	sg_thread_name("sigil-peer");
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
 		int push, pull;
@@ -1874,6 +1876,7 @@ static void *sync_main(void *arg)
 	sg_repl *r = arg;
 	int64_t next_pull = sg_mono_ns(), next_gc = sg_mono_ns() + gc_period_ns(r);
 
+	sg_thread_name("sigil-sync");
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
 		int64_t now = sg_mono_ns(), wake = next_pull < next_gc ? next_pull : next_gc;
@@ -2216,6 +2219,7 @@ static void *closer_main(void *arg)
 	struct closer *c = arg;
 	int abandoned;
 
+	sg_thread_name("sigil-closer");
 	for (size_t i = 0; i < c->n; i++)
 		nng_close(c->socks[i]);
 	pthread_mutex_lock(&c->lock);

@@ -24,6 +24,18 @@ rl_start c "$PC" "$(rl_url "$PA");$(rl_url "$PB")" || sg_done
 A=$(sg_mnt a) B=$(sg_mnt b) C=$(sg_mnt c)
 rl_converged $T a b c -- "three empty nodes start equal"
 
+# every daemon thread of its own is named for its role (top -H, ps -L, perf)
+names=$(cat /proc/"$(rl_pid a)"/task/*/comm 2>&1 | sort -u)
+missing=
+for role in writer inval peer server sync mirror folder ctl; do
+	grep -qx "sigil-$role" <<<"$names" || missing+=" sigil-$role"
+done
+if [ -z "$missing" ]; then
+	ok "node a's threads are named sigil-writer, -inval, -peer, -server, -sync, -mirror, -folder, -ctl"
+else
+	fail "node a's threads are named for their roles: missing$missing" "$names"
+fi
+
 # ---- create
 printf 'hello = 1\n' >"$A/hello.conf"
 for n in b c; do
