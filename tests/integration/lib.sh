@@ -179,7 +179,8 @@ sg_package_of() {
 	setfacl | getfacl) echo acl ;;
 	fusermount3) echo fuse3 ;;
 	mdb_dump | mdb_load | mdb_stat) echo lmdb-utils ;;
-	mountpoint | mount | umount) echo util-linux ;;
+	mountpoint | mount | umount | losetup) echo util-linux ;;
+	mkfs.btrfs | btrfs) echo btrfs-progs ;;
 	timeout | sha256sum | stat | dd | mkfifo | mknod | cp | mv | ln) echo coreutils ;;
 	*) echo "$1" ;;
 	esac
