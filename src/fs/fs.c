@@ -960,6 +960,15 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, -rc);
 }
 
+/* An fsync's reply, from the store's writer thread once what it covers is
+ * on disk: the FUSE worker did not wait for the journal write (with few
+ * workers, a waiting one is one fewer for everything else), and fsyncs
+ * from several callers share the write. */
+static void sync_reply(void *req, int rc)
+{
+	fuse_reply_err((fuse_req_t)req, -rc);
+}
+
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
@@ -974,8 +983,9 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	rc = commit(fs_of(req), in);
 	pthread_mutex_unlock(&in->lock);
 	if (rc == 0)
-		rc = sg_store_sync(fs_of(req)->st);
-	fuse_reply_err(req, -rc);
+		rc = sg_store_sync_async(fs_of(req)->st, sync_reply, req);
+	if (rc)
+		fuse_reply_err(req, -rc);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1119,7 +1129,10 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -sg_store_sync(fs_of(req)->st));
+	int rc = sg_store_sync_async(fs_of(req)->st, sync_reply, req);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

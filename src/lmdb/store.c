@@ -1764,6 +1764,36 @@ int sg_store_sync(sg_store *st)
 	return submit(st, &op, NULL);
 }
 
+struct sync_async {
+	struct sg_op op; /* first: the op is the whole */
+	void (*done)(void *arg, int rc);
+	void *arg;
+};
+
+static void sync_async_done(struct sg_op *op)
+{
+	struct sync_async *a = (struct sync_async *)op;
+
+	a->done(a->arg, op->rc);
+	free(a);
+}
+
+int sg_store_sync_async(sg_store *st, void (*done)(void *arg, int rc), void *arg)
+{
+	struct sync_async *a = calloc(1, sizeof(*a));
+	int rc;
+
+	if (!a)
+		return -ENOMEM;
+	a->op.kind = OP_SYNC;
+	a->op.cb = sync_async_done;
+	a->done = done;
+	a->arg = arg;
+	if ((rc = sg_writer_submit_async(st, &a->op)) != 0)
+		free(a);
+	return rc;
+}
+
 int sg_store_checkpoint(sg_store *st)
 {
 	struct sg_op op = {.kind = OP_SYNC, .flags = 1};

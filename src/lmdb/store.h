@@ -561,6 +561,16 @@ int sg_store_check(sg_store *st, sg_check_cb cb, void *ctx, uint64_t *checked);
 int sg_store_sync(sg_store *st);
 
 /**
+ * sg_store_sync() without waiting: `done(arg, rc)` is called once, with
+ * what sg_store_sync() would return, when the barrier is reached. It runs
+ * on the store's writer thread and must be quick and must not call into
+ * the store (a FUSE reply is what it is for: the FUSE worker that asked is
+ * free meanwhile, and fsyncs that come together share one journal write).
+ * @return 0 (done will be called), or -ENOMEM or -ESHUTDOWN (it will not).
+ */
+int sg_store_sync_async(sg_store *st, void (*done)(void *arg, int rc), void *arg);
+
+/**
  * sg_store_sync(), and commit what the journal holds to LMDB (a checkpoint,
  * which the writer otherwise makes within a second of the first journaled
  * change): for tests, benchmarks and a clean stop. 0 or -errno.

@@ -100,6 +100,9 @@ struct sg_op {
 	sg_attr out;
 	int early; /* a local change: acknowledged before its commit when deferral is on */
 	int done;
+	/* set: nobody waits; the writer calls it (without its locks) instead of
+	 * setting done, and the op is the callback's to free */
+	void (*cb)(struct sg_op *op);
 	struct sg_op *next;
 };
 
@@ -252,6 +255,8 @@ int sg_writer_make_durable_locked(sg_store *st, int may_wait);
 int sg_writer_start(sg_store *st);
 void sg_writer_stop(sg_store *st);
 int sg_writer_submit(sg_store *st, struct sg_op *op);
+/** Queue op (its cb set) without waiting: 0, or -ESHUTDOWN (cb not called). */
+int sg_writer_submit_async(sg_store *st, struct sg_op *op);
 /* Queue ops[0..n) together and wait for all; each op's rc says how it went. */
 void sg_writer_submit_many(sg_store *st, struct sg_op *ops, size_t n);
 

@@ -2151,13 +2151,31 @@ static void waiter_add(struct wctx *w, struct sg_op *op)
 
 static void ops_done(sg_store *st, struct sg_op **ops, size_t n)
 {
+	struct sg_op *async = NULL, **tail = &async, *next;
+	int waited = 0;
+
 	if (!n)
 		return;
 	pthread_mutex_lock(&st->q_lock);
-	for (size_t i = 0; i < n; i++)
-		ops[i]->done = 1;
-	pthread_cond_broadcast(&st->done_cond);
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i]->cb) {
+			/* off the queue, so next is free: a list of them, in order,
+			 * to call once the lock is released */
+			ops[i]->next = NULL;
+			*tail = ops[i];
+			tail = &ops[i]->next;
+		} else {
+			ops[i]->done = 1;
+			waited = 1;
+		}
+	}
+	if (waited)
+		pthread_cond_broadcast(&st->done_cond);
 	pthread_mutex_unlock(&st->q_lock);
+	for (; async; async = next) {
+		next = async->next;
+		async->cb(async);
+	}
 }
 
 /* Grow the map ahead of need, with no transaction open, so that a
@@ -2980,6 +2998,25 @@ int sg_writer_submit(sg_store *st, struct sg_op *op)
 		pthread_cond_wait(&st->done_cond, &st->q_lock);
 	pthread_mutex_unlock(&st->q_lock);
 	return op->rc;
+}
+
+int sg_writer_submit_async(sg_store *st, struct sg_op *op)
+{
+	op->next = NULL;
+	op->done = 0;
+	pthread_mutex_lock(&st->q_lock);
+	if (st->stop) {
+		pthread_mutex_unlock(&st->q_lock);
+		return -ESHUTDOWN;
+	}
+	if (st->q_tail)
+		st->q_tail->next = op;
+	else
+		st->q_head = op;
+	st->q_tail = op;
+	pthread_cond_signal(&st->q_cond);
+	pthread_mutex_unlock(&st->q_lock);
+	return 0;
 }
 
 void sg_writer_submit_many(sg_store *st, struct sg_op *ops, size_t n)

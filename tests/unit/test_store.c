@@ -3891,6 +3891,78 @@ static void test_journal_write_fails(void **state)
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- sg_store_sync_async ----
+ * Each call's callback comes once, in the order of the calls, on another
+ * thread than the caller's, with 0, and only once the changes made before
+ * the call are on disk: a child that dies (_exit, no close) in the last
+ * callback leaves a store that holds every change. */
+#define SA_CALLS 16
+
+static _Atomic int sa_count[SA_CALLS], sa_next, sa_bad;
+static pthread_t sa_caller;
+
+static void sa_done(void *arg, int rc)
+{
+	int i = (int)(intptr_t)arg;
+
+	if (rc != 0 || pthread_equal(pthread_self(), sa_caller) ||
+	    atomic_fetch_add(&sa_count[i], 1) != 0 || atomic_fetch_add(&sa_next, 1) != i)
+		atomic_store(&sa_bad, 1);
+	if (i == SA_CALLS - 1)
+		_exit(atomic_load(&sa_bad) ? 10 : 0); /* a crash right after the last reply */
+}
+
+static int sa_child(const char *dir)
+{
+	sg_store_opts so = {0};
+	sg_store *st;
+	char name[16], body[32];
+
+	so.dir = dir;
+	so.node_id = NODE_A;
+	so.initial_map = 1ULL << 30; /* no checkpoint for the size: the journal holds them */
+	if (sg_store_open(&st, &so) != 0)
+		return 2;
+	sa_caller = pthread_self();
+	for (int i = 0; i < SA_CALLS; i++) {
+		sg_attr a;
+		snprintf(name, sizeof(name), "sa%d", i);
+		snprintf(body, sizeof(body), "async %d", i);
+		if (sg_store_create(st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644, 0, 0, body,
+		                    strlen(body), now_ns(), &a) != 0)
+			return 3;
+		if (sg_store_sync_async(st, sa_done, (void *)(intptr_t)i) != 0)
+			return 4;
+	}
+	for (int k = 0; k < 1000; k++) /* the last callback ends the process */
+		usleep(10000);
+	return 5; /* it never came */
+}
+
+static void test_sync_async(void **state)
+{
+	char dir[64], name[16], body[32];
+	sg_store_opts so = {0};
+	sg_store *st;
+	(void)state;
+
+	jdir_make(dir);
+	jc_fork(dir, sa_child);
+	so.dir = dir;
+	so.node_id = NODE_A;
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	for (int i = 0; i < SA_CALLS; i++) {
+		sg_attr a;
+		snprintf(name, sizeof(name), "sa%d", i);
+		snprintf(body, sizeof(body), "async %d", i);
+		assert_int_equal(sg_store_lookup(st, SG_ROOT_ID, name, &a), 0);
+		assert_content(st, a.id, body, strlen(body));
+	}
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	sg_store_close(st);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Offsets of the journal's batches in file order, by their header. */
 static int jbatches(const char *dir, long *off, int max)
 {
@@ -4139,6 +4211,7 @@ int main(void)
 	    cmocka_unit_test(test_journal_wraps),
 	    cmocka_unit_test(test_journal_concurrent),
 	    cmocka_unit_test(test_journal_write_fails),
+	    cmocka_unit_test(test_sync_async),
 	};
 	int failed;
 
