@@ -30,6 +30,7 @@ enum kind {
 	K_REMOTE,   /* a git remote: anything without blanks */
 	K_LEVEL,    /* a syslog level name */
 	K_MIRROR,   /* an absolute path, or "off" */
+	K_THREADS,  /* a whole number from 1 to SG_MAX_THREADS */
 };
 
 enum {
@@ -53,6 +54,7 @@ enum {
 	KEY_SYNC_DELAY,
 	KEY_MAX_QUARANTINE_BYTES,
 	KEY_MAX_MAPPED,
+	KEY_THREADS,
 	KEY_COUNT
 };
 _Static_assert(KEY_COUNT == SG_CONFIG_NKEYS, "SG_CONFIG_NKEYS is the number of keys");
@@ -81,6 +83,7 @@ static const struct keydef {
     [KEY_SYNC_DELAY] = {"sync_delay", K_DELAY},
     [KEY_MAX_QUARANTINE_BYTES] = {"max_quarantine_bytes", K_SIZE},
     [KEY_MAX_MAPPED] = {"max_mapped", K_SIZE},
+    [KEY_THREADS] = {"threads", K_THREADS},
 };
 
 static const char *const levels[] = {"err", "warning", "notice", "info", "debug"};
@@ -547,6 +550,17 @@ static int parse_ms(const char *s, uint64_t *out)
 	return 0;
 }
 
+static int parse_threads(const char *s, uint64_t *out)
+{
+	uint64_t v;
+
+	if (parse_uint(&s, &v) || *s || v == 0 || v > SG_MAX_THREADS) {
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
 static int parse_level(const char *s, uint64_t *out)
 {
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
@@ -581,6 +595,8 @@ int sg_config_get_u64(uint64_t *out, const sg_config *cfg, const char *key)
 		return parse_seconds(v, out);
 	case K_MS:
 		return parse_ms(v, out);
+	case K_THREADS:
+		return parse_threads(v, out);
 	case K_LEVEL:
 		return parse_level(v, out);
 	default:
@@ -759,6 +775,13 @@ static int check_value(enum kind k, const char *v, char *why, size_t len)
 	case K_MS:
 		if (parse_ms(v, &n)) {
 			say(why, len, "'%s' is not a number of milliseconds from 1 to 3600000", v);
+			return -EINVAL;
+		}
+		return 0;
+	case K_THREADS:
+		if (parse_threads(v, &n)) {
+			say(why, len, "'%s' is not a number of threads from 1 to %d", v,
+			    SG_MAX_THREADS);
 			return -EINVAL;
 		}
 		return 0;

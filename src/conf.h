@@ -14,7 +14,7 @@
  *
  *   data node listen peers tls_ca tls_cert tls_key max_offset local_only
  *   max_file_size cache_timeout mirror commit_interval remote tombstone_grace
- *   log_level seed sync_delay max_quarantine_bytes max_mapped
+ *   log_level seed sync_delay max_quarantine_bytes max_mapped threads
  *
  * Each value remembers where it was set: a file and a line, or an origin
  * such as "-o" with line 0, so that a problem found late (a port in use)
@@ -41,7 +41,10 @@
  */
 
 /** How many keys there are. */
-#define SG_CONFIG_NKEYS 20
+#define SG_CONFIG_NKEYS 21
+
+/** The most FUSE worker threads `threads` may ask for. */
+#define SG_MAX_THREADS 64
 
 /** One setting. value == NULL: not set. */
 typedef struct sg_config_value {
@@ -102,7 +105,7 @@ const char *sg_config_get(const sg_config *cfg, const char *key);
  * A numeric key's value, after sg_config_check() accepted it:
  * max_file_size, max_quarantine_bytes and max_mapped in bytes; cache_timeout, max_offset,
  * commit_interval, tombstone_grace and sync_delay in milliseconds (sync_delay may be 0: off);
- * log_level as its syslog number (err 3 to debug 7).
+ * log_level as its syslog number (err 3 to debug 7); threads as a count.
  * @param out  out: the value; untouched on failure.
  * @return 0; -ENOENT if the key is not set; -EINVAL if the key is not
  *         numeric or its value does not parse.

@@ -137,6 +137,7 @@ static void usage(const char *prog)
 	    "  -o max_mapped=N        the most of the store mapped into the daemon (its\n"
 	    "                         RSS); past it, pages are unmapped and stay in the page\n"
 	    "                         cache (default 16M)\n"
+	    "  -o threads=N           FUSE worker threads, 1 to 64 (default 4)\n"
 	    "\n"
 	    "replication (needs node=):\n"
 	    "  -o listen=URL          serve peers on URL: tls+tcp://HOST:PORT, or tcp:// by "
@@ -164,7 +165,7 @@ static void usage(const char *prog)
 	    "  -o seed=REPO[#REV]     fill an empty store from Git at mount time\n"
 	    "\n"
 	    "  -f                     stay in the foreground, log to stderr\n"
-	    "  -s                     single-threaded\n"
+	    "  -s                     single-threaded: requests on the main thread alone\n"
 	    "  -d, -o debug           foreground, and log every request\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          the version\n"
@@ -779,6 +780,7 @@ int main(int argc, char *argv[])
 	struct stat sb;
 	int lockfd = -1, notify_fd = -1, rc = 1, err, log_level = SG_LOG_INFO;
 	double timeout = 10.0;
+	unsigned threads = 0; /* sg_fs_run(): SG_FS_THREADS */
 
 	malloc_tune();
 	sg_log_init("sigilfs", 0, SG_LOG_INFO);
@@ -854,6 +856,8 @@ int main(int argc, char *argv[])
 			so.sync_delay_ns = v ? (int64_t)v * 1000000 : -1; /* 0: off */
 		if (sg_config_get_u64(&v, &cfg, "max_mapped") == 0)
 			so.max_mapped = v;
+		if (sg_config_get_u64(&v, &cfg, "threads") == 0)
+			threads = (unsigned)v;
 		if (sg_config_get_u64(&v, &cfg, "log_level") == 0)
 			log_level = (int)v;
 		if (o.debug)
@@ -1028,7 +1032,7 @@ int main(int argc, char *argv[])
 	       data, (unsigned long long)sg_store_node_id(st));
 	/* for a Type=notify unit: the mount serves and the store is open */
 	sd_notifyf(0, "READY=1\nSTATUS=serving %s\nMAINPID=%ld", mnt, (long)getpid());
-	rc = sg_fs_run(fs, o.single) == 0 ? 0 : 1;
+	rc = sg_fs_run(fs, o.single, threads) == 0 ? 0 : 1;
 	sd_notify(0, "STOPPING=1");
 	sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-MAIN-STOP", "unmounted %s", mnt);
 out:

@@ -1435,11 +1435,30 @@ int sg_fs_signals(sg_fs *fs)
 	return 0;
 }
 
-int sg_fs_run(sg_fs *fs, int single)
+int sg_fs_run(sg_fs *fs, int single, unsigned threads)
 {
-	struct fuse_loop_config cfg = {.clone_fd = 1, .max_idle_threads = 10};
-	int rc = single ? fuse_session_loop(fs->se) : fuse_session_loop_mt(fs->se, &cfg);
+	struct fuse_loop_config *cfg;
+	int rc;
 
+	if (!threads)
+		threads = SG_FS_THREADS;
+	if (single) {
+		rc = fuse_session_loop(fs->se);
+		return rc < 0 ? rc : 0;
+	}
+	if (!(cfg = fuse_loop_cfg_create()))
+		return -ENOMEM;
+	/* At most `threads` workers, all kept. A request that finds every
+	 * worker asleep wakes one, and with more workers than CPUs those
+	 * wakeups cost more than the parallelism gives: with 10 workers on 2
+	 * CPUs, 4 callers' unlinks ran at half the rate of 2 workers'
+	 * (bench/results/fs-threads.md). No handler waits for a journal write:
+	 * fsync is answered from the writer thread (sync_reply). */
+	fuse_loop_cfg_set_clone_fd(cfg, 1);
+	fuse_loop_cfg_set_max_threads(cfg, threads);
+	fuse_loop_cfg_set_idle_threads(cfg, threads);
+	rc = fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
 	return rc < 0 ? rc : 0;
 }
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # t0001-mount-basic.sh: the daemon's command line, mounting and unmounting
 # (fusermount3 -u, umount, the mount.fuse3 form), the data-dir lock, basic
-# file operations, and repeated ls/stat/cat of unchanged files.
+# file operations, repeated ls/stat/cat of unchanged files, and threads=N
+# (the FUSE workers: with one, concurrent fsyncs and lookups get through).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
 
@@ -152,5 +153,34 @@ if command -v mount.fuse3 >/dev/null 2>&1 || [ -x /sbin/mount.fuse3 ]; then
 else
 	fail "mount.fuse3 is missing: apt-get install fuse3"
 fi
+
+
+# ---- threads=N: at most N FUSE workers (the threads that keep the program's
+# name, beside the main one). With one worker, 4 writers fsyncing at once and
+# a reader all get through: the fsyncs do not hold the worker (the store's
+# writer thread answers them once the journal write is done).
+fuse_workers() { grep -cx sigilfs /proc/"$1"/task/*/comm | awk -F: '{ n += $NF } END { print n - 1 }'; }
+for n in 1 3; do
+	sg_mount a "threads=$n" || sg_done
+	mkdir -p "$MNT/thr"
+	jobs_pids=()
+	for i in 1 2 3 4; do
+		timeout 60 bash -c 'for j in $(seq 1 25); do
+			head -c 1024 /dev/urandom | dd of="$1/thr/f$2" bs=1024 conv=fsync status=none || exit 1
+		done' _ "$MNT" "$i" &
+		jobs_pids+=($!)
+	done
+	timeout 60 bash -c 'for j in $(seq 1 200); do ls "$1/thr" >/dev/null && cat "$1/etc/hello.txt" >/dev/null || exit 1; done' _ "$MNT" &
+	jobs_pids+=($!)
+	bad=0
+	for p in "${jobs_pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+	check_eq 0 "$bad" "threads=$n: 4 writers (25 fsync'd writes each) and a reader, at once, all finish within 60 s"
+	sizes=$(stat -c %s "$MNT"/thr/f* | sort -u | tr '\n' ' ')
+	check_eq "1024 " "$sizes" "threads=$n: each writer's file holds its last 1 KiB"
+	w=$(fuse_workers "$PID")
+	[ "$w" -ge 1 ] && [ "$w" -le "$n" ] && ok "threads=$n: $w FUSE worker(s) served it (at most $n)" ||
+		fail "threads=$n: between 1 and $n FUSE workers" "$(cat /proc/"$PID"/task/*/comm | sort | uniq -c)"
+	sg_umount a
+done
 
 sg_done

@@ -144,6 +144,7 @@ static void test_good_file(void **state)
 	    {"sync_delay", "2ms"},
 	    {"max_quarantine_bytes", "32M"},
 	    {"max_mapped", "8M"},
+	    {"threads", "2"},
 	};
 
 	snprintf(text, sizeof(text),
@@ -166,7 +167,8 @@ static void test_good_file(void **state)
 	         "seed = /srv/fleet.git#v1.2\n"
 	         "sync_delay = 2ms\n"
 	         "max_quarantine_bytes = 32M\n"
-	         "max_mapped = 8M\n",
+	         "max_mapped = 8M\n"
+	         "threads = 2\n",
 	         f->ca, f->cert, f->key);
 	assert_int_equal(load_text(f, text), 0);
 	assert_string_equal(f->err, "");
@@ -191,6 +193,7 @@ static void test_good_file(void **state)
 	assert_int_equal(get_u64(f, "sync_delay"), 2);
 	assert_int_equal(get_u64(f, "max_quarantine_bytes"), 32 << 20);
 	assert_int_equal(get_u64(f, "max_mapped"), 8 << 20);
+	assert_int_equal(get_u64(f, "threads"), 2);
 	assert_int_equal(load_text(f, "mirror = off\n"), 0);
 	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), 0);
 	assert_int_equal(load_text(f, "mirror = mirror.git\n"), 0);
@@ -368,6 +371,10 @@ static void test_bad_values(void **state)
 	    {"local_only", "a/b:c",
 	     "'a/b:c' has a '/': patterns match single names, ':'-separated"},
 	    {"max_file_size", "12X", "'12X' is not a size: bytes, with K, M or G (64M)"},
+	    {"threads", "0", "'0' is not a number of threads from 1 to 64"},
+	    {"threads", "65", "'65' is not a number of threads from 1 to 64"},
+	    {"threads", "4x", "'4x' is not a number of threads from 1 to 64"},
+	    {"threads", "-1", "'-1' is not a number of threads from 1 to 64"},
 	    {"max_file_size", "0", "'0' is not a size: bytes, with K, M or G (64M)"},
 	    {"max_file_size", "-1", "'-1' is not a size: bytes, with K, M or G (64M)"},
 	    {"max_file_size", "99999999999G",

@@ -37,7 +37,7 @@ static void *loop_main(void *arg)
 {
 	struct fixture *f = arg;
 
-	sg_fs_run(f->fs, 0);
+	sg_fs_run(f->fs, 0, 0);
 	return NULL;
 }
 
