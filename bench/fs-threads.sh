@@ -218,6 +218,8 @@ for lab in labels + ["bindfs"]:
     u = use[lab]
     L.append("| %s | %s | %.2f | %d |" % (lab, fmt_t(med([c for c, s in u]) / per_run[lab] * 1e6), med([s for c, s in u]) / per_run[lab], len(u)))
 L.append("")
+L.append("stat and reread are answered from the kernel's caches (no request reaches a daemon): their rows show the machine's noise, not the worker count.")
+L.append("")
 L.append("CPU (user + system, all the daemon's threads, from /proc/PID/task/*/stat) and context switches (voluntary and involuntary, /proc/PID/task/*/status) over a whole fs-bench run, divided by all the ops of the run (every op and caller; a create is several FUSE requests, a reread none).")
 open(out, "w").write("\n".join(L) + "\n")
 PY
