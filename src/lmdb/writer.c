@@ -2977,46 +2977,48 @@ out:
 	return done;
 }
 
-int sg_writer_submit(sg_store *st, struct sg_op *op)
+/* Queue op for the writer, with q_lock held. 0, or -ESHUTDOWN once the
+ * store stops (op is not queued). */
+static int enqueue_locked(sg_store *st, struct sg_op *op)
 {
-	if (op->early && run_direct(st, op))
-		return op->rc;
 	op->next = NULL;
 	op->done = 0;
-	pthread_mutex_lock(&st->q_lock);
-	if (st->stop) {
-		pthread_mutex_unlock(&st->q_lock);
+	if (st->stop)
 		return -ESHUTDOWN;
-	}
 	if (st->q_tail)
 		st->q_tail->next = op;
 	else
 		st->q_head = op;
 	st->q_tail = op;
-	pthread_cond_signal(&st->q_cond);
-	while (!op->done)
-		pthread_cond_wait(&st->done_cond, &st->q_lock);
+	return 0;
+}
+
+int sg_writer_submit(sg_store *st, struct sg_op *op)
+{
+	int rc;
+
+	if (op->early && run_direct(st, op))
+		return op->rc;
+	pthread_mutex_lock(&st->q_lock);
+	if ((rc = enqueue_locked(st, op)) == 0) {
+		pthread_cond_signal(&st->q_cond);
+		while (!op->done)
+			pthread_cond_wait(&st->done_cond, &st->q_lock);
+		rc = op->rc;
+	}
 	pthread_mutex_unlock(&st->q_lock);
-	return op->rc;
+	return rc;
 }
 
 int sg_writer_submit_async(sg_store *st, struct sg_op *op)
 {
-	op->next = NULL;
-	op->done = 0;
+	int rc;
+
 	pthread_mutex_lock(&st->q_lock);
-	if (st->stop) {
-		pthread_mutex_unlock(&st->q_lock);
-		return -ESHUTDOWN;
-	}
-	if (st->q_tail)
-		st->q_tail->next = op;
-	else
-		st->q_head = op;
-	st->q_tail = op;
-	pthread_cond_signal(&st->q_cond);
+	if ((rc = enqueue_locked(st, op)) == 0)
+		pthread_cond_signal(&st->q_cond);
 	pthread_mutex_unlock(&st->q_lock);
-	return 0;
+	return rc;
 }
 
 void sg_writer_submit_many(sg_store *st, struct sg_op *ops, size_t n)
@@ -3025,18 +3027,10 @@ void sg_writer_submit_many(sg_store *st, struct sg_op *ops, size_t n)
 		return;
 	pthread_mutex_lock(&st->q_lock);
 	for (size_t i = 0; i < n; i++) {
-		ops[i].next = NULL;
-		ops[i].done = 0;
-		if (st->stop) {
+		if (enqueue_locked(st, &ops[i]) != 0) {
 			ops[i].rc = -ESHUTDOWN;
 			ops[i].done = 1;
-			continue;
 		}
-		if (st->q_tail)
-			st->q_tail->next = &ops[i];
-		else
-			st->q_head = &ops[i];
-		st->q_tail = &ops[i];
 	}
 	pthread_cond_signal(&st->q_cond);
 	for (size_t i = 0; i < n; i++)

@@ -3744,19 +3744,42 @@ static void jc_fork(const char *dir, int (*child)(const char *dir))
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-static int jc_child(const char *dir)
+/* Run child(dir) in a forked process on a fresh store dir (it must exit 0),
+ * then open what it left, as the restart after a crash would. */
+static sg_store *jc_after(char *dir, int (*child)(const char *dir))
 {
 	sg_store_opts so = {0};
 	sg_store *st;
-	sg_store_stats ss;
-	int fail = 0;
+
+	jdir_make(dir);
+	jc_fork(dir, child);
+	so.dir = dir;
+	so.node_id = NODE_A;
+	assert_int_equal(sg_store_open(&st, &so), 0);
+	return st;
+}
+
+/* A forked child's store: room enough that no checkpoint comes for the
+ * transaction's size, so that the changes stay in the journal only. NULL if
+ * it does not open. */
+static sg_store *jc_open(const char *dir)
+{
+	sg_store_opts so = {0};
+	sg_store *st;
 
 	so.dir = dir;
 	so.node_id = NODE_A;
-	/* room enough that no checkpoint comes for the transaction's size:
-	 * the changes stay in the journal only */
 	so.initial_map = 1ULL << 30;
-	if (sg_store_open(&st, &so) != 0)
+	return sg_store_open(&st, &so) == 0 ? st : NULL;
+}
+
+static int jc_child(const char *dir)
+{
+	sg_store *st = jc_open(dir);
+	sg_store_stats ss;
+	int fail = 0;
+
+	if (!st)
 		return 2;
 	sg_store_set_observer(st, jc_observer, NULL);
 	jc_run(st, 0, &fail);
@@ -3777,16 +3800,9 @@ static int jc_child(const char *dir)
 static void test_journal_concurrent(void **state)
 {
 	char dir[64];
-	sg_store_opts so = {0};
-	sg_store *st;
+	sg_store *st = jc_after(dir, jc_child);
 	(void)state;
 
-	jdir_make(dir);
-	jc_fork(dir, jc_child);
-
-	so.dir = dir;
-	so.node_id = NODE_A;
-	assert_int_equal(sg_store_open(&st, &so), 0);
 	for (int t = 0; t < JC_THREADS; t++)
 		jc_verify(st, t);
 	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
@@ -3823,15 +3839,11 @@ static int journal_fd(const char *dir)
 
 static int jf_child(const char *dir)
 {
-	sg_store_opts so = {0};
-	sg_store *st;
+	sg_store *st = jc_open(dir);
 	sg_store_stats s0, s1, s2;
 	int jfd, saved, full, fail = 0;
 
-	so.dir = dir;
-	so.node_id = NODE_A;
-	so.initial_map = 1ULL << 30;
-	if (sg_store_open(&st, &so) != 0)
+	if (!st)
 		return 2;
 	sg_store_set_observer(st, jc_observer, NULL);
 	atomic_store(&jc_seen_max, 0);
@@ -3873,16 +3885,9 @@ static int jf_child(const char *dir)
 static void test_journal_write_fails(void **state)
 {
 	char dir[64];
-	sg_store_opts so = {0};
-	sg_store *st;
+	sg_store *st = jc_after(dir, jf_child);
 	(void)state;
 
-	jdir_make(dir);
-	jc_fork(dir, jf_child);
-
-	so.dir = dir;
-	so.node_id = NODE_A;
-	assert_int_equal(sg_store_open(&st, &so), 0);
 	for (int round = 0; round < 2; round++)
 		for (int t = 0; t < JC_THREADS; t++)
 			jc_verify(st, t + round * (JC_THREADS + 1));
@@ -3914,14 +3919,10 @@ static void sa_done(void *arg, int rc)
 
 static int sa_child(const char *dir)
 {
-	sg_store_opts so = {0};
-	sg_store *st;
+	sg_store *st = jc_open(dir);
 	char name[16], body[32];
 
-	so.dir = dir;
-	so.node_id = NODE_A;
-	so.initial_map = 1ULL << 30; /* no checkpoint for the size: the journal holds them */
-	if (sg_store_open(&st, &so) != 0)
+	if (!st)
 		return 2;
 	sa_caller = pthread_self();
 	for (int i = 0; i < SA_CALLS; i++) {
@@ -3942,15 +3943,9 @@ static int sa_child(const char *dir)
 static void test_sync_async(void **state)
 {
 	char dir[64], name[16], body[32];
-	sg_store_opts so = {0};
-	sg_store *st;
+	sg_store *st = jc_after(dir, sa_child);
 	(void)state;
 
-	jdir_make(dir);
-	jc_fork(dir, sa_child);
-	so.dir = dir;
-	so.node_id = NODE_A;
-	assert_int_equal(sg_store_open(&st, &so), 0);
 	for (int i = 0; i < SA_CALLS; i++) {
 		sg_attr a;
 		snprintf(name, sizeof(name), "sa%d", i);
