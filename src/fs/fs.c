@@ -960,13 +960,41 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, -rc);
 }
 
-/* An fsync's reply, from the store's writer thread once what it covers is
- * on disk: the FUSE worker did not wait for the journal write (with few
- * workers, a waiting one is one fewer for everything else), and fsyncs
- * from several callers share the write. */
-static void sync_reply(void *req, int rc)
+static void sync_done(sg_fs *fs)
 {
-	fuse_reply_err((fuse_req_t)req, -rc);
+	pthread_mutex_lock(&fs->sync_lock);
+	if (--fs->syncs == 0)
+		pthread_cond_broadcast(&fs->sync_cond);
+	pthread_mutex_unlock(&fs->sync_lock);
+}
+
+/* An fsync's reply, from the store's writer thread once what it covers is
+ * on disk. */
+static void sync_reply(void *arg, int rc)
+{
+	fuse_req_t req = arg;
+	sg_fs *fs = fs_of(req); /* before the reply frees req */
+
+	fuse_reply_err(req, -rc);
+	sync_done(fs);
+}
+
+/* Answer req once every change acknowledged so far is on disk, without
+ * holding this FUSE worker meanwhile (with few workers, a waiting one is one
+ * fewer for everything else); fsyncs from several callers share the journal
+ * write. sg_fs_free() waits for the replies still due. */
+static void sync_async(fuse_req_t req)
+{
+	sg_fs *fs = fs_of(req);
+	int rc;
+
+	pthread_mutex_lock(&fs->sync_lock);
+	fs->syncs++;
+	pthread_mutex_unlock(&fs->sync_lock);
+	if ((rc = sg_store_sync_async(fs->st, sync_reply, req)) != 0) {
+		fuse_reply_err(req, -rc);
+		sync_done(fs);
+	}
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -983,8 +1011,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	rc = commit(fs_of(req), in);
 	pthread_mutex_unlock(&in->lock);
 	if (rc == 0)
-		rc = sg_store_sync_async(fs_of(req)->st, sync_reply, req);
-	if (rc)
+		sync_async(req);
+	else
 		fuse_reply_err(req, -rc);
 }
 
@@ -1129,10 +1157,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int rc = sg_store_sync_async(fs_of(req)->st, sync_reply, req);
-
-	if (rc)
-		fuse_reply_err(req, -rc);
+	sync_async(req);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -1399,6 +1424,8 @@ int sg_fs_new(sg_fs **out, sg_store *st, const sg_fs_opts *opts, struct fuse_arg
 	fs->debug = opts ? opts->debug : 0;
 	pthread_mutex_init(&fs->inval_lock, NULL);
 	pthread_cond_init(&fs->inval_cond, NULL);
+	pthread_mutex_init(&fs->sync_lock, NULL);
+	pthread_cond_init(&fs->sync_cond, NULL);
 	rc = fs->data_dir ? sg_itable_init(&fs->inodes) : -ENOMEM;
 	if (rc) {
 		free(fs->data_dir);
@@ -1471,6 +1498,13 @@ void sg_fs_free(sg_fs *fs)
 {
 	if (!fs)
 		return;
+	/* the loop has ended; fsyncs the store still holds are answered on
+	 * this session, so it stays until they are (the store is open: the
+	 * writer answers them, with an error if it must) */
+	pthread_mutex_lock(&fs->sync_lock);
+	while (fs->syncs)
+		pthread_cond_wait(&fs->sync_cond, &fs->sync_lock);
+	pthread_mutex_unlock(&fs->sync_lock);
 	if (fs->inval_started) {
 		pthread_mutex_lock(&fs->inval_lock);
 		fs->inval_stop = 1;
@@ -1494,6 +1528,8 @@ void sg_fs_free(sg_fs *fs)
 	sg_itable_fini(&fs->inodes);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_cond_destroy(&fs->inval_cond);
+	pthread_mutex_destroy(&fs->sync_lock);
+	pthread_cond_destroy(&fs->sync_cond);
 	free(fs->data_dir);
 	free(fs);
 }

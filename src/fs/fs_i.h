@@ -98,6 +98,12 @@ struct sg_fs {
 	_Atomic uint64_t invalidations;
 	_Atomic uint64_t reads, writes, bytes_read, bytes_written, saves;
 
+	/* fsyncs handed to the store, not yet answered (sync_async): the
+	 * session must outlive their replies */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	unsigned syncs;
+
 	/* /.sigil status files served by the daemon's provider */
 	const char *const *status_names;
 	size_t nstatus;
