@@ -302,7 +302,8 @@ int sg_ctl_call_wait(const char *sock_path, const char *request, unsigned reply_
 	rc = 0;
 	shutdown(fd, SHUT_WR);
 	if (reply_ms) {
-		struct timeval tv = {.tv_sec = reply_ms / 1000, .tv_usec = (reply_ms % 1000) * 1000};
+		struct timeval tv = {.tv_sec = reply_ms / 1000,
+		                     .tv_usec = (reply_ms % 1000) * 1000};
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
 	for (;;) {

@@ -3773,25 +3773,34 @@ static sg_store *jc_open(const char *dir)
 	return sg_store_open(&st, &so) == 0 ? st : NULL;
 }
 
-static int jc_child(const char *dir)
+/* After jc_run(): synced, no writer failed, and the observer heard of at
+ * least `notes` changes, in order, up to the store's version. 0, or the
+ * child's exit code for what went wrong. */
+static int jc_checked(sg_store *st, int fail, uint64_t notes)
 {
-	sg_store *st = jc_open(dir);
-	sg_store_stats ss;
-	int fail = 0;
-
-	if (!st)
-		return 2;
-	sg_store_set_observer(st, jc_observer, NULL);
-	jc_run(st, 0, &fail);
 	if (sg_store_sync(st) != 0)
 		return 4;
 	if (fail)
 		return 5;
 	if (atomic_load(&jc_bad_order))
 		return 6;
-	if (atomic_load(&jc_seen_max) != sg_store_version(st) ||
-	    atomic_load(&jc_notes) < 2 * JC_THREADS * JC_FILES)
+	if (atomic_load(&jc_seen_max) != sg_store_version(st) || atomic_load(&jc_notes) < notes)
 		return 7; /* the observer missed changes */
+	return 0;
+}
+
+static int jc_child(const char *dir)
+{
+	sg_store *st = jc_open(dir);
+	sg_store_stats ss;
+	int fail = 0, rc;
+
+	if (!st)
+		return 2;
+	sg_store_set_observer(st, jc_observer, NULL);
+	jc_run(st, 0, &fail);
+	if ((rc = jc_checked(st, fail, 2 * JC_THREADS * JC_FILES)) != 0)
+		return rc;
 	if (sg_store_stats_get(st, &ss) != 0 || ss.journal_batches < 2)
 		return 8; /* not the case under test */
 	return 0;         /* no close: what the last checkpoint lacks is in the journal only */
@@ -3841,7 +3850,7 @@ static int jf_child(const char *dir)
 {
 	sg_store *st = jc_open(dir);
 	sg_store_stats s0, s1, s2;
-	int jfd, saved, full, fail = 0;
+	int jfd, saved, full, fail = 0, rc;
 
 	if (!st)
 		return 2;
@@ -3868,15 +3877,8 @@ static int jf_child(const char *dir)
 	if (dup2(saved, jfd) != jfd)
 		return 9;
 	jc_run(st, 1, &fail);
-	if (sg_store_sync(st) != 0)
-		return 4;
-	if (fail)
-		return 5;
-	if (atomic_load(&jc_bad_order))
-		return 6;
-	if (atomic_load(&jc_seen_max) != sg_store_version(st) ||
-	    atomic_load(&jc_notes) < 2 * 2 * JC_THREADS * JC_FILES)
-		return 7; /* the observer missed changes */
+	if ((rc = jc_checked(st, fail, 2 * 2 * JC_THREADS * JC_FILES)) != 0)
+		return rc;
 	if (sg_store_stats_get(st, &s2) != 0 || s2.journal_batches <= s1.journal_batches)
 		return 8; /* the journal was not written again */
 	return 0;         /* no close: round 1 may be in the journal only */
