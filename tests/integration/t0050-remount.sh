@@ -117,9 +117,9 @@ import os, sys
 d, i, log = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(log, "w") as lg:
     for j in range(1, 100000):
-        try:
-            fd = os.open("%s/f%s" % (d, i), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.write(fd, b"%d\n" % j)
+        try:  # no O_TRUNC: the file always holds a whole number, j or j-1
+            fd = os.open("%s/f%s" % (d, i), os.O_WRONLY | os.O_CREAT, 0o644)
+            os.write(fd, b"%010d\n" % j)
             os.fsync(fd)
             os.close(fd)
         except OSError:
@@ -149,7 +149,8 @@ lost=
 for i in 1 2 3 4; do
 	acked=$(tail -n 1 "$SG_WORK/term-$i.log")
 	got=$(cat "$M/term/f$i" 2>/dev/null)
-	[ -n "$acked" ] && [ -n "$got" ] && [ "$got" -ge "$acked" ] || lost+=" f$i: acked ${acked:-none}, holds ${got:-nothing};"
+	[ -n "$acked" ] && [[ $got =~ ^[0-9]{10}$ ]] && [ $((10#$got)) -ge "$acked" ] ||
+		lost+=" f$i: acked ${acked:-none}, holds ${got:-nothing};"
 done
 if [ -z "$lost" ]; then
 	ok "after the SIGTERM and a remount, each file holds at least the last write its fsync acknowledged ($(for i in 1 2 3 4; do tail -n 1 "$SG_WORK/term-$i.log"; done | tr '\n' ' '))"
