@@ -16,11 +16,20 @@ run_suite() { # build-dir configure-args...
 	mkdir -p "$dir"
 	(cd "$dir" && "$top/configure" --enable-werror "$@" >configure.out &&
 		make -j2 >make.out 2>&1 || { cat make.out; exit 1; }
-		make -j2 check || { for f in tests/*.log tests/*/*.log; do
-			[ -f "$f" ] || continue
-			case "$f" in *test-suite.log) continue ;; esac
-			grep -q "^FAIL\|^ERROR" "${f%.log}.trs" 2>/dev/null && { echo "=== $f"; tail -n 60 "$f"; }
-		done; exit 1; })
+		make -j2 check || { failed_logs; exit 1; })
+}
+
+# failed_logs: in the build dir, what each failed test printed (its failed
+# checks first, then its end), last in the output where CI shows it
+failed_logs() {
+	for t in $(find . -name '*.trs' | sort); do
+		grep -q '^:test-result: \(FAIL\|ERROR\)' "$t" || continue
+		f=${t%.trs}.log
+		echo "=== $f: failed checks"
+		grep -A 12 '^FAIL - \|^not ok\|ERROR\|Sanitizer' "$f" | head -n 80
+		echo "=== $f: its last lines"
+		tail -n 40 "$f"
+	done
 }
 
 echo "== build and test"

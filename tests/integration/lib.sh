@@ -43,17 +43,18 @@ SG_LIMIT=${SIGIL_TEST_TIMEOUT:-240}
 
 # ---- reporting
 
-# ok MSG: record a passed check.
+# ok MSG: record a passed check. Each line ends with the seconds since the
+# script started, so that a failure's log shows where the time went.
 ok() {
 	SG_PASS=$((SG_PASS + 1))
-	printf 'ok - %s\n' "$1"
+	printf 'ok - %s [%d s]\n' "$1" "$SECONDS"
 }
 
 # fail MSG [EVIDENCE-LINE...]: record a failed check, with evidence indented below it.
 fail() {
 	local l
 	SG_FAIL=$((SG_FAIL + 1))
-	printf 'FAIL - %s\n' "$1"
+	printf 'FAIL - %s [%d s]\n' "$1" "$SECONDS"
 	shift
 	for l in "$@"; do
 		printf '%s\n' "$l" | head -n 40 | sed 's/^/    /'
