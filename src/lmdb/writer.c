@@ -25,7 +25,7 @@ struct note_slot {
 /* State of the writer and of its open write transaction. */
 struct wctx {
 	sg_store *st;
-	MDB_txn *txn; /* the op's child transaction */
+	MDB_txn *txn; /* where the op writes: the open transaction or a child of it */
 	uint64_t version, seq, hlc, next_id, live, tombs, conflict_seq;
 	int map_full;
 	struct note_slot *notes;
@@ -62,6 +62,26 @@ struct wctx {
 	struct note_slot *nspare;
 	size_t cap_spare;
 	int cp_asked; /* a waiter asked for a checkpoint */
+	/* an op run in the open transaction itself, with no child transaction
+	 * (flat_ok): every put and delete keeps the row it replaces, so that a
+	 * failed op is undone by hand (undo_run) */
+	int flat;
+	int soft_full;    /* a flat op stopped short of the map's end */
+	uint64_t psize;   /* the map's page size */
+	uint64_t pg_map;  /* pages the map holds, when the transaction opened */
+	uint64_t pg_base; /* pages in use then */
+	uint64_t grow;    /* bytes the transaction's writes may have added */
+	struct undo *u;   /* the flat op's undo records, in order */
+	size_t nu, capu;
+	unsigned char *ub; /* their keys and old values */
+	size_t ulen, ucap;
+};
+
+/* One put or delete of a flat op: the row as it was (had: there was one). */
+struct undo {
+	MDB_dbi dbi;
+	int had;
+	size_t off, kl, vl; /* key, then old value, at ub + off */
 };
 
 /* A checkpoint (an LMDB commit, synced: readers and the writer wait for it)
@@ -88,11 +108,105 @@ static void jrec(struct wctx *w, MDB_dbi dbi, int del, const void *k, size_t kl,
 		w->jfail = 1;
 }
 
+/*
+ * A flat op's room. Its transaction can take at most every page in use when
+ * it opened (each is copied once when first changed, and split once more
+ * when found full), plus what its writes add: at most GROW_FACTOR times
+ * their bytes in new and split pages. Undoing the op's rows costs as much
+ * again. Short of that much map, the op stops (soft_full) before LMDB could
+ * fail it with MDB_MAP_FULL, which would leave the whole transaction, and
+ * the acknowledged changes in it, unusable.
+ */
+#define GROW_FACTOR 5
+#define ROW_EST(kl, vl) (GROW_FACTOR * ((uint64_t)(kl) + (vl) + 64))
+#define FLAT_SLACK 256 /* pages: the free list's own pages, the meta pages */
+
+static int room_for(const struct wctx *w, uint64_t more)
+{
+	uint64_t bytes = w->grow + more + GROW_FACTOR * (uint64_t)w->ulen;
+
+	return w->psize && 2 * w->pg_base + bytes / w->psize + FLAT_SLACK <= w->pg_map;
+}
+
+/* Keep the row that (dbi, key) holds before a flat op changes it. 1: kept,
+ * 0: there is none (a delete has nothing to do), or -errno. */
+static int undo_keep(struct wctx *w, MDB_dbi dbi, MDB_val *key, int del)
+{
+	MDB_val old = {0, NULL};
+	int rc = mdb_get(w->txn, dbi, key, &old);
+	struct undo *u;
+
+	if (rc && rc != MDB_NOTFOUND)
+		return sg_mdb_err(rc);
+	if (rc && del)
+		return 0;
+	if (w->nu == w->capu) {
+		size_t cap = w->capu ? 2 * w->capu : 64;
+		void *p = realloc(w->u, cap * sizeof(*w->u));
+		if (!p)
+			return -ENOMEM;
+		w->u = p;
+		w->capu = cap;
+	}
+	if (w->ulen + key->mv_size + old.mv_size > w->ucap) {
+		size_t cap = w->ucap ? w->ucap : 4096;
+		void *p;
+		while (cap < w->ulen + key->mv_size + old.mv_size)
+			cap *= 2;
+		if (!(p = realloc(w->ub, cap)))
+			return -ENOMEM;
+		w->ub = p;
+		w->ucap = cap;
+	}
+	u = &w->u[w->nu++];
+	*u = (struct undo){dbi, rc == 0, w->ulen, key->mv_size, old.mv_size};
+	memcpy(w->ub + w->ulen, key->mv_data, key->mv_size);
+	if (old.mv_size)
+		memcpy(w->ub + w->ulen + key->mv_size, old.mv_data, old.mv_size);
+	w->ulen += key->mv_size + old.mv_size;
+	return 1;
+}
+
+/* Put back, last first, every row the flat op changed. 0 or -errno: the
+ * open transaction is then beyond repair. */
+static int undo_run(struct wctx *w)
+{
+	int rc = 0;
+
+	while (w->nu && !rc) {
+		const struct undo *u = &w->u[--w->nu];
+		MDB_val key = {u->kl, w->ub + u->off}, val = {u->vl, w->ub + u->off + u->kl};
+
+		rc = u->had ? mdb_put(w->txn, u->dbi, &key, &val, 0)
+		            : mdb_del(w->txn, u->dbi, &key, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	w->nu = 0;
+	w->ulen = 0;
+	return sg_mdb_err(rc);
+}
+
+/* Before a flat op's put or delete: room for it, and its undo record.
+ * 1: go on, 0: nothing to delete, or -errno (-ENOSPC with soft_full). */
+static int flat_prep(struct wctx *w, MDB_dbi dbi, MDB_val *key, size_t vl, int del)
+{
+	if (!room_for(w, ROW_EST(key->mv_size, vl))) {
+		w->soft_full = 1;
+		return -ENOSPC;
+	}
+	return undo_keep(w, dbi, key, del);
+}
+
 static int w_put(struct wctx *w, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
 {
 	MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
-	int rc = mdb_put(w->txn, dbi, &key, &val, 0);
+	int rc;
 
+	if (w->flat && (rc = flat_prep(w, dbi, &key, vl, 0)) < 0)
+		return rc;
+	w->grow += ROW_EST(kl, vl);
+	rc = mdb_put(w->txn, dbi, &key, &val, 0);
 	if (rc == MDB_MAP_FULL)
 		w->map_full = 1;
 	if (rc == 0)
@@ -103,8 +217,12 @@ static int w_put(struct wctx *w, MDB_dbi dbi, const void *k, size_t kl, const vo
 static int w_del(struct wctx *w, MDB_dbi dbi, const void *k, size_t kl)
 {
 	MDB_val key = {kl, (void *)k};
-	int rc = mdb_del(w->txn, dbi, &key, NULL);
+	int rc;
 
+	if (w->flat && (rc = flat_prep(w, dbi, &key, 0, 1)) <= 0)
+		return rc;
+	w->grow += ROW_EST(kl, 0);
+	rc = mdb_del(w->txn, dbi, &key, NULL);
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc == MDB_MAP_FULL)
@@ -112,6 +230,53 @@ static int w_del(struct wctx *w, MDB_dbi dbi, const void *k, size_t kl)
 	if (rc == 0)
 		jrec(w, dbi, 1, k, kl, NULL, 0);
 	return sg_mdb_err(rc);
+}
+
+/*
+ * Flat runs: an op (or the counters of a journal batch) goes into the open
+ * transaction itself, keeping what each of its puts and deletes replaces;
+ * if it fails, that is put back. A nested transaction would do the same,
+ * but LMDB allocates its dirty lists (some 3 MiB) for every one and merges
+ * them into the parent's on commit.
+ */
+static void flat_begin(struct wctx *w, size_t *jl, uint32_t *jn)
+{
+	*jl = w->j.len;
+	*jn = w->j.nrec;
+	w->flat = 1;
+	w->nu = 0;
+	w->ulen = 0;
+}
+
+/* After a flat run that returned rc. rc: kept (0) or undone (-errno); 1:
+ * it stopped short of the map's end, undone, and must run nested; -EIO if
+ * LMDB failed the transaction itself. */
+static int flat_end(sg_store *st, struct wctx *w, int rc, size_t jl, uint32_t jn)
+{
+	w->flat = 0;
+	if (!rc && !w->map_full && !w->soft_full) {
+		w->nu = 0;
+		w->ulen = 0;
+		return 0;
+	}
+	/* nothing of it stays: neither do its journal records */
+	w->j.len = jl;
+	w->j.nrec = jn;
+	if (undo_run(w) != 0 || w->map_full) {
+		/* what the transaction holds is lost, as in a crash; what the
+		 * journal holds comes back with a restart */
+		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-UNDO",
+		       "a failed change could not be undone; refusing changes until a restart");
+		atomic_store(&st->broken, 1);
+		w->map_full = 0;
+		w->soft_full = 0;
+		return -EIO;
+	}
+	if (w->soft_full) {
+		w->soft_full = 0;
+		return 1;
+	}
+	return rc ? rc : -ENOSPC;
 }
 
 static int rec_put(struct wctx *w, uint64_t id, const struct sg_rec *rec, const char *name)
@@ -2088,6 +2253,21 @@ static int deferrable(const struct wctx *w, const struct sg_op *op)
 	       w->est + OP_EST(op) <= st->map_size / 8;
 }
 
+/* The map's size and use as the transaction opens: a flat op's room. */
+static void flat_room(sg_store *st, struct wctx *w)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+
+	w->grow = 0;
+	w->psize = 0; /* unknown: no op runs flat */
+	if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms) || !ms.ms_psize)
+		return;
+	w->psize = ms.ms_psize;
+	w->pg_map = info.me_mapsize / ms.ms_psize;
+	w->pg_base = info.me_last_pgno + 1;
+}
+
 /* Open the write transaction. With wtxn_lock held. 0 or -errno. */
 static int txn_open(sg_store *st, struct wctx *w)
 {
@@ -2110,6 +2290,7 @@ static int txn_open(sg_store *st, struct wctx *w)
 	if (w->hlc < w->hlc_floor)
 		w->hlc = w->hlc_floor;
 	w->txn = w->parent;
+	flat_room(st, w);
 	w->nnotes = 0;
 	w->map_full = 0;
 	w->acked = w->released = 0;
@@ -2196,15 +2377,26 @@ static int jseq_put(struct wctx *w, uint64_t seq)
 	return w->st->jn ? w_put(w, w->st->meta, "journal_seq", 11, &seq, 8) : 0;
 }
 
-/* The counters (and the journal's seq) into the open transaction, in a
- * child transaction so that a failure leaves it as it was. 0 or -errno. */
+/* The counters (and the journal's seq) into the open transaction, flat or
+ * in a child transaction, so that a failure leaves it as it was. 0 or
+ * -errno. */
 static int meta_stage(sg_store *st, struct wctx *w, uint64_t seq)
 {
-	size_t jl = w->j.len;
-	uint32_t jn = w->j.nrec;
+	size_t jl;
+	uint32_t jn;
 	MDB_txn *child;
-	int rc = mdb_txn_begin(st->env, w->parent, 0, &child);
+	int rc;
 
+	if (room_for(w, 8 * ROW_EST(16, 8))) {
+		flat_begin(w, &jl, &jn);
+		rc = meta_save(w);
+		rc = flat_end(st, w, rc ? rc : jseq_put(w, seq), jl, jn);
+		if (rc != 1)
+			return rc;
+	}
+	jl = w->j.len;
+	jn = w->j.nrec;
+	rc = mdb_txn_begin(st->env, w->parent, 0, &child);
 	if (rc)
 		return sg_mdb_err(rc);
 	w->txn = child;
@@ -2639,6 +2831,43 @@ static int exec_nested(sg_store *st, struct wctx *w, struct sg_op *op)
 	return 0;
 }
 
+/* Run op flat. 0: done (op->rc set); 1: undone, run it nested. */
+static int exec_flat(sg_store *st, struct wctx *w, struct sg_op *op)
+{
+	size_t jl;
+	uint32_t jn;
+	int rc;
+
+	flat_begin(w, &jl, &jn);
+	rc = flat_end(st, w, exec_op(w, op), jl, jn);
+	if (rc == 1)
+		return 1;
+	op->rc = rc;
+	return 0;
+}
+
+/* May op run flat? Not the ops that walk whole tables, and not without room
+ * for a transaction's worth of copies. */
+static int flat_ok(const struct wctx *w, const struct sg_op *op)
+{
+	return op->kind != OP_PURGE && op->kind != OP_RECONCILE && room_for(w, OP_EST(op));
+}
+
+/* Run op in the open transaction: flat if it may, else (or when it ran out
+ * of room flat) in a child transaction. As exec_nested. */
+static int exec_run(sg_store *st, struct wctx *w, struct sg_op *op)
+{
+	struct snap s;
+
+	if (flat_ok(w, op)) {
+		snap_take(w, &s);
+		if (exec_flat(st, w, op) == 0)
+			return 0;
+		snap_restore(w, &s);
+	}
+	return exec_nested(st, w, op);
+}
+
 /*
  * Run ops[0..n) in the open transaction, opening it if need be. A deferred
  * op is acknowledged at the end of the batch; the others wait for the
@@ -2681,7 +2910,7 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 		}
 		defer = deferrable(w, op);
 		snap_take(w, &s);
-		rc = exec_nested(st, w, op);
+		rc = exec_run(st, w, op);
 		if (rc) {
 			op->rc = sg_mdb_err(rc);
 			rel[nrel++] = op;
@@ -2891,6 +3120,8 @@ static void *writer_main(void *arg)
 	free(w.wspare);
 	free(w.nspare);
 	free(w.jspare.p);
+	free(w.u);
+	free(w.ub);
 	pthread_cond_destroy(&w.jdone);
 	free(batch);
 	return NULL;
@@ -2923,9 +3154,9 @@ void sg_writer_stop(sg_store *st)
  * open transaction: no hand-over to the writer thread and back (two context
  * switches per op, most of a create's cost in the daemon). Only while the
  * writer holds a transaction open with acknowledged changes and is not using
- * it (wtxn_lock free); it stays the writer's to commit. The op runs in a
- * child transaction as on the writer; a map that runs full leaves the op to
- * the writer, which grows the map. 1: done (op->rc set), 0: queue it.
+ * it (wtxn_lock free); it stays the writer's to commit. The op runs as on
+ * the writer (exec_run); a map that runs full leaves the op to the writer,
+ * which grows the map. 1: done (op->rc set), 0: queue it.
  */
 static int run_direct(sg_store *st, struct sg_op *op)
 {
@@ -2941,7 +3172,7 @@ static int run_direct(sg_store *st, struct sg_op *op)
 	    !deferrable(w, op))
 		goto out;
 	snap_take(w, &s);
-	if (exec_nested(st, w, op) != 0)
+	if (exec_run(st, w, op) != 0)
 		goto out;
 	if (w->map_full) {
 		snap_restore(w, &s);
