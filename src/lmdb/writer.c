@@ -67,6 +67,7 @@ struct wctx {
 	 * failed op is undone by hand (undo_run) */
 	int flat;
 	int soft_full;    /* a flat op stopped short of the map's end */
+	int lost;         /* a flat op could not be undone: never commit it */
 	uint64_t psize;   /* the map's page size */
 	uint64_t pg_map;  /* pages the map holds, when the transaction opened */
 	uint64_t pg_base; /* pages in use then */
@@ -268,6 +269,7 @@ static int flat_end(sg_store *st, struct wctx *w, int rc, size_t jl, uint32_t jn
 		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-UNDO",
 		       "a failed change could not be undone; refusing changes until a restart");
 		atomic_store(&st->broken, 1);
+		w->lost = 1;
 		w->map_full = 0;
 		w->soft_full = 0;
 		return -EIO;
@@ -2290,6 +2292,7 @@ static int txn_open(sg_store *st, struct wctx *w)
 	if (w->hlc < w->hlc_floor)
 		w->hlc = w->hlc_floor;
 	w->txn = w->parent;
+	w->lost = 0;
 	flat_room(st, w);
 	w->nnotes = 0;
 	w->map_full = 0;
@@ -2566,6 +2569,9 @@ static int txn_checkpoint(sg_store *st, struct wctx *w)
 	if (!w->changed && !durable) {
 		/* only syncs (or failed ops) in it: nothing to write; a sync remains */
 		mdb_txn_abort(w->parent);
+	} else if (w->lost) {
+		mdb_txn_abort(w->parent); /* half of an op is in it */
+		err = -EIO;
 	} else if ((rc = meta_save(w)) != 0 || (rc = jseq_put(w, st->jseq)) != 0 || w->map_full) {
 		mdb_txn_abort(w->parent);
 		if (w->map_full)
