@@ -13,12 +13,7 @@
 # 2000), BENCH_OUT (report path), BENCH_KEEP=1 (keep the work dir), BENCH_DIR
 # (where the work dir goes: the "disk"; /var/tmp), SIGILFS (the daemon).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-set -u
-export LC_ALL=C.UTF-8 TZ=UTC
-umask 022
-
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 
 N=${BENCH_N:-2000}

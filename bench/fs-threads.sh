@@ -14,12 +14,7 @@
 # BENCH_N_READDIR (8), BENCH_ENTRIES (2000), BENCH_OUT, BENCH_DIR (/var/tmp),
 # SIGILFS (the daemon).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-set -u
-export LC_ALL=C.UTF-8 TZ=UTC
-umask 022
-
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 
 WORKERS=${BENCH_WORKERS:-10 4 2}

@@ -1,4 +1,11 @@
-# lib.sh: helpers shared by the benchmark scripts (sourced, not run).
+# lib.sh: helpers shared by the benchmark scripts (sourced, not run, after
+# HERE=the bench dir). Sourcing it also sets what every script runs with:
+# set -u, the C locale, UTC, umask 022, and ROOT (the source tree).
+
+set -u
+export LC_ALL=C.UTF-8 TZ=UTC
+umask 022
+ROOT=$(dirname "$HERE")
 
 # rev_of DIR: the commit the build tree DIR is at, and whether it is clean,
 # for the report: the binary measured is a copy of DIR/sigilfs. The reports

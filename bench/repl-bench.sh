@@ -19,12 +19,7 @@
 # BENCH_KEEP=1 (keep the work dir), TMPDIR (where the work dir goes),
 # SIGILFS (the daemon, default ./sigilfs of this tree).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-set -u
-export LC_ALL=C.UTF-8 TZ=UTC
-umask 022
-
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 PY=$HERE/repl-bench.py
 

@@ -20,12 +20,7 @@
 # the data dirs go, /var/tmp), SIGILFS (the daemon, ./sigilfs), SIGIL_BUILD
 # (the build tree whose libsigil.a and src/ mkstore links against; this tree).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-set -u
-export LC_ALL=C.UTF-8 TZ=UTC
-umask 022
-
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 
 SIZES=${BENCH_SIZES:-1000 100000 1000000}
