@@ -698,7 +698,11 @@ int sg_store_open(sg_store **out, const sg_store_opts *opts)
 		return -ENOMEM;
 	st->path = strdup(opts->dir);
 	st->max_file = opts->max_file_size ? opts->max_file_size : SG_DEFAULT_MAX_FILE;
-	st->map_size = opts->initial_map ? opts->initial_map : (64ULL << 20);
+	/* A transaction is checkpointed once its estimated size reaches a
+	 * sixteenth of the map (writer.c), so the map sets how many changes a
+	 * checkpoint carries: a 64 MiB map made a create loop pay an LMDB
+	 * commit and its fdatasync every 240 files or so. */
+	st->map_size = opts->initial_map ? opts->initial_map : SG_DEFAULT_INITIAL_MAP;
 	st->max_map = opts->max_map ? opts->max_map : (64ULL << 30);
 	st->batch_max = opts->batch_max ? opts->batch_max : 1000;
 	st->sync_delay_ns = opts->sync_delay_ns < 0    ? 0

@@ -100,10 +100,10 @@ typedef struct sg_store_opts {
 	const char *dir;  /**< directory holding the store's files; created if missing */
 	uint64_t node_id; /**< this node's id; 0: keep the stored one, or make one on first open */
 	uint64_t max_file_size; /**< largest content accepted, bytes; default SG_DEFAULT_MAX_FILE */
-	uint64_t initial_map; /**< first LMDB map size, bytes; default 64 MiB; the map grows when it
-	                         fills */
-	uint64_t max_map;     /**< largest map the store grows to, bytes; default 64 GiB */
-	unsigned batch_max;   /**< most ops in one transaction; default 1000 */
+	uint64_t initial_map;   /**< first LMDB map size, bytes; default SG_DEFAULT_INITIAL_MAP; the
+	                           map grows when it fills */
+	uint64_t max_map;       /**< largest map the store grows to, bytes; default 64 GiB */
+	unsigned batch_max;     /**< most ops in one transaction; default 1000 */
 	/** how long a local change (a call with stamp == NULL) may be held in
 	 *  memory, acknowledged, before its commit; default SG_DEFAULT_SYNC_DELAY_NS;
 	 *  negative: none, every change is committed before its call returns */
@@ -122,6 +122,8 @@ typedef struct sg_store_opts {
 } sg_store_opts;
 
 #define SG_DEFAULT_MAX_FILE (64ULL << 20)
+/* address space, not disk or memory: the file grows as pages are used */
+#define SG_DEFAULT_INITIAL_MAP (1ULL << 30)
 #define SG_DEFAULT_SYNC_DELAY_NS 5000000LL /* 5 ms */
 #define SG_DEFAULT_LINGER_NS 200000LL      /* 200 us: a busy caller's next op comes sooner */
 #define SG_DEFAULT_MAX_MAPPED (16ULL << 20)

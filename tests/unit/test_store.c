@@ -4106,6 +4106,37 @@ static void test_journal_checkpoint(void **state)
 	assert_true(s1.checkpoints > s0.checkpoints);
 }
 
+/* A burst of creates at the default map shares its checkpoints: they come
+ * by time (a second, in a lull), not every few hundred files by the
+ * transaction's estimated size, as they did with a 64 MiB map (about 240
+ * creates of 1 KiB each). */
+static void test_checkpoint_burst(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_store_stats s0, s1;
+	char data[1024], name[32];
+	int64_t t0, secs;
+
+	memset(data, 'x', sizeof(data) - 1);
+	data[sizeof(data) - 1] = '\0';
+	assert_int_equal(sg_store_checkpoint(st), 0);
+	assert_int_equal(sg_store_stats_get(st, &s0), 0);
+	t0 = now_ns();
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "f%04d", i);
+		mk(st, SG_ROOT_ID, name, SG_TYPE_FILE, data, NULL);
+	}
+	assert_int_equal(sg_store_sync(st), 0);
+	secs = (now_ns() - t0) / 1000000000LL;
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	print_message("2000 creates in %lld s: %llu checkpoints, %llu journal batches\n",
+	              (long long)secs, (unsigned long long)(s1.checkpoints - s0.checkpoints),
+	              (unsigned long long)(s1.journal_batches - s0.journal_batches));
+	/* one a second at most, and one more if the burst spans a second's end */
+	assert_true(s1.checkpoints - s0.checkpoints <= (uint64_t)secs + 1);
+}
+
 /* The journal runs full under a long stream of synced changes: a checkpoint
  * makes room, and every change is there after a crash and a replay. */
 static void test_journal_wraps(void **state)
@@ -4205,6 +4236,7 @@ int main(void)
 	    cmocka_unit_test(test_journal_torn),
 	    cmocka_unit_test(test_journal_guarded),
 	    cmocka_unit_test_setup_teardown(test_journal_checkpoint, setup_deferred, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_burst, setup_deferred, teardown),
 	    cmocka_unit_test(test_journal_wraps),
 	    cmocka_unit_test(test_journal_concurrent),
 	    cmocka_unit_test(test_journal_write_fails),
