@@ -259,5 +259,10 @@ int sg_writer_submit(sg_store *st, struct sg_op *op);
 int sg_writer_submit_async(sg_store *st, struct sg_op *op);
 /* Queue ops[0..n) together and wait for all; each op's rc says how it went. */
 void sg_writer_submit_many(sg_store *st, struct sg_op *ops, size_t n);
+/* A fault seam for the unit tests: nonzero makes the undo of a failed flat
+ * op fail, as if LMDB had (the path no real failure reaches on demand).
+ * writer.c's definition is weak and returns 0; tests/unit/test_store.c
+ * links its own. */
+int sg_writer_undo_fault(void);
 
 #endif

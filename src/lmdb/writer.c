@@ -168,11 +168,16 @@ static int undo_keep(struct wctx *w, MDB_dbi dbi, MDB_val *key, int del)
 	return 1;
 }
 
+__attribute__((weak)) int sg_writer_undo_fault(void)
+{
+	return 0;
+}
+
 /* Put back, last first, every row the flat op changed. 0 or -errno: the
  * open transaction is then beyond repair. */
 static int undo_run(struct wctx *w)
 {
-	int rc = 0;
+	int rc = w->nu && sg_writer_undo_fault() ? EIO : 0;
 
 	while (w->nu && !rc) {
 		const struct undo *u = &w->u[--w->nu];
@@ -2619,7 +2624,8 @@ static int cp_due(sg_store *st, const struct wctx *w)
 {
 	int64_t now = sg_mono_ns(), age = w->durable_ns ? now - w->durable_ns : 0;
 
-	return !st->jn || w->force_cp || w->cp_asked || w->jfail || age >= CP_HARD_NS ||
+	/* lost: half of an op is in it; it is aborted, at once */
+	return !st->jn || w->lost || w->force_cp || w->cp_asked || w->jfail || age >= CP_HARD_NS ||
 	       (age >= CP_MAX_NS && now - atomic_load(&w->last_ns) >= CP_LULL_NS) ||
 	       w->est >= CP_EST_MAX(st) || !sg_journal_fits(st, w->j.len + SG_JBLK) ||
 	       /* short of room: commit now, while a failure is still the
@@ -2996,7 +3002,7 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 	atomic_store(&w->last_ns, sg_mono_ns());
 	if (w->parent && w->acked && !w->released)
 		w->opened_ns = atomic_load(&w->last_ns);
-	if (w->parent && (w->nwait || !w->acked || w->acked >= st->batch_max)) {
+	if (w->parent && (w->nwait || !w->acked || w->acked >= st->batch_max || w->lost)) {
 		if (txn_commit(st, w) == MDB_MAP_FULL) {
 			/* the commit itself ran out of map, with nothing acknowledged:
 			 * grow and run the batch again (at the maximum: one by one) */
@@ -3075,7 +3081,9 @@ static void *writer_main(void *arg)
 			}
 			now = sg_mono_ns();
 			last = atomic_load(&w.last_ns);
-			if (w.acked) {
+			if (w.lost) {
+				until = now; /* not a moment published */
+			} else if (w.acked) {
 				until = last + (int64_t)st->linger_ns;
 				if (until > w.opened_ns + (int64_t)st->sync_delay_ns)
 					until = w.opened_ns + (int64_t)st->sync_delay_ns;
@@ -3188,6 +3196,7 @@ static int run_direct(sg_store *st, struct sg_op *op)
 	done = 1;
 	if (op->rc) {
 		snap_restore(w, &s);
+		first = w->lost; /* the writer aborts the transaction at once */
 		goto out;
 	}
 	w->est += OP_EST(op);

@@ -3363,6 +3363,63 @@ static void test_purge_guard(void **state)
 	assert_int_equal(sg_store_resolve(st, "ph", &x), 0);
 }
 
+/* The store's fault seam (src/lmdb/store_i.h): the writer's own definition
+ * is weak; this one makes the undo of a failed flat op fail when asked. */
+int sg_writer_undo_fault(void);
+static int undo_fault;
+int sg_writer_undo_fault(void)
+{
+	return undo_fault;
+}
+
+/* A flat op fails and its undo fails too: the store refuses changes from
+ * then on and never commits the half-done op; a reopen brings back every
+ * change it acknowledged before (from the journal). */
+static void test_undo_fails(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	uint64_t h0 = hlc_now(), n;
+	sg_change c;
+	sg_attr x;
+	int rc;
+
+	/* a directory purged here: a late child of it is refused (-ESTALE)
+	 * after the apply has remade the directory as its placeholder parent,
+	 * which the undo then takes away (test_purge_guard) */
+	c = typed_change("zd", SG_TYPE_DIR, h0 + 1, NODE_B, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = file_change("zd/in", "in", h0 + 2, NODE_B, 2);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = typed_change("zd", SG_TYPE_TOMBSTONE, h0 + 11, NODE_B, 3);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_purge(st, sg_store_version(st), now_ns() + 1000000000LL, &n), 0);
+	assert_true(n >= 1);
+	/* without the fault, the same apply is refused and leaves nothing */
+	c = file_change("zd/in", "in", h0 + 2, NODE_B, 2);
+	assert_int_equal(sg_store_apply(st, &c), -ESTALE);
+	assert_int_equal(sg_store_resolve(st, "zd", &x), -ENOENT);
+	mk(st, SG_ROOT_ID, "keep", SG_TYPE_FILE, "kept", NULL);
+
+	undo_fault = 1;
+	rc = sg_store_apply(st, &c);
+	undo_fault = 0; /* before any assert: a failed one leaves the test here */
+	assert_int_equal(rc, -EIO);
+	assert_true(sg_store_create(st, NULL, SG_ROOT_ID, "refused", SG_TYPE_FILE, 0644, 0, 0, "r",
+	                            1, now_ns(), &x) < 0);
+	assert_int_equal(sg_store_resolve(st, "zd", &x), -ENOENT);
+
+	sg_store_close(st);
+	assert_int_equal(sg_store_open(&f->st, &f->opts), 0);
+	st = f->st;
+	assert_int_equal(sg_store_resolve(st, "keep", &x), 0);
+	assert_content(st, x.id, "kept", 4);
+	assert_int_equal(sg_store_resolve(st, "zd", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "refused", &x), -ENOENT);
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	mk(st, SG_ROOT_ID, "after", SG_TYPE_FILE, "a", NULL);
+}
+
 struct listed {
 	const char *const *paths;
 };
@@ -4228,6 +4285,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_purge_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_purge_guard, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_undo_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vv, setup, teardown),
 	};
