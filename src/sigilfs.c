@@ -175,9 +175,9 @@ static void usage(const char *prog)
 	    prog, DEFAULT_CONFIG, DEFAULT_DATA_DIR, SG_REPL_LOCAL_ONLY_DEFAULT);
 }
 
-/* The store tells one observer; it passes each commit to the fs and the replicator. */
+/* The store tells one commit observer; it passes each commit to the
+ * replicator and the mirror. The fs hears earlier, as readers see a change. */
 struct observers {
-	sg_fs *fs;
 	sg_repl *repl;
 	sg_mirror *mirror;
 };
@@ -186,8 +186,6 @@ static void on_commit(void *ctx, const sg_note *notes, size_t n)
 {
 	struct observers *ob = ctx;
 
-	if (ob->fs)
-		sg_fs_on_commit(ob->fs, notes, n);
 	if (ob->repl)
 		sg_repl_on_commit(ob->repl, notes, n);
 	if (ob->mirror)
@@ -928,7 +926,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "sigilfs: bad FUSE options\n");
 		goto out;
 	}
-	ob.fs = fs;
+	sg_store_set_visible_observer(st, sg_fs_on_visible, fs);
 	sg_store_set_observer(st, on_commit, &ob);
 	status_src.store = st;
 	status_src.fs = fs;
@@ -1038,8 +1036,10 @@ int main(int argc, char *argv[])
 out:
 	daemon_ready(&notify_fd, 1);
 	sg_ctl_stop(ctl);
-	if (st)
+	if (st) {
 		sg_store_set_observer(st, NULL, NULL);
+		sg_store_set_visible_observer(st, NULL, NULL);
+	}
 	/* the mirror's last batch names authors through the replicator, and the
 	 * replicator asks the mirror how far it has read: untie them, then stop
 	 * the mirror first */

@@ -1314,7 +1314,7 @@ static void mark_stale(sg_fs *fs, uint64_t ino)
 	sg_inode_mark_stale(&fs->inodes, ino);
 }
 
-void sg_fs_on_commit(void *arg, const sg_note *notes, size_t n)
+void sg_fs_on_visible(void *arg, const sg_note *notes, size_t n)
 {
 	sg_fs *fs = arg;
 

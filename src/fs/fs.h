@@ -47,12 +47,13 @@ int sg_fs_signals(sg_fs *fs);
 void sg_fs_free(sg_fs *fs);
 
 /**
- * Store observer: pass to sg_store_set_observer(st, sg_fs_on_commit, fs).
- * For changes that did not come through the kernel (notes with local == 0)
- * it drops stale buffers and queues kernel cache invalidations, sent from
- * the fs's own thread (never from a request handler).
+ * Store visibility observer: pass to
+ * sg_store_set_visible_observer(st, sg_fs_on_visible, fs). For changes that
+ * did not come through the kernel (notes with local == 0) it drops stale
+ * buffers and queues kernel cache invalidations, sent from the fs's own
+ * thread (never from a request handler), as soon as the store serves them.
  */
-void sg_fs_on_commit(void *fs, const sg_note *notes, size_t n);
+void sg_fs_on_visible(void *fs, const sg_note *notes, size_t n);
 
 /** Count of kernel invalidations sent so far (for tests and status). */
 uint64_t sg_fs_invalidations(sg_fs *fs);

@@ -821,6 +821,14 @@ void sg_store_set_observer(sg_store *st, sg_observer cb, void *ctx)
 	pthread_mutex_unlock(&st->q_lock);
 }
 
+void sg_store_set_visible_observer(sg_store *st, sg_observer cb, void *ctx)
+{
+	pthread_mutex_lock(&st->q_lock);
+	st->visible = cb;
+	st->visible_ctx = ctx;
+	pthread_mutex_unlock(&st->q_lock);
+}
+
 int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 {
 	MDB_envinfo info;

@@ -171,6 +171,8 @@ struct sg_store {
 
 	sg_observer observer;
 	void *observer_ctx;
+	sg_observer visible; /* told when readers see changes (maybe before durable) */
+	void *visible_ctx;
 
 	/* the commit journal (journal.c); NULL: every durable point is a commit */
 	struct sg_journal *jn;

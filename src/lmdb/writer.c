@@ -2475,13 +2475,29 @@ struct post {
 	size_t nwait, capw;
 	struct note_slot *notes;
 	size_t nnotes, cap;
+	int shown; /* the visibility observer has heard of the notes */
 };
 
 /* The writer's counters, waiters and notes as a post (its arrays, not copies). */
 static struct post post_of(const struct wctx *w)
 {
-	return (struct post){w->version, w->hlc,  w->live,  w->tombs,  w->waiters,
-	                     w->nwait,   w->capw, w->notes, w->nnotes, w->cap};
+	return (struct post){w->version, w->hlc,   w->live,   w->tombs, w->waiters, w->nwait,
+	                     w->capw,    w->notes, w->nnotes, w->cap,   0};
+}
+
+/* Tell an observer of p's notes. */
+static void post_tell(sg_observer cb, void *ctx, const struct post *p)
+{
+	sg_note *notes;
+
+	if (!cb || !p->nnotes || !(notes = malloc(p->nnotes * sizeof(*notes))))
+		return;
+	for (size_t i = 0; i < p->nnotes; i++) {
+		notes[i] = p->notes[i].n;
+		notes[i].name = p->notes[i].name;
+	}
+	cb(ctx, notes, p->nnotes);
+	free(notes);
 }
 
 /* What follows a durable point, without wtxn_lock: the waiters complete, the
@@ -2525,17 +2541,11 @@ static void post_run(sg_store *st, const struct post *p, int err, size_t acked)
 		if (op->kind == OP_RECONCILE)
 			atomic_fetch_add(&st->forgotten, op->count);
 	}
-	if (!err && st->observer && p->nnotes) {
-		sg_note *notes = malloc(p->nnotes * sizeof(*notes));
-		if (notes) {
-			for (size_t i = 0; i < p->nnotes; i++) {
-				notes[i] = p->notes[i].n;
-				notes[i].name = p->notes[i].name;
-			}
-			st->observer(st->observer_ctx, notes, p->nnotes);
-			free(notes);
-		}
-	}
+	/* a failed commit is told again: what a cache took of it is gone */
+	if (err || !p->shown)
+		post_tell(st->visible, st->visible_ctx, p);
+	if (!err)
+		post_tell(st->observer, st->observer_ctx, p);
 	ops_done(st, p->waiters, p->nwait);
 }
 
@@ -2719,6 +2729,9 @@ static int txn_durable(sg_store *st, struct wctx *w)
 		w->need_sync = 0;
 		w->jbusy = 1;
 		pthread_mutex_unlock(&st->wtxn_lock);
+		/* readers see the changes now: caches of them go before the write */
+		post_tell(st->visible, st->visible_ctx, &p);
+		p.shown = 1;
 		rc = sg_journal_write(st, &jb, seq);
 		pthread_mutex_lock(&st->wtxn_lock);
 		w->jbusy = 0;

@@ -67,7 +67,7 @@ static int setup(void **state)
 	fo.data_dir = f->data;
 	assert_int_equal(sg_fs_new(&f->fs, f->st, &fo, &args), 0);
 	fuse_opt_free_args(&args);
-	sg_store_set_observer(f->st, sg_fs_on_commit, f->fs);
+	sg_store_set_visible_observer(f->st, sg_fs_on_visible, f->fs);
 	assert_int_equal(sg_fs_mount(f->fs, f->mnt), 0);
 	assert_int_equal(pthread_create(&f->loop, NULL, loop_main, f), 0);
 	f->running = 1;

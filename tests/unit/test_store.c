@@ -2227,6 +2227,77 @@ static void test_deferred_reads(void **state)
 	free(o);
 }
 
+/* What the visibility observer saw of a peer's change "vis", from inside its call. */
+struct vis {
+	sg_store *st;
+	struct obs *commits; /* the commit observer's record */
+	int calls;
+	uint64_t version_then; /* the store's committed version at the call */
+	size_t commits_then;   /* the commit observer's calls by then */
+	char content[16];      /* what a reader got at the call */
+};
+
+static void vis_cb(void *ctx, const sg_note *notes, size_t n)
+{
+	struct vis *v = ctx;
+
+	for (size_t i = 0; i < n; i++) {
+		void *buf = NULL;
+		size_t len = 0;
+
+		if (!notes[i].name || strcmp(notes[i].name, "vis") != 0)
+			continue;
+		v->calls++;
+		v->version_then = sg_store_version(v->st);
+		pthread_mutex_lock(&v->commits->mu);
+		v->commits_then = v->commits->calls;
+		pthread_mutex_unlock(&v->commits->mu);
+		if (sg_store_read(v->st, notes[i].id, &buf, &len) == 0 && buf)
+			snprintf(v->content, sizeof(v->content), "%.*s", (int)len, (char *)buf);
+		free(buf);
+	}
+}
+
+/* The visibility observer hears of a peer's change once, as readers see it:
+ * before the commit observer and, with the journal, before the batch is
+ * written (the committed version has not moved yet). */
+static void test_visible_first(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct obs *o = calloc(1, sizeof(*o));
+	struct vis v = {.st = st, .commits = o};
+	sg_change c;
+	sg_attr a;
+	sg_note n;
+
+	assert_non_null(o);
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_cond_init(&o->cv, NULL);
+	/* the writer has a journaled transaction open, as on a busy node */
+	mk(st, SG_ROOT_ID, "before", SG_TYPE_FILE, "1", NULL);
+	assert_int_equal(sg_store_sync(st), 0);
+	sg_store_set_observer(st, obs_cb, o);
+	sg_store_set_visible_observer(st, vis_cb, &v);
+	c = file_change("vis", "new", sg_store_hlc(st) + 1, NODE_B, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "vis", &a), 0);
+	assert_true(obs_wait(o, a.id, a.version, &n));
+	assert_int_equal(n.local, SG_NOTE_REMOTE);
+	assert_int_equal(v.calls, 1);
+	assert_string_equal(v.content, "new");
+	assert_int_equal(v.commits_then, 0);
+	if (!no_journal)
+		assert_true(v.version_then < a.version);
+	else
+		assert_true(v.version_then >= a.version);
+	sg_store_set_visible_observer(st, NULL, NULL);
+	sg_store_set_observer(st, NULL, NULL);
+	pthread_mutex_destroy(&o->mu);
+	pthread_cond_destroy(&o->cv);
+	free(o);
+}
+
 /* At the defaults, acknowledged changes reach the log on their own, soon. */
 static void test_deferred_commit_soon(void **state)
 {
@@ -4286,6 +4357,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_purge_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_purge_guard, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_undo_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_visible_first, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vv, setup, teardown),
 	};
