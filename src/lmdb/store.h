@@ -247,9 +247,10 @@ void sg_store_set_observer(sg_store *st, sg_observer cb, void *ctx);
  * Register the (single) visibility observer, for caches of what readers see
  * (the kernel's). It hears of changes as soon as the store's readers see
  * them: for a batch written to the journal, before that write is done, so
- * before the commit observer. It hears of changes again when their commit
- * fails (they are gone, and a cache of them must go too), so it may hear of
- * one change twice. Same thread and rules as the commit observer; NULL
+ * before the commit observer. It hears of changes again when their journal
+ * write fails (they are committed instead) and when their commit fails (they
+ * are gone, and a cache of them must go too), so it may hear of one change
+ * twice. Same thread and rules as the commit observer; NULL
  * removes it. Call before traffic starts.
  */
 void sg_store_set_visible_observer(sg_store *st, sg_observer cb, void *ctx);

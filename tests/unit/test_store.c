@@ -4026,6 +4026,64 @@ static void test_journal_write_fails(void **state)
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A journal write that fails (/dev/full): the visibility observer heard of
+ * the batch before the write; its changes then go in a checkpoint, and it
+ * hears of them again, with what the store then holds. The commit observer
+ * hears of them once. */
+static void test_visible_journal_fails(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct obs *o = calloc(1, sizeof(*o));
+	struct vis v = {.st = st, .commits = o};
+	sg_store_stats s0, s1;
+	int jfd = -1, saved = -1, full;
+	sg_change c;
+	sg_attr a;
+	sg_note n;
+
+	assert_non_null(o);
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_cond_init(&o->cv, NULL);
+	mk(st, SG_ROOT_ID, "before", SG_TYPE_FILE, "1", NULL);
+	assert_int_equal(sg_store_sync(st), 0);
+	if (!no_journal) {
+		assert_true((jfd = journal_fd(f->dir)) >= 0);
+		assert_true((saved = dup(jfd)) >= 0);
+		assert_true((full = open("/dev/full", O_WRONLY | O_CLOEXEC)) >= 0);
+		assert_int_equal(dup2(full, jfd), jfd);
+		close(full);
+	}
+	sg_store_set_observer(st, obs_cb, o);
+	sg_store_set_visible_observer(st, vis_cb, &v);
+	assert_int_equal(sg_store_stats_get(st, &s0), 0);
+	c = file_change("vis", "new", sg_store_hlc(st) + 1, NODE_B, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "vis", &a), 0);
+	assert_true(obs_wait(o, a.id, a.version, &n));
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	if (!no_journal) {
+		assert_int_equal(dup2(saved, jfd), jfd);
+		close(saved);
+		assert_int_equal(s1.journal_batches, s0.journal_batches);
+		assert_true(s1.checkpoints > s0.checkpoints);
+		assert_int_equal(v.calls, 2);
+	} else {
+		assert_int_equal(v.calls, 1);
+	}
+	assert_string_equal(v.content, "new");
+	pthread_mutex_lock(&o->mu);
+	assert_int_equal(o->n, 1);
+	pthread_mutex_unlock(&o->mu);
+	sg_store_set_visible_observer(st, NULL, NULL);
+	sg_store_set_observer(st, NULL, NULL);
+	assert_content(st, a.id, "new", 3);
+	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
+	pthread_mutex_destroy(&o->mu);
+	pthread_cond_destroy(&o->cv);
+	free(o);
+}
+
 /* ---- sg_store_sync_async ----
  * Each call's callback comes once, in the order of the calls, on another
  * thread than the caller's, with 0, and only once the changes made before
@@ -4370,6 +4428,7 @@ int main(void)
 	    cmocka_unit_test(test_journal_wraps),
 	    cmocka_unit_test(test_journal_concurrent),
 	    cmocka_unit_test(test_journal_write_fails),
+	    cmocka_unit_test_setup_teardown(test_visible_journal_fails, setup, teardown),
 	    cmocka_unit_test(test_sync_async),
 	};
 	int failed;
