@@ -2258,31 +2258,54 @@ static void vis_cb(void *ctx, const sg_note *notes, size_t n)
 	}
 }
 
+/* The commit observer's record, and a journaled transaction open, as on a
+ * busy node. */
+static void vis_start(sg_store *st, struct vis *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->st = st;
+	v->commits = calloc(1, sizeof(*v->commits));
+	assert_non_null(v->commits);
+	pthread_mutex_init(&v->commits->mu, NULL);
+	pthread_cond_init(&v->commits->cv, NULL);
+	mk(st, SG_ROOT_ID, "before", SG_TYPE_FILE, "1", NULL);
+	assert_int_equal(sg_store_sync(st), 0);
+}
+
+/* A peer's "vis", applied with both observers on, until the commit observer
+ * has heard of it. */
+static void vis_apply(sg_store *st, struct vis *v, sg_attr *a, sg_note *n)
+{
+	sg_change c = file_change("vis", "new", sg_store_hlc(st) + 1, NODE_B, 1);
+
+	sg_store_set_observer(st, obs_cb, v->commits);
+	sg_store_set_visible_observer(st, vis_cb, v);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	assert_int_equal(sg_store_resolve(st, "vis", a), 0);
+	assert_true(obs_wait(v->commits, a->id, a->version, n));
+	sg_store_set_visible_observer(st, NULL, NULL);
+	sg_store_set_observer(st, NULL, NULL);
+}
+
+static void vis_end(struct vis *v)
+{
+	pthread_mutex_destroy(&v->commits->mu);
+	pthread_cond_destroy(&v->commits->cv);
+	free(v->commits);
+}
+
 /* The visibility observer hears of a peer's change once, as readers see it:
  * before the commit observer and, with the journal, before the batch is
  * written (the committed version has not moved yet). */
 static void test_visible_first(void **state)
 {
 	struct fx *f = *state;
-	sg_store *st = f->st;
-	struct obs *o = calloc(1, sizeof(*o));
-	struct vis v = {.st = st, .commits = o};
-	sg_change c;
+	struct vis v;
 	sg_attr a;
 	sg_note n;
 
-	assert_non_null(o);
-	pthread_mutex_init(&o->mu, NULL);
-	pthread_cond_init(&o->cv, NULL);
-	/* the writer has a journaled transaction open, as on a busy node */
-	mk(st, SG_ROOT_ID, "before", SG_TYPE_FILE, "1", NULL);
-	assert_int_equal(sg_store_sync(st), 0);
-	sg_store_set_observer(st, obs_cb, o);
-	sg_store_set_visible_observer(st, vis_cb, &v);
-	c = file_change("vis", "new", sg_store_hlc(st) + 1, NODE_B, 1);
-	assert_int_equal(sg_store_apply(st, &c), 0);
-	assert_int_equal(sg_store_resolve(st, "vis", &a), 0);
-	assert_true(obs_wait(o, a.id, a.version, &n));
+	vis_start(f->st, &v);
+	vis_apply(f->st, &v, &a, &n);
 	assert_int_equal(n.local, SG_NOTE_REMOTE);
 	assert_int_equal(v.calls, 1);
 	assert_string_equal(v.content, "new");
@@ -2291,11 +2314,7 @@ static void test_visible_first(void **state)
 		assert_true(v.version_then < a.version);
 	else
 		assert_true(v.version_then >= a.version);
-	sg_store_set_visible_observer(st, NULL, NULL);
-	sg_store_set_observer(st, NULL, NULL);
-	pthread_mutex_destroy(&o->mu);
-	pthread_cond_destroy(&o->cv);
-	free(o);
+	vis_end(&v);
 }
 
 /* At the defaults, acknowledged changes reach the log on their own, soon. */
@@ -4034,54 +4053,33 @@ static void test_visible_journal_fails(void **state)
 {
 	struct fx *f = *state;
 	sg_store *st = f->st;
-	struct obs *o = calloc(1, sizeof(*o));
-	struct vis v = {.st = st, .commits = o};
 	sg_store_stats s0, s1;
-	int jfd = -1, saved = -1, full;
-	sg_change c;
+	int jfd, saved, full;
+	struct vis v;
 	sg_attr a;
 	sg_note n;
 
-	assert_non_null(o);
-	pthread_mutex_init(&o->mu, NULL);
-	pthread_cond_init(&o->cv, NULL);
-	mk(st, SG_ROOT_ID, "before", SG_TYPE_FILE, "1", NULL);
-	assert_int_equal(sg_store_sync(st), 0);
-	if (!no_journal) {
-		assert_true((jfd = journal_fd(f->dir)) >= 0);
-		assert_true((saved = dup(jfd)) >= 0);
-		assert_true((full = open("/dev/full", O_WRONLY | O_CLOEXEC)) >= 0);
-		assert_int_equal(dup2(full, jfd), jfd);
-		close(full);
-	}
-	sg_store_set_observer(st, obs_cb, o);
-	sg_store_set_visible_observer(st, vis_cb, &v);
+	vis_start(st, &v);
+	assert_true((jfd = journal_fd(f->dir)) >= 0);
+	assert_true((saved = dup(jfd)) >= 0);
+	assert_true((full = open("/dev/full", O_WRONLY | O_CLOEXEC)) >= 0);
+	assert_int_equal(dup2(full, jfd), jfd);
+	close(full);
 	assert_int_equal(sg_store_stats_get(st, &s0), 0);
-	c = file_change("vis", "new", sg_store_hlc(st) + 1, NODE_B, 1);
-	assert_int_equal(sg_store_apply(st, &c), 0);
-	assert_int_equal(sg_store_resolve(st, "vis", &a), 0);
-	assert_true(obs_wait(o, a.id, a.version, &n));
+	vis_apply(st, &v, &a, &n);
 	assert_int_equal(sg_store_stats_get(st, &s1), 0);
-	if (!no_journal) {
-		assert_int_equal(dup2(saved, jfd), jfd);
-		close(saved);
-		assert_int_equal(s1.journal_batches, s0.journal_batches);
-		assert_true(s1.checkpoints > s0.checkpoints);
-		assert_int_equal(v.calls, 2);
-	} else {
-		assert_int_equal(v.calls, 1);
-	}
+	assert_int_equal(dup2(saved, jfd), jfd);
+	close(saved);
+	assert_int_equal(s1.journal_batches, s0.journal_batches);
+	assert_true(s1.checkpoints > s0.checkpoints);
+	assert_int_equal(v.calls, 2);
 	assert_string_equal(v.content, "new");
-	pthread_mutex_lock(&o->mu);
-	assert_int_equal(o->n, 1);
-	pthread_mutex_unlock(&o->mu);
-	sg_store_set_visible_observer(st, NULL, NULL);
-	sg_store_set_observer(st, NULL, NULL);
+	pthread_mutex_lock(&v.commits->mu);
+	assert_int_equal(v.commits->n, 1);
+	pthread_mutex_unlock(&v.commits->mu);
 	assert_content(st, a.id, "new", 3);
 	assert_int_equal(sg_store_check(st, print_problem, NULL, NULL), 0);
-	pthread_mutex_destroy(&o->mu);
-	pthread_cond_destroy(&o->cv);
-	free(o);
+	vis_end(&v);
 }
 
 /* ---- sg_store_sync_async ----
