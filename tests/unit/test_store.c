@@ -3407,6 +3407,19 @@ static void test_purge_many(void **state)
 	assert_int_equal(d.nlink, 2);
 }
 
+/* A peer's directory "zd" (stamped h0 + 1) with a child "in" (h0 + 2), then
+ * its delete (h0 + 11): NODE_B's seqs seq to seq + 2. */
+static void apply_deleted_dir(sg_store *st, uint64_t h0, uint64_t seq)
+{
+	sg_change c = typed_change("zd", SG_TYPE_DIR, h0 + 1, NODE_B, seq);
+
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = file_change("zd/in", "in", h0 + 2, NODE_B, seq + 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	c = typed_change("zd", SG_TYPE_TOMBSTONE, h0 + 11, NODE_B, seq + 2);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+}
+
 static void test_purge_guard(void **state)
 {
 	struct fx *f = *state;
@@ -3420,12 +3433,7 @@ static void test_purge_guard(void **state)
 	assert_int_equal(sg_store_apply(st, &c), 0);
 	c = typed_change("z", SG_TYPE_TOMBSTONE, h0 + 10, NODE_B, 2);
 	assert_int_equal(sg_store_apply(st, &c), 0);
-	c = typed_change("zd", SG_TYPE_DIR, h0 + 1, NODE_B, 3);
-	assert_int_equal(sg_store_apply(st, &c), 0);
-	c = file_change("zd/in", "in", h0 + 2, NODE_B, 4);
-	assert_int_equal(sg_store_apply(st, &c), 0);
-	c = typed_change("zd", SG_TYPE_TOMBSTONE, h0 + 11, NODE_B, 5);
-	assert_int_equal(sg_store_apply(st, &c), 0);
+	apply_deleted_dir(st, h0, 3);
 	assert_int_equal(sg_store_purge(st, sg_store_version(st), now_ns() + 1000000000LL, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(horizon_of(st).stamp.hlc, h0 + 11);
@@ -3477,12 +3485,7 @@ static void test_undo_fails(void **state)
 	/* a directory purged here: a late child of it is refused (-ESTALE)
 	 * after the apply has remade the directory as its placeholder parent,
 	 * which the undo then takes away (test_purge_guard) */
-	c = typed_change("zd", SG_TYPE_DIR, h0 + 1, NODE_B, 1);
-	assert_int_equal(sg_store_apply(st, &c), 0);
-	c = file_change("zd/in", "in", h0 + 2, NODE_B, 2);
-	assert_int_equal(sg_store_apply(st, &c), 0);
-	c = typed_change("zd", SG_TYPE_TOMBSTONE, h0 + 11, NODE_B, 3);
-	assert_int_equal(sg_store_apply(st, &c), 0);
+	apply_deleted_dir(st, h0, 1);
 	assert_int_equal(sg_store_purge(st, sg_store_version(st), now_ns() + 1000000000LL, &n), 0);
 	assert_true(n >= 1);
 	/* without the fault, the same apply is refused and leaves nothing */
