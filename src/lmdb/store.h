@@ -250,8 +250,8 @@ void sg_store_set_observer(sg_store *st, sg_observer cb, void *ctx);
  * before the commit observer. It hears of changes again when their journal
  * write fails (they are committed instead) and when their commit fails (they
  * are gone, and a cache of them must go too), so it may hear of one change
- * twice. Same thread and rules as the commit observer; NULL
- * removes it. Call before traffic starts.
+ * twice. Same thread and rules as the commit observer; NULL removes it.
+ * Call before traffic starts.
  */
 void sg_store_set_visible_observer(sg_store *st, sg_observer cb, void *ctx);
 

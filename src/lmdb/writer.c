@@ -2541,7 +2541,8 @@ static void post_run(sg_store *st, const struct post *p, int err, size_t acked)
 		if (op->kind == OP_RECONCILE)
 			atomic_fetch_add(&st->forgotten, op->count);
 	}
-	/* a failed commit is told again: what a cache took of it is gone */
+	/* told again after a failed journal write (p came back through
+	 * post_undo) and after a failed commit (what a cache took is gone) */
 	if (err || !p->shown)
 		post_tell(st->visible, st->visible_ctx, p);
 	if (!err)
