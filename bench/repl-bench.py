@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import resource
 import signal
 import socket
 import shutil
@@ -86,6 +87,78 @@ def sigstop(pid):
 
 def sigcont(pid):
     os.kill(pid, signal.SIGCONT)
+
+
+def proc_cpu(pid):
+    """(CPU seconds, context switches) a process has used so far: user + system
+    time of all its threads (/proc/PID/stat), and the voluntary + involuntary
+    switches of its live threads (/proc/PID/task/*/status); None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+        f = st[st.rindex(")") + 2:].split()  # fields from the 3rd (state) on
+        cpu = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        sw = 0
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, t)) as g:
+                    for line in g:
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                            sw += int(line.split()[1])
+            except OSError:
+                pass  # a thread that just ended
+        return cpu, sw
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_cpu():
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat (idle and
+    iowait are not busy)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+class CpuMeter:
+    """CPU the given processes (name -> pid), this process's reaped children
+    and the whole machine used between start() and stop()."""
+
+    def __init__(self, pids):
+        self.pids = pids
+
+    def _snap(self):
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ({n: proc_cpu(p) for n, p in self.pids.items()}, ru.ru_utime + ru.ru_stime, machine_cpu())
+
+    def start(self):
+        self.t0 = self._snap()
+
+    def stop(self):
+        """{"procs": {name: cpu s}, "ctxsw": {name: n}, "children": cpu s, "busy": fraction of all CPUs}."""
+        (p0, c0, m0), (p1, c1, m1) = self.t0, self._snap()
+        ok = [n for n in self.pids if p0[n] and p1[n]]
+        return {"procs": {n: p1[n][0] - p0[n][0] for n in ok},
+                "ctxsw": {n: p1[n][1] - p0[n][1] for n in ok},
+                "children": c1 - c0,
+                "busy": (m1[0] - m0[0]) / (m1[1] - m0[1]) if m1[1] > m0[1] else None,
+                "ncpu": os.cpu_count()}
+
+
+def cpu_per_write(r):
+    """A throughput record's CPU per write: {"procs": s (the system's processes
+    together), "per": {name: s}, "children": s (the writers), "ctxsw": n (the
+    system's processes), "busy", "ncpu"}; None if not measured."""
+    c, n = r.get("cpu") if r else None, r.get("total") if r else None
+    if not c or not n or not c.get("procs"):
+        return None
+    return {"procs": sum(c["procs"].values()) / n, "per": {k: v / n for k, v in c["procs"].items()},
+            "children": c["children"] / n, "ctxsw": sum(c["ctxsw"].values()) / n,
+            "busy": c["busy"] or 0.0, "ncpu": c["ncpu"]}
+
+
+def cpu_us(c, key):
+    return "n/a" if not c else "%.0f µs" % (c[key] * 1e6)
 
 
 # ---- sigilfs (and any directory tree)
@@ -892,6 +965,7 @@ def tput_run(cfg, system, writers, seconds, tag):
             return sigil_entries(C)[1] - base
         specs = [{"system": "sigilfs", "id": i, "dir": os.path.join(top, "w%d" % i), "size": size}
                  for i in range(writers)]
+        meter = CpuMeter(dict(cfg["pid"]))
     else:
         e3 = Etcd(cfg["etcd"]["clients"][2], tls)
         pre = tag + "/"
@@ -901,6 +975,7 @@ def tput_run(cfg, system, writers, seconds, tag):
             return e3.revision(pre) - base
         specs = [{"system": "etcd", "id": i, "url": cfg["etcd"]["clients"][0], "tls": tls,
                   "prefix": "%sw%d/" % (pre, i), "size": size} for i in range(writers)]
+        meter = CpuMeter({"m%d" % (i + 1): p for i, p in enumerate(cfg["etcd"]["pids"])})
     start = mono() + 1.0 + 0.1 * writers  # time for every worker to start
     outdir = tempfile.mkdtemp(prefix="tput.", dir=cfg.get("work") or None)
     for i, sp in enumerate(specs):
@@ -912,9 +987,11 @@ def tput_run(cfg, system, writers, seconds, tag):
     series = []  # (seconds from start, writes applied on C)
     done_at, total, results = None, None, []
     deadline = start + seconds + T
+    cpu = None
     try:
         while mono() < start:
             time.sleep(0.001)
+        meter.start()
         while True:
             t = mono()
             n = applied()
@@ -929,6 +1006,7 @@ def tput_run(cfg, system, writers, seconds, tag):
                 total = sum(r["count"] for r in results)
             if total is not None and n >= total:
                 done_at = t
+                cpu = meter.stop()
                 break
             if t > deadline:
                 break
@@ -942,6 +1020,9 @@ def tput_run(cfg, system, writers, seconds, tag):
             f.close()
         shutil.rmtree(outdir, ignore_errors=True)
     res["total"] = total
+    # CPU from the start until C had every write: the system's processes, the
+    # writers (reaped before then) and the whole machine
+    res["cpu"] = cpu
     lat = sorted(round(x, 6) for r in results for x in r["lat"])
     res["lat"] = lat
     res["write_end"] = max(r["last"] for r in results) - start if results else None
@@ -1290,6 +1371,25 @@ def report(out_path, meta_path, md_path):
             rows.append(("throughput, %d writer%s: one write, p%d (n=%d)" % (w, "" if w == 1 else "s", p, len(sl)),
                          ms_(pct(sl, p)), ms_(pct(el, p)), ratio(pct(sl, p), pct(el, p)),
                          "latency of each write as its writer saw it" if p == 50 else ""))
+        sc, ec = cpu_per_write(sr), cpu_per_write(er)
+        if sc:
+            ws = "" if w == 1 else "s"
+            rows.append(("throughput, %d writer%s: CPU per replicated write, the three daemons" % (w, ws),
+                         cpu_us(sc, "procs"), cpu_us(ec, "procs"), ratio(sc["procs"], ec["procs"] if ec else None),
+                         "user + system time of every thread, from the start until C had the last write, "
+                         "divided by the writes; etcd: its three members"))
+            rows.append(("throughput, %d writer%s: CPU per write, the writer processes" % (w, ws),
+                         cpu_us(sc, "children"), cpu_us(ec, "children"),
+                         ratio(sc["children"], ec["children"] if ec else None),
+                         "the Python writers (sigilfs: open+write+close; etcd: an HTTP put)"))
+            rows.append(("throughput, %d writer%s: context switches per replicated write, the three daemons"
+                         % (w, ws), "%.1f" % sc["ctxsw"], "%.1f" % ec["ctxsw"] if ec else "n/a",
+                         ratio(sc["ctxsw"], ec["ctxsw"] if ec else None),
+                         "voluntary and involuntary, of every thread"))
+            rows.append(("throughput, %d writer%s: the machine's CPUs busy, start until C had the last" % (w, ws),
+                         "%.0f%% of %d" % (100 * sc["busy"], sc["ncpu"]),
+                         "%.0f%% of %d" % (100 * ec["busy"], ec["ncpu"]) if ec else "n/a", "",
+                         "every process on the machine, from /proc/stat"))
 
     # ---- the targets of issue 6
     T = []
@@ -1441,6 +1541,23 @@ def report(out_path, meta_path, md_path):
         else:
             o += ("A keeps up, so the limit is replication to C (C's lag after the last write: %s)."
                   % s_(sr.get("lag_after_last_write")))
+        sc, ec = cpu_per_write(sr), cpu_per_write(er)
+        if sc:
+            need = sc["procs"] + sc["children"]
+            cap = sc["ncpu"] / need if need > 0 else None
+            o += (" CPU, measured from the start until C had the last write: the three daemons used %s per "
+                  "write (%s) and the writers %s; the machine's %d CPUs were busy %.0f%% of that time, %.1f "
+                  "context switches per write in the daemons. At %.0f µs of CPU per write, %d CPUs cannot "
+                  "replicate more than about %.0f writes/s (%.1fx etcd's rate here) even with nothing else to do;"
+                  " 10x etcd's would need at most %.0f µs per write."
+                  % (cpu_us(sc, "procs"), ", ".join("%s %.0f µs" % (n, v * 1e6) for n, v in sorted(sc["per"].items())),
+                     cpu_us(sc, "children"), sc["ncpu"], 100 * sc["busy"], sc["ctxsw"], need * 1e6, sc["ncpu"],
+                     cap, cap / b_, sc["ncpu"] / (10 * b_) * 1e6))
+            if ec:
+                o += (" etcd's members used %s per put (%s), its writers %s."
+                      % (cpu_us(ec, "procs"),
+                         ", ".join("%s %.0f µs" % (n, v * 1e6) for n, v in sorted(ec["per"].items())),
+                         cpu_us(ec, "children")))
         obs.append(o)
     if obs:
         L.append("")
