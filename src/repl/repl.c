@@ -1869,17 +1869,23 @@ static int64_t gc_period_ns(const sg_repl *r)
 }
 
 /* The scheduler: wake the workers for pushes right after commits, and for
- * anti-entropy pulls with up to three random peers every interval (every
- * peer, at once, when sg_repl_sync_now() asked); purge tombstones now and then. */
+ * anti-entropy pulls with up to three random peers every pull interval
+ * (every peer, at once, when sg_repl_sync_now() asked); every round (each
+ * second, or each pull interval if shorter) send again the pushes that were
+ * not all taken, and apply the quarantined changes whose time has come;
+ * purge tombstones now and then. */
 static void *sync_main(void *arg)
 {
 	sg_repl *r = arg;
-	int64_t next_pull = sg_mono_ns(), next_gc = sg_mono_ns() + gc_period_ns(r);
+	const int64_t round_ns =
+	    (int64_t)(r->pull_interval_ms < 1000 ? r->pull_interval_ms : 1000) * 1000000;
+	int64_t next_round = sg_mono_ns(), next_pull = next_round;
+	int64_t next_gc = sg_mono_ns() + gc_period_ns(r);
 
 	sg_thread_name("sigil-sync");
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
-		int64_t now = sg_mono_ns(), wake = next_pull < next_gc ? next_pull : next_gc;
+		int64_t now = sg_mono_ns(), wake = next_round < next_gc ? next_round : next_gc;
 		struct timespec ts;
 
 		if (now >= next_gc) {
@@ -1909,9 +1915,10 @@ static void *sync_main(void *arg)
 				wake = due_at;
 			}
 		}
-		if (now >= next_pull || r->pull_all) {
+		if (now >= next_round || r->pull_all) {
 			uint32_t rnd = 0;
 			size_t n = r->npeers, picked = 0, most = r->pull_all ? n : 3;
+			int pull = now >= next_pull || r->pull_all;
 
 			r->pull_all = 0;
 			/* a push that failed (or was not all taken) goes again, also from
@@ -1926,7 +1933,7 @@ static void *sync_main(void *arg)
 			}
 			if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 				rnd = (uint32_t)now;
-			for (size_t k = 0; k < n && picked < most; k++) {
+			for (size_t k = 0; pull && k < n && picked < most; k++) {
 				struct peer *p = r->peers[(rnd + k) % n];
 				if (atomic_load(&p->self))
 					continue;
@@ -1938,7 +1945,9 @@ static void *sync_main(void *arg)
 			quarantine_retry(r);
 			transport_watch(r);
 			pthread_mutex_lock(&r->lock);
-			next_pull = sg_mono_ns() + (int64_t)r->pull_interval_ms * 1000000;
+			next_round = sg_mono_ns() + round_ns;
+			if (pull)
+				next_pull = sg_mono_ns() + (int64_t)r->pull_interval_ms * 1000000;
 			continue;
 		}
 		ts = sg_mono_deadline(wake);

@@ -156,6 +156,7 @@ static void pki_write(const char *dir)
 	write_file(dir, "intruder.crt", INTRUDER_CERT);
 	write_file(dir, "intruder.key", INTRUDER_KEY);
 }
+static unsigned test_pull_ms = 100;     /* the nodes' pull interval */
 static uint64_t reader_at = UINT64_MAX; /* how far the (pretend) mirror has read the log */
 
 static uint64_t log_reader(void *ctx)
@@ -183,7 +184,7 @@ static void node_repl(struct node *n, const char *name, const char *peer)
 		ro.tls_key = key;
 	}
 	ro.npeers = peer ? 1 : 0;
-	ro.pull_interval_ms = 100;
+	ro.pull_interval_ms = test_pull_ms;
 	ro.tombstone_grace_ms = test_grace_ms;
 	ro.max_quarantine_bytes = test_quarantine;
 	ro.log_reader = log_reader;
@@ -888,6 +889,39 @@ static void test_quarantine_full_keeps_cursor(void **state)
 	node_stop(&b);
 }
 
+/* A push that failed goes again at the next round, even when a's pulls
+ * (here every minute) would come much later: rounds are at most a second
+ * apart. */
+static void test_failed_push_retried_between_pulls(void **state)
+{
+	struct node a, b;
+	int failed = 0;
+
+	(void)state;
+	node_start(&b, "beta", NULL);
+	node_away(&b);
+	test_no_listen = 1;
+	test_pull_ms = 60000;
+	node_start(&a, "alpha", b.url);
+	test_no_listen = 0;
+	test_pull_ms = 100;
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "pushed", SG_TYPE_FILE, 0644, 0, 0,
+	                                 "once", 4, sg_now_ns(), NULL),
+	                 0);
+	for (int i = 0; i < 1000 && !failed; i++) {
+		sg_repl_stats rs;
+
+		sg_repl_stats_get(a.r, &rs);
+		failed = rs.pushes == 0 && peer_failures(&a) > 0;
+		usleep(10000);
+	}
+	assert_true(failed);
+	node_repl(&b, "beta", NULL);                 /* b is back; it cannot pull from a */
+	assert_true(wait_for(&b, "pushed", "once")); /* within 5 s, not a minute */
+	node_stop(&a);
+	node_stop(&b);
+}
+
 /* A failed push is sent again on the next rounds, not only at the next
  * write: a node that does not listen is never pulled from, so its pushes
  * are the only way its changes leave. */
@@ -1532,6 +1566,7 @@ int main(void)
 	    cmocka_unit_test(test_transient_error_fetched_again),
 	    cmocka_unit_test(test_quarantine_full_keeps_cursor),
 	    cmocka_unit_test(test_failed_push_retried),
+	    cmocka_unit_test(test_failed_push_retried_between_pulls),
 	    cmocka_unit_test(test_wrong_reply_type_is_malformed),
 	    cmocka_unit_test(test_learned_urls_match_transport),
 	    cmocka_unit_test(test_wildcard_listen_advertises_dialable),
