@@ -55,6 +55,7 @@ enum {
 	KEY_MAX_QUARANTINE_BYTES,
 	KEY_MAX_MAPPED,
 	KEY_THREADS,
+	KEY_PULL_INTERVAL,
 	KEY_COUNT
 };
 _Static_assert(KEY_COUNT == SG_CONFIG_NKEYS, "SG_CONFIG_NKEYS is the number of keys");
@@ -84,6 +85,7 @@ static const struct keydef {
     [KEY_MAX_QUARANTINE_BYTES] = {"max_quarantine_bytes", K_SIZE},
     [KEY_MAX_MAPPED] = {"max_mapped", K_SIZE},
     [KEY_THREADS] = {"threads", K_THREADS},
+    [KEY_PULL_INTERVAL] = {"pull_interval", K_MS},
 };
 
 static const char *const levels[] = {"err", "warning", "notice", "info", "debug"};

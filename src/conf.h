@@ -41,7 +41,7 @@
  */
 
 /** How many keys there are. */
-#define SG_CONFIG_NKEYS 21
+#define SG_CONFIG_NKEYS 22
 
 /** The most FUSE worker threads `threads` may ask for. */
 #define SG_MAX_THREADS 64

@@ -149,6 +149,8 @@ static void usage(const char *prog)
 	    "  -o tls_key=FILE        its private key (PEM)\n"
 	    "  -o max_offset=MS       changes stamped further ahead of this clock wait (default "
 	    "500)\n"
+	    "  -o pull_interval=MS    anti-entropy: pull from up to three peers every MS\n"
+	    "                         (default 1000); pushes not taken go again every second\n"
 	    "  -o local_only=PAT:PAT  names that never leave the node (default %s)\n"
 	    "  -o tombstone_grace=D   keep a delete's tombstone at least D; a peer silent for\n"
 	    "                         longer no longer holds a purge back (default 7d)\n"
@@ -844,6 +846,8 @@ int main(int argc, char *argv[])
 			timeout = (double)v / 1000.0;
 		if (sg_config_get_u64(&v, &cfg, "max_offset") == 0)
 			ro.max_offset_ms = (unsigned)v;
+		if (sg_config_get_u64(&v, &cfg, "pull_interval") == 0)
+			ro.pull_interval_ms = (unsigned)v;
 		if (sg_config_get_u64(&v, &cfg, "tombstone_grace") == 0)
 			ro.tombstone_grace_ms = v;
 		if (sg_config_get_u64(&v, &cfg, "max_quarantine_bytes") == 0)

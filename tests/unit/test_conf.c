@@ -145,6 +145,7 @@ static void test_good_file(void **state)
 	    {"max_quarantine_bytes", "32M"},
 	    {"max_mapped", "8M"},
 	    {"threads", "2"},
+	    {"pull_interval", "5000"},
 	};
 
 	snprintf(text, sizeof(text),
@@ -168,7 +169,8 @@ static void test_good_file(void **state)
 	         "sync_delay = 2ms\n"
 	         "max_quarantine_bytes = 32M\n"
 	         "max_mapped = 8M\n"
-	         "threads = 2\n",
+	         "threads = 2\n"
+	         "pull_interval = 5000\n",
 	         f->ca, f->cert, f->key);
 	assert_int_equal(load_text(f, text), 0);
 	assert_string_equal(f->err, "");
@@ -194,6 +196,7 @@ static void test_good_file(void **state)
 	assert_int_equal(get_u64(f, "max_quarantine_bytes"), 32 << 20);
 	assert_int_equal(get_u64(f, "max_mapped"), 8 << 20);
 	assert_int_equal(get_u64(f, "threads"), 2);
+	assert_int_equal(get_u64(f, "pull_interval"), 5000);
 	assert_int_equal(load_text(f, "mirror = off\n"), 0);
 	assert_int_equal(sg_config_check(&f->cfg, f->err, sizeof(f->err)), 0);
 	assert_int_equal(load_text(f, "mirror = mirror.git\n"), 0);
@@ -368,6 +371,8 @@ static void test_bad_values(void **state)
 	    {"max_offset", "3600001",
 	     "'3600001' is not a number of milliseconds from 1 to 3600000"},
 	    {"max_offset", "5s", "'5s' is not a number of milliseconds from 1 to 3600000"},
+	    {"pull_interval", "0", "'0' is not a number of milliseconds from 1 to 3600000"},
+	    {"pull_interval", "1s", "'1s' is not a number of milliseconds from 1 to 3600000"},
 	    {"local_only", "a/b:c",
 	     "'a/b:c' has a '/': patterns match single names, ':'-separated"},
 	    {"max_file_size", "12X", "'12X' is not a size: bytes, with K, M or G (64M)"},
