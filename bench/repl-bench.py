@@ -1569,8 +1569,9 @@ def report(out_path, meta_path, md_path):
     L.append("## How it was measured")
     L.append("")
     L.append("- Cluster: 3 sigilfs daemons (a, b, c) on 127.0.0.1, each listing the other two as peers, "
-             "transport `%s`; data dirs on %s (%s)." % (cfg["scheme"], meta.get("work_fs", "?"),
-                                                      meta.get("work_dir", "?")))
+             "transport `%s`; data dirs on %s (%s); %s." % (
+                 cfg["scheme"], meta.get("work_fs", "?"), meta.get("work_dir", "?"),
+                 "more mount options: `%s`" % cfg["opts"] if cfg.get("opts") else "default options"))
     L.append("- Propagation: %d samples per kind after %d warm-up samples, %d ms apart; the writer on A "
              "does open+write+close (64 bytes), a poller re-reads the file on C's mount every %g ms "
              "(open+read+close; lstat for deletes) until it sees the new state. The sigilfs figure therefore "

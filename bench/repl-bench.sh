@@ -16,7 +16,9 @@
 # each throughput run writes, 5; 0 skips), BENCH_TPUT_WRITERS (writer counts,
 # "1 8"), BENCH_TPUT_SIZE (bytes per write, 1024), BENCH_PHASES (which phases:
 # "latency frozen throughput partition"), BENCH_OUT (report path),
-# BENCH_KEEP=1 (keep the work dir), TMPDIR (where the work dir goes),
+# BENCH_OPTS (more sigilfs mount options for every node, e.g.
+# pull_interval=60000; none by default), BENCH_KEEP=1 (keep the work dir),
+# TMPDIR (where the work dir goes),
 # SIGILFS (the daemon, default ./sigilfs of this tree).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -38,6 +40,7 @@ TPUT_SECONDS=${BENCH_TPUT_SECONDS:-5}
 TPUT_WRITERS=${BENCH_TPUT_WRITERS:-1 8}
 TPUT_SIZE=${BENCH_TPUT_SIZE:-1024}
 PHASES=${BENCH_PHASES:-latency frozen throughput partition}
+OPTS=${BENCH_OPTS:-}
 OUT=${BENCH_OUT:-$HERE/results/repl.md}
 SRC_SIGILFS=${SIGILFS:-$ROOT/sigilfs}
 
@@ -215,6 +218,7 @@ start_node() { # NAME PEER-NAME PEER-NAME
 	mkdir -p "$mnt" "$data"
 	o="data=$data,node=$n,listen=$(url "${SPORT[$n]}"),peers=$(url "${SPORT[$2]}");$(url "${SPORT[$3]}")"
 	[ "$TLS" == 1 ] && o+=",tls_ca=$PKI/ca.crt,tls_cert=$PKI/$n.crt,tls_key=$PKI/$n.key"
+	[ -n "$OPTS" ] && o+=",$OPTS"
 	MNTS+=("$mnt")
 	out=$(timeout 60 "$SIGILFS" "$mnt" -o "$o" 2>&1) || die "sigilfs $n did not mount: $out"
 	local i
@@ -341,6 +345,7 @@ cat >"$WORK/config.json" <<EOF
   "tput_seconds": $TPUT_SECONDS, "tput_writers": [$(echo $TPUT_WRITERS | tr ' ' ',')], "tput_size": $TPUT_SIZE,
   "phases": $(jq_list $PHASES), "work": "$WORK",
   "scheme": "$SCHEME",
+  "opts": "$OPTS",
   "tls": ${ETCD_TLS_JSON:-null},
   "baseline": "$BASELINE",
   "tmpfs": "$TMPFS_MNT",
@@ -370,7 +375,8 @@ SAMPLES=${OUT%.md}-samples.json
 cp "$WORK/out.json" "$SAMPLES"
 cmd="$(cd "$ROOT" && pwd)/bench/repl-bench.sh"
 for v in BENCH_N BENCH_N_FROZEN BENCH_FILES BENCH_MODIFY BENCH_DELETE BENCH_ROUNDS BENCH_TLS BENCH_BASELINE \
-	BENCH_TIMEOUT BENCH_POLL_MS BENCH_GAP_MS BENCH_TPUT_SECONDS BENCH_TPUT_WRITERS BENCH_TPUT_SIZE BENCH_PHASES; do
+	BENCH_TIMEOUT BENCH_POLL_MS BENCH_GAP_MS BENCH_TPUT_SECONDS BENCH_TPUT_WRITERS BENCH_TPUT_SIZE BENCH_PHASES \
+	BENCH_OPTS; do
 	[ -n "${!v:-}" ] && cmd="$v=\"${!v}\" $cmd"
 done
 [ "$SRC_SIGILFS" != "$ROOT/sigilfs" ] && cmd="SIGILFS=$SRC_SIGILFS $cmd"
