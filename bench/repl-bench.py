@@ -20,7 +20,6 @@ import json
 import math
 import os
 import random
-import resource
 import signal
 import socket
 import shutil
@@ -121,26 +120,24 @@ def machine_cpu():
 
 
 class CpuMeter:
-    """CPU the given processes (name -> pid), this process's reaped children
-    and the whole machine used between start() and stop()."""
+    """CPU the given processes (name -> pid) and the whole machine used
+    between start() and stop()."""
 
     def __init__(self, pids):
         self.pids = pids
 
     def _snap(self):
-        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return ({n: proc_cpu(p) for n, p in self.pids.items()}, ru.ru_utime + ru.ru_stime, machine_cpu())
+        return {n: proc_cpu(p) for n, p in self.pids.items()}, machine_cpu()
 
     def start(self):
         self.t0 = self._snap()
 
     def stop(self):
-        """{"procs": {name: cpu s}, "ctxsw": {name: n}, "children": cpu s, "busy": fraction of all CPUs}."""
-        (p0, c0, m0), (p1, c1, m1) = self.t0, self._snap()
+        """{"procs": {name: cpu s}, "ctxsw": {name: n}, "busy": fraction of all CPUs, "ncpu"}."""
+        (p0, m0), (p1, m1) = self.t0, self._snap()
         ok = [n for n in self.pids if p0[n] and p1[n]]
         return {"procs": {n: p1[n][0] - p0[n][0] for n in ok},
                 "ctxsw": {n: p1[n][1] - p0[n][1] for n in ok},
-                "children": c1 - c0,
                 "busy": (m1[0] - m0[0]) / (m1[1] - m0[1]) if m1[1] > m0[1] else None,
                 "ncpu": os.cpu_count()}
 
@@ -914,6 +911,7 @@ def tput_worker(spec):
     while mono() < spec["start"]:
         time.sleep(min(0.001, max(0.0, spec["start"] - mono())))
     first = mono()
+    cpu0 = time.process_time()  # this writer's own CPU, from its first write
     while True:
         t0 = mono()
         if t0 >= spec["stop"]:
@@ -924,7 +922,7 @@ def tput_worker(spec):
             write_file(os.path.join(spec["dir"], "f%07d" % k), body)
         lat.append(mono() - t0)
         k += 1
-    res = {"count": k, "lat": lat, "first": first, "last": mono()}
+    res = {"count": k, "lat": lat, "first": first, "last": mono(), "cpu": time.process_time() - cpu0}
     with open(spec["out"] + ".tmp", "w") as f:
         json.dump(res, f)
     os.rename(spec["out"] + ".tmp", spec["out"])
@@ -1020,8 +1018,11 @@ def tput_run(cfg, system, writers, seconds, tag):
             f.close()
         shutil.rmtree(outdir, ignore_errors=True)
     res["total"] = total
-    # CPU from the start until C had every write: the system's processes, the
-    # writers (reaped before then) and the whole machine
+    # CPU from the start until C had every write: the system's processes and
+    # the whole machine; and the writers' own, from their first write to
+    # their last (not their start-up)
+    if cpu is not None:
+        cpu["children"] = sum(r.get("cpu", 0.0) for r in results)
     res["cpu"] = cpu
     lat = sorted(round(x, 6) for r in results for x in r["lat"])
     res["lat"] = lat
@@ -1381,7 +1382,8 @@ def report(out_path, meta_path, md_path):
             rows.append(("throughput, %d writer%s: CPU per write, the writer processes" % (w, ws),
                          cpu_us(sc, "children"), cpu_us(ec, "children"),
                          ratio(sc["children"], ec["children"] if ec else None),
-                         "the Python writers (sigilfs: open+write+close; etcd: an HTTP put)"))
+                         "the Python writers' own CPU from their first write to their last "
+                         "(sigilfs: open+write+close; etcd: an HTTP put)"))
             rows.append(("throughput, %d writer%s: context switches per replicated write, the three daemons"
                          % (w, ws), "%.1f" % sc["ctxsw"], "%.1f" % ec["ctxsw"] if ec else "n/a",
                          ratio(sc["ctxsw"], ec["ctxsw"] if ec else None),
