@@ -76,6 +76,9 @@ struct wctx {
 	size_t nu, capu;
 	unsigned char *ub; /* their keys and old values */
 	size_t ulen, ucap;
+	/* a checkpoint that found no room on disk (room_wait) */
+	int room_retry; /* the caller runs its batch again: COMMIT_NOROOM */
+	int room_tries; /* times the batch ran again so far */
 };
 
 /* One put or delete of a flat op: the row as it was (had: there was one). */
@@ -2566,6 +2569,12 @@ static void txn_post(sg_store *st, struct wctx *w, int err, size_t acked, int cl
 	}
 }
 
+/* txn_checkpoint(): the disk had no room for the commit and nothing in it
+ * was acknowledged; the caller waits (room_wait) and runs its batch again. */
+#define COMMIT_NOROOM 1
+#define ROOM_TRIES 2              /* runs again, at most */
+#define ROOM_WAIT_NS 2000000000LL /* for the readers, at most */
+
 /*
  * Commit the open transaction to LMDB, synced when it holds journaled
  * changes (a checkpoint: the journal then starts over). With wtxn_lock held;
@@ -2575,7 +2584,8 @@ static void txn_post(sg_store *st, struct wctx *w, int err, size_t acked, int cl
  * refuses changes until a restart replays the journal.
  * @return 0, or MDB_MAP_FULL when nothing in it was acknowledged: the
  *         caller grows the map and runs its batch again (the waiters are
- *         left to it).
+ *         left to it); COMMIT_NOROOM likewise, when the disk had no room
+ *         and w->room_retry is set.
  */
 static int txn_checkpoint(sg_store *st, struct wctx *w)
 {
@@ -2601,6 +2611,11 @@ static int txn_checkpoint(sg_store *st, struct wctx *w)
 	if (mrc == MDB_MAP_FULL && !w->released && !durable) {
 		txn_gone(st, w);
 		return MDB_MAP_FULL;
+	}
+	if (mrc && w->room_retry && !w->released && !durable &&
+	    commit_err(st, w->waiters, w->nwait, mrc) == -ENOSPC) {
+		txn_gone(st, w);
+		return COMMIT_NOROOM;
 	}
 	txn_gone(st, w);
 	w->acked = w->released = 0;
@@ -2824,6 +2839,31 @@ static int settle_freed(sg_store *st)
 }
 
 /*
+ * The disk had no room for a commit. The pages that earlier commits freed
+ * (a delete's, and the old copies of every page a commit rewrote) are
+ * LMDB's to reuse only once no reader holds a snapshot from before they
+ * were freed; a reader lets go within a moment (a page of the log for a
+ * peer or the mirror, a read). So before the batch runs again: wait for
+ * the readers that hold a snapshot now (each holds the map lock shared),
+ * and the second time also make one commit, so that what the last commit
+ * freed counts. With no transaction open.
+ */
+static void room_wait(sg_store *st, int round)
+{
+	struct timespec ts;
+	int64_t until;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	until = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + ROOM_WAIT_NS;
+	ts.tv_sec = (time_t)(until / 1000000000LL);
+	ts.tv_nsec = (long)(until % 1000000000LL);
+	if (pthread_rwlock_timedwrlock(&st->map_lock, &ts) == 0)
+		pthread_rwlock_unlock(&st->map_lock);
+	if (round > 1)
+		settle_freed(st);
+}
+
+/*
  * Run op in a child transaction of the open one: kept there if it succeeds,
  * aborted if not; MDB_MAP_FULL on the commit sets w->map_full. Returns
  * mdb_txn_begin()'s error (op not run) or 0 (op->rc set).
@@ -3017,7 +3057,21 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 	if (w->parent && w->acked && !w->released)
 		w->opened_ns = atomic_load(&w->last_ns);
 	if (w->parent && (w->nwait || !w->acked || w->acked >= st->batch_max || w->lost)) {
-		if (txn_commit(st, w) == MDB_MAP_FULL) {
+		w->room_retry = w->room_tries < ROOM_TRIES;
+		rc = txn_commit(st, w);
+		w->room_retry = 0;
+		if (rc == COMMIT_NOROOM) {
+			/* no room on disk, with nothing acknowledged: wait for the
+			 * readers (then make room) and run the batch again */
+			w->nwait = 0;
+			w->need_sync = 0;
+			free(rel);
+			room_wait(st, ++w->room_tries);
+			run_batch(st, ops, n, w);
+			w->room_tries = 0;
+			return;
+		}
+		if (rc == MDB_MAP_FULL) {
 			/* the commit itself ran out of map, with nothing acknowledged:
 			 * grow and run the batch again (at the maximum: one by one) */
 			w->nwait = 0;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -4372,6 +4373,145 @@ static void test_journal_wraps(void **state)
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- a full disk while a reader holds an old snapshot ----
+ * The store sits on a 4 MiB tmpfs, filled until not even 1 KiB more fits.
+ * A reader then holds a snapshot (a slow page of the log: a peer's pull,
+ * the mirror) while four files are deleted and a new one is saved. LMDB
+ * reuses the pages a commit freed only once no reader holds a snapshot from
+ * before it; the reader lets go within a moment, and the deletes and the
+ * save wait for that rather than fail with ENOSPC. (Without the reader,
+ * all of them succeed at once: the reader is what this is about.) */
+#define PIN_HOLD_MS 100
+
+struct full {
+	char dir[64], small[96];
+	int mounted;
+	sg_store *st;
+	pthread_t th;
+	int started;
+	atomic_int in; /* the reader holds its snapshot */
+	int rc;
+};
+
+static int setup_full(void **state)
+{
+	struct full *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	*state = f;
+	strcpy(f->dir, "/tmp/sigil-full-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->small, sizeof(f->small), "%s/small", f->dir);
+	if (mkdir(f->small, 0700) != 0)
+		return -1;
+	if (mount("tmpfs", f->small, "tmpfs", 0, "size=4m") != 0) {
+		fprintf(stderr, "# cannot mount a 4 MiB tmpfs on %s: %s (the test needs root)\n",
+		        f->small, strerror(errno));
+		return -1;
+	}
+	f->mounted = 1;
+	return 0;
+}
+
+static int teardown_full(void **state)
+{
+	struct full *f = *state;
+
+	if (!f)
+		return 0;
+	if (f->started)
+		pthread_join(f->th, NULL);
+	sg_store_close(f->st);
+	if (f->mounted)
+		umount2(f->small, MNT_DETACH);
+	if (f->dir[0] && strchr(f->dir, 'X') == NULL)
+		nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static int pin_cb(void *ctx, const sg_change *c)
+{
+	struct full *f = ctx;
+	(void)c;
+	if (!atomic_exchange(&f->in, 1))
+		usleep(PIN_HOLD_MS * 1000);
+	return 1; /* one is enough */
+}
+
+static void *pin_run(void *arg)
+{
+	struct full *f = arg;
+	f->rc = sg_store_changes_after(f->st, 0, 1, pin_cb, f);
+	return NULL;
+}
+
+/* Files of `size` bytes named prefix<k> until one does not fit (at most
+ * `max`). The number saved; *rc the last result. */
+static int fill_disk(sg_store *st, const char *prefix, size_t size, int max, int *rc)
+{
+	static char data[200 * 1024];
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 7919 >> 3);
+	for (*rc = 0; n < max && *rc == 0;) {
+		char name[32];
+		snprintf(name, sizeof(name), "%s%d", prefix, n);
+		data[0] = (char)n;
+		*rc = sg_store_create(st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644, 0, 0, data,
+		                      size, now_ns(), NULL);
+		n += *rc == 0;
+	}
+	return n;
+}
+
+static void test_full_disk_reader(void **state)
+{
+	struct full *f = *state;
+	sg_store_opts so = {.dir = f->small, .node_id = NODE_A, .no_journal = no_journal};
+	int n, rc, rcs[4];
+	sg_attr a;
+
+	assert_int_equal(sg_store_open(&f->st, &so), 0);
+	n = fill_disk(f->st, "f", 200 * 1024, 60, &rc);
+	assert_int_equal(rc, -ENOSPC);
+	assert_true(n >= 5);
+	/* then smaller ones, until not even 1 KiB fits */
+	fill_disk(f->st, "m", 64 * 1024, 200, &rc);
+	fill_disk(f->st, "s", 8 * 1024, 200, &rc);
+	fill_disk(f->st, "k", 1024, 200, &rc);
+	assert_int_equal(rc, -ENOSPC);
+
+	assert_int_equal(pthread_create(&f->th, NULL, pin_run, f), 0);
+	f->started = 1;
+	for (int i = 0; i < 2000 && !atomic_load(&f->in); i++)
+		usleep(1000);
+	assert_true(atomic_load(&f->in));
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "f%d", i);
+		rcs[i] = sg_store_remove(f->st, NULL, SG_ROOT_ID, name, 0, now_ns());
+	}
+	rc = sg_store_create(f->st, NULL, SG_ROOT_ID, "again", SG_TYPE_FILE, 0644, 0, 0, "again\n",
+	                     6, now_ns(), NULL);
+	pthread_join(f->th, NULL);
+	f->started = 0;
+	for (int i = 0; i < 4; i++)
+		if (rcs[i] != 0)
+			fail_msg("deleting f%d while a reader held a snapshot: %s", i,
+			         strerror(-rcs[i]));
+	if (rc != 0)
+		fail_msg("a save after the deletes: %s", strerror(-rc));
+	assert_true(f->rc >= 0);
+	assert_int_equal(sg_store_resolve(f->st, "again", &a), 0);
+	assert_int_equal(a.size, 6);
+	assert_int_equal(sg_store_resolve(f->st, "f0", &a), -ENOENT);
+	assert_int_equal(sg_store_check(f->st, print_problem, NULL, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -4419,6 +4559,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_visible_first, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vv, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_full_disk_reader, setup_full, teardown_full),
 	};
 	const struct CMUnitTest journal_tests[] = {
 	    cmocka_unit_test(test_journal_replay),
