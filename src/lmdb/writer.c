@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include "lmdb/store_i.h"
 #include "log.h"
@@ -2573,7 +2574,7 @@ static void txn_post(sg_store *st, struct wctx *w, int err, size_t acked, int cl
  * was acknowledged; the caller waits (room_wait) and runs its batch again. */
 #define COMMIT_NOROOM 1
 #define ROOM_TRIES 2              /* runs again, at most */
-#define ROOM_WAIT_NS 2000000000LL /* for the readers, at most */
+#define ROOM_WAIT_NS 2000000000LL /* for old readers, at most */
 
 /*
  * Commit the open transaction to LMDB, synced when it holds journaled
@@ -2838,29 +2839,52 @@ static int settle_freed(sg_store *st)
 	return rc ? -ENOSPC : 0;
 }
 
+/* Readers (LMDB's reader table, as mdb_reader_list() prints it: "pid
+ * thread txnid", or "-" for a free slot) whose snapshot is older than
+ * `below`. */
+struct old_readers {
+	unsigned long long below;
+	int n;
+};
+
+static int old_reader(const char *line, void *ctx)
+{
+	struct old_readers *o = ctx;
+	unsigned long long txnid;
+	size_t tid;
+	int pid;
+
+	if (sscanf(line, "%d %zx %llu", &pid, &tid, &txnid) == 3 && txnid < o->below)
+		o->n++;
+	return 0;
+}
+
 /*
  * The disk had no room for a commit. The pages that earlier commits freed
  * (a delete's, and the old copies of every page a commit rewrote) are
  * LMDB's to reuse only once no reader holds a snapshot from before they
- * were freed; a reader lets go within a moment (a page of the log for a
- * peer or the mirror, a read). So before the batch runs again: wait for
- * the readers that hold a snapshot now (each holds the map lock shared),
- * and the second time also make one commit, so that what the last commit
- * freed counts. With no transaction open.
+ * were freed; such a reader lets go within a moment (a page of the log for
+ * a peer or the mirror, a read). So before the batch runs again, the second
+ * time after one more commit (so that what the last one freed counts too):
+ * wait, at most ROOM_WAIT_NS, until no reader holds a snapshot older than
+ * the last commit. Newer readers do not hold the freed pages: they are not
+ * waited for. With no transaction open.
  */
 static void room_wait(sg_store *st, int round)
 {
-	struct timespec ts;
-	int64_t until;
+	int64_t until = sg_mono_ns() + ROOM_WAIT_NS;
+	MDB_envinfo info;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	until = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + ROOM_WAIT_NS;
-	ts.tv_sec = (time_t)(until / 1000000000LL);
-	ts.tv_nsec = (long)(until % 1000000000LL);
-	if (pthread_rwlock_timedwrlock(&st->map_lock, &ts) == 0)
-		pthread_rwlock_unlock(&st->map_lock);
 	if (round > 1)
 		settle_freed(st);
+	while (mdb_env_info(st->env, &info) == 0) {
+		struct old_readers o = {.below = (unsigned long long)info.me_last_txnid};
+
+		if (mdb_reader_list(st->env, old_reader, &o) < 0 || o.n == 0 ||
+		    sg_mono_ns() >= until)
+			break;
+		usleep(1000);
+	}
 }
 
 /*
