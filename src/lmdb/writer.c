@@ -3085,8 +3085,9 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 		rc = txn_commit(st, w);
 		w->room_retry = 0;
 		if (rc == COMMIT_NOROOM) {
-			/* no room on disk, with nothing acknowledged: wait for the
-			 * readers (then make room) and run the batch again */
+			/* no room on disk, with nothing acknowledged: wait for old
+			 * readers (the second time after one more commit) and run
+			 * the batch again */
 			w->nwait = 0;
 			w->need_sync = 0;
 			free(rel);
