@@ -4385,35 +4385,13 @@ static void test_journal_wraps(void **state)
 
 struct full {
 	char dir[64], small[96];
-	int mounted;
+	int made, mounted;
 	sg_store *st;
 	pthread_t th;
 	int started;
 	atomic_int in; /* the reader holds its snapshot */
 	int rc;
 };
-
-static int setup_full(void **state)
-{
-	struct full *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return -1;
-	*state = f;
-	strcpy(f->dir, "/tmp/sigil-full-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->small, sizeof(f->small), "%s/small", f->dir);
-	if (mkdir(f->small, 0700) != 0)
-		return -1;
-	if (mount("tmpfs", f->small, "tmpfs", 0, "size=4m") != 0) {
-		fprintf(stderr, "# cannot mount a 4 MiB tmpfs on %s: %s (the test needs root)\n",
-		        f->small, strerror(errno));
-		return -1;
-	}
-	f->mounted = 1;
-	return 0;
-}
 
 static int teardown_full(void **state)
 {
@@ -4426,9 +4404,34 @@ static int teardown_full(void **state)
 	sg_store_close(f->st);
 	if (f->mounted)
 		umount2(f->small, MNT_DETACH);
-	if (f->dir[0] && strchr(f->dir, 'X') == NULL)
+	if (f->made)
 		nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	free(f);
+	*state = NULL;
+	return 0;
+}
+
+static int setup_full(void **state)
+{
+	struct full *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	*state = f;
+	strcpy(f->dir, "/tmp/sigil-full-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		teardown_full(state);
+		return -1;
+	}
+	f->made = 1;
+	snprintf(f->small, sizeof(f->small), "%s/small", f->dir);
+	if (mkdir(f->small, 0700) != 0 || mount("tmpfs", f->small, "tmpfs", 0, "size=4m") != 0) {
+		fprintf(stderr, "# cannot mount a 4 MiB tmpfs on %s: %s (the test needs root)\n",
+		        f->small, strerror(errno));
+		teardown_full(state); /* cmocka runs no teardown after a failed setup */
+		return -1;
+	}
+	f->mounted = 1;
 	return 0;
 }
 
