@@ -12,20 +12,19 @@
 #   sudo bench/mirror-exit.sh                 # SIGILFS: the build to measure
 #   SIGILFS_OLD=/path/to/old/sigilfs sudo bench/mirror-exit.sh   # and another beside it
 #
-# Knobs: SIGILFS (default: the build tree's sigilfs, BUILD, default _build),
+# Knobs: SIGILFS (default: the source tree's, as the other scripts),
 # SIGILFS_OLD, BENCH_EXIT_FILES (100), BENCH_EXIT_RUNS (5), BENCH_DIR (the
 # data disk's scratch dir, /var/tmp), BENCH_OUT (results/mirror-exit.md).
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-BUILD=${BUILD:-$ROOT/_build}
-SIGILFS=${SIGILFS:-$BUILD/sigilfs}
+SIGILFS=${SIGILFS:-$ROOT/sigilfs}
 SIGILFS_OLD=${SIGILFS_OLD:-}
 FILES=${BENCH_EXIT_FILES:-100}
 RUNS=${BENCH_EXIT_RUNS:-5}
 OUT=${BENCH_OUT:-$HERE/results/mirror-exit.md}
 [ -x "$SIGILFS" ] || {
-	echo "mirror-exit: $SIGILFS is not built (set SIGILFS or BUILD)" >&2
+	echo "mirror-exit: no sigilfs at $SIGILFS (cd $ROOT && make sigilfs, or set SIGILFS)" >&2
 	exit 1
 }
 [ -z "$SIGILFS_OLD" ] || [ -x "$SIGILFS_OLD" ] || {
