@@ -34,9 +34,10 @@ static void help(void)
 	       "Ask the running sigilfs of this node, through its control socket\n"
 	       "DATADIR/control.sock (only its own user and root may).\n"
 	       "\n"
-	       "  -c CONFIG   read the data dir from CONFIG's `data` (default %s)\n"
-	       "  -d DATADIR  the node's data dir (default: from the config, else %s)\n"
-	       "  -h, --help  this text\n"
+	       "  -c CONFIG      read the data dir from CONFIG's `data` (default %s)\n"
+	       "  -d DATADIR     the node's data dir (default: from the config, else %s)\n"
+	       "  -h, --help     this text\n"
+	       "  -V, --version  sigilctl's version\n"
 	       "\n"
 	       "commands:\n"
 	       "  status        the node, its store version, each peer with its state, conflicts\n"
@@ -77,11 +78,9 @@ static int usage_error(const char *what, const char *arg)
 int main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"repo", required_argument, NULL, 'r'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},    {"repo", required_argument, NULL, 'r'},
+	    {"dry-run", no_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *data = NULL, *cmd, *repo = NULL;
 	char sock[PATH_MAX], request[SG_CTL_MAX_REQUEST + 1], cerr[PATH_MAX + 512], *reply = NULL;
@@ -91,7 +90,7 @@ int main(int argc, char *argv[])
 
 	/* GNU getopt permutes: options may follow the command (`status --json`) */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:d:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -110,6 +109,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'h':
 			help();
+			return EXIT_OK;
+		case 'V':
+			printf("sigilctl %s\n", PACKAGE_VERSION);
 			return EXIT_OK;
 		default:
 			return usage_error(optopt == 'c' || optopt == 'd' || optopt == 'r'
