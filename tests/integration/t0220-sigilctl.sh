@@ -434,9 +434,10 @@ check_ctl_fails 2 "usage: sigilctl" "-c and -d together: exit 2" -c /dev/null -d
 check_ctl_fails 2 "usage: sigilctl" "--json with peers: exit 2" -d "$DA" peers --json
 check_ctl_fails 1 "sigilctl: $SG_WORK/missing.conf: cannot read" "a missing config file: one line, exit 1" \
 	-c "$SG_WORK/missing.conf" status
+want="sigilctl $("$SIGILFS" --version | cut -d' ' -f2)"
 for opt in -V --version; do
 	out=$("$CTL" "$opt" 2>&1)
-	check_eq "0|sigilctl $("$SIGILFS" --version | cut -d' ' -f2)" "$?|$out" \
-		"sigilctl $opt prints the version sigilfs --version names, exit 0"
+	rc=$?
+	check_eq "0|$want" "$rc|$out" "sigilctl $opt prints the version sigilfs --version names, exit 0"
 done
 sg_done
