@@ -1080,8 +1080,9 @@ def run(cfg_path, out_path):
         pairs[name].setup(30)
     for kind in ("update", "create", "delete") if "latency" in phases else ():
         for name, _ in systems:
-            log("latency %s: %s x %d" % (name, kind, cfg["n"]))
-            r = latency_phase(pairs[name], kind, cfg["n"], cfg["warmup"], gap,
+            n = cfg.get("n_delete", cfg["n"]) if kind == "delete" else cfg["n"]
+            log("latency %s: %s x %d" % (name, kind, n))
+            r = latency_phase(pairs[name], kind, n, cfg["warmup"], gap,
                               cfg["sample_timeout"], cfg["max_timeouts"], run_id)
             out["latency"].setdefault(name, {})[kind] = r
             s = summary(r["prop"], r["timeouts"])
@@ -1574,12 +1575,13 @@ def report(out_path, meta_path, md_path):
              "transport `%s`; data dirs on %s (%s); %s." % (
                  cfg["scheme"], meta.get("work_fs", "?"), meta.get("work_dir", "?"),
                  "more mount options: `%s`" % cfg["opts"] if cfg.get("opts") else "default options"))
-    L.append("- Propagation: %d samples per kind after %d warm-up samples, %d ms apart; the writer on A "
+    L.append("- Propagation: %d samples of updates and of creates, %d of deletes (each waits out the fold "
+             "window), each kind after %d warm-up samples, %d ms apart; the writer on A "
              "does open+write+close (64 bytes), a poller re-reads the file on C's mount every %g ms "
              "(open+read+close; lstat for deletes) until it sees the new state. The sigilfs figure therefore "
              "includes up to one poll interval plus one read; the etcd watch is pushed, with no poll. "
              "The two systems alternate phase by phase (update, create, delete)."
-             % (cfg["n"], cfg["warmup"], cfg["gap_ms"], cfg["poll_ms"]))
+             % (cfg["n"], cfg.get("n_delete", cfg["n"]), cfg["warmup"], cfg["gap_ms"], cfg["poll_ms"]))
     if base == "etcd":
         L.append("- etcd: members m1, m2, m3 with data dirs next to sigilfs's; leadership moved to m1 "
                  "before measuring (leader at start of measurement: %s). Spoken to over its v3 HTTP/JSON "

@@ -5,7 +5,9 @@
 #
 #	bench/repl-bench.sh            # as root; writes bench/results/repl.md
 #
-# Knobs (environment): BENCH_N (samples per latency kind, 300), BENCH_N_FROZEN
+# Knobs (environment): BENCH_N (samples of updates and of creates, 300),
+# BENCH_N_DELETE (samples of deletes, 100: each waits out the 150 ms fold
+# window, so 300 would take most of a minute; at most BENCH_N), BENCH_N_FROZEN
 # (samples A -> B while C is frozen, 40; 0 skips), BENCH_FILES
 # (files written on A during the partition, 10000), BENCH_MODIFY and
 # BENCH_DELETE (files B then changes, 1000 each), BENCH_ROUNDS (partition
@@ -26,6 +28,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 PY=$HERE/repl-bench.py
 
 N=${BENCH_N:-300}
+N_DELETE=${BENCH_N_DELETE:-100}
+[ "$N_DELETE" -le "$N" ] || N_DELETE=$N # the deletes remove the files the creates made
 FILES=${BENCH_FILES:-10000}
 MODIFY=${BENCH_MODIFY:-1000}
 DELETE=${BENCH_DELETE:-1000}
@@ -338,7 +342,7 @@ jq_list() { # ITEM...: a JSON list of strings
 
 cat >"$WORK/config.json" <<EOF
 {
-  "n": $N, "warmup": 5, "gap_ms": $GAP_MS, "poll_ms": $POLL_MS,
+  "n": $N, "n_delete": $N_DELETE, "warmup": 5, "gap_ms": $GAP_MS, "poll_ms": $POLL_MS,
   "sample_timeout": 10, "max_timeouts": 5, "n_frozen": $N_FROZEN, "gap_frozen_ms": 100,
   "files": $FILES, "modify": $MODIFY, "delete": $DELETE, "file_size": 1024, "dirs": 100,
   "rounds": $ROUNDS, "converge_timeout": $TIMEOUT, "converge_poll": 0.02,
@@ -374,7 +378,7 @@ mkdir -p "$(dirname "$OUT")"
 SAMPLES=${OUT%.md}-samples.json
 cp "$WORK/out.json" "$SAMPLES"
 cmd="$(cd "$ROOT" && pwd)/bench/repl-bench.sh"
-for v in BENCH_N BENCH_N_FROZEN BENCH_FILES BENCH_MODIFY BENCH_DELETE BENCH_ROUNDS BENCH_TLS BENCH_BASELINE \
+for v in BENCH_N BENCH_N_DELETE BENCH_N_FROZEN BENCH_FILES BENCH_MODIFY BENCH_DELETE BENCH_ROUNDS BENCH_TLS BENCH_BASELINE \
 	BENCH_TIMEOUT BENCH_POLL_MS BENCH_GAP_MS BENCH_TPUT_SECONDS BENCH_TPUT_WRITERS BENCH_TPUT_SIZE BENCH_PHASES \
 	BENCH_OPTS; do
 	[ -n "${!v:-}" ] && cmd="$v=\"${!v}\" $cmd"
