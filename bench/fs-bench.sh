@@ -10,8 +10,11 @@
 # BENCH_N_READDIR (readdirs of the big directory, 20), BENCH_ENTRIES (its
 # entries, 10000), BENCH_THREADS (the multi-threaded run, 4; 0 skips it),
 # BENCH_WA_N (lone fsync'd saves, 200), BENCH_WA_STREAM (saves in the stream,
-# 2000), BENCH_OUT (report path), BENCH_KEEP=1 (keep the work dir), BENCH_DIR
-# (where the work dir goes: the "disk"; /var/tmp), SIGILFS (the daemon).
+# 2000), BENCH_ROUNDS (rounds of the single-threaded runs, 3: each round runs
+# every file system in turn with a third of the samples, and a target's ratio
+# is the median of the rounds' ratios), BENCH_OUT (report path), BENCH_KEEP=1
+# (keep the work dir), BENCH_DIR (where the work dir goes: the "disk";
+# /var/tmp), SIGILFS (the daemon).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
@@ -23,6 +26,7 @@ ENTRIES=${BENCH_ENTRIES:-10000}
 THREADS=${BENCH_THREADS:-4}
 WA_N=${BENCH_WA_N:-200}
 WA_STREAM=${BENCH_WA_STREAM:-2000}
+ROUNDS=${BENCH_ROUNDS:-3}
 OUT=${BENCH_OUT:-$HERE/results/fs.md}
 BASE=${BENCH_DIR:-/var/tmp}
 SRC_SIGILFS=${SIGILFS:-$ROOT/sigilfs}
@@ -88,10 +92,13 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
 trap 'say "terminated"; exit 143' TERM
 
-for v in N N_SYNC N_READDIR ENTRIES THREADS WA_N WA_STREAM STEP_LIMIT; do
+for v in N N_SYNC N_READDIR ENTRIES THREADS WA_N WA_STREAM ROUNDS STEP_LIMIT; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a whole number, not '${!v}'"
 done
-[ "$N" -gt 0 ] && [ "$N_SYNC" -gt 0 ] && [ "$N_READDIR" -gt 0 ] && [ "$ENTRIES" -gt 0 ] || die "sample counts must be > 0"
+[ "$N" -gt 0 ] && [ "$N_SYNC" -gt 0 ] && [ "$N_READDIR" -gt 0 ] && [ "$ENTRIES" -gt 0 ] && [ "$ROUNDS" -gt 0 ] ||
+	die "sample counts and rounds must be > 0"
+# per round of the single-threaded runs: the samples shared out, rounded up
+RN=$(((N + ROUNDS - 1) / ROUNDS)) RN_SYNC=$(((N_SYNC + ROUNDS - 1) / ROUNDS)) RN_READDIR=$(((N_READDIR + ROUNDS - 1) / ROUNDS))
 
 # ---- prerequisites
 
@@ -177,18 +184,29 @@ step() { # LABEL CMD...: run bounded, in the background (so a signal runs the tr
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 OTHERS=$(pgrep -x sigilfs | grep -cvxF "$SPID")
 
-# ---- latency: single-threaded, benchmark and daemon pinned to CPU 0
+# ---- latency: single-threaded, benchmark and daemon pinned to CPU 0; in
+# ROUNDS rounds, each running every file system in turn, so that a slow spell
+# of the shared machine or its virtual disk falls on all of them. Lines of
+# $RES: FS ROUND OP THREADS N P50 P99 OPS/S
 
 RES=$WORK/res.txt
 : >"$RES"
 for fs in "${FSLIST[@]}"; do
 	p=${FSPID[$fs]}
 	[ -n "$p" ] && { taskset -a -p -c 0 "$p" >/dev/null || die "taskset $fs daemon"; }
-	say "$fs: 1 thread, pinned to CPU 0"
 	mkdir -p "$WORK/raw/$fs"
-	step "$fs 1 thread" env FS_BENCH_RAW="$WORK/raw/$fs" taskset -c 0 "$FSB" run "${FSDIR[$fs]}" 1 "$N" "$N_SYNC" \
-		"$N_READDIR" "$ENTRIES"
-	sed "s/^/$fs /" "$WORK/step.out" >>"$RES"
+done
+for ((rnd = 1; rnd <= ROUNDS; rnd++)); do
+	for fs in "${FSLIST[@]}"; do
+		say "$fs: 1 thread, pinned to CPU 0, round $rnd of $ROUNDS"
+		rm -rf "$WORK/raw/round" && mkdir -p "$WORK/raw/round"
+		step "$fs 1 thread" env FS_BENCH_RAW="$WORK/raw/round" taskset -c 0 "$FSB" run "${FSDIR[$fs]}" 1 "$RN" \
+			"$RN_SYNC" "$RN_READDIR" "$ENTRIES"
+		sed "s/^/$fs $rnd /" "$WORK/step.out" >>"$RES"
+		for f in "$WORK/raw/round"/*.txt; do
+			cat "$f" >>"$WORK/raw/$fs/${f##*/}"
+		done
+	done
 done
 if [ "$THREADS" -gt 0 ]; then
 	for fs in "${FSLIST[@]}"; do
@@ -197,7 +215,7 @@ if [ "$THREADS" -gt 0 ]; then
 		say "$fs: $THREADS threads, unpinned"
 		step "$fs $THREADS threads" taskset -c "$ALLCPU" "$FSB" run "${FSDIR[$fs]}" "$THREADS" "$N" "$N_SYNC" \
 			"$N_READDIR" "$ENTRIES"
-		sed "s/^/$fs /" "$WORK/step.out" >>"$RES"
+		sed "s/^/$fs 1 /" "$WORK/step.out" >>"$RES"
 	done
 fi
 
@@ -225,12 +243,12 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mkdir -p "$(dirname "$OUT")"
 cmd="$(cd "$ROOT" && pwd)/bench/fs-bench.sh"
-for v in BENCH_N BENCH_N_SYNC BENCH_N_READDIR BENCH_ENTRIES BENCH_THREADS BENCH_WA_N BENCH_WA_STREAM BENCH_DIR; do
+for v in BENCH_N BENCH_N_SYNC BENCH_N_READDIR BENCH_ENTRIES BENCH_THREADS BENCH_WA_N BENCH_WA_STREAM BENCH_ROUNDS BENCH_DIR; do
 	[ -n "${!v:-}" ] && cmd="$v=${!v} $cmd"
 done
 [ "$SRC_SIGILFS" != "$ROOT/sigilfs" ] && cmd="SIGILFS=$SRC_SIGILFS $cmd"
 wall=$((SECONDS - T_START))
-export R_RAW=$WORK/raw R_SAMPLES=${OUT%.md}-samples.dat R_RES=$RES R_WA=$WA R_OUT=$OUT R_THREADS=$THREADS R_N=$N R_NSYNC=$N_SYNC R_NRD=$N_READDIR \
+export R_RAW=$WORK/raw R_SAMPLES=${OUT%.md}-samples.dat R_RES=$RES R_WA=$WA R_OUT=$OUT R_THREADS=$THREADS R_N=$N R_NSYNC=$N_SYNC R_NRD=$N_READDIR R_ROUNDS=$ROUNDS R_RN=$RN R_RNSYNC=$RN_SYNC R_RNRD=$RN_READDIR \
 	R_ENTRIES=$ENTRIES R_DEVSTAT=$DEVSTAT R_CMD=$cmd
 export R_DATE="$(date -u '+%Y-%m-%d %H:%M:%S UTC')" R_NPROC=$NCPU \
 	R_MODEL="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
@@ -243,10 +261,34 @@ export R_DATE="$(date -u '+%Y-%m-%d %H:%M:%S UTC')" R_NPROC=$NCPU \
 python3 - <<'EOF' || die "report failed"
 import os
 E = os.environ
-res = {}
+runs = {}  # (fs, op, threads) -> [(n, p50, p99, ops/s)], one per round
 for line in open(E["R_RES"]):
-    fs, op, th, n, p50, p99, ops = line.split()
-    res[(fs, op, int(th))] = (int(n), int(p50), int(p99), float(ops))
+    fs, rnd, op, th, n, p50, p99, ops = line.split()
+    runs.setdefault((fs, op, int(th)), []).append((int(n), int(p50), int(p99), float(ops)))
+
+def med(v):
+    v = sorted(v)
+    h = len(v) // 2
+    return v[h] if len(v) % 2 else (v[h - 1] + v[h]) / 2
+
+def raw(fs, op):
+    p = os.path.join(E["R_RAW"], fs, op + ".txt")
+    return sorted(int(x) for x in open(p)) if os.path.exists(p) else []
+
+# merged over the rounds: n in all; p50 and p99 of every sample (single-threaded
+# runs keep them all), else the rounds' medians; ops/s the rounds' median
+res = {}
+for (fs, op, th), v in runs.items():
+    a = raw(fs, op) if th == 1 else []
+    if a and len(a) == sum(x[0] for x in v):
+        p50, p99 = a[(len(a) - 1) // 2], a[int((len(a) - 1) * 0.99)]
+    else:
+        p50, p99 = med([x[1] for x in v]), med([x[2] for x in v])
+    res[(fs, op, th)] = (sum(x[0] for x in v), p50, p99, med([x[3] for x in v]))
+
+def ratios(op, base, th=1):
+    """sigilfs / base of ops/s, round by round (a round runs both within seconds)"""
+    return [s[3] / b[3] for s, b in zip(runs[("sigilfs", op, th)], runs[(base, op, th)])]
 wa = {}
 for line in open(E["R_WA"]):
     fs, mode, n, wb, dwb, secs, wch, scw = line.split()
@@ -274,12 +316,14 @@ def ops(fs, op, th=1):
 rows = []
 def target(fig, base, op, factor, basis):
     s, b = ops("sigilfs", op), ops(base, op)
-    ratio = s / b
+    rs = ratios(op, base)
+    ratio = med(rs)
     need = factor
     met = ratio >= need
     miss = "" if met else " (%.1fx short)" % (need / ratio)
-    rows.append("| %s | %s ops/s | %s ops/s (%s) | %s | >= %s x %s | %s%s |" % (
-        fig, r(s), r(b), base, r(ratio), factor, basis, "yes" if met else "**no**", miss))
+    spread = " (rounds: %s)" % ", ".join(r(x) for x in rs) if len(rs) > 1 else ""
+    rows.append("| %s | %s ops/s | %s ops/s (%s) | %s%s | >= %s x %s | %s%s |" % (
+        fig, r(s), r(b), base, r(ratio), spread, factor, basis, "yes" if met else "**no**", miss))
 target("stat, cached, 1 thread", "tmpfs", "stat", 0.5, "tmpfs")
 target("open+read+close of an unchanged 1 KiB file, 1 thread", "tmpfs", "open_read_close", 0.5, "tmpfs")
 target("repeated read of the same open file, 1 thread", "tmpfs", "reread", 0.5, "tmpfs")
@@ -312,7 +356,10 @@ L.append("| figure | sigilfs | baseline | ratio | target | met? |")
 L.append("|---|---|---|---|---|---|")
 L += rows
 L.append("")
-L.append("Rates are single-threaded, with the benchmark and the daemon (all its threads) pinned to CPU 0 with `taskset`. "
+L.append("Rates are single-threaded, with the benchmark and the daemon (all its threads) pinned to CPU 0 with `taskset`, "
+         "measured in %s rounds that each run every file system in turn; a rate is the median of the rounds' rates, a ratio the "
+         "median of the rounds' ratios (each listed), so that a slow spell of the machine or its disk falls on both sides of it. "
+         % E["R_ROUNDS"] +
          "Write amplification = bytes per save / 1024, by three measures: the daemon's `write_bytes` (from `/proc/PID/io`, the "
          "measure the issue names, and the one the target is judged by), the bytes it passed to write calls (`wchar`, same file) "
          "and the device's sectors written (whole disk); a write-amplification target is met only if no measure is over it. "
@@ -333,9 +380,10 @@ for th in ths:
             cells.append("%s / %s / %s" % (t(p50), t(p99), r(o)))
         s = ops("sigilfs", op, th)
         L.append("| %s | %d | %s | %s | %s | %s |" % (name, res[("sigilfs", op, th)][0], " | ".join(cells),
-                 r(s / ops("tmpfs", op, th)), r(s / ops("disk", op, th)), r(s / ops("bindfs", op, th))))
+                 r(med(ratios(op, "tmpfs", th))), r(med(ratios(op, "disk", th))), r(med(ratios(op, "bindfs", th)))))
     L.append("")
-L.append("Ratios in these tables are of ops/s (sigilfs / other): above 1 sigilfs is faster.\n")
+L.append("Ratios in these tables are of ops/s (sigilfs / other): above 1 sigilfs is faster. Single-threaded: ops/s and ratios are "
+         "the medians over the %s rounds, p50 and p99 are over every sample of all rounds.\n" % E["R_ROUNDS"])
 
 L.append("## Write amplification\n")
 L.append("| saves | file system | n | process write_bytes / save | / 1 KiB | bytes passed to write calls (wchar) / save | x per 1 KiB "
@@ -429,8 +477,9 @@ L.append("## How it was measured\n")
 L.append("- `bench/fs-bench.c` (gcc -O2) times every operation with `clock_gettime(CLOCK_MONOTONIC)`; p50 and p99 are over all samples "
          "of all threads; ops/s is the samples over the wall time between two barriers. Per thread: %s samples of stat, open+read+close, "
          "pread, create, unlink, mkdir; %s of write+fsync and of the editor save; %s readdirs of one shared %s-entry directory (created "
-         "beforehand, untimed). stat, reads and the fsync'd ops get a short untimed warm-up; the files read are 1 KiB, written just before." %
-         (E["R_N"], E["R_NSYNC"], E["R_NRD"], E["R_ENTRIES"]))
+         "beforehand, untimed). stat, reads and the fsync'd ops get a short untimed warm-up; the files read are 1 KiB, written just before. "
+         "The single-threaded runs share these out over %s rounds: %s, %s and %s per round." %
+         (E["R_N"], E["R_NSYNC"], E["R_NRD"], E["R_ENTRIES"], E["R_ROUNDS"], E["R_RN"], E["R_RNSYNC"], E["R_RNRD"]))
 L.append("- create: a new name each time (O_CREAT|O_EXCL), 1 KiB, close; unlink removes those files; mkdir a new name each time "
          "(removed untimed afterwards); write+fsync rewrites 1 KiB at offset 0 of a file held open; editor save writes `cfg.tmp` "
          "(O_TRUNC), fsyncs, closes and renames it over `cfg` (no directory fsync, as most editors).")
@@ -439,7 +488,8 @@ L.append("- File systems: tmpfs (mounted by the script, 1 GiB); disk: %s (`df -T
          "(no replication configured, default options: cache_timeout 10 s)." % (E["R_DISKFS"], E["R_BINDFS"]))
 L.append("- Single-threaded runs: the benchmark (`taskset -c 0`) and every thread of the daemon (`taskset -a -p -c 0 PID`, bindfs and "
          "sigilfs) on CPU 0, so the two do not wake each other across CPUs. Multi-threaded runs: nothing pinned.")
-L.append("- The file systems run one after the other (tmpfs, disk, bindfs, sigilfs), not interleaved; one run each.")
+L.append("- Single-threaded: %s rounds, each running tmpfs, disk, bindfs and sigilfs one after the other (the same mounts, "
+         "files and directories throughout). The 4-thread runs: one run per file system, in that order." % E["R_ROUNDS"])
 L.append("- Every sample of the single-threaded runs: `%s` (one block per file system and operation, µs); plots "
          "`fs-*.png` next to this report (`bench/plot.py`)." % os.path.basename(E["R_SAMPLES"]))
 L.append("")
