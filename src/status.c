@@ -62,7 +62,7 @@ struct peer_view {
 	char url[300];
 	char name[65];     /* as it introduced itself; "" if not heard of */
 	uint64_t behind;   /* versions of this node's log past what it is known to hold */
-	int64_t behind_ms; /* how long the oldest change among them has waited; 0 if none */
+	int64_t behind_ms; /* how long the first of them has waited; 0 if none */
 };
 
 struct peer_list {
@@ -89,7 +89,7 @@ static void peer_collect(void *ctx, const sg_repl_peer *p)
 	l->n++;
 }
 
-/* The oldest stamp among the log rows listed. */
+/* The stamp of the log row listed. */
 static int lag_one(void *ctx, const sg_change *c)
 {
 	uint64_t *oldest = ctx;
@@ -105,7 +105,11 @@ static int lag_one(void *ctx, const sg_change *c)
  * committed version minus the highest version of this node's log the peer
  * is known to hold (sg_repl_peer.holds: from its pulls from this node or
  * from the pushes it acknowledged, whichever is newer), and how long the
- * oldest change past that has waited (by its stamp's clock). Free l->v.
+ * first change past that (in version order: the one stored here longest
+ * ago) has waited, by its stamp's clock. Only that one change is read: a
+ * status read costs the same however far behind a peer is (reading every
+ * change past it, a down peer 40,000 changes behind cost 37 ms a read).
+ * Free l->v.
  */
 static void peers_get(const sg_status_src *s, struct peer_list *l)
 {
@@ -127,7 +131,7 @@ static void peers_get(const sg_status_src *s, struct peer_list *l)
 			v->name[0] = '\0';
 		v->behind = version > v->p.holds ? version - v->p.holds : 0;
 		if (v->behind == 0 ||
-		    sg_store_changes_after(s->store, v->p.holds, 0, lag_one, &oldest) < 0)
+		    sg_store_changes_after(s->store, v->p.holds, 1, lag_one, &oldest) < 0)
 			continue;
 		if (oldest) {
 			int64_t at = (int64_t)(oldest >> 16);
@@ -409,7 +413,7 @@ static void metrics(const sg_status_src *s, FILE *f)
 			for (size_t i = 0; i < l.n; i++)
 				fprintf(f, "sigil_peer_lag_changes{peer=\"%s\"} %" PRIu64 "\n",
 				        l.v[i].url, l.v[i].behind);
-			fprintf(f, "# HELP sigil_peer_lag_seconds How long the oldest of those "
+			fprintf(f, "# HELP sigil_peer_lag_seconds How long the first of those "
 			           "changes has waited.\n"
 			           "# TYPE sigil_peer_lag_seconds gauge\n");
 			for (size_t i = 0; i < l.n; i++)
