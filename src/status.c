@@ -17,20 +17,6 @@ struct counts {
 	FILE *f;
 };
 
-static int count_conflict(void *ctx, const sg_conflict *c)
-{
-	(*(uint64_t *)ctx)++;
-	return 0;
-}
-
-static uint64_t conflicts(sg_store *st)
-{
-	uint64_t n = 0;
-
-	sg_store_conflicts(st, 0, 0, count_conflict, &n);
-	return n;
-}
-
 static void count_peer(void *ctx, const sg_repl_peer *p)
 {
 	struct counts *c = ctx;
@@ -214,7 +200,7 @@ static void status(const sg_status_src *s, FILE *f)
 	        "journal     %" PRIu64 " batches written, %" PRIu64
 	        " checkpoints (LMDB commits); mapped pages dropped %" PRIu64 " times\n",
 	        ss.journal_batches, ss.checkpoints, ss.map_trims);
-	fprintf(f, "conflicts   %" PRIu64 " (see conflicts, lost/)\n", conflicts(s->store));
+	fprintf(f, "conflicts   %" PRIu64 " (see conflicts, lost/)\n", ss.conflicts);
 	{
 		struct vv_out o = {s, f, 0};
 
@@ -329,7 +315,7 @@ static void metrics(const sg_status_src *s, FILE *f)
 	M("sigil_fs_inodes_full", "gauge",
 	  "Of those, inodes with open handles or a buffer (the others take 16-32 bytes).", PRIu64,
 	  fs.inodes_full);
-	M("sigil_conflicts", "gauge", "Conflicts recorded.", PRIu64, conflicts(s->store));
+	M("sigil_conflicts", "gauge", "Conflicts recorded.", PRIu64, ss.conflicts);
 	if (s->mirror) {
 		sg_mirror_stats ms;
 
@@ -548,7 +534,7 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 	sg_store_vv(s->store, vv_json, &vo);
 	fputs("],\n", f);
 	fprintf(f, "  \"saves\": %" PRIu64 ",\n  \"conflicts\": %" PRIu64 ",\n", fs.saves,
-	        conflicts(s->store));
+	        ss.conflicts);
 	if (s->mirror) {
 		sg_mirror_stats ms;
 

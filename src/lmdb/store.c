@@ -833,6 +833,7 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 {
 	MDB_envinfo info;
 	MDB_stat ms;
+	MDB_txn *txn;
 
 	memset(out, 0, sizeof(*out));
 	out->entries = atomic_load(&st->live);
@@ -852,6 +853,12 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 	pthread_rwlock_unlock(&st->map_lock);
 	out->map_size = info.me_mapsize;
 	out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+	/* the B-tree's own count: a status read costs the same however many */
+	if (sg_rd_begin_committed(st, &txn) == 0) {
+		if (mdb_stat(txn, st->conflicts, &ms) == 0)
+			out->conflicts = ms.ms_entries;
+		sg_rd_end(st, txn);
+	}
 	return 0;
 }
 

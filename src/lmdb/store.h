@@ -271,6 +271,7 @@ typedef struct sg_store_stats {
 	uint64_t deferred;        /**< local changes acknowledged before their commit, since open */
 	uint64_t lost;            /**< of those, lost to a failed commit */
 	uint64_t map_trims;       /**< times the mapped store pages were dropped (max_mapped) */
+	uint64_t conflicts;       /**< conflicts recorded (as sg_store_conflicts lists them) */
 } sg_store_stats;
 
 int sg_store_stats_get(sg_store *st, sg_store_stats *out);
