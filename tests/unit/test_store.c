@@ -2480,10 +2480,13 @@ static void test_conflicts(void **state)
 	sg_store *st = f->st;
 	struct conflicts l;
 	struct rows r;
+	sg_store_stats ss;
 	sg_attr mine, x;
 	sg_change c;
 	uint64_t v;
 
+	assert_int_equal(sg_store_stats_get(st, &ss), 0);
+	assert_int_equal(ss.conflicts, 0);
 	/* our write; a peer's newer write that never saw it wins and ours is kept */
 	mk(st, SG_ROOT_ID, "app.conf", SG_TYPE_FILE, "mine", &mine);
 	c = file_change("app.conf", "theirs", mine.stamp.hlc + 10, NODE_B, 1);
@@ -2491,6 +2494,9 @@ static void test_conflicts(void **state)
 	memset(&l, 0, sizeof(l));
 	assert_int_equal(sg_store_conflicts(st, 0, 0, conflict_cb, &l), 0);
 	assert_int_equal(l.n, 1);
+	/* the stats count what the listing lists */
+	assert_int_equal(sg_store_stats_get(st, &ss), 0);
+	assert_int_equal(ss.conflicts, 1);
 	assert_string_equal(l.path, "app.conf");
 	assert_stamp_equal(&l.loser, &mine.stamp);
 	assert_int_equal(l.winner.hlc, mine.stamp.hlc + 10);
@@ -2513,6 +2519,8 @@ static void test_conflicts(void **state)
 	memset(&l, 0, sizeof(l));
 	assert_int_equal(sg_store_conflicts(st, 0, 0, conflict_cb, &l), 0);
 	assert_int_equal(l.n, 1);
+	assert_int_equal(sg_store_stats_get(st, &ss), 0);
+	assert_int_equal(ss.conflicts, 1);
 
 	/* a local write after the peer's names the peer's version as its base */
 	assert_int_equal(sg_store_resolve(st, "app.conf", &x), 0);
