@@ -29,7 +29,6 @@ PY=$HERE/repl-bench.py
 
 N=${BENCH_N:-300}
 N_DELETE=${BENCH_N_DELETE:-100}
-[ "$N_DELETE" -le "$N" ] || N_DELETE=$N # the deletes remove the files the creates made
 FILES=${BENCH_FILES:-10000}
 MODIFY=${BENCH_MODIFY:-1000}
 DELETE=${BENCH_DELETE:-1000}
@@ -123,9 +122,10 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
 trap 'say "terminated"; exit 143' TERM
 
-for v in N FILES MODIFY DELETE ROUNDS N_FROZEN TIMEOUT POLL_MS GAP_MS TPUT_SECONDS TPUT_SIZE; do
+for v in N N_DELETE FILES MODIFY DELETE ROUNDS N_FROZEN TIMEOUT POLL_MS GAP_MS TPUT_SECONDS TPUT_SIZE; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a whole number, not '${!v}'"
 done
+[ "$N_DELETE" -le "$N" ] || N_DELETE=$N # the deletes remove the files the creates made
 for w in $TPUT_WRITERS; do
 	[[ $w =~ ^[0-9]+$ ]] && [ "$w" -ge 1 ] && [ "$w" -le 64 ] || die "BENCH_TPUT_WRITERS: '$w' is not 1..64"
 done
