@@ -75,13 +75,10 @@ static void peer_collect(void *ctx, const sg_repl_peer *p)
 	l->n++;
 }
 
-/* The stamp of the log row listed. */
+/* The clock of the one log row listed. */
 static int lag_one(void *ctx, const sg_change *c)
 {
-	uint64_t *oldest = ctx;
-
-	if (c->stamp.hlc && (*oldest == 0 || c->stamp.hlc < *oldest))
-		*oldest = c->stamp.hlc;
+	*(uint64_t *)ctx = c->stamp.hlc;
 	return 0;
 }
 
@@ -110,17 +107,17 @@ static void peers_get(const sg_status_src *s, struct peer_list *l)
 	sg_repl_peers(s->repl, peer_collect, l);
 	for (size_t i = 0; i < l->n; i++) {
 		struct peer_view *v = &l->v[i];
-		uint64_t oldest = 0;
+		uint64_t first = 0;
 
 		if (v->p.node_id &&
 		    sg_repl_node_name(s->repl, v->p.node_id, v->name, sizeof(v->name)) < 0)
 			v->name[0] = '\0';
 		v->behind = version > v->p.holds ? version - v->p.holds : 0;
 		if (v->behind == 0 ||
-		    sg_store_changes_after(s->store, v->p.holds, 1, lag_one, &oldest) < 0)
+		    sg_store_changes_after(s->store, v->p.holds, 1, lag_one, &first) < 0)
 			continue;
-		if (oldest) {
-			int64_t at = (int64_t)(oldest >> 16);
+		if (first) {
+			int64_t at = (int64_t)(first >> 16);
 			v->behind_ms = now_ms > at ? now_ms - at : 0;
 		}
 	}
