@@ -122,22 +122,30 @@ static void inode_unref(sg_fs *fs, uint64_t ino)
 	sg_inode_forget(&fs->inodes, ino, 1);
 }
 
+/* An entry for the kernel, with one more kernel reference to it counted:
+ * counted before the kernel can forget it; undo with inode_unref() if the
+ * reply does not get there. */
+static void entry_ref(sg_fs *fs, const sg_attr *a, struct fuse_entry_param *e)
+{
+	struct sg_inode *in = sg_inode_get(&fs->inodes, a->id, SG_IGET_FIND);
+
+	memset(e, 0, sizeof(*e));
+	e->ino = a->id;
+	e->generation = 1;
+	e->attr_timeout = fs->attr_timeout;
+	e->entry_timeout = fs->entry_timeout;
+	stat_of(a, in, &e->attr);
+	if (in)
+		sg_inode_put(&fs->inodes, in, 0, 0);
+	sg_inode_ref(&fs->inodes, a->id, 1);
+}
+
 static void reply_entry(fuse_req_t req, const sg_attr *a)
 {
 	sg_fs *fs = fs_of(req);
 	struct fuse_entry_param e;
-	struct sg_inode *in = sg_inode_get(&fs->inodes, a->id, SG_IGET_FIND);
 
-	memset(&e, 0, sizeof(e));
-	e.ino = a->id;
-	e.generation = 1;
-	e.attr_timeout = fs->attr_timeout;
-	e.entry_timeout = fs->entry_timeout;
-	stat_of(a, in, &e.attr);
-	if (in)
-		sg_inode_put(&fs->inodes, in, 0, 0);
-	/* count the reference before the kernel can forget it */
-	sg_inode_ref(&fs->inodes, a->id, 1);
+	entry_ref(fs, a, &e);
 	if (fuse_reply_entry(req, &e) != 0)
 		inode_unref(fs, a->id);
 }
@@ -332,6 +340,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* POSIX ACLs are not stored: system.posix_acl_* answers EOPNOTSUPP */
 	conn->want &= ~FUSE_CAP_POSIX_ACL;
+	/* READDIRPLUS for every chunk of a listing, not the kernel's guess
+	 * (the first chunk, then only after LOOKUPs): a walk that stats every
+	 * entry (find, ls -l, rsync, git, tar) then makes no LOOKUP at all */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 static void commit_each(struct sg_inode *in, void *ctx)
@@ -1149,6 +1161,59 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* READDIRPLUS: the names with their attributes, so that `ls -l`, find,
+ * rsync and git need no LOOKUP per name. The kernel counts a reference for
+ * every entry with a nonzero inode (not for "." and ".."), as for a LOOKUP;
+ * the attributes are read now, not at opendir, so that the kernel's
+ * attr_version check can tell them from a later invalidation. An entry gone
+ * since opendir, and the entries of /.sigil, go by name only. */
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+	sg_fs *fs = fs_of(req);
+	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	/* a direntplus is over 128 bytes: at most size / 128 of them fit */
+	uint64_t *refs = malloc((size / 128 + 1) * sizeof(*refs));
+	size_t pos = 0, nrefs = 0;
+
+	if (!buf || !refs) {
+		free(buf);
+		free(refs);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->n; i++) {
+		const char *name = d->e[i].name;
+		struct fuse_entry_param e;
+		sg_attr a;
+		size_t need;
+
+		if (!IS_VIRTUAL(ino) && !IS_VIRTUAL(d->e[i].ino) && strcmp(name, ".") != 0 &&
+		    strcmp(name, "..") != 0 && sg_store_getattr(fs->st, d->e[i].ino, &a) == 0) {
+			entry_ref(fs, &a, &e);
+		} else {
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = d->e[i].ino;
+			e.attr.st_mode = type_bits(d->e[i].type);
+		}
+		need = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, (off_t)i + 1);
+		if (need > size - pos || (e.ino && nrefs == size / 128 + 1)) {
+			if (e.ino)
+				inode_unref(fs, e.ino);
+			break;
+		}
+		pos += need;
+		if (e.ino)
+			refs[nrefs++] = e.ino;
+	}
+	if (fuse_reply_buf(req, buf, pos) != 0)
+		for (size_t k = 0; k < nrefs; k++)
+			inode_unref(fs, refs[k]);
+	free(refs);
+	free(buf);
+}
+
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	snap_free((struct dirsnap *)(uintptr_t)fi->fh);
@@ -1272,6 +1337,7 @@ static const struct fuse_lowlevel_ops sg_ops = {
     .fsync = op_fsync,
     .opendir = op_opendir,
     .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
     .releasedir = op_releasedir,
     .fsyncdir = op_fsyncdir,
     .statfs = op_statfs,

@@ -162,6 +162,50 @@ out=$(getfattr -n system.posix_acl_access f 2>&1)
 	fail "getfattr system.posix_acl_access: no ACL (ENODATA or EOPNOTSUPP)" "output: $out"
 check_eq "640" "$(stat -c %a f)" "the mode is untouched by the refused ACL calls"
 
+# ---- listings carry the attributes (READDIRPLUS): what find and ls show
+# with cold caches is what was set, over several chunks of a listing, and
+# the kernel gives back every reference its listings took
+inodes() { sed -n 's/^sigil_fs_inodes \([0-9][0-9]*\)$/\1/p' "$MNT/.sigil/metrics"; }
+mkdir lst
+python3 - "$SG_WORK/lst.expected" <<'PY' || fail "make lst"
+import os, sys
+want = []
+for i in range(400):
+    p = "lst/f%03d" % i
+    with open(p, "wb") as f:
+        f.write(b"y" * i)
+    mode = 0o600 | ((i % 8) << 3) | (i % 5)
+    os.chmod(p, mode)
+    os.chown(p, 1000 + i, 2000 + i)
+    os.utime(p, ns=(0, (1600000000 + i) * 10**9 + i))
+    want.append("f%03d f %d %o %d %d %d.%09d0" % (i, i, mode, 1000 + i, 2000 + i, 1600000000 + i, i))
+os.mkdir("lst/sub", 0o750)
+os.chown("lst/sub", 7, 8)
+os.utime("lst/sub", ns=(0, 1500000000 * 10**9 + 5))
+want.append("sub d 0 750 7 8 1500000000.0000000050")
+os.symlink("f001", "lst/ln")
+os.utime("lst/ln", ns=(0, 1400000000 * 10**9 + 7), follow_symlinks=False)
+want.append("ln l 4 777 0 0 1400000000.0000000070")
+open(sys.argv[1], "w").write("\n".join(sorted(want)) + "\n")
+PY
+sync
+echo 3 >/proc/sys/vm/drop_caches
+before=$(inodes)
+find lst -mindepth 1 -printf '%P %y %s %m %U %G %T@\n' | sort >"$SG_WORK/lst.got"
+check_same_text "$(cat "$SG_WORK/lst.expected")" "$(cat "$SG_WORK/lst.got")" "find -printf of 402 entries with cold caches: names, types, sizes, modes, owners, mtimes as set"
+check_eq "400 402" "$(ls -ln lst | grep -c '^-') $(ls -A lst | wc -l)" "ls -ln lists the 400 files, ls -A the 402 entries"
+after_list=$(inodes)
+check "the listing left the kernel holding the 402 entries ($before, then $after_list)" test "$after_list" -ge $((before + 402))
+echo 3 >/proc/sys/vm/drop_caches
+for _ in $(seq 50); do
+	[ "$(inodes)" -le "$before" ] && break
+	sleep 0.1
+done
+check_eq "$before" "$(inodes)" "after the caches are dropped, the kernel holds as many inodes as before the listing"
+printf 'longer now\n' >lst/f005
+chmod 604 lst/f006
+check_eq "11 604" "$(find lst -name f005 -printf '%s') $(find lst -name f006 -printf '%m')" "a listing right after a change shows the new size and mode"
+
 # ---- default_permissions: the kernel checks modes for other users (a
 # second node mounted with allow_other so that other users may enter at all)
 cd / || true
