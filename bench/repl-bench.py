@@ -653,6 +653,33 @@ def latency_phase(sysm, kind, n, warmup, gap, timeout, max_timeouts, run_id):
 # ---- partition convergence
 
 
+def in_parallel(items, fn, k):
+    """fn(j, item) for every item, from k threads (thread j takes items j,
+    j + k, ...). Returns each call's latency and its result, in no order;
+    the first exception of any thread is raised after all have stopped."""
+    lat = [[] for _ in range(k)]
+    out = [[] for _ in range(k)]
+    errs = []
+
+    def work(j):
+        try:
+            for it in items[j::k]:
+                s = now()
+                r = fn(j, it)
+                lat[j].append(now() - s)
+                out[j].append(r)
+        except Exception as e:  # noqa: BLE001: handed to the caller
+            errs.append(e)
+    ts = [threading.Thread(target=work, args=(j,)) for j in range(k)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errs:
+        raise errs[0]
+    return sum(lat, []), sum(out, [])
+
+
 def part_plan(files, modify, delete, size, ndirs, seed):
     """What A writes and what B changes afterwards, identical for both systems."""
     rng = random.Random(seed)
@@ -722,15 +749,13 @@ def fs_partition(cfg, rnd, plan):
         os.mkdir(os.path.join(A, sub))
         for i in range(ndirs):
             os.mkdir(os.path.join(A, sub, "d%02d" % i))
-        ops = []
-        for n in names:
-            s = now()
-            write_file(os.path.join(A, sub, n), a_data[n])
-            ops.append(now() - s)
+        ops, _ = in_parallel(names, lambda j, n: write_file(os.path.join(A, sub, n), a_data[n]),
+                             cfg["part_writers"])
         t_w = now()
         res["a_write_seconds"] = t_w - t0
         res["a_write_op"] = ops
-        log("  a wrote %d files in %.1f s; waiting for b" % (len(names), t_w - t0))
+        log("  a wrote %d files in %.1f s (%d writers); waiting for b"
+            % (len(names), t_w - t0, cfg["part_writers"]))
         r = TreeWatch(B, sub, want_a, probe_a).wait(T, poll, t_w)
         res["b_has_a"] = r
         if r["seconds"] is None:
@@ -740,15 +765,10 @@ def fs_partition(cfg, rnd, plan):
             % (r["probes"], r["seconds"], r["lower"]))
 
         t1 = now()
-        ops = []
-        for n in mod:
-            s = now()
-            write_file(os.path.join(B, sub, n), b_data[n])
-            ops.append(now() - s)
-        for n in dele:
-            s = now()
-            os.unlink(os.path.join(B, sub, n))
-            ops.append(now() - s)
+        ops, _ = in_parallel([("w", n) for n in mod] + [("d", n) for n in dele],
+                             lambda j, x: write_file(os.path.join(B, sub, x[1]), b_data[x[1]])
+                             if x[0] == "w" else os.unlink(os.path.join(B, sub, x[1])),
+                             cfg["part_writers"])
         t_b = now()
         res["b_change_seconds"] = t_b - t1
         res["b_change_op"] = ops
@@ -837,27 +857,21 @@ def etcd_partition(cfg, rnd, plan):
     sigstop(pid3)
     try:
         t0 = now()
-        ops = []
-        rev = 0
-        for n in names:
-            s = now()
-            rev = e1.put(pre + n, a_data[n])
-            ops.append(now() - s)
+        k = cfg["part_writers"]
+        c1 = [e1] + [Etcd(cfg["etcd"]["clients"][0], tls) for _ in range(k - 1)]
+        c2 = [e2] + [Etcd(cfg["etcd"]["clients"][1], tls) for _ in range(k - 1)]
+        ops, revs = in_parallel(names, lambda j, n: c1[j].put(pre + n, a_data[n]), k)
+        rev = max(revs)
         t_w = now()
         res["a_write_seconds"] = t_w - t0
         res["a_write_op"] = ops
-        log("  member 1 put %d keys in %.1f s" % (len(names), t_w - t0))
+        log("  member 1 put %d keys in %.1f s (%d writers)" % (len(names), t_w - t0, k))
         res["b_has_a"] = caught_up(e2, rev, want_a, t_w)
         t1 = now()
-        ops = []
-        for n in mod:
-            s = now()
-            rev = e2.put(pre + n, b_data[n])
-            ops.append(now() - s)
-        for n in dele:
-            s = now()
-            rev = e2.delete(pre + n)
-            ops.append(now() - s)
+        ops, revs = in_parallel([("w", n) for n in mod] + [("d", n) for n in dele],
+                                lambda j, x: c2[j].put(pre + x[1], b_data[x[1]])
+                                if x[0] == "w" else c2[j].delete(pre + x[1]), k)
+        rev = max(revs + [rev])
         t_b = now()
         res["b_change_seconds"] = t_b - t1
         res["b_change_op"] = ops
@@ -1317,7 +1331,8 @@ def report(out_path, meta_path, md_path):
          "from B's last change until both equal the expected tree; sigilfs within %s" % bounds(fsr, "ab_agree")),
         (("ab_agree", "probes"), "partition: A and B show B's last changes (C frozen)", "from B's last change"),
         (("a_write_seconds",), "partition: write %d files on A, total (C frozen)" % files,
-         "sequential open+write+close of 1 KiB files vs sequential etcd puts of 1 KiB values"
+         "open+write+close of 1 KiB files vs etcd puts of 1 KiB values, %d writers at once on each "
+         "(etcd: one connection each)" % cfg.get("part_writers", 1)
          if base == "etcd" else ""),
     ]
     for path, label, note in prow if fsr or etr else ():
@@ -1338,7 +1353,8 @@ def report(out_path, meta_path, md_path):
         for p in (50, 99):
             rows.append(("partition: one 1 KiB write on A, p%d (n=%d)" % (p, len(fo)), ms_(pct(fo, p)),
                          ms_(pct(eo, p)), ratio(pct(fo, p), pct(eo, p) if eo else None),
-                         "while C is frozen" if p == 50 else ""))
+                         "while C is frozen, %d writers at once" % cfg.get("part_writers", 1)
+                         if p == 50 else ""))
 
     # replicated write throughput
     tp = out.get("throughput", [])

@@ -10,7 +10,8 @@
 # window, so 300 would take most of a minute; at most BENCH_N), BENCH_N_FROZEN
 # (samples A -> B while C is frozen, 40; 0 skips), BENCH_FILES
 # (files written on A during the partition, 10000), BENCH_MODIFY and
-# BENCH_DELETE (files B then changes, 1000 each), BENCH_ROUNDS (partition
+# BENCH_DELETE (files B then changes, 1000 each), BENCH_PART_WRITERS (writers
+# at once for those writes, on both systems, 4), BENCH_ROUNDS (partition
 # rounds, 1), BENCH_TLS=1 (tls+tcp:// for sigilfs, TLS for etcd too),
 # BENCH_BASELINE (etcd, or tmpfs to force the fallback), BENCH_TIMEOUT (bound
 # on any one convergence, 120 s), BENCH_POLL_MS (re-read interval on C, 1),
@@ -32,6 +33,7 @@ N_DELETE=${BENCH_N_DELETE:-100}
 FILES=${BENCH_FILES:-10000}
 MODIFY=${BENCH_MODIFY:-1000}
 DELETE=${BENCH_DELETE:-1000}
+PART_WRITERS=${BENCH_PART_WRITERS:-4}
 ROUNDS=${BENCH_ROUNDS:-1}
 N_FROZEN=${BENCH_N_FROZEN:-40}
 TLS=${BENCH_TLS:-0}
@@ -122,10 +124,11 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
 trap 'say "terminated"; exit 143' TERM
 
-for v in N N_DELETE FILES MODIFY DELETE ROUNDS N_FROZEN TIMEOUT POLL_MS GAP_MS TPUT_SECONDS TPUT_SIZE; do
+for v in N N_DELETE FILES MODIFY DELETE PART_WRITERS ROUNDS N_FROZEN TIMEOUT POLL_MS GAP_MS TPUT_SECONDS TPUT_SIZE; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a whole number, not '${!v}'"
 done
 [ "$N_DELETE" -le "$N" ] || N_DELETE=$N # the deletes remove the files the creates made
+[ "$PART_WRITERS" -ge 1 ] && [ "$PART_WRITERS" -le 64 ] || die "BENCH_PART_WRITERS: '$PART_WRITERS' is not 1..64"
 for w in $TPUT_WRITERS; do
 	[[ $w =~ ^[0-9]+$ ]] && [ "$w" -ge 1 ] && [ "$w" -le 64 ] || die "BENCH_TPUT_WRITERS: '$w' is not 1..64"
 done
@@ -345,6 +348,7 @@ cat >"$WORK/config.json" <<EOF
   "n": $N, "n_delete": $N_DELETE, "warmup": 5, "gap_ms": $GAP_MS, "poll_ms": $POLL_MS,
   "sample_timeout": 10, "max_timeouts": 5, "n_frozen": $N_FROZEN, "gap_frozen_ms": 100,
   "files": $FILES, "modify": $MODIFY, "delete": $DELETE, "file_size": 1024, "dirs": 100,
+  "part_writers": $PART_WRITERS,
   "rounds": $ROUNDS, "converge_timeout": $TIMEOUT, "converge_poll": 0.02,
   "tput_seconds": $TPUT_SECONDS, "tput_writers": [$(echo $TPUT_WRITERS | tr ' ' ',')], "tput_size": $TPUT_SIZE,
   "phases": $(jq_list $PHASES), "work": "$WORK",
@@ -378,7 +382,7 @@ mkdir -p "$(dirname "$OUT")"
 SAMPLES=${OUT%.md}-samples.json
 cp "$WORK/out.json" "$SAMPLES"
 cmd="$(cd "$ROOT" && pwd)/bench/repl-bench.sh"
-for v in BENCH_N BENCH_N_DELETE BENCH_N_FROZEN BENCH_FILES BENCH_MODIFY BENCH_DELETE BENCH_ROUNDS BENCH_TLS BENCH_BASELINE \
+for v in BENCH_N BENCH_N_DELETE BENCH_N_FROZEN BENCH_FILES BENCH_MODIFY BENCH_DELETE BENCH_PART_WRITERS BENCH_ROUNDS BENCH_TLS BENCH_BASELINE \
 	BENCH_TIMEOUT BENCH_POLL_MS BENCH_GAP_MS BENCH_TPUT_SECONDS BENCH_TPUT_WRITERS BENCH_TPUT_SIZE BENCH_PHASES \
 	BENCH_OPTS; do
 	[ -n "${!v:-}" ] && cmd="$v=\"${!v}\" $cmd"
