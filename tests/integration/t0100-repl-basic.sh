@@ -6,8 +6,9 @@
 # deletes of files and whole dirs, renames of files and of a dir with its
 # contents. Editor temporaries (4913, x~, .x.swp, sedXXXXXX, .#x, a dir
 # named x~) stay on their node. A node restarted with a one-hour kernel
-# cache still sees remote changes at once (the daemon invalidates). Every
-# scenario ends with all three trees equal, file by file.
+# cache still sees remote changes at once (the daemon invalidates), by name
+# and in listings. Every scenario ends with all three trees equal, file by
+# file.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
 . "$(dirname "$0")/repl-lib.sh" || exit 99
@@ -209,6 +210,8 @@ rl_arrives $T "b, restarted, catches up with a change made while it was down" \
 stat "$B/app.conf" "$B/etc/app2/conf.d/10-a.conf" "$B/burst-3" >/dev/null
 cat "$B/app.conf" "$B/burst-3" >/dev/null
 test -e "$B/not-yet"
+# and through listings, which hand the kernel every entry's attributes
+ls -lnR "$B/etc" "$B" >/dev/null
 printf 'changed on a\n' >"$A/app.conf"
 chmod 640 "$A/etc/app2/conf.d/10-a.conf"
 rm "$A/burst-3"
@@ -217,6 +220,12 @@ rl_arrives $T "cached b: new content from a" rl_has "$B/app.conf" "changed on a"
 rl_arrives $T "cached b: new mode from a" rl_stat_is %a "$B/etc/app2/conf.d/10-a.conf" 640
 rl_arrives $T "cached b: a file deleted on a is gone" rl_gone "$B/burst-3"
 rl_arrives $T "cached b: a name looked up before c created it" rl_has "$B/not-yet" now
+listed() { # DIR NAME FORMAT WANT: find -printf FORMAT of DIR/NAME, as listed, is WANT
+	[ "$(find "$1" -mindepth 1 -maxdepth 1 -name "$2" -printf "$3")" == "$4" ]
+}
+rl_arrives $T "cached b: a listing shows a's new size" listed "$B" app.conf %s 13
+rl_arrives $T "cached b: a listing shows a's new mode" listed "$B/etc/app2/conf.d" 10-a.conf %m 640
+rl_arrives $T "cached b: a listing no longer shows the file deleted on a" listed "$B" burst-3 %f ""
 rl_converged $T a b c -- "after b's restart with a long cache"
 
 # every change above was made after the one before it on that path had
