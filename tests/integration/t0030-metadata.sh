@@ -162,8 +162,8 @@ out=$(getfattr -n system.posix_acl_access f 2>&1)
 	fail "getfattr system.posix_acl_access: no ACL (ENODATA or EOPNOTSUPP)" "output: $out"
 check_eq "640" "$(stat -c %a f)" "the mode is untouched by the refused ACL calls"
 
-# ---- listings carry the attributes (READDIRPLUS): what find and ls show
-# with cold caches is what was set, over several chunks of a listing, and
+# ---- listings carry the attributes (READDIRPLUS, for the chunks the kernel
+# asks it for): what find and ls show with cold caches is what was set, and
 # the kernel gives back every reference its listings took
 inodes() { sed -n 's/^sigil_fs_inodes \([0-9][0-9]*\)$/\1/p' "$MNT/.sigil/metrics"; }
 mkdir lst
