@@ -1130,7 +1130,14 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
-	fi->cache_readdir = 0;
+	/* a store directory's listing may stay in the kernel, which answers
+	 * later listings itself: it drops it when it changes the directory
+	 * (or its mtime moved), and sg_fs_on_visible() invalidates the
+	 * directory for every change made elsewhere. The snapshot is still
+	 * taken here: when the kernel's copy goes missing in the middle of a
+	 * listing, the rest comes from READDIR at the offset reached, which
+	 * must index the same entries as the copy did */
+	fi->cache_readdir = fi->keep_cache = !IS_VIRTUAL(ino);
 	if (fuse_reply_open(req, fi) != 0)
 		snap_free(d);
 }
@@ -1384,6 +1391,8 @@ static void mark_stale(sg_fs *fs, uint64_t ino)
 void sg_fs_on_visible(void *arg, const sg_note *notes, size_t n)
 {
 	sg_fs *fs = arg;
+	uint64_t dirs[16];
+	size_t ndirs = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		const sg_note *nt = &notes[i];
@@ -1391,8 +1400,22 @@ void sg_fs_on_visible(void *arg, const sg_note *notes, size_t n)
 		if (nt->local == SG_NOTE_LOCAL)
 			continue; /* the kernel made it, the kernel knows (not a put's) */
 		mark_stale(fs, nt->id);
-		if (sg_inode_known(&fs->inodes, nt->parent))
+		/* the kernel holds the root from the mount on, without a LOOKUP */
+		if (nt->parent == SG_ROOT_ID || sg_inode_known(&fs->inodes, nt->parent)) {
+			size_t k = 0;
+
 			inval_push(fs, nt->parent, nt->name, 0);
+			/* and the directory itself: its attributes and the
+			 * listing the kernel may keep; once per directory in a
+			 * batch (past 16 directories, once per change) */
+			while (k < ndirs && dirs[k] != nt->parent)
+				k++;
+			if (k == ndirs) {
+				inval_push(fs, 0, NULL, nt->parent);
+				if (ndirs < sizeof(dirs) / sizeof(dirs[0]))
+					dirs[ndirs++] = nt->parent;
+			}
+		}
 		if (sg_inode_known(&fs->inodes, nt->id))
 			inval_push(fs, 0, NULL, nt->id);
 		if (nt->old_id && nt->old_id != nt->id) {

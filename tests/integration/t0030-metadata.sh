@@ -206,6 +206,21 @@ printf 'longer now\n' >lst/f005
 chmod 604 lst/f006
 check_eq "11 604" "$(find lst -name f005 -printf '%s') $(find lst -name f006 -printf '%m')" "a listing right after a change shows the new size and mode"
 
+# ---- the kernel may keep a directory's listing: what changes in the
+# directory shows in the next listing
+mkdir cl cl2
+touch cl/a cl/b cl/m
+check_eq "a b m" "$(ls cl | tr '\n' ' ' | sed 's/ $//')" "ls of a new directory"
+check_eq "a b m" "$(ls cl | tr '\n' ' ' | sed 's/ $//')" "ls again (the kernel may answer it)"
+touch cl/c
+rm cl/a
+mv cl/b cl/d
+mkdir cl/e
+mv cl/m cl2/m
+check_eq "c d e" "$(ls cl | tr '\n' ' ' | sed 's/ $//')" "after create, unlink, rename, mkdir and a move out, ls shows them"
+check_eq "m" "$(ls cl2)" "and the directory moved into lists it"
+check_eq "c d e" "$(find cl -mindepth 1 -printf '%f ' | tr ' ' '\n' | sort | tr '\n' ' ' | sed 's/^ //;s/ $//')" "find lists the same"
+
 # ---- default_permissions: the kernel checks modes for other users (a
 # second node mounted with allow_other so that other users may enter at all)
 cd / || true

@@ -210,22 +210,29 @@ rl_arrives $T "b, restarted, catches up with a change made while it was down" \
 stat "$B/app.conf" "$B/etc/app2/conf.d/10-a.conf" "$B/burst-3" >/dev/null
 cat "$B/app.conf" "$B/burst-3" >/dev/null
 test -e "$B/not-yet"
-# and through listings, which hand the kernel every entry's attributes
+# and listings, which the kernel may keep, with the entries' attributes
 ls -lnR "$B/etc" "$B" >/dev/null
 printf 'changed on a\n' >"$A/app.conf"
 chmod 640 "$A/etc/app2/conf.d/10-a.conf"
 rm "$A/burst-3"
 printf 'now\n' >"$C/not-yet"
+printf 'never looked up on b\n' >"$C/fresh-root"
+printf 'never looked up on b\n' >"$C/etc/fresh-name"
+listed() { # DIR NAME FORMAT WANT: find -printf FORMAT of DIR/NAME, as listed, is WANT
+	[ "$(find "$1" -mindepth 1 -maxdepth 1 -name "$2" -printf "$3")" == "$4" ]
+}
+# first the listings of names b never looked up: nothing but the
+# daemon's invalidation can make the kernel list them again
+rl_arrives $T "cached b: a listing of the root shows a file c created there" listed "$B" fresh-root %f fresh-root
+rl_arrives $T "cached b: a listing of a directory shows a file c created there" listed "$B/etc" fresh-name %f fresh-name
 rl_arrives $T "cached b: new content from a" rl_has "$B/app.conf" "changed on a"
 rl_arrives $T "cached b: new mode from a" rl_stat_is %a "$B/etc/app2/conf.d/10-a.conf" 640
 rl_arrives $T "cached b: a file deleted on a is gone" rl_gone "$B/burst-3"
 rl_arrives $T "cached b: a name looked up before c created it" rl_has "$B/not-yet" now
-listed() { # DIR NAME FORMAT WANT: find -printf FORMAT of DIR/NAME, as listed, is WANT
-	[ "$(find "$1" -mindepth 1 -maxdepth 1 -name "$2" -printf "$3")" == "$4" ]
-}
 rl_arrives $T "cached b: a listing shows a's new size" listed "$B" app.conf %s 13
 rl_arrives $T "cached b: a listing shows a's new mode" listed "$B/etc/app2/conf.d" 10-a.conf %m 640
 rl_arrives $T "cached b: a listing no longer shows the file deleted on a" listed "$B" burst-3 %f ""
+rl_arrives $T "cached b: a listing shows the name looked up before c created it" listed "$B" not-yet %f not-yet
 rl_converged $T a b c -- "after b's restart with a long cache"
 
 # every change above was made after the one before it on that path had
