@@ -2504,6 +2504,16 @@ static void post_tell(sg_observer cb, void *ctx, const struct post *p)
 	free(notes);
 }
 
+/* Raise the published clock to h, never lower it: a durable point's clock
+ * may be older than what changes acknowledged since then published. */
+static void hlc_publish(sg_store *st, uint64_t h)
+{
+	uint64_t cur = atomic_load(&st->hlc);
+
+	while (h > cur && !atomic_compare_exchange_weak(&st->hlc, &cur, h))
+		;
+}
+
 /* What follows a durable point, without wtxn_lock: the waiters complete, the
  * observer hears of the changes. */
 static void post_run(sg_store *st, const struct post *p, int err, size_t acked)
@@ -2521,7 +2531,7 @@ static void post_run(sg_store *st, const struct post *p, int err, size_t acked)
 	}
 	if (!err) {
 		atomic_store(&st->version, p->version);
-		atomic_store(&st->hlc, p->hlc);
+		hlc_publish(st, p->hlc);
 		atomic_store(&st->live, p->live);
 		atomic_store(&st->tombs, p->tombs);
 		atomic_fetch_add(&st->commits, 1);

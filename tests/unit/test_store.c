@@ -927,6 +927,63 @@ static void test_explicit_stamps(void **state)
 	assert_int_equal(x.stamp.origin, NODE_A);
 }
 
+/* The published clock (sg_store_hlc) is a high-water mark: it never moves
+ * back. A durable point's own clock, published after later changes were
+ * acknowledged, used to set it back (a peer's change stamped from it then
+ * passed for older than a local one). A thread watches it while creates
+ * acknowledged before their commit run and the writer commits behind. */
+struct clock_watch {
+	sg_store *st;
+	atomic_int stop;
+	long backwards, reads;
+};
+
+static void *clock_watch_main(void *arg)
+{
+	struct clock_watch *cw = arg;
+	uint64_t last = 0;
+
+	while (!atomic_load(&cw->stop)) {
+		uint64_t h = sg_store_hlc(cw->st);
+
+		if (h < last)
+			cw->backwards++;
+		last = h;
+		cw->reads++;
+	}
+	return NULL;
+}
+
+static void test_clock_never_steps_back(void **state)
+{
+	struct fx *f = *state;
+	struct clock_watch cw;
+	pthread_t t;
+	char name[32];
+	int behind = 0;
+
+	/* the default delay: journal writes run while creates go on */
+	assert_int_equal(fx_reopen_with(f, 0, 0), 0);
+	memset(&cw, 0, sizeof(cw));
+	cw.st = f->st;
+	assert_int_equal(pthread_create(&t, NULL, clock_watch_main, &cw), 0);
+	for (int i = 0; i < 20000; i++) {
+		sg_attr a;
+
+		snprintf(name, sizeof(name), "c%05d", i);
+		assert_int_equal(sg_store_create(f->st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644,
+		                                 0, 0, "x", 1, now_ns(), &a),
+		                 0);
+		if (sg_store_hlc(f->st) < a.stamp.hlc)
+			behind++;
+	}
+	atomic_store(&cw.stop, 1);
+	pthread_join(t, NULL);
+	assert_true(cw.reads > 0);
+	assert_int_equal(cw.backwards, 0);
+	assert_int_equal(behind, 0);
+}
+
 /* ---- 5. reopen ------------------------------------------------------------- */
 
 static void test_reopen(void **state)
@@ -4527,6 +4584,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_versions_and_stamps, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clock_never_steps_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rename_is_one_change, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_changes_after, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dir_rename_reversions_subtree, setup, teardown),
