@@ -1169,8 +1169,9 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-/* READDIRPLUS: the names with their attributes, so that `ls -l`, find,
- * rsync and git need no LOOKUP per name. The kernel counts a reference for
+/* READDIRPLUS: the names with their attributes, for the parts of a listing
+ * the kernel asks them for, which spares `ls -l`, find, rsync and git those
+ * names' LOOKUPs. The kernel counts a reference for
  * every entry with a nonzero inode (not for "." and ".."), as for a LOOKUP;
  * the attributes are read now, not at opendir, so that the kernel's
  * attr_version check can tell them from a later invalidation. An entry gone
