@@ -62,13 +62,26 @@ echo "== making a cluster CA and node certificates in $demo/pki"
 	done
 )
 
-# three free ports on 127.0.0.1
+# three free ports on 127.0.0.1, below the kernel's ephemeral range (32768
+# and up by default) so that no outgoing connection takes one first
 ports=$(python3 -c '
-import socket
-s = [socket.socket() for _ in range(3)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))')
+import random, socket
+got = []
+for _ in range(5000):
+    if len(got) == 3:
+        break
+    p = random.randint(10000, 31999)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        if p not in got:
+            got.append(p)
+    except OSError:
+        pass
+    s.close()
+print(" ".join(map(str, got)))')
 set -- $ports
+[ $# -eq 3 ] || { echo "demo: found no 3 free ports on 127.0.0.1" >&2; exit 1; }
 pa=$1 pb=$2 pc=$3
 url() { echo "tls+tcp://127.0.0.1:$1"; }
 

@@ -41,19 +41,31 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
 	return remove(p);
 }
 
-/* A free TCP port on 127.0.0.1 (bound, then released). */
+/* A free TCP port on 127.0.0.1 (bound, then released), below the kernel's
+ * ephemeral range (32768 and up by default), so that no connection's local
+ * port takes it before the node meant for it listens. */
 static int free_port(void)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+	static unsigned seed;
+	int i;
 
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
+	if (!seed)
+		seed = (unsigned)getpid() ^ (unsigned)sg_now_ns();
+	for (i = 0; i < 1000; i++) {
+		struct sockaddr_in a = {.sin_family = AF_INET,
+		                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int port = 10000 + (int)(rand_r(&seed) % 22000), fd, rc;
+
+		a.sin_port = htons((uint16_t)port);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fd >= 0);
+		rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
+		close(fd);
+		if (rc == 0)
+			return port;
+	}
+	fail_msg("no free port in 10000-31999 after 1000 tries");
+	return -1;
 }
 
 static unsigned test_grace_ms; /* tombstone_grace of the nodes a test starts; 0: default */

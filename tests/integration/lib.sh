@@ -467,6 +467,64 @@ PY
 # sg_on_teardown CMD...: run CMD at teardown, after mounts and daemons are
 # gone (last registered, first run).
 SG_CLEANUP=()
+# sg_ports N: print N distinct free TCP ports on 127.0.0.1, reserved for this
+# script until it exits. They come from outside the kernel's ephemeral range
+# (ip_local_port_range), so no connection's local port takes one before the
+# daemon meant for it listens there, however late; and a file per port in
+# $SG_PORT_DIR holding this script's pid keeps concurrent tests off it.
+SG_PORT_DIR=${SIGIL_PORT_DIR:-/tmp/sigil-ports}
+sg_ports() {
+	python3 - "$1" "$$" "$SG_PORT_DIR" <<'PY'
+import os, random, socket, sys
+n, owner, d = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+    lo, hi = map(int, f.read().split())
+spans = [(a, b) for a, b in ((1024, lo - 1), (hi + 1, 65535)) if b - a >= 999]
+if not spans:
+    sys.exit("sg_ports: no 1000 ports outside ip_local_port_range %d-%d" % (lo, hi))
+weights = [b - a + 1 for a, b in spans]
+got = []
+for _ in range(5000):
+    if len(got) == n:
+        break
+    a, b = random.choices(spans, weights)[0]
+    p = random.randint(a, b)
+    if p in got:
+        continue
+    path = os.path.join(d, str(p))
+    try:
+        os.makedirs(d, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except (FileExistsError, FileNotFoundError):
+        continue  # reserved by another test (or the dir was just removed)
+    os.write(fd, (owner + "\n").encode())
+    os.close(fd)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        os.unlink(path)
+        continue
+    finally:
+        s.close()
+    got.append(p)
+if len(got) != n:
+    sys.exit("sg_ports: found %d of %d free ports" % (len(got), n))
+print(" ".join(map(str, got)))
+PY
+}
+
+# sg_release_ports: drop the reservations sg_ports made for this script.
+sg_release_ports() {
+	local f
+	[ -d "$SG_PORT_DIR" ] || return 0
+	for f in "$SG_PORT_DIR"/*; do
+		[ -f "$f" ] && [ "$(cat "$f" 2>/dev/null)" = "$$" ] && rm -f -- "$f"
+	done
+	rmdir -- "$SG_PORT_DIR" 2>/dev/null
+	return 0
+}
+
 sg_on_teardown() {
 	SG_CLEANUP=("$(printf '%q ' "$@")" "${SG_CLEANUP[@]}")
 }
@@ -513,6 +571,7 @@ sg_teardown() {
 		eval "$c" || fail "teardown: $c"
 	done
 	SG_CLEANUP=()
+	sg_release_ports
 	for d in "$SG_WORK"/sanitizer/*; do
 		[ -s "$d" ] || continue
 		fail "sanitizer report from sigilfs: $(basename "$d")" "$(head -n 40 "$d")"
@@ -606,6 +665,7 @@ sg_watchdog() {
 		sg_alive "$sp" && sg_is_sigilfs "$sp" && kill -KILL "$sp"
 	done
 	[ -z "$(sg_work_mounts)" ] && rm -rf -- "$SG_WORK"
+	sg_release_ports
 	exit 0
 }
 

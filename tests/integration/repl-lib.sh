@@ -23,22 +23,11 @@ RL_PORT=()
 RL_STOPPED=() # pids this script SIGSTOPped and has not SIGCONTed yet
 declare -A RL_PORT_OF # node name -> its listen port
 
-# rl_ports N: N distinct free TCP ports on 127.0.0.1 in RL_PORT[0..N-1]
-# (all bound at once, so they differ; closed again for the daemons to take).
+# rl_ports N: N distinct free TCP ports on 127.0.0.1 in RL_PORT[0..N-1],
+# reserved for this script (sg_ports).
 rl_ports() {
 	local out
-	out=$(python3 - "$1" <<'PY'
-import socket, sys
-ss = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    ss.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in ss))
-for s in ss:
-    s.close()
-PY
-) || sg_hard_error "python3 could not find free ports"
+	out=$(sg_ports "$1") || sg_hard_error "sg_ports could not find $1 free ports"
 	read -r -a RL_PORT <<<"$out"
 	[ ${#RL_PORT[@]} -eq "$1" ] || sg_hard_error "rl_ports: wanted $1 ports, got '$out'"
 }

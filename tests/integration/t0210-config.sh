@@ -124,7 +124,7 @@ print("%016x" % h)'))" "$(sed -n 's/^node *//p' "$MNT/.sigil/status")" \
 sg_umount "$mnt"
 
 # a port in use, held by another process on 127.0.0.1
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(sg_ports 1) || sg_hard_error "no free port"
 python3 -c "
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -244,11 +244,7 @@ syslog_run() {
 	local level=$1 data=$SG_WORK/sl-$1/data smnt=$SG_WORK/sl-$1/mnt ports
 	mkdir -p "$smnt"
 	sg_track SG_DATAS "$data"
-	ports=$(python3 -c '
-import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))')
+	ports=$(sg_ports 2) || sg_hard_error "no free ports"
 	set -- $ports
 	SL_OPTS="data=$data,node=sl,mirror=off,log_level=$level,listen=tcp://127.0.0.1:$1,peers=tcp://127.0.0.1:$2" \
 		SL_MNT=$smnt SL_OUT=$SG_WORK/syslog-$level.txt SL_DATA=$data \
