@@ -464,8 +464,9 @@ L.append("- A local change is acknowledged once it is applied to the store's ope
          "store had a %s-entry directory from the latency runs, which deepens its B-trees." % E["R_ENTRIES"])
 L.append("- create, unlink and mkdir are acknowledged before they are durable, and applied to the store's open transaction on the "
          "FUSE thread itself (the store's writer thread writes journal batches without holding that transaction up), but each is "
-         "still several FUSE round trips to the daemon (a create+write+close: LOOKUP, CREATE, a GETXATTR of "
-         "security.capability that the kernel asks before a write, WRITE, FLUSH, RELEASE), and a checkpoint (an LMDB commit, in a "
+         "still several FUSE round trips to the daemon (a create+write+close: LOOKUP, CREATE, WRITE, FLUSH, RELEASE; a "
+         "write-only handle writes directly, past the page cache, which spares the GETXATTR of security.capability the "
+         "kernel asks before every write through the cache), and a checkpoint (an LMDB commit, in a "
          "lull or at least every 5 s under load) holds them up while it runs: ext4 and tmpfs (and bindfs over tmpfs) only change "
          "memory until a later fsync.")
 L.append("- open+read+close through any FUSE mount costs round trips to the daemon that tmpfs does not have: OPEN, and RELEASE "

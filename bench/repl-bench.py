@@ -1548,8 +1548,8 @@ def report(out_path, meta_path, md_path):
                 (sr.get("acked_per_s") or 0) / (er.get("acked_per_s") or 1)))
         if (sr.get("acked_per_s") or 0) < 10 * (er.get("acked_per_s") or 0):
             o += ("the local write path alone is below 10x etcd, so replication is not the limit. Each new file "
-                  "is about seven FUSE requests (GETATTR of the directory, LOOKUP, CREATE, GETXATTR of "
-                  "security.capability before the write, WRITE, FLUSH, RELEASE), each a wake-up of a daemon thread, "
+                  "is about six FUSE requests (GETATTR of the directory, LOOKUP, CREATE, WRITE, FLUSH, "
+                  "RELEASE), each a wake-up of a daemon thread, "
                   "unpinned, while three daemons, the writers and the peers' appliers share two CPUs. The store "
                   "applies the create and the save on the FUSE thread and acknowledges them before they are durable; "
                   "the writer thread writes their journal batch without holding the next change up, but a "

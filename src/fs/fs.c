@@ -762,6 +762,63 @@ static int load_locked(sg_fs *fs, struct sg_inode *in)
  * handle that may write, or when the kernel's cached pages are stale; a
  * read-only open of a cached file loads nothing: the kernel serves its reads
  * from the page cache, and a READ that does come loads it then (op_read). */
+/*
+ * Write-only handles bypass the kernel's page cache (direct_io). Through the
+ * cache, every write() first asks for security.capability (a GETXATTR round
+ * trip, since FUSE inodes never get S_NOSEC and libfuse 3.14 cannot offer
+ * HANDLE_KILLPRIV_V2) to decide what to strip; a direct write does not, and
+ * strips nothing: writes_direct() says which handles, and kill_suid() does
+ * the stripping here. Readers' cached pages still see the data: the kernel
+ * drops the range a direct write covers. Read-write handles keep the cache,
+ * which their reads and mmap need.
+ */
+static int writes_direct(int flags)
+{
+	return (flags & O_ACCMODE) == O_WRONLY;
+}
+
+/* Whether the caller of `req` is in group `gid`, primary or supplementary. */
+static int in_group(fuse_req_t req, uint32_t gid)
+{
+	gid_t list[64];
+	int i, n;
+
+	if (fuse_req_ctx(req)->gid == gid)
+		return 1;
+	n = fuse_req_getgroups(req, 64, list);
+	for (i = 0; i < n && i < 64; i++)
+		if (list[i] == gid)
+			return 1;
+	return 0;
+}
+
+/* As the kernel's setattr_should_drop_suidgid() before a write: a writer
+ * without CAP_FSETID (here: not root) clears setuid, and setgid where the
+ * group may execute or the writer is not in the file's group. Only user.*
+ * xattrs exist here, so there is no security.capability to remove. */
+static int kill_suid(sg_fs *fs, fuse_req_t req, fuse_ino_t ino)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	uint32_t kill = 0;
+	sg_attr a, want;
+	int rc;
+
+	if (ctx->uid == 0)
+		return 0;
+	rc = sg_store_getattr(fs->st, ino, &a);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc; /* unlinked while open: nothing to keep */
+	if (a.mode & S_ISUID)
+		kill |= S_ISUID;
+	if ((a.mode & S_ISGID) && ((a.mode & S_IXGRP) || !in_group(req, a.gid)))
+		kill |= S_ISGID;
+	if (!kill)
+		return 0;
+	memset(&want, 0, sizeof(want));
+	want.mode = a.mode & 07777 & ~kill;
+	return sg_store_setattr(fs->st, NULL, ino, SG_SET_MODE, &want, sg_now_ns(), NULL);
+}
+
 static int open_inode(sg_fs *fs, fuse_ino_t ino, int flags, struct sg_inode **out, int *keep)
 {
 	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, SG_IGET_CREATE);
@@ -830,6 +887,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)in;
 	fi->keep_cache = keep;
+	fi->direct_io = writes_direct(fi->flags);
 	/* closing a read-only handle commits nothing: no FLUSH round trip */
 	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
 	if (fuse_reply_open(req, fi) != 0) {
@@ -861,6 +919,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.entry_timeout = fs->entry_timeout;
 	stat_of(&a, NULL, &e.attr);
 	fi->fh = (uint64_t)(uintptr_t)in;
+	fi->direct_io = writes_direct(fi->flags);
 	sg_inode_ref(&fs->inodes, a.id, 1);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		inode_unref(fs, a.id);
@@ -936,6 +995,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 	if (end > sg_store_max_file_size(fs->st)) {
 		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	if (writes_direct(fi->flags) && !fi->writepage && (rc = kill_suid(fs, req, ino)) != 0) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	pthread_mutex_lock(&in->lock);

@@ -4,11 +4,12 @@
 # (ln -s, readlink, relative, absolute, dangling, long targets), user.* xattrs
 # (set, get, list, binary and large values, remove) with setfattr/getfattr,
 # and POSIX ACLs refused with "Operation not supported" (setfacl and
-# system.posix_acl_access) while getfacl and chmod keep working.
+# system.posix_acl_access) while getfacl and chmod keep working; another
+# user's writes clear setuid and setgid.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
 
-sg_require_tools stat touch chmod chown ln readlink setfattr getfattr setfacl getfacl python3 setpriv
+sg_require_tools stat touch chmod chown ln readlink setfattr getfattr setfacl getfacl python3 setpriv perl
 
 sg_mount a || sg_done
 A_PID=$PID
@@ -244,6 +245,24 @@ check "uid 1234 creates a file in its own dir" as_user sh -c "echo mine >'$MNT/h
 check_eq "1234:1234 644" "$(stat -c '%u:%g %a' "$MNT/home/mine")" "the new file belongs to uid 1234"
 check_err "Operation not permitted" "uid 1234 cannot chown its file to root" as_user chown 0 "$MNT/home/mine"
 check_eq "public" "$(cat "$MNT/public")" "the refused write changed nothing"
+
+# a write strips setuid and setgid as on ext4: the daemon does it for
+# write-only handles (direct I/O: the kernel's own stripping is skipped),
+# the kernel for read-write ones
+for f in su sg sgnx keep rw; do printf 'x\n' >"$MNT/$f"; done
+chmod 4777 "$MNT/su"
+chmod 2777 "$MNT/sg"
+chmod 2767 "$MNT/sgnx"
+chmod 6777 "$MNT/keep"
+chmod 6777 "$MNT/rw"
+as_user sh -c "printf y >>'$MNT/su'; printf y >>'$MNT/sg'; printf y >>'$MNT/sgnx'"
+as_user perl -e 'open(my $f, "+<", $ARGV[0]) or die "$ARGV[0]: $!"; print $f "z"; close($f) or die' "$MNT/rw"
+printf y >>"$MNT/keep"
+check_eq "su 777 3 sg 777 3 sgnx 767 3 keep 6777 3 rw 777 2" \
+	"$(cd "$MNT" && stat -c '%n %a %s' su sg sgnx keep rw | tr '\n' ' ' | sed 's/ $//')" \
+	"uid 1234's writes clear setuid, setgid (g+x, or not its group); root's keep them"
+check_eq "x
+y z" "$(cat "$MNT/su") $(head -c 1 "$MNT/rw")" "the writes themselves went through"
 sg_umount b
 
 sg_daemon_alive "$A_PID"
