@@ -1,8 +1,10 @@
 #!/bin/bash
 # t0001-mount-basic.sh: the daemon's command line, mounting and unmounting
 # (fusermount3 -u, umount, the mount.fuse3 form), the data-dir lock, basic
-# file operations, repeated ls/stat/cat of unchanged files, and threads=N
-# (the FUSE workers: with one, concurrent fsyncs and lookups get through).
+# file operations, a reader seeing a write-only handle's direct writes through
+# its cached pages and mapping, repeated ls/stat/cat of unchanged files, and
+# threads=N (the FUSE workers: with one, concurrent fsyncs and lookups get
+# through).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
 
@@ -102,6 +104,28 @@ check_eq "hello" "$(cat "$MNT/etc/hello.txt")" "the renamed file keeps its conte
 check_err "Is a directory" "writing to a dir: EISDIR" sh -c "echo x >'$MNT/etc'"
 check_err "Not a directory" "a file used as a dir: ENOTDIR" mkdir "$MNT/etc/hello.txt/x"
 check_err "File exists" "mkdir over an existing dir: EEXIST" mkdir "$MNT/etc"
+
+# ---- a write-only handle writes past the page cache (direct I/O): a reader
+# holding the file open, with its pages cached and mapped, sees every write
+out=$(python3 - "$MNT/etc/log" <<'PY' 2>&1
+import mmap, os, sys
+p = sys.argv[1]
+w = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(w, b"a" * 5000)
+r = os.open(p, os.O_RDONLY)
+got = [os.pread(r, 8192, 0) == b"a" * 5000]
+m = mmap.mmap(r, 5000, prot=mmap.PROT_READ)
+got.append(m[4999:5000] == b"a")
+os.write(w, b"b" * 100)  # appended: the cached page holding the old end
+got.append(os.pread(r, 8192, 4990) == b"a" * 10 + b"b" * 100)
+os.pwrite(w, b"c" * 3, 100)  # overwritten in place, under the mapping
+got.append(m[99:104] == b"accca" and os.pread(r, 5, 99) == b"accca")
+os.close(w)
+got.append(os.fstat(r).st_size == 5100)
+print(" ".join("ok" if g else "stale" for g in got))
+PY
+)
+check_eq "ok ok ok ok ok" "$out" "a reader's cached pages and mapping see a write-only handle's writes"
 
 # ---- ls, stat and cat of unchanged files, many times (no timing)
 for i in $(seq 1 20); do
