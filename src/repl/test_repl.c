@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -41,28 +43,70 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
 	return remove(p);
 }
 
+/* Ports this process reserved (see free_port()), released at exit. */
+static int reserved_port[256];
+static unsigned n_reserved;
+
+static const char *port_dir(void)
+{
+	const char *d = getenv("SIGIL_PORT_DIR");
+	return d && *d ? d : "/tmp/sigil-ports";
+}
+
+static void release_ports(void)
+{
+	char path[PATH_MAX];
+	unsigned i;
+
+	for (i = 0; i < n_reserved; i++) {
+		snprintf(path, sizeof(path), "%s/%d", port_dir(), reserved_port[i]);
+		unlink(path);
+	}
+	rmdir(port_dir()); /* fails while another test holds ports: fine */
+}
+
 /* A free TCP port on 127.0.0.1 (bound, then released), below the kernel's
  * ephemeral range (32768 and up by default), so that no connection's local
- * port takes it before the node meant for it listens. */
+ * port takes it before the node meant for it listens; reserved, as the
+ * integration tests' sg_ports does, by a file in SIGIL_PORT_DIR
+ * (/tmp/sigil-ports) holding this pid, so a test running beside this one
+ * does not pick it meanwhile. */
 static int free_port(void)
 {
 	static unsigned seed;
+	char path[PATH_MAX], pid[32];
 	int i;
 
-	if (!seed)
+	if (!seed) {
 		seed = (unsigned)getpid() ^ (unsigned)sg_now_ns();
+		atexit(release_ports);
+	}
+	assert_true(n_reserved < sizeof(reserved_port) / sizeof(reserved_port[0]));
+	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	for (i = 0; i < 1000; i++) {
 		struct sockaddr_in a = {.sin_family = AF_INET,
 		                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 		int port = 10000 + (int)(rand_r(&seed) % 22000), fd, rc;
 
+		if (mkdir(port_dir(), 0755) != 0 && errno != EEXIST)
+			continue;
+		snprintf(path, sizeof(path), "%s/%d", port_dir(), port);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		if (fd < 0)
+			continue; /* another test's, or the dir was just removed */
+		rc = write(fd, pid, strlen(pid)) == (ssize_t)strlen(pid) ? 0 : -1;
+		close(fd);
 		a.sin_port = htons((uint16_t)port);
 		fd = socket(AF_INET, SOCK_STREAM, 0);
 		assert_true(fd >= 0);
-		rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
+		rc = rc ? rc : bind(fd, (struct sockaddr *)&a, sizeof(a));
 		close(fd);
-		if (rc == 0)
-			return port;
+		if (rc != 0) {
+			unlink(path);
+			continue;
+		}
+		reserved_port[n_reserved++] = port;
+		return port;
 	}
 	fail_msg("no free port in 10000-31999 after 1000 tries");
 	return -1;
