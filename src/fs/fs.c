@@ -1073,6 +1073,59 @@ static void sync_async(fuse_req_t req)
 	}
 }
 
+/*
+ * fallocate(2) on the open file's buffer, which is what a later flush
+ * commits. Nothing is reserved on disk (a store has no blocks to give out),
+ * so plain allocation only sets a larger size, and FALLOC_FL_KEEP_SIZE alone
+ * does nothing. PUNCH_HOLE (with KEEP_SIZE, as the kernel requires) and
+ * ZERO_RANGE write zeros. COLLAPSE_RANGE, INSERT_RANGE and UNSHARE_RANGE:
+ * EOPNOTSUPP.
+ */
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                         struct fuse_file_info *fi)
+{
+	sg_fs *fs = fs_of(req);
+	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
+	int keep = mode & FALLOC_FL_KEEP_SIZE, rc = 0;
+	int zero = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
+	uint64_t end;
+
+	if (IS_VIRTUAL(ino)) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (off < 0 || len <= 0 || (mode & FALLOC_FL_PUNCH_HOLE && !keep)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	end = (uint64_t)off + (uint64_t)len;
+	if (!keep && end > sg_store_max_file_size(fs->st)) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	pthread_mutex_lock(&in->lock);
+	if (!in->loaded && !in->gone)
+		rc = load_locked(fs, in);
+	if (rc == 0 && zero && (uint64_t)off < in->len) {
+		memset(in->buf + off, 0, (end < in->len ? end : in->len) - (uint64_t)off);
+		in->dirty = 1;
+		in->mtime_ns = sg_now_ns();
+	}
+	if (rc == 0 && !keep && end > in->len) {
+		rc = buf_resize(in, end);
+		if (rc == 0) {
+			in->dirty = 1;
+			in->mtime_ns = sg_now_ns();
+		}
+	}
+	pthread_mutex_unlock(&in->lock);
+	fuse_reply_err(req, -rc);
+}
+
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct sg_inode *in = (struct sg_inode *)(uintptr_t)fi->fh;
@@ -1407,6 +1460,7 @@ static const struct fuse_lowlevel_ops sg_ops = {
     .flush = op_flush,
     .release = op_release,
     .fsync = op_fsync,
+    .fallocate = op_fallocate,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,

@@ -180,7 +180,7 @@ sg_package_of() {
 	setfacl | getfacl) echo acl ;;
 	fusermount3) echo fuse3 ;;
 	mdb_dump | mdb_load | mdb_stat) echo lmdb-utils ;;
-	mountpoint | mount | umount | losetup) echo util-linux ;;
+	mountpoint | mount | umount | losetup | fallocate) echo util-linux ;;
 	mkfs.btrfs | btrfs) echo btrfs-progs ;;
 	timeout | sha256sum | stat | dd | mkfifo | mknod | cp | mv | ln) echo coreutils ;;
 	*) echo "$1" ;;

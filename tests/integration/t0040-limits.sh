@@ -1,15 +1,16 @@
 #!/bin/bash
 # t0040-limits.sh: sizes, counts, names and the errors at the edges: a 5 MiB
-# file (sha256sum, dd, in-place overwrite, truncate), 5,000 files in one dir,
-# names with spaces, odd bytes and UTF-8, 255-byte names that work and
-# 256-byte names that get "File name too long", a path of nearly 4000 bytes,
+# file (sha256sum, dd, in-place overwrite, truncate), fallocate (its modes
+# compared with local disk), 5,000 files in one dir, names with spaces, odd
+# bytes and UTF-8, 255-byte names that work and 256-byte names that get
+# "File name too long", a path of nearly 4000 bytes,
 # EPERM for hard links, FIFOs and device nodes, the reserved root name .sigil,
 # and EFBIG past max_file_size. Everything but the refused is still there
 # after a remount, and the daemon survives every refusal.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
 
-sg_require_tools dd sha256sum truncate mkfifo mknod python3 stat head
+sg_require_tools dd sha256sum truncate fallocate mkfifo mknod python3 stat head
 
 sg_mount a || sg_done
 A_PID=$PID
@@ -36,6 +37,19 @@ check_eq "$(sha256sum <"$L/big") 3000001" "$(sha256sum <"$MNT/big") $(stat -c %s
 	"5 MiB file: truncate -s 3000001 (shrink)"
 truncate -s 4M "$L/big" "$MNT/big"
 check_eq "$(sha256sum <"$L/big")" "$(sha256sum <"$MNT/big")" "truncate -s 4M (grow): zeros after the old end"
+
+# ---- fallocate(1) and posix_fallocate(3), against the same calls on local disk
+for t in "$L" "$MNT"; do
+	printf 'abcdefghij' >"$t/fa"
+	fallocate -l 100000 "$t/fa"         # grow: zeros after the old end
+	fallocate -p -o 2 -l 3 "$t/fa"      # punch a hole: zeros, the size stays
+	fallocate -z -o 99990 -l 20 "$t/fa" # zero a range past the end: grows
+	fallocate -n -o 0 -l 200000 "$t/fa" # keep size: nothing visible changes
+	python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644); os.posix_fallocate(fd, 0, 5000); os.close(fd)' "$t/pf"
+done
+check_eq "$(cd "$L" && sha256sum fa pf && stat -c '%n %s' fa pf)" "$(cd "$MNT" && sha256sum fa pf && stat -c '%n %s' fa pf)" \
+	"fallocate grow, punch hole, zero range, keep size, and posix_fallocate: as on local disk"
+check_err "Operation not supported" "fallocate --collapse-range: EOPNOTSUPP" fallocate -c -o 0 -l 4096 "$MNT/fa"
 
 # ---- 5,000 files in one directory
 D=$MNT/many
@@ -199,6 +213,7 @@ check "dd of exactly 1 MiB works" dd if=/dev/zero of="$MNT/exact" bs=1M count=1 
 check_eq 1048576 "$(stat -c %s "$MNT/exact")" "the 1 MiB file has 1048576 bytes"
 check_err "File too large" "appending 1 byte to the 1 MiB file: File too large" bash -c "printf x >>'$MNT/exact'"
 check_err "File too large" "truncate -s 2M: File too large" truncate -s 2M "$MNT/exact"
+check_err "File too large" "fallocate -l 2M: File too large" fallocate -l 2M "$MNT/exact"
 check_eq 1048576 "$(stat -c %s "$MNT/exact")" "the 1 MiB file is still 1 MiB"
 sg_daemon_alive "$PID" "the daemon is alive after EFBIG"
 check "a small write still works" sh -c "echo small >'$MNT/small'"
