@@ -758,10 +758,6 @@ static int load_locked(sg_fs *fs, struct sg_inode *in)
 	return 0;
 }
 
-/* Pin the inode for an open handle. The buffer gets the content now for a
- * handle that may write, or when the kernel's cached pages are stale; a
- * read-only open of a cached file loads nothing: the kernel serves its reads
- * from the page cache, and a READ that does come loads it then (op_read). */
 /*
  * Write-only handles bypass the kernel's page cache (direct_io). Through the
  * cache, every write() first asks for security.capability (a GETXATTR round
@@ -819,6 +815,10 @@ static int kill_suid(sg_fs *fs, fuse_req_t req, fuse_ino_t ino)
 	return sg_store_setattr(fs->st, NULL, ino, SG_SET_MODE, &want, sg_now_ns(), NULL);
 }
 
+/* Pin the inode for an open handle. The buffer gets the content now for a
+ * handle that may write, or when the kernel's cached pages are stale; a
+ * read-only open of a cached file loads nothing: the kernel serves its reads
+ * from the page cache, and a READ that does come loads it then (op_read). */
 static int open_inode(sg_fs *fs, fuse_ino_t ino, int flags, struct sg_inode **out, int *keep)
 {
 	struct sg_inode *in = sg_inode_get(&fs->inodes, ino, SG_IGET_CREATE);
