@@ -460,13 +460,8 @@ PY
 	python3 "$SG_WORK/manifest.py" "$@"
 }
 
-# ---- teardown
+# ---- ports
 
-# sg_teardown: unmount what this script mounted, stop what it started; a
-# daemon that had to be killed or a mount that would not go is a failure.
-# sg_on_teardown CMD...: run CMD at teardown, after mounts and daemons are
-# gone (last registered, first run).
-SG_CLEANUP=()
 # sg_ports N: print N distinct free TCP ports on 127.0.0.1, reserved for this
 # script until it exits. They come from outside the kernel's ephemeral range
 # (ip_local_port_range), so no connection's local port takes one before the
@@ -525,6 +520,13 @@ sg_release_ports() {
 	return 0
 }
 
+# ---- teardown
+
+# sg_teardown: unmount what this script mounted, stop what it started; a
+# daemon that had to be killed or a mount that would not go is a failure.
+# sg_on_teardown CMD...: run CMD at teardown, after mounts and daemons are
+# gone (last registered, first run).
+SG_CLEANUP=()
 sg_on_teardown() {
 	SG_CLEANUP=("$(printf '%q ' "$@")" "${SG_CLEANUP[@]}")
 }
