@@ -1175,6 +1175,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 /* ---- directories ---- */
 
 struct dirsnap {
+	int store;        /* a store directory (not under /.sigil) */
+	int64_t mtime_ns; /* the directory's mtime when the snapshot was taken */
 	size_t n, cap;
 	struct {
 		uint64_t ino;
@@ -1207,19 +1209,56 @@ static int snap_cb(void *ctx, const sg_dirent *d)
 	return snap_add(ctx, d->id, d->type, d->name);
 }
 
-static void snap_free(struct dirsnap *d)
+static void snap_clear(struct dirsnap *d)
 {
 	for (size_t i = 0; i < d->n; i++)
 		free(d->e[i].name);
+	d->n = 0;
+}
+
+static void snap_free(struct dirsnap *d)
+{
+	snap_clear(d);
 	free(d->e);
 	free(d);
+}
+
+/* (Re)take the snapshot of store directory `ino`: ".", ".." and its entries. */
+static int snap_store_dir(sg_fs *fs, struct dirsnap *d, fuse_ino_t ino)
+{
+	sg_attr a;
+	int rc = sg_store_getattr(fs->st, ino, &a);
+
+	snap_clear(d);
+	d->store = 1;
+	d->mtime_ns = rc ? 0 : a.mtime_ns;
+	rc = rc ? rc : snap_add(d, ino, SG_TYPE_DIR, ".");
+	rc = rc ? rc : snap_add(d, a.parent, SG_TYPE_DIR, "..");
+	return rc ? rc : sg_store_list(fs->st, ino, NULL, snap_cb, d);
+}
+
+/*
+ * A listing's first READDIR takes the snapshot again if the directory has
+ * changed since opendir took it. The kernel stamps the listing it keeps with
+ * the directory's mtime as it starts it, after opendir; a change made in
+ * between, whose invalidation the kernel saw before that stamp, would
+ * otherwise stay in its copy unseen (until it changed the directory itself).
+ * At offset 0 nothing has been handed out from the old snapshot yet.
+ */
+static int snap_fresh(sg_fs *fs, struct dirsnap *d, fuse_ino_t ino, off_t off)
+{
+	sg_attr a;
+
+	if (off != 0 || !d->store || sg_store_getattr(fs->st, ino, &a) != 0 ||
+	    a.mtime_ns == d->mtime_ns)
+		return 0;
+	return snap_store_dir(fs, d, ino);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	sg_fs *fs = fs_of(req);
 	struct dirsnap *d = calloc(1, sizeof(*d));
-	sg_attr a;
 	int rc = d ? 0 : -ENOMEM;
 
 	if (ino == INO_SIGIL_DIR) {
@@ -1234,10 +1273,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = rc ? rc : snap_add(d, INO_SIGIL_DIR, SG_TYPE_DIR, "..");
 		rc = rc ? rc : sg_store_conflicts(fs->st, 0, 0, lost_list_cb, d);
 	} else {
-		rc = rc ? rc : sg_store_getattr(fs->st, ino, &a);
-		rc = rc ? rc : snap_add(d, ino, SG_TYPE_DIR, ".");
-		rc = rc ? rc : snap_add(d, a.parent, SG_TYPE_DIR, "..");
-		rc = rc ? rc : sg_store_list(fs->st, ino, NULL, snap_cb, d);
+		rc = rc ? rc : snap_store_dir(fs, d, ino);
 	}
 	if (rc) {
 		if (d)
@@ -1252,7 +1288,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	 * directory for every change made elsewhere. The snapshot is still
 	 * taken here: when the kernel's copy goes missing in the middle of a
 	 * listing, the rest comes from READDIR at the offset reached, which
-	 * must index the same entries as the copy did */
+	 * must index the same entries as the copy did (snap_fresh() retakes
+	 * it only for a listing's first READDIR) */
 	fi->cache_readdir = fi->keep_cache = !IS_VIRTUAL(ino);
 	if (fuse_reply_open(req, fi) != 0)
 		snap_free(d);
@@ -1264,9 +1301,11 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	size_t pos = 0;
+	int rc = buf ? snap_fresh(fs_of(req), d, ino, off) : -ENOMEM;
 
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+	if (rc) {
+		free(buf);
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->n; i++) {
@@ -1301,11 +1340,12 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	/* a direntplus is over 128 bytes: at most size / 128 of them fit */
 	uint64_t *refs = malloc((size / 128 + 1) * sizeof(*refs));
 	size_t pos = 0, nrefs = 0;
+	int rc = buf && refs ? snap_fresh(fs, d, ino, off) : -ENOMEM;
 
-	if (!buf || !refs) {
+	if (rc) {
 		free(buf);
 		free(refs);
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->n; i++) {
