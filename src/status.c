@@ -197,6 +197,11 @@ static void status(const sg_status_src *s, FILE *f)
 	        "journal     %" PRIu64 " batches written, %" PRIu64
 	        " checkpoints (LMDB commits); mapped pages dropped %" PRIu64 " times\n",
 	        ss.journal_batches, ss.checkpoints, ss.map_trims);
+	fprintf(f,
+	        "map         faults map %s; %" PRIu64 " of %" PRIu64
+	        " branch pages mapped after the open\n",
+	        ss.map_single ? "one page each (fault-around off)" : "their neighbours too",
+	        ss.map_warmed, ss.branch_pages);
 	fprintf(f, "conflicts   %" PRIu64 " (see conflicts, lost/)\n", ss.conflicts);
 	{
 		struct vv_out o = {s, f, 0};
@@ -523,10 +528,11 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 	        ", \"used_bytes\": %" PRIu64 ", \"commits\": %" PRIu64
 	        ", \"journal_batches\": %" PRIu64 ", \"checkpoints\": %" PRIu64
 	        ", \"changes\": %" PRIu64 ", \"deferred\": %" PRIu64 ", \"lost\": %" PRIu64
-	        ", \"map_trims\": %" PRIu64 "},\n",
+	        ", \"map_trims\": %" PRIu64 ", \"map_single_page_faults\": %s"
+	        ", \"branch_pages\": %" PRIu64 ", \"branch_pages_mapped_at_open\": %" PRIu64 "},\n",
 	        sg_store_version(s->store), ss.entries, ss.tombstones, ss.map_size, ss.used_bytes,
 	        ss.commits, ss.journal_batches, ss.checkpoints, ss.ops, ss.deferred, ss.lost,
-	        ss.map_trims);
+	        ss.map_trims, ss.map_single ? "true" : "false", ss.branch_pages, ss.map_warmed);
 	fputs("  \"vector\": [", f);
 	sg_store_vv(s->store, vv_json, &vo);
 	fputs("],\n", f);

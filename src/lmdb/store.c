@@ -5,13 +5,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +26,13 @@
 #include "util.h"
 
 #define DOMAIN "store"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15) /* Linux 6.7 */
+#endif
 
 /* The one place LMDB's codes become errnos. */
 int sg_mdb_err(int rc)
@@ -474,9 +487,318 @@ static int map_find(sg_store *st)
 }
 
 /*
+ * On a fault in a file mapping the kernel maps the faulting page and the
+ * neighbours it finds in the page cache (fault-around: 16 pages). A lookup
+ * in a large store uses one page of them: on the 1M-file store each warm
+ * lookup mapped about 20 pages, so the map passed max_mapped every few
+ * dozen lookups, and each drop of the excess (and each fault after it) fell
+ * on a lookup (bench/results/scale.md). The kernel skips fault-around on a
+ * range registered with a userfaultfd for write-protect faults. The map is
+ * read-only: no write ever faults there, and with the asynchronous mode
+ * (Linux 6.7) the kernel would resolve such a fault itself, so nothing ever
+ * waits on this descriptor; it is never read. A fault then maps only its
+ * page. Without the mode (older kernels), faults map around as before.
+ * Only once the store's used part is past the bound: a store the bound
+ * lets stay mapped whole is better served by fault-around, which saves
+ * faults on scans. With map_lock held, shared by the one trimming, or
+ * exclusively.
+ */
+void sg_map_watch(sg_store *st)
+{
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC};
+	struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_WP};
+	MDB_envinfo info;
+
+	if (st->uffd == -2 || mdb_env_info(st->env, &info) != 0 ||
+	    ((uint64_t)info.me_last_pgno + 1) * (uint64_t)sysconf(_SC_PAGESIZE) <= st->max_mapped ||
+	    (!st->map_addr && map_find(st) != 0))
+		return;
+	if (st->uffd == -1) {
+		int fd =
+		    (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+		int err = errno;
+
+		if (fd >= 0 && ioctl(fd, UFFDIO_API, &api) != 0)
+			err = errno;
+		else if (fd >= 0) {
+			st->uffd = fd;
+			err = 0;
+		}
+		if (err) {
+			sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-STORE-AROUND",
+			       "no asynchronous userfaultfd (%s): each fault on the store maps its "
+			       "neighbours too",
+			       strerror(err));
+			if (fd >= 0)
+				close(fd);
+			st->uffd = -2;
+			return;
+		}
+	}
+	reg.range.start = (uintptr_t)st->map_addr;
+	reg.range.len = st->map_len;
+	if (ioctl(st->uffd, UFFDIO_REGISTER, &reg) != 0)
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-STORE-AROUND",
+		       "cannot register the store's map with userfaultfd: %s", strerror(errno));
+}
+
+/*
+ * Whether map page `pgno`, mapped at `p`, is a B-tree branch page or a meta
+ * page: the pages every lookup walks through. This reads LMDB's page header
+ * (its file format, frozen since 0.9: the page's own number in the first 8
+ * bytes, the flags at byte 10; P_BRANCH 0x01, P_META 0x08, P_LEAF 0x02,
+ * P_OVERFLOW 0x04). An overflow page's continuation has no header and could
+ * look like one by chance: that page is then kept mapped, nothing more.
+ */
+static bool map_page_upper(const char *p, uint64_t pgno)
+{
+	uint64_t own;
+	uint16_t flags;
+
+	memcpy(&own, p, sizeof(own));
+	memcpy(&flags, p + 10, sizeof(flags));
+	return own == pgno && (flags & (0x01 | 0x08)) && !(flags & (0x02 | 0x04));
+}
+
+/*
+ * Unmap the runs in iov[0..n). Each madvise call flushes the TLB, which
+ * costs about 30 us on this kind of machine however little it unmaps:
+ * process_madvise on this process (Linux 6.13 and later take MADV_DONTNEED
+ * there) unmaps them all in one call. Where it is refused, one madvise per
+ * run. By the one trimming.
+ */
+static void map_unmap(sg_store *st, struct iovec *iov, size_t n)
+{
+	size_t want = 0;
+
+	if (!n)
+		return;
+	if (st->pidfd == -1) {
+		st->pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+		if (st->pidfd < 0)
+			st->pidfd = -2;
+	}
+	for (size_t i = 0; i < n; i++)
+		want += iov[i].iov_len;
+	if (st->pidfd >= 0 &&
+	    syscall(SYS_process_madvise, st->pidfd, iov, n, MADV_DONTNEED, 0) == (long)want)
+		return;
+	if (st->pidfd >= 0) {
+		close(st->pidfd); /* refused (or done in part): not again */
+		st->pidfd = -2;
+	}
+	for (size_t i = 0; i < n; i++)
+		madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
+}
+
+#define MAP_IOV 256
+
+/* Add a run to iov (MAP_IOV of them), unmapping those first if it is full. */
+static void map_unmap_add(sg_store *st, struct iovec *iov, size_t *n, char *base, size_t len)
+{
+	if (*n == MAP_IOV) {
+		map_unmap(st, iov, *n);
+		*n = 0;
+	}
+	iov[*n].iov_base = base;
+	iov[(*n)++].iov_len = len;
+}
+
+/*
+ * Unmap the map's pages in [off, off + len) (page-aligned), but keep the
+ * branch and meta pages that are mapped: every lookup walks through the
+ * upper levels of the B-trees, and a branch page dropped costs the next
+ * lookup that passes there a fault. Which pages are mapped comes from
+ * /proc/self/pagemap (bit 63: present), so that finding them faults
+ * nothing in; their headers say which are branch pages. (A page mapped by
+ * fault-around and never touched can cost a fault in the hypervisor when
+ * its header is read, about 1.5 us here; with fault-around off, sg_map_watch,
+ * every mapped page was touched.) Without pagemap, the whole range goes.
+ * Returns the pages kept. With the map lock held shared, by the one
+ * trimming.
+ */
+static uint64_t map_drop(sg_store *st, size_t off, size_t len)
+{
+	const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	uint64_t ents[512], kept = 0;
+	struct iovec iov[MAP_IOV];
+	size_t first = off / pg, n = len / pg, run = off, i = 0, niov = 0;
+
+	if (st->pagemap_fd == -1) {
+		st->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		if (st->pagemap_fd < 0)
+			st->pagemap_fd = -2;
+	}
+	while (st->pagemap_fd >= 0 && i < n) {
+		size_t want = n - i < 512 ? n - i : 512;
+		uintptr_t vpage = (uintptr_t)(st->map_addr + off) / pg + i;
+		ssize_t got = pread(st->pagemap_fd, ents, want * sizeof(ents[0]),
+		                    (off_t)(vpage * sizeof(ents[0])));
+
+		if (got <= 0 || got % (ssize_t)sizeof(ents[0]))
+			break; /* the rest of the range goes whole */
+		for (size_t j = 0; j < (size_t)got / sizeof(ents[0]); j++, i++) {
+			size_t at = off + i * pg;
+
+			if (!(ents[j] >> 63) || !map_page_upper(st->map_addr + at, first + i))
+				continue;
+			if (at > run)
+				map_unmap_add(st, iov, &niov, st->map_addr + run, at - run);
+			run = at + pg;
+			kept++;
+		}
+	}
+	if (off + len > run)
+		map_unmap_add(st, iov, &niov, st->map_addr + run, off + len - run);
+	map_unmap(st, iov, niov);
+	return kept;
+}
+
+/*
+ * Map the branch pages of the B-trees a lookup walks (dir, ent, data,
+ * xattr) once after the open, level by level from the roots, so that the
+ * first lookups of a fresh daemon do not each fault in a path of them: on
+ * the 1M-file store the first 200 lookups after a mount took most of the
+ * slow ones (bench/results/scale.md). Leaves are not touched. This reads
+ * LMDB's file format (frozen since 0.9): a named database's record in the
+ * main database (its MDB_db: depth at byte 6, entries at 32, root page at
+ * 40), checked against mdb_stat; a branch page's header (page number,
+ * flags, and `lower` at byte 12: 16 + 2 x the nodes), its node offsets
+ * from byte 16, and in each node the child's page number in the first six
+ * bytes. Every offset and page number is checked against the page and the
+ * map before it is used; a page that does not look right ends that tree's
+ * walk. At most half of max_mapped is mapped so.
+ */
+static void warm_upper(sg_store *st)
+{
+	const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	const char *names[] = {"dir", "ent", "data", "xattr"};
+	const MDB_dbi dbis[] = {st->dir, st->ent, st->data, st->xattr};
+	uint64_t budget = st->max_mapped == UINT64_MAX ? UINT64_MAX : st->max_mapped / pg / 2;
+	uint64_t *cur = NULL, *next = NULL, last, touched = 0;
+	size_t cap = 0, len = 0;
+	const char *base = NULL;
+	volatile unsigned char sum = 0;
+	MDB_envinfo info;
+	MDB_txn *txn;
+	MDB_dbi main_db;
+
+	if (snapshot(st, &txn) != 0)
+		return;
+	/* where the map is: the lock keeps it there until sg_rd_end (map_find
+	 * is the trimmer's: wait out a drop, 1 s at most) */
+	for (int i = 0; atomic_exchange(&st->trimming, 1); i++) {
+		if (i == 1000 || atomic_load(&st->warm_stop))
+			goto out;
+		usleep(1000);
+	}
+	if (!st->map_addr)
+		map_find(st);
+	base = st->map_addr;
+	len = st->map_len;
+	atomic_store(&st->trimming, 0);
+	if (!base || mdb_env_info(st->env, &info) != 0 || mdb_dbi_open(txn, NULL, 0, &main_db) != 0)
+		goto out;
+	last = info.me_last_pgno;
+	if ((last + 1) * pg > len)
+		last = len / pg - 1;
+	for (size_t t = 0; t < sizeof(dbis) / sizeof(dbis[0]) && budget; t++) {
+		MDB_val key = {strlen(names[t]), (void *)names[t]}, val;
+		MDB_stat ms;
+		uint64_t root, entries;
+		uint16_t depth;
+		size_t ncur = 1;
+
+		if (mdb_get(txn, main_db, &key, &val) != 0 || val.mv_size < 48 ||
+		    mdb_stat(txn, dbis[t], &ms) != 0)
+			continue;
+		memcpy(&depth, (char *)val.mv_data + 6, 2);
+		memcpy(&entries, (char *)val.mv_data + 32, 8);
+		memcpy(&root, (char *)val.mv_data + 40, 8);
+		if (depth != ms.ms_depth || entries != ms.ms_entries || depth < 2 || root > last)
+			continue;
+		if (cap < 1) {
+			if (!(cur = calloc(1, sizeof(*cur))) || !(next = calloc(1, sizeof(*next))))
+				goto out;
+			cap = 1;
+		}
+		cur[0] = root;
+		/* levels 1 .. depth - 1 are branch pages */
+		for (unsigned level = 1; level < depth && ncur && budget; level++) {
+			size_t nnext = 0;
+
+			for (size_t i = 0; i < ncur && budget && !atomic_load(&st->warm_stop);
+			     i++) {
+				const char *p = base + cur[i] * pg;
+				uint64_t own;
+				uint16_t flags, lower;
+
+				budget--;
+				memcpy(&own, p, 8); /* the fault that maps it */
+				memcpy(&flags, p + 10, 2);
+				memcpy(&lower, p + 12, 2);
+				if (own != cur[i] || !(flags & 0x01) || lower < 16 || lower > pg) {
+					ncur = 0; /* not what it should be: leave this tree */
+					break;
+				}
+				sum += (unsigned char)own;
+				touched++;
+				for (size_t k = 16; level + 1 < depth && k + 2 <= lower; k += 2) {
+					uint16_t off, lo, hi, top;
+					uint64_t child;
+
+					memcpy(&off, p + k, 2);
+					if (off < lower || (size_t)off + 8 > pg)
+						continue;
+					memcpy(&lo, p + off, 2);
+					memcpy(&hi, p + off + 2, 2);
+					memcpy(&top, p + off + 4, 2);
+					child = lo | (uint64_t)hi << 16 | (uint64_t)top << 32;
+					if (child > last)
+						continue;
+					if (nnext == cap) {
+						size_t ncap = cap * 2;
+						uint64_t *a = realloc(cur, ncap * sizeof(*a)), *b;
+
+						if (!a)
+							goto out;
+						cur = a;
+						if (!(b = realloc(next, ncap * sizeof(*b))))
+							goto out;
+						next = b;
+						cap = ncap;
+					}
+					next[nnext++] = child;
+				}
+			}
+			{
+				uint64_t *x = cur;
+
+				cur = next;
+				next = x;
+				ncur = nnext;
+			}
+		}
+	}
+out:
+	free(cur);
+	free(next);
+	sg_rd_end(st, txn);
+	atomic_store(&st->map_warmed, touched);
+	(void)sum;
+}
+
+static void *warm_main(void *arg)
+{
+	sg_thread_name("sigil-warm");
+	warm_upper(arg);
+	return NULL;
+}
+
+/*
  * LMDB reads through a shared read-only map of the store's file. Each page a
- * lookup touches is mapped into the process, with its neighbours that are in
- * the page cache (the kernel's fault-around, 64 KiB), and stays mapped: on a
+ * lookup touches is mapped into the process (with its neighbours in the page
+ * cache where fault-around is on, sg_map_watch), and stays mapped: on a
  * large store every lookup adds to the daemon's RSS until it holds the whole
  * file (bench/results/scale.md). Past max_mapped, drop map pages
  * (MADV_DONTNEED on a shared file mapping only unmaps: the pages stay in the
@@ -486,8 +808,9 @@ static int map_find(sg_store *st)
  * What the map holds is not measured directly (that would mean walking its
  * page tables): RssFile counts every file mapping of the process, the
  * mirror's Git packs and the libraries too. A drop of the whole map (its
- * used part), then RssFile read again, tells what the rest holds
- * (rss_other); the map's share is RssFile beyond that. A drop costs in
+ * used part, but the branch pages, which map_drop keeps and counts), then
+ * RssFile read again less those, tells what the rest holds (rss_other);
+ * the map's share is RssFile beyond that. A drop costs in
  * proportion to the pages it unmaps, so most drops take only a span of the
  * used part, in turn (a clock hand), sized to unmap about the excess over
  * 15/16 of the bound: many small drops, none that stalls its caller for
@@ -511,6 +834,13 @@ void sg_map_trim(sg_store *st, unsigned n)
 	pthread_rwlock_unlock(&st->map_lock);
 	if (used <= st->max_mapped)
 		return;
+	if (st->uffd == -1 && !atomic_exchange(&st->trimming, 1)) {
+		/* the store has just grown past the bound */
+		pthread_rwlock_rdlock(&st->map_lock);
+		sg_map_watch(st);
+		pthread_rwlock_unlock(&st->map_lock);
+		atomic_store(&st->trimming, 0);
+	}
 	rss = rss_file(st);
 	other = atomic_load(&st->rss_other);
 	if (rss <= other + st->max_mapped || atomic_exchange(&st->trimming, 1))
@@ -528,8 +858,10 @@ void sg_map_trim(sg_store *st, unsigned n)
 		if (st->trim_pos >= used)
 			st->trim_pos = 0;
 		if (!other || st->drops % SG_TRIM_FULL == 0) {
-			madvise(st->map_addr, used, MADV_DONTNEED);
-			atomic_store(&st->rss_other, rss_file(st));
+			/* the branch pages it keeps are the map's too */
+			uint64_t kept = map_drop(st, 0, used), after = rss_file(st);
+
+			atomic_store(&st->rss_other, after > kept * pg ? after - kept * pg : 0);
 		} else {
 			/* the map's pages lie anywhere in its used part: a span
 			 * in proportion to the excess unmaps about the excess */
@@ -541,7 +873,7 @@ void sg_map_trim(sg_store *st, unsigned n)
 				uint64_t len =
 				    used - st->trim_pos < span ? used - st->trim_pos : span;
 
-				madvise(st->map_addr + st->trim_pos, len, MADV_DONTNEED);
+				map_drop(st, st->trim_pos, len);
 				span -= len;
 				st->trim_pos = st->trim_pos + len >= used ? 0 : st->trim_pos + len;
 			}
@@ -676,6 +1008,12 @@ static void store_free(sg_store *st)
 	free(st->path);
 	if (st->statm_fd >= 0)
 		close(st->statm_fd);
+	if (st->uffd >= 0)
+		close(st->uffd);
+	if (st->pagemap_fd >= 0)
+		close(st->pagemap_fd);
+	if (st->pidfd >= 0)
+		close(st->pidfd);
 	pthread_mutex_destroy(&st->statm_lock);
 	pthread_rwlock_destroy(&st->map_lock);
 	pthread_mutex_destroy(&st->q_lock);
@@ -711,6 +1049,9 @@ int sg_store_open(sg_store **out, const sg_store_opts *opts)
 	st->linger_ns = opts->linger_ns > 0 ? (uint64_t)opts->linger_ns : SG_DEFAULT_LINGER_NS;
 	st->max_mapped = opts->max_mapped ? opts->max_mapped : SG_DEFAULT_MAX_MAPPED;
 	st->statm_fd = -1;
+	st->uffd = -1;
+	st->pagemap_fd = -1;
+	st->pidfd = -1;
 	pthread_mutex_init(&st->statm_lock, NULL);
 	pthread_rwlock_init(&st->map_lock, NULL);
 	pthread_mutex_init(&st->q_lock, NULL);
@@ -764,9 +1105,13 @@ int sg_store_open(sg_store **out, const sg_store_opts *opts)
 		if (rc)
 			goto fail;
 	}
+	pthread_rwlock_rdlock(&st->map_lock);
+	sg_map_watch(st);
+	pthread_rwlock_unlock(&st->map_lock);
 	rc = sg_writer_start(st);
 	if (rc)
 		goto fail;
+	st->warming = pthread_create(&st->warmer, NULL, warm_main, st) == 0;
 	*out = st;
 	return 0;
 fail:
@@ -781,6 +1126,10 @@ void sg_store_close(sg_store *st)
 {
 	if (!st)
 		return;
+	if (st->warming) {
+		atomic_store(&st->warm_stop, 1);
+		pthread_join(st->warmer, NULL);
+	}
 	sg_writer_stop(st);
 	mdb_env_sync(st->env, 1);
 	sg_journal_close(st);
@@ -847,7 +1196,9 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 	out->journal_batches = atomic_load(&st->jwrites);
 	out->checkpoints = atomic_load(&st->checkpoints);
 	out->map_trims = atomic_load(&st->map_trims);
+	out->map_warmed = atomic_load(&st->map_warmed);
 	pthread_rwlock_rdlock(&st->map_lock);
+	out->map_single = st->uffd >= 0;
 	mdb_env_info(st->env, &info);
 	mdb_env_stat(st->env, &ms);
 	pthread_rwlock_unlock(&st->map_lock);
@@ -855,8 +1206,13 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 	out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
 	/* the B-tree's own count: a status read costs the same however many */
 	if (sg_rd_begin_committed(st, &txn) == 0) {
+		const MDB_dbi walked[] = {st->dir, st->ent, st->data, st->xattr};
+
 		if (mdb_stat(txn, st->conflicts, &ms) == 0)
 			out->conflicts = ms.ms_entries;
+		for (size_t i = 0; i < sizeof(walked) / sizeof(walked[0]); i++)
+			if (mdb_stat(txn, walked[i], &ms) == 0)
+				out->branch_pages += ms.ms_branch_pages;
 		sg_rd_end(st, txn);
 	}
 	return 0;

@@ -271,6 +271,10 @@ typedef struct sg_store_stats {
 	uint64_t deferred;        /**< local changes acknowledged before their commit, since open */
 	uint64_t lost;            /**< of those, lost to a failed commit */
 	uint64_t map_trims;       /**< times the mapped store pages were dropped (max_mapped) */
+	uint64_t branch_pages;    /**< branch pages of the trees a lookup walks (dir, ent,
+	                               data, xattr) */
+	uint64_t map_warmed;      /**< of those, mapped after the open (0: not yet done) */
+	int map_single;           /**< 1: a fault maps only its page (fault-around off) */
 	uint64_t conflicts;       /**< conflicts recorded (as sg_store_conflicts lists them) */
 } sg_store_stats;
 

@@ -186,6 +186,12 @@ struct sg_store {
 	_Atomic uint64_t max_mapped; /* UINT64_MAX: not applied */
 	_Atomic uint64_t trim_ticks, map_trims, rss_other;
 	_Atomic int trimming;
+	/* the thread that maps the branch pages after the open (warm_upper),
+	 * and its stop */
+	pthread_t warmer;
+	int warming;
+	_Atomic int warm_stop;
+	_Atomic uint64_t map_warmed; /* the branch pages it mapped, once done */
 	/* where the map is (NULL: not known), where the next partial drop
 	 * starts, and the drops so far; under map_lock, shared, by the one
 	 * trimming; map_grow forgets map_addr */
@@ -194,6 +200,13 @@ struct sg_store {
 	uint64_t drops;
 	/* /proc/self/statm, kept open (-1: not yet) */
 	int statm_fd;
+	/* the userfaultfd that turns fault-around off on the map (sg_map_watch;
+	 * -1: not yet, -2: the kernel cannot), under map_lock */
+	int uffd;
+	/* kept open by the one trimming (-1: not yet; -2: not available):
+	 * /proc/self/pagemap (without it drops take whole spans), and a pidfd
+	 * of this process for process_madvise (without it, madvise per run) */
+	int pagemap_fd, pidfd;
 	pthread_mutex_t statm_lock;
 };
 
@@ -228,6 +241,11 @@ void sg_rd_end(sg_store *st, MDB_txn *txn);
 #define SG_TRIM_EVERY 4
 #define SG_TRIM_FULL 32 /* every 32nd drop takes the whole map */
 void sg_map_trim(sg_store *st, unsigned n);
+/* Once the store's used part is past max_mapped, have each fault on the
+ * map map only the page it needs (at the open or when it grows past, and
+ * each time the map moves). With map_lock held, shared by the one
+ * trimming, or exclusively. */
+void sg_map_watch(sg_store *st);
 
 /* ---- journal.c ---- */
 /* Open (or make) the store's journal and replay into txn what the last

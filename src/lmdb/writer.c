@@ -2136,6 +2136,8 @@ static int map_grow(sg_store *st)
 	pthread_rwlock_wrlock(&st->map_lock);
 	rc = mdb_env_set_mapsize(st->env, want);
 	st->map_addr = NULL; /* it may have moved (sg_map_trim) */
+	if (!rc && st->uffd >= 0)
+		sg_map_watch(st); /* a new mapping, to register again */
 	pthread_rwlock_unlock(&st->map_lock);
 	if (rc) {
 		sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-STORE-GROW", "cannot grow map to %llu bytes: %s",

@@ -7,14 +7,18 @@
 # reads right. Then the 4M round again with the data dir on a btrfs
 # subvolume (a loop-mounted image in the work dir): there the device of the
 # store's mapping in /proc/self/maps is not the one stat gives, and the
-# store finds its map by the file's name instead. (The store logic itself:
-# test_map_trim in test_store.)
+# store finds its map by the file's name instead. Bounded, the status shows
+# every branch page mapped after the open, and (Linux 6.7 on) faults that
+# map one page each. (The store logic itself: test_map_trim and
+# test_map_warm in test_store.)
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
 
-sg_require_tools python3 sha256sum awk sed mkfs.btrfs btrfs losetup mount umount stat
+sg_require_tools python3 sha256sum awk sed sort uname mkfs.btrfs btrfs losetup mount umount stat
 
 rss_file() { awk '$1 == "RssFile:" { print $2 * 1024 }' "/proc/$1/status"; }
+# kernel_ge X.Y: the running kernel is at least X.Y
+kernel_ge() { [ "$(printf '%s\n%s\n' "$1" "$(uname -r)" | sort -V | head -n1)" = "$1" ]; }
 sg_mount c mirror=off || sg_done
 cat >"$SG_WORK/mm.py" <<'PY'
 import hashlib, os, sys
@@ -47,6 +51,21 @@ read_round() {
 			fail "max_mapped=4M$where: RssFile grew by at most 8 MiB" "before $base, after $after bytes"
 		[ "${drops:-0}" -gt 0 ] && ok "max_mapped=4M$where: the status counts $drops drops" ||
 			fail "max_mapped=4M$where: the status counts drops" "$(grep -i mapped "$MNT/.sigil/status")"
+		# the branch pages mapped after the open (all of them), and the
+		# faults that map one page each where the kernel can (6.7)
+		map=$(sed -n 's/^map  *//p' "$MNT/.sigil/status")
+		echo "$map" | grep -qE ' ([1-9][0-9]*) of \1 branch pages mapped after the open' &&
+			ok "max_mapped=4M$where: every branch page mapped after the open ($map)" ||
+			fail "max_mapped=4M$where: every branch page mapped after the open" "$map"
+		if kernel_ge 6.7; then
+			want_map="one page each (fault-around off)"
+		else
+			want_map="their neighbours too"
+		fi
+		case $map in
+		*"faults map $want_map"*) ok "max_mapped=4M$where: on Linux $(uname -r) faults map $want_map" ;;
+		*) fail "max_mapped=4M$where: on Linux $(uname -r) faults map $want_map" "$map" ;;
+		esac
 	else
 		[ "$grown" -ge 16 ] && ok "max_mapped=64G$where: RssFile grew by $grown MiB (the reads stay mapped)" ||
 			fail "max_mapped=64G$where: RssFile grew by at least 16 MiB" "before $base, after $after bytes"

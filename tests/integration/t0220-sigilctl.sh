@@ -198,6 +198,9 @@ assert j["node"] == "a", j["node"]
 assert j["node_id"] == sys.argv[2], j["node_id"]
 assert j["store"]["version"] == int(sys.argv[3]), (j["store"]["version"], sys.argv[3])
 assert j["store"]["lost"] == 0 and j["store"]["deferred"] >= 3, j["store"]
+st = j["store"]
+assert isinstance(st["map_single_page_faults"], bool), st
+assert 0 <= st["branch_pages_mapped_at_open"] <= st["branch_pages"], st
 assert j["vector"] == [{"node_id": sys.argv[2], "name": "a", "seq": int(sys.argv[3])}], j["vector"]
 assert j["data"] == sys.argv[4], j["data"]
 assert j["conflicts"] == 0 and isinstance(j["replication"], dict)

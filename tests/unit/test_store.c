@@ -6,10 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -1161,6 +1164,81 @@ static int fd_count(void)
 		n++;
 	closedir(d);
 	return n;
+}
+
+/* Whether the running kernel is at least major.minor. */
+static bool kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
+#define WARM_FILES 20000
+
+/* Under a bound, the branch pages of the trees a lookup walks are mapped
+ * after the open (a thread walks them from the roots), and once the store
+ * is past the bound, where the kernel can (Linux 6.7: an asynchronous
+ * userfaultfd), a fault maps only its page, not its 16 neighbours: 50
+ * lookups of random names then map a few pages each. Within the bound, or
+ * unbounded, faults map around as before. */
+static void test_map_warm(void **state)
+{
+	struct fx *f = *state;
+	sg_store_stats ss;
+	uint64_t before, grown;
+	unsigned seed = 7;
+	char name[32];
+
+	/* an empty store is within the bound: faults map around */
+	f->opts.max_mapped = 2ULL << 20;
+	assert_int_equal(fx_reopen_with(f, 3600LL * 1000000000, 3600LL * 1000000000), 0);
+	assert_int_equal(sg_store_stats_get(f->st, &ss), 0);
+	assert_int_equal(ss.map_single, 0);
+	for (unsigned i = 0; i < WARM_FILES; i++) {
+		sg_attr a;
+
+		snprintf(name, sizeof(name), "f%05u", i);
+		assert_int_equal(sg_store_create(f->st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644,
+		                                 0, 0, name, strlen(name), now_ns(), &a),
+		                 0);
+	}
+	assert_int_equal(sg_store_checkpoint(f->st), 0);
+	/* grown past it: no more */
+	assert_int_equal(sg_store_stats_get(f->st, &ss), 0);
+	assert_int_equal(ss.map_single, kernel_at_least(6, 7));
+
+	assert_int_equal(fx_reopen_with(f, -1, 0), 0);
+	assert_int_equal(sg_store_stats_get(f->st, &ss), 0);
+	assert_true(ss.used_bytes > f->opts.max_mapped);  /* the bound applies */
+	for (int i = 0; i < 500 && !ss.map_warmed; i++) { /* 5 s at most */
+		usleep(10000);
+		assert_int_equal(sg_store_stats_get(f->st, &ss), 0);
+	}
+	assert_true(ss.branch_pages >= 3);
+	assert_int_equal(ss.map_warmed, ss.branch_pages);
+	if (kernel_at_least(6, 7)) {
+		assert_int_equal(ss.map_single, 1);
+		before = rss_file_now();
+		for (int i = 0; i < 50; i++) {
+			sg_attr a;
+
+			snprintf(name, sizeof(name), "f%05u", rand_r(&seed) % WARM_FILES);
+			assert_int_equal(sg_store_lookup(f->st, SG_ROOT_ID, name, &a), 0);
+		}
+		grown = rss_file_now() - before;
+		print_message("50 lookups mapped %" PRIu64 " KiB\n", grown >> 10);
+		assert_true(grown <= 50 * 4 * 4096ULL);
+	}
+
+	f->opts.max_mapped = UINT64_MAX;
+	assert_int_equal(fx_reopen_with(f, -1, 0), 0);
+	assert_int_equal(sg_store_stats_get(f->st, &ss), 0);
+	assert_int_equal(ss.map_single, 0);
+	f->opts.max_mapped = 0;
 }
 
 static void test_map_trim(void **state)
@@ -4601,6 +4679,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_map_growth, setup_small_map, teardown),
 	    cmocka_unit_test_setup_teardown(test_map_trim, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_warm, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_file_size_limit, setup_small_file, teardown),
 	    cmocka_unit_test_setup_teardown(test_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deep_path, setup, teardown),
