@@ -329,6 +329,7 @@ for ((k = 1; k <= RMAX; k++)); do
 		fi
 		# the last round: what RSS the lookups left, then readdir and the walk
 		rss "$SPID" "$N.rss_ops"
+		put "$N.map_status" "$(sed -n 's/^map  *//p' "$MNT/.sigil/status")"
 		for d in $(rdirs "$N"); do
 			say "$N files: readdir of $d x $(rdrep "$d")"
 			step "readdir $d" taskset -c "$CPU" "$SB" readdir "$MNT/$d" "$(rdrep "$d")" "$RAW/readdir-${d//\//_}.txt"
