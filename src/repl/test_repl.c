@@ -2,6 +2,7 @@
  * garbage is dropped and counted and changes nothing; two nodes converge. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,6 +42,36 @@ struct node {
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	return remove(p);
+}
+
+/* What a test makes in /tmp is named /tmp/sigil-WHAT-PID-XXXXXX, WHAT one
+ * of these, PID the test's process: main() removes what a test process
+ * leaves behind when it fails (an assertion skips the test's cleanup). */
+static const char *const tmp_kinds[] = {"repl", "pki", "log"};
+
+static void tmp_name(char *buf, size_t len, const char *what)
+{
+	snprintf(buf, len, "/tmp/sigil-%s-%d-XXXXXX", what, (int)getpid());
+}
+
+static void remove_leftovers(pid_t pid)
+{
+	DIR *d = opendir("/tmp");
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		for (size_t k = 0; k < sizeof(tmp_kinds) / sizeof(tmp_kinds[0]); k++) {
+			char prefix[64], path[320];
+
+			snprintf(prefix, sizeof(prefix), "sigil-%s-%d-", tmp_kinds[k], (int)pid);
+			if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+				continue;
+			snprintf(path, sizeof(path), "/tmp/%s", e->d_name);
+			nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		}
+	}
+	if (d)
+		closedir(d);
 }
 
 /* Ports this process reserved (see free_port()), released at exit. */
@@ -252,7 +283,7 @@ static void node_start(struct node *n, const char *name, const char *peer)
 {
 	sg_store_opts so = {0};
 
-	strcpy(n->dir, "/tmp/sigil-repl-XXXXXX");
+	tmp_name(n->dir, sizeof(n->dir), "repl");
 	assert_non_null(mkdtemp(n->dir));
 	snprintf(n->url, sizeof(n->url), "%s://%s:%d", test_tls ? "tls+tcp" : "tcp", test_host,
 	         free_port());
@@ -1096,7 +1127,7 @@ static void *gossip(const char *listen, const char *const *peers, size_t npeers,
  * node only tcp://; and nobody dials a wildcard address (0.0.0.0, ::). */
 static void test_learned_urls_match_transport(void **state)
 {
-	char dir[] = "/tmp/sigil-pki-XXXXXX", list[4096], want[256], cert[128], key[128], ca[128];
+	char dir[64], list[4096], want[256], cert[128], key[128], ca[128];
 	char plain[64], plain2[64], tls1[64], wild[64];
 	struct node a, t;
 	nng_socket fake;
@@ -1125,6 +1156,7 @@ static void test_learned_urls_match_transport(void **state)
 	node_stop(&a);
 
 	/* a TLS node learns tls+tcp:// URLs only: plain tcp:// would be plaintext */
+	tmp_name(dir, sizeof(dir), "pki");
 	assert_non_null(mkdtemp(dir));
 	pki_write(dir);
 	test_tls = dir;
@@ -1302,7 +1334,7 @@ static void log_capture(void)
 {
 	int fd;
 
-	strcpy(stderr_path, "/tmp/sigil-log-XXXXXX");
+	tmp_name(stderr_path, sizeof(stderr_path), "log");
 	assert_true((fd = mkstemp(stderr_path)) >= 0);
 	fflush(stderr);
 	stderr_saved = dup(2);
@@ -1340,13 +1372,14 @@ static int log_count(const char *id)
  * SP or speaks another SP protocol, a message over the size limit. */
 static void test_refused_peers_counted(void **state)
 {
-	char dir[] = "/tmp/sigil-pki-XXXXXX", evil[64], ca[128];
+	char dir[64], evil[64], ca[128];
 	struct node t, a;
 	nng_socket fake, pair;
 	nng_tls_config *srv, *none, *other;
 	sg_repl_stats rs;
 	int port;
 
+	tmp_name(dir, sizeof(dir), "pki");
 	assert_non_null(mkdtemp(dir));
 	pki_write(dir);
 	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
@@ -1652,6 +1685,8 @@ int main(void)
 			fprintf(stderr, "test_repl: %s FAILED\n", tests[i].name);
 			failed++;
 		}
+		if (pid > 0)
+			remove_leftovers(pid);
 	}
 	fprintf(stderr, "test_repl: %zu tests, %d failed\n", ntests, failed);
 	return failed ? 1 : 0;
