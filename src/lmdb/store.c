@@ -654,6 +654,39 @@ static uint64_t map_drop(sg_store *st, size_t off, size_t len)
 	return kept;
 }
 
+/* Where the map is, under a fresh snapshot: the lock the snapshot holds
+ * keeps it there until sg_rd_end (map_find is the trimmer's: wait out a
+ * drop, 1 s at most). 0, or -1 with no snapshot held. */
+static int warm_hold(sg_store *st, MDB_txn **txn, const char **base, uint64_t *last)
+{
+	const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	MDB_envinfo info;
+	size_t len;
+
+	if (snapshot(st, txn) != 0)
+		return -1;
+	for (int i = 0; atomic_exchange(&st->trimming, 1); i++) {
+		if (i == 1000 || atomic_load(&st->warm_stop)) {
+			sg_rd_end(st, *txn);
+			return -1;
+		}
+		usleep(1000);
+	}
+	if (!st->map_addr)
+		map_find(st);
+	*base = st->map_addr;
+	len = st->map_len;
+	atomic_store(&st->trimming, 0);
+	if (!*base || len < pg || mdb_env_info(st->env, &info) != 0) {
+		sg_rd_end(st, *txn);
+		return -1;
+	}
+	*last = info.me_last_pgno;
+	if ((*last + 1) * pg > len)
+		*last = len / pg - 1;
+	return 0;
+}
+
 /*
  * Map the branch pages of the B-trees a lookup walks (dir, ent, data,
  * xattr) once after the open, level by level from the roots, so that the
@@ -668,6 +701,13 @@ static uint64_t map_drop(sg_store *st, size_t off, size_t len)
  * bytes. Every offset and page number is checked against the page and the
  * map before it is used; a page that does not look right ends that tree's
  * walk. At most half of max_mapped is mapped so.
+ *
+ * The walk takes a new snapshot every warm_chunk pages (64): a cold store
+ * reads each page from the disk, and while a snapshot is held a map growth
+ * waits for it and LMDB cannot reuse the pages freed after it. A page number
+ * read under an older one may by then be a freed or reused page: its
+ * header check drops it (or it is a branch page of another place, which
+ * costs a page of the budget). Nothing is written through any of it.
  */
 static void warm_upper(sg_store *st)
 {
@@ -675,33 +715,17 @@ static void warm_upper(sg_store *st)
 	const char *names[] = {"dir", "ent", "data", "xattr"};
 	const MDB_dbi dbis[] = {st->dir, st->ent, st->data, st->xattr};
 	uint64_t budget = st->max_mapped == UINT64_MAX ? UINT64_MAX : st->max_mapped / pg / 2;
-	uint64_t *cur = NULL, *next = NULL, last, touched = 0;
-	size_t cap = 0, len = 0;
+	uint64_t *cur = NULL, *next = NULL, last, touched = 0, snaps = 1;
+	size_t cap = 0, held = 0;
 	const char *base = NULL;
 	volatile unsigned char sum = 0;
-	MDB_envinfo info;
-	MDB_txn *txn;
+	MDB_txn *txn = NULL;
 	MDB_dbi main_db;
 
-	if (snapshot(st, &txn) != 0)
-		return;
-	/* where the map is: the lock keeps it there until sg_rd_end (map_find
-	 * is the trimmer's: wait out a drop, 1 s at most) */
-	for (int i = 0; atomic_exchange(&st->trimming, 1); i++) {
-		if (i == 1000 || atomic_load(&st->warm_stop))
-			goto out;
-		usleep(1000);
-	}
-	if (!st->map_addr)
-		map_find(st);
-	base = st->map_addr;
-	len = st->map_len;
-	atomic_store(&st->trimming, 0);
-	if (!base || mdb_env_info(st->env, &info) != 0 || mdb_dbi_open(txn, NULL, 0, &main_db) != 0)
+	if (warm_hold(st, &txn, &base, &last) != 0)
 		goto out;
-	last = info.me_last_pgno;
-	if ((last + 1) * pg > len)
-		last = len / pg - 1;
+	if (mdb_dbi_open(txn, NULL, 0, &main_db) != 0)
+		goto out;
 	for (size_t t = 0; t < sizeof(dbis) / sizeof(dbis[0]) && budget; t++) {
 		MDB_val key = {strlen(names[t]), (void *)names[t]}, val;
 		MDB_stat ms;
@@ -729,17 +753,32 @@ static void warm_upper(sg_store *st)
 
 			for (size_t i = 0; i < ncur && budget && !atomic_load(&st->warm_stop);
 			     i++) {
-				const char *p = base + cur[i] * pg;
+				const char *p;
 				uint64_t own;
 				uint16_t flags, lower;
 
+				if (++held > st->warm_chunk) {
+					sg_rd_end(st, txn);
+					txn = NULL;
+					if (warm_hold(st, &txn, &base, &last) != 0)
+						goto out;
+					held = 1;
+					snaps++;
+				}
+				if (cur[i] > last)
+					continue;
+				p = base + cur[i] * pg;
 				budget--;
 				memcpy(&own, p, 8); /* the fault that maps it */
 				memcpy(&flags, p + 10, 2);
 				memcpy(&lower, p + 12, 2);
 				if (own != cur[i] || !(flags & 0x01) || lower < 16 || lower > pg) {
-					ncur = 0; /* not what it should be: leave this tree */
-					break;
+					if (level == 1) {
+						ncur =
+						    0; /* not what it should be: leave this tree */
+						break;
+					}
+					continue; /* freed or reused since it was read */
 				}
 				sum += (unsigned char)own;
 				touched++;
@@ -783,7 +822,9 @@ static void warm_upper(sg_store *st)
 out:
 	free(cur);
 	free(next);
-	sg_rd_end(st, txn);
+	if (txn)
+		sg_rd_end(st, txn);
+	atomic_store(&st->warm_snapshots, snaps);
 	atomic_store(&st->map_warmed, touched);
 	(void)sum;
 }
@@ -1048,6 +1089,7 @@ int sg_store_open(sg_store **out, const sg_store_opts *opts)
 	                                               : (uint64_t)opts->sync_delay_ns;
 	st->linger_ns = opts->linger_ns > 0 ? (uint64_t)opts->linger_ns : SG_DEFAULT_LINGER_NS;
 	st->max_mapped = opts->max_mapped ? opts->max_mapped : SG_DEFAULT_MAX_MAPPED;
+	st->warm_chunk = opts->warm_chunk ? opts->warm_chunk : SG_DEFAULT_WARM_CHUNK;
 	st->statm_fd = -1;
 	st->uffd = -1;
 	st->pagemap_fd = -1;
@@ -1197,6 +1239,7 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 	out->checkpoints = atomic_load(&st->checkpoints);
 	out->map_trims = atomic_load(&st->map_trims);
 	out->map_warmed = atomic_load(&st->map_warmed);
+	out->map_warm_snapshots = atomic_load(&st->warm_snapshots);
 	pthread_rwlock_rdlock(&st->map_lock);
 	out->map_single = st->uffd >= 0;
 	mdb_env_info(st->env, &info);

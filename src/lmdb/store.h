@@ -119,6 +119,9 @@ typedef struct sg_store_opts {
 	 *  kernel's page cache); bytes; 0: SG_DEFAULT_MAX_MAPPED; UINT64_MAX:
 	 *  never */
 	uint64_t max_mapped;
+	/** branch pages the warm-up after the open maps under one read
+	 *  snapshot before it takes the next; 0: SG_DEFAULT_WARM_CHUNK */
+	unsigned warm_chunk;
 } sg_store_opts;
 
 #define SG_DEFAULT_MAX_FILE (64ULL << 20)
@@ -127,6 +130,7 @@ typedef struct sg_store_opts {
 #define SG_DEFAULT_SYNC_DELAY_NS 5000000LL /* 5 ms */
 #define SG_DEFAULT_LINGER_NS 200000LL      /* 200 us: a busy caller's next op comes sooner */
 #define SG_DEFAULT_MAX_MAPPED (16ULL << 20)
+#define SG_DEFAULT_WARM_CHUNK 64
 
 /** One child of a directory, for sg_store_list(). */
 typedef struct sg_dirent {
@@ -274,8 +278,9 @@ typedef struct sg_store_stats {
 	uint64_t branch_pages;    /**< branch pages of the trees a lookup walks (dir, ent,
 	                               data, xattr) */
 	uint64_t map_warmed;      /**< of those, mapped after the open (0: not yet done) */
-	int map_single;           /**< 1: a fault maps only its page (fault-around off) */
-	uint64_t conflicts;       /**< conflicts recorded (as sg_store_conflicts lists them) */
+	uint64_t map_warm_snapshots; /**< read snapshots the warm-up took for it */
+	int map_single;              /**< 1: a fault maps only its page (fault-around off) */
+	uint64_t conflicts;          /**< conflicts recorded (as sg_store_conflicts lists them) */
 } sg_store_stats;
 
 int sg_store_stats_get(sg_store *st, sg_store_stats *out);

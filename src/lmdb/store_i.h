@@ -191,7 +191,9 @@ struct sg_store {
 	pthread_t warmer;
 	int warming;
 	_Atomic int warm_stop;
-	_Atomic uint64_t map_warmed; /* the branch pages it mapped, once done */
+	_Atomic uint64_t map_warmed;     /* the branch pages it mapped, once done */
+	_Atomic uint64_t warm_snapshots; /* the snapshots it took, once done */
+	unsigned warm_chunk;             /* pages it maps under one */
 	/* where the map is (NULL: not known), where the next partial drop
 	 * starts, and the drops so far; under map_lock, shared, by the one
 	 * trimming; map_grow forgets map_addr */

@@ -1220,6 +1220,7 @@ static void test_map_warm(void **state)
 	}
 	assert_true(ss.branch_pages >= 3);
 	assert_int_equal(ss.map_warmed, ss.branch_pages);
+	assert_int_equal(ss.map_warm_snapshots, 1); /* fewer than SG_DEFAULT_WARM_CHUNK */
 	if (kernel_at_least(6, 7)) {
 		assert_int_equal(ss.map_single, 1);
 		before = rss_file_now();
@@ -1233,6 +1234,19 @@ static void test_map_warm(void **state)
 		print_message("50 lookups mapped %" PRIu64 " KiB\n", grown >> 10);
 		assert_true(grown <= 50 * 4 * 4096ULL);
 	}
+
+	/* two pages per snapshot: every branch page still mapped, under
+	 * a snapshot per two of them */
+	f->opts.warm_chunk = 2;
+	assert_int_equal(fx_reopen_with(f, -1, 0), 0);
+	assert_int_equal(sg_store_stats_get(f->st, &ss), 0);
+	for (int i = 0; i < 500 && !ss.map_warmed; i++) { /* 5 s at most */
+		usleep(10000);
+		assert_int_equal(sg_store_stats_get(f->st, &ss), 0);
+	}
+	assert_int_equal(ss.map_warmed, ss.branch_pages);
+	assert_int_equal(ss.map_warm_snapshots, (ss.branch_pages + 1) / 2);
+	f->opts.warm_chunk = 0;
 
 	f->opts.max_mapped = UINT64_MAX;
 	assert_int_equal(fx_reopen_with(f, -1, 0), 0);
