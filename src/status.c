@@ -255,9 +255,10 @@ static void status(const sg_status_src *s, FILE *f)
 		        "replication %" PRIu64 " applied, %" PRIu64 " stale, %" PRIu64
 		        " held (clock ahead), %" PRIu64 " refused, %" PRIu64 " deferred, %" PRIu64
 		        " too large, %" PRIu64 " malformed messages, %" PRIu64
-		        " oversized messages; %" PRIu64 " pushes, %" PRIu64 " pulls\n",
+		        " oversized messages; %" PRIu64 " pushes, %" PRIu64 " pulls, %" PRIu64
+		        " pushes received in place of a pull\n",
 		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.deferred, rs.too_large,
-		        rs.malformed, rs.oversized, rs.pushes, rs.pulls);
+		        rs.malformed, rs.oversized, rs.pushes, rs.pulls, rs.pushes_as_pulls);
 		fprintf(f,
 		        "transport   TLS handshakes %" PRIu64 " refused (by this node), %" PRIu64
 		        " failed (peer not from the cluster CA); %" PRIu64 " protocol errors\n",
@@ -372,6 +373,9 @@ static void metrics(const sg_status_src *s, FILE *f)
 		  rs.pushes);
 		M("sigil_repl_pulls_total", "counter", "Pulls answered by a peer.", PRIu64,
 		  rs.pulls);
+		M("sigil_repl_pushes_as_pulls_total", "counter",
+		  "Pushes received that moved the pull cursor into their sender's log.", PRIu64,
+		  rs.pushes_as_pulls);
 		M("sigil_repl_tombstones_purged_total", "counter", "Tombstones purged.", PRIu64,
 		  rs.purged);
 		M("sigil_repl_snapshots_served_total", "counter",
@@ -565,13 +569,13 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 		        ", \"oversized\": %" PRIu64 ", \"tls_refused\": %" PRIu64
 		        ", \"tls_failed\": %" PRIu64 ", \"proto_errors\": %" PRIu64
 		        ", \"pushes\": %" PRIu64 ", \"pulls\": %" PRIu64
-		        ", \"tombstones_purged\": %" PRIu64 ", \"snapshots_served\": %" PRIu64
-		        ", \"snapshots_received\": %" PRIu64 ", \"snapshot_dropped\": %" PRIu64
-		        "},\n",
+		        ", \"pushes_as_pulls\": %" PRIu64 ", \"tombstones_purged\": %" PRIu64
+		        ", \"snapshots_served\": %" PRIu64 ", \"snapshots_received\": %" PRIu64
+		        ", \"snapshot_dropped\": %" PRIu64 "},\n",
 		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.deferred, rs.too_large,
 		        rs.malformed, rs.oversized, rs.tls_refused, rs.tls_failed, rs.proto_errors,
-		        rs.pushes, rs.pulls, rs.purged, rs.snapshots_served, rs.snapshots_received,
-		        rs.forgotten);
+		        rs.pushes, rs.pulls, rs.pushes_as_pulls, rs.purged, rs.snapshots_served,
+		        rs.snapshots_received, rs.forgotten);
 		struct peer_list l;
 
 		peers_get(s, &l);

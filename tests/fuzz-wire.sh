@@ -171,7 +171,7 @@ EOF
 # A dictionary of the format's tokens helps the fuzzer past the validators.
 cat >"$tmp/wire.dict" <<'EOF'
 "SGL1"
-"\x02\x00"
+"\x03\x00"
 "tcp://"
 "tls+tcp://"
 "ipc://"

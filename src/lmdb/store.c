@@ -1660,6 +1660,7 @@ out:
 struct change_cb {
 	sg_change_cb cb;
 	void *ctx;
+	uint64_t except; /* an origin left out (0: none) */
 };
 
 struct conflict_cb {
@@ -1684,6 +1685,8 @@ static int change_row(sg_store *st, MDB_txn *txn, const MDB_val *key, const MDB_
 		return -EIO;
 	id = sg_get_be64(val->mv_data);
 	rc = sg_rec_get(st, txn, id, &rec, NULL);
+	if (rc == 0 && u->except && rec.origin == u->except)
+		return 0;
 	rc = rc ? rc : sg_path_build(st, txn, id, &path);
 	if (rc == 0 && rec.type != SG_TYPE_DIR && rec.type != SG_TYPE_TOMBSTONE)
 		rc = data_copy(st, txn, id, &data, &len);
@@ -1716,7 +1719,15 @@ static int change_row(sg_store *st, MDB_txn *txn, const MDB_val *key, const MDB_
 
 int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_cb cb, void *ctx)
 {
-	struct change_cb u = {cb, ctx};
+	struct change_cb u = {cb, ctx, 0};
+
+	return scan_after(st, st->log, after, max, change_row, &u);
+}
+
+int sg_store_changes_after_except(sg_store *st, uint64_t after, size_t max, uint64_t except,
+                                  sg_change_cb cb, void *ctx)
+{
+	struct change_cb u = {cb, ctx, except};
 
 	return scan_after(st, st->log, after, max, change_row, &u);
 }

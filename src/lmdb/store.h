@@ -329,6 +329,15 @@ int sg_store_listxattr(sg_store *st, uint64_t id, char **out, size_t *len);
  */
 int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_cb cb, void *ctx);
 
+/**
+ * As sg_store_changes_after(), but the entries whose latest change has the
+ * origin `except` are left out: they are not read beyond their stamp (no
+ * path, content or xattrs) and not handed to cb. `max` counts the rows
+ * read, those left out included.
+ */
+int sg_store_changes_after_except(sg_store *st, uint64_t after, size_t max, uint64_t except,
+                                  sg_change_cb cb, void *ctx);
+
 /* ---- mutations (queued to the writer; each returns after its commit) ----- */
 
 /** Fields of sg_store_setattr(). */

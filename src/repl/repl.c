@@ -74,8 +74,9 @@ struct peer {
 	 * the paths its pages listed, an open-addressed set (0: a free slot) */
 	char
 	    adv[ADV_MAX]; /* its worker's: this node's URL as that peer sees it (wildcard listen) */
-	int snap_on;
-	uint64_t snap_inc; /* the peer's incarnation it comes from */
+	int snap_on;      /* set under r->lock too: push_covers reads it */
+	uint64_t snap_inc;     /* the peer's incarnation it comes from */
+	sg_stamp snap_horizon; /* the peer's purge horizon when it began */
 	uint64_t *snap_set;
 	size_t snap_n, snap_cap;
 };
@@ -135,6 +136,7 @@ struct sg_repl {
 
 	_Atomic uint64_t applied, stale, quarantined, malformed, refused, pushes, pulls, deferred;
 	_Atomic uint64_t purged, snap_served, snap_received, forgotten, oversized, too_large;
+	_Atomic uint64_t push_cursor; /* pushes that moved a pull cursor (push_covers) */
 
 	/* the latest changes passed over for their size, so that each is counted
 	 * and logged once, not at every page that lists it */
@@ -580,6 +582,7 @@ struct page {
 	uint64_t next;
 	int more;
 	uint64_t only_origin; /* 0: all origins */
+	int gap;              /* only_origin passed over a change a pull would list */
 	sg_repl *r;
 };
 
@@ -686,9 +689,13 @@ static int page_cb(void *ctx, const sg_change *c)
 	int rc;
 
 	/* the root's own attributes stay local: it has no path a peer could apply */
-	if (!*c->path || sg_repl_local_only(pg->r, c->path) ||
-	    (pg->only_origin && c->stamp.origin != pg->only_origin)) {
+	if (!*c->path || sg_repl_local_only(pg->r, c->path)) {
 		pg->next = c->version; /* not for peers: step over it */
+		return 0;
+	}
+	if (pg->only_origin && c->stamp.origin != pg->only_origin) {
+		pg->next = c->version; /* not for this page: step over it */
+		pg->gap = 1;
 		return 0;
 	}
 	/* one change that cannot be encoded must not fail its page at every try */
@@ -729,7 +736,8 @@ static int transient(int rc)
 
 /* What became of a batch of remote changes. */
 struct outcome {
-	size_t again; /* not taken for now: the sender or the next pull brings them again */
+	size_t again;   /* not taken for now: the sender or the next pull brings them again */
+	size_t refused; /* refused for good with no `later` to keep them for another try */
 };
 
 static void held_free(struct held *h)
@@ -997,8 +1005,10 @@ static void apply_batch(sg_repl *r, const sg_change *cs, size_t n, int may_quara
 		size_t a = o->again;
 
 		if (settle(r, &ok[j], rcs[j], o)) {
-			if (!later || later_add(later, &ok[j], rcs[j]) != 0)
+			if (!later || later_add(later, &ok[j], rcs[j]) != 0) {
 				refused(r, &ok[j], rcs[j]);
+				o->refused++;
+			}
 		} else if (again && o->again != a) {
 			again[idx[j]] = 1;
 		}
@@ -1293,6 +1303,34 @@ static void snap_finish(sg_repl *r, struct peer *p, const sg_msg *last)
 /* ---- the server: answer PULL and PUSH ---- */
 
 /* Answer m; adv: this node's URL as the requester can reach it. */
+/*
+ * A push held the range (since, next] of its sender's log whole, as a page of
+ * a pull would have listed it, and every change of it was taken (none
+ * refused: a pull would have kept those for another try after its next
+ * pages). A pull cursor into that log that is at `since` or past it (so
+ * the range continues what it holds) moves to `next`: the next pull starts
+ * there, rather than fetch again what the push brought. Not during a
+ * snapshot (the paths its pages list decide what is forgotten at its end),
+ * nor for another incarnation of the sender's store. The sender sends a
+ * range only from at or above its purge horizon, so a cursor moved so never
+ * skips the snapshot a cursor below the horizon needs.
+ */
+static void push_covers(sg_repl *r, const sg_msg *m)
+{
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->npeers; i++) {
+		struct peer *p = r->peers[i];
+		uint64_t at = p->pull_since;
+
+		if (p->node_id != m->node_id || p->pull_inc != m->incarnation || p->snap_on ||
+		    at < m->since || at >= m->next)
+			continue;
+		p->pull_since = m->next;
+		atomic_fetch_add(&r->push_cursor, 1);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 static nng_msg *serve(sg_repl *r, const sg_msg *m, const char *adv)
 {
 	const char *urls[MAX_PEERS];
@@ -1310,7 +1348,7 @@ static nng_msg *serve(sg_repl *r, const sg_msg *m, const char *adv)
 		puller_note(r, m->node_id, since);
 		if (sg_store_purge_horizon(r->st, &h) < 0)
 			return NULL;
-		if (since && since < h.version) {
+		if (since && since < h.version && !(m->flags & SG_PULL_IN_SNAPSHOT)) {
 			/* it may have missed a delete purged here: everything again */
 			sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-REPL-SNAPSHOT-SERVE",
 			       "%s (%016llx) has this log up to %llu only, below the purge "
@@ -1330,7 +1368,13 @@ static nng_msg *serve(sg_repl *r, const sg_msg *m, const char *adv)
 		    m->max_bytes && m->max_bytes < PAGE_BYTES ? m->max_bytes : PAGE_BYTES;
 		pg.next = since;
 		top = sg_store_version(r->st);
-		rc = sg_store_changes_after(r->st, since, 0, page_cb, &pg);
+		/* the requester's own changes, where it holds them all: not read,
+		 * not sent (it would find each held). Never in a snapshot. */
+		if (since && (m->flags & SG_PULL_OWN_HELD))
+			rc = sg_store_changes_after_except(r->st, since, 0, m->node_id, page_cb,
+			                                   &pg);
+		else
+			rc = sg_store_changes_after(r->st, since, 0, page_cb, &pg);
 		/* the whole log read: the cursor passes the versions purged at its end too */
 		if (!pg.more && pg.next < top)
 			pg.next = top;
@@ -1364,6 +1408,8 @@ static nng_msg *serve(sg_repl *r, const sg_msg *m, const char *adv)
 		 * it again until this clock catches up (a pusher that does not
 		 * listen cannot be pulled from) */
 		apply_batch(r, m->changes, m->nchanges, 0, NULL, &o, NULL);
+		if (m->next && !o.again && !o.refused)
+			push_covers(r, m);
 		msg_head(r, &reply, SG_MSG_ACK);
 		reply.listen_url = adv;
 		reply.code = o.again ? EAGAIN : 0; /* EAGAIN: not all taken, send it again */
@@ -1633,6 +1679,11 @@ static void pull_from(sg_repl *r, struct peer *p)
 
 		m.since = since;
 		m.known_incarnation = inc;
+		/* this node holds every change of its own: the peer may leave them
+		 * out, but not from a snapshot's pages (what they do not name is
+		 * forgotten at its end, snap_finish); and a snapshot under way goes
+		 * on to its end */
+		m.flags = p->snap_on ? SG_PULL_IN_SNAPSHOT : SG_PULL_OWN_HELD;
 		rc = exchange(r, p, &m, &reply);
 		if (rc == 0 && reply->type != SG_MSG_CHANGES) {
 			atomic_fetch_add(&r->malformed, 1);
@@ -1655,11 +1706,30 @@ static void pull_from(sg_repl *r, struct peer *p)
 		if (reply->snapshot) {
 			/* a listing from the start: note every path it names */
 			snap_drop(p);
+			pthread_mutex_lock(&r->lock);
 			p->snap_on = 1;
+			pthread_mutex_unlock(&r->lock);
 			p->snap_inc = reply->incarnation;
+			p->snap_horizon = reply->horizon;
 		} else if (p->snap_on && (reply->incarnation != p->snap_inc ||
 		                          reply->incarnation != p->pull_inc)) {
 			snap_drop(p); /* not a continuation of it */
+		} else if (p->snap_on && memcmp(&reply->horizon, &p->snap_horizon,
+		                                sizeof(p->snap_horizon)) != 0) {
+			/* it purged since the snapshot began: its earlier pages may
+			 * name entries deleted and purged since, which its end would
+			 * keep here. From the start again (SG_PULL_IN_SNAPSHOT lets a
+			 * snapshot run to its end below the horizon only while the
+			 * horizon stays where it was) */
+			sg_log(SG_LOG_INFO, DOMAIN, "SIGIL-REPL-SNAPSHOT",
+			       "%s purged during its snapshot: from the start again", p->url);
+			snap_drop(p);
+			sg_wire_free(reply);
+			later_free(&later);
+			pthread_mutex_lock(&r->lock);
+			p->pull_since = 0;
+			pthread_mutex_unlock(&r->lock);
+			return;
 		}
 		apply_batch(r, reply->changes, reply->nchanges, 1, &fresh, &o, NULL);
 		/* what earlier pages could not place may fit now */
@@ -1683,8 +1753,14 @@ static void pull_from(sg_repl *r, struct peer *p)
 			rewind = 1;
 			break;
 		}
-		p->pull_since = reply->next;
+		pthread_mutex_lock(&r->lock);
+		/* a push may have moved the cursor past this page meanwhile
+		 * (push_covers): it stays there */
+		if (reply->snapshot || p->snap_on || p->pull_inc != reply->incarnation ||
+		    p->pull_since < reply->next)
+			p->pull_since = reply->next;
 		p->pull_inc = reply->incarnation;
+		pthread_mutex_unlock(&r->lock);
 		if (!reply->more) {
 			/* the whole log: what is still refused lost to a newer entry */
 			later_refuse(r, &later);
@@ -1696,8 +1772,10 @@ static void pull_from(sg_repl *r, struct peer *p)
 		sg_wire_free(reply);
 	}
 	if (rewind && later.set) {
+		pthread_mutex_lock(&r->lock);
 		p->pull_since = later.since;
 		p->pull_inc = later.inc;
+		pthread_mutex_unlock(&r->lock);
 		later_free(&later);
 	} else {
 		/* the page limit: the next round goes on from here, not back */
@@ -1713,6 +1791,7 @@ static int push_to(sg_repl *r, struct peer *p)
 	for (int page = 0; page < MAX_PAGES_PER_PULL; page++) {
 		struct page pg = {.r = r, .max_bytes = PAGE_BYTES, .only_origin = r->node_id};
 		sg_msg m, *reply = NULL;
+		sg_horizon h;
 		uint32_t code = 0;
 		int rc;
 
@@ -1732,6 +1811,13 @@ static int push_to(sg_repl *r, struct peer *p)
 			m.listen_url = p->adv;
 		m.changes = pg.v;
 		m.nchanges = pg.n;
+		/* this page is what a pull's would be: say which range it is
+		 * (push_covers), from at or above the purge horizon only */
+		if (!pg.gap && pg.next > p->push_since && sg_store_purge_horizon(r->st, &h) == 0 &&
+		    p->push_since >= h.version) {
+			m.since = p->push_since;
+			m.next = pg.next;
+		}
 		rc = exchange(r, p, &m, &reply);
 		if (rc == 0 && reply->type != SG_MSG_ACK) {
 			atomic_fetch_add(&r->malformed, 1);
@@ -2383,6 +2469,7 @@ void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out)
 	out->forgotten = atomic_load(&r->forgotten);
 	out->oversized = atomic_load(&r->oversized);
 	out->too_large = atomic_load(&r->too_large);
+	out->pushes_as_pulls = atomic_load(&r->push_cursor);
 	{
 		struct tstats t;
 

@@ -124,6 +124,10 @@ typedef struct sg_repl_stats {
 	/** connections dropped for not speaking this protocol: not SP at all, or
 	 *  another SP protocol (NNG's "proto" and "reject", listener and dialers) */
 	uint64_t proto_errors;
+	/** pushes that moved this node's pull cursor into their sender's log:
+	 *  the push held a range of that log whole, as a pull's page would, and
+	 *  every change of it was taken, so the next pull starts after it */
+	uint64_t pushes_as_pulls;
 } sg_repl_stats;
 
 void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out);

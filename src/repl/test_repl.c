@@ -421,6 +421,19 @@ static int wait_for(struct node *n, const char *path, const char *want)
 	return 0;
 }
 
+/* Wait (at most 5 s) for path to be a file of `size` bytes on n. */
+static int wait_for_size(struct node *n, const char *path, uint64_t size)
+{
+	for (int i = 0; i < 500; i++) {
+		sg_attr x;
+
+		if (sg_store_resolve(n->st, path, &x) == 0 && x.size == size)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
 static void test_two_nodes_converge(void **state)
 {
 	struct node a, b;
@@ -616,6 +629,168 @@ static int wait_holds(struct node *n)
 		usleep(10000);
 	}
 	return 0;
+}
+
+/* Wait (at most 5 s) for n to have applied `want` remote changes. */
+static int wait_applied(struct node *n, uint64_t want)
+{
+	sg_repl_stats rs;
+
+	for (int i = 0; i < 500; i++) {
+		sg_repl_stats_get(n->r, &rs);
+		if (rs.applied >= want)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+/*
+ * A push that holds a range of its sender's log whole, all of it taken,
+ * moves the receiver's pull cursor past it: the next pull does not fetch
+ * it again. One that passed over a change of another origin in its range
+ * does not. The nodes pull once at the start and then not for a minute, so
+ * only pushes move the cursor here.
+ */
+static void test_push_moves_pull_cursor(void **state)
+{
+	struct node a, b;
+	sg_repl_stats rs;
+	sg_attr d;
+	char name[32];
+	uint64_t top;
+
+	(void)state;
+	test_pull_ms = 60000;
+	node_start(&a, "alpha", NULL);
+	node_start(&b, "beta", a.url);
+	/* b's first pull: it knows a's id and incarnation, and a learns b */
+	for (int i = 0; i < 500; i++) {
+		stats_of(&a, &rs);
+		if (one_peer(&b).node_id && rs.peers == 1)
+			break;
+		usleep(10000);
+	}
+	assert_true(one_peer(&b).node_id != 0);
+	assert_int_equal(rs.peers, 1);
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "etc", SG_TYPE_DIR, 0755, 0, 0,
+	                                 NULL, 0, sg_now_ns(), &d),
+	                 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "f%02d", i);
+		assert_int_equal(sg_store_create(a.st, NULL, d.id, name, SG_TYPE_FILE, 0640, 0, 0,
+		                                 name, strlen(name), sg_now_ns(), NULL),
+		                 0);
+	}
+	assert_true(wait_for(&b, "etc/f19", "f19"));
+	top = sg_store_version(a.st);
+	for (int i = 0; i < 500 && one_peer(&b).pulled < top; i++)
+		usleep(10000);
+	assert_int_equal(one_peer(&b).pulled, top); /* all of a's log, by pushes */
+	stats_of(&b, &rs);
+	assert_true(rs.pushes_as_pulls >= 1);
+	assert_int_equal(rs.pulls, 1); /* the first one only */
+
+	/* b's own change lands in a's log: a's next push passes over it, so
+	 * that push is not a whole range and b's cursor stays before it */
+	assert_int_equal(sg_store_create(b.st, NULL, SG_ROOT_ID, "from-b", SG_TYPE_FILE, 0640, 0, 0,
+	                                 "b", 1, sg_now_ns(), NULL),
+	                 0);
+	assert_true(wait_for(&a, "from-b", "b"));
+	assert_true(wait_applied(&a, 1));
+	stats_of(&b, &rs);
+	{
+		uint64_t moved = rs.pushes_as_pulls;
+
+		assert_int_equal(sg_store_create(a.st, NULL, d.id, "after", SG_TYPE_FILE, 0640, 0,
+		                                 0, "x", 1, sg_now_ns(), NULL),
+		                 0);
+		assert_true(wait_for(&b, "etc/after", "x"));
+		assert_true(wait_applied(&b, 22));
+		stats_of(&b, &rs);
+		assert_int_equal(rs.pushes_as_pulls, moved);
+		assert_int_equal(one_peer(&b).pulled, top);
+	}
+	/* a pull brings b's cursor to the end, the row of b's change included */
+	sg_repl_sync_now(b.r);
+	for (int i = 0; i < 500 && one_peer(&b).pulled < sg_store_version(a.st); i++)
+		usleep(10000);
+	assert_int_equal(one_peer(&b).pulled, sg_store_version(a.st));
+	stats_of(&b, &rs);
+	assert_int_equal(rs.malformed, 0);
+	assert_int_equal(rs.refused, 0);
+	node_stop(&b);
+	node_stop(&a);
+}
+
+/* Wait (at most 5 s) for n to have made `want` pulls. */
+static int wait_pulls(struct node *n, uint64_t want)
+{
+	sg_repl_stats rs;
+
+	for (int i = 0; i < 500; i++) {
+		sg_repl_stats_get(n->r, &rs);
+		if (rs.pulls >= want)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+/*
+ * A pull (not a snapshot's page) leaves out the puller's own changes: a's
+ * writes, pushed to b, do not come back to a when a pulls from b. b's own
+ * change in the same range does. The first pull of each is a snapshot,
+ * which lists everything; the nodes pull again only when told to.
+ */
+static void test_pull_leaves_out_own(void **state)
+{
+	struct node a, b;
+	sg_repl_stats rs;
+	uint64_t applied, pulls;
+	char name[32];
+
+	(void)state;
+	test_pull_ms = 60000;
+	node_start(&a, "alpha", NULL);
+	node_start(&b, "beta", a.url);
+	make_file(&a, "first", 10, 'a');
+	assert_true(wait_for(&b, "first", "aaaaaaaaaa"));
+	for (int i = 0; i < 500; i++) { /* a has learned b */
+		stats_of(&a, &rs);
+		if (rs.peers == 1)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(rs.peers, 1);
+	/* a's first pull from b: a snapshot, a's own changes too */
+	stats_of(&a, &rs);
+	pulls = rs.pulls;
+	sg_repl_sync_now(a.r);
+	assert_true(wait_pulls(&a, pulls + 1));
+	stats_of(&a, &rs);
+	assert_true(rs.applied >= 1); /* "first" came back (held: a no-op) */
+
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "f%02d", i);
+		make_file(&a, name, 100, 'x');
+	}
+	assert_true(wait_applied(&b, 21));
+	make_file(&b, "from-b", 3, 'b');
+	assert_true(wait_for(&a, "from-b", "bbb"));
+	assert_true(wait_applied(&a, rs.applied + 1));
+	stats_of(&a, &rs);
+	applied = rs.applied;
+	pulls = rs.pulls;
+	sg_repl_sync_now(a.r);
+	assert_true(wait_pulls(&a, pulls + 1));
+	usleep(100000);
+	stats_of(&a, &rs);
+	/* from b's log: only b's own change (held already), none of a's 20 */
+	assert_int_equal(rs.applied, applied + 1);
+	assert_int_equal(rs.malformed, 0);
+	node_stop(&b);
+	node_stop(&a);
 }
 
 /*
@@ -1598,6 +1773,18 @@ static void test_snapshot_catch_up(void **state)
 	assert_true(wait_for(&b, "etc/gone.conf", "old"));
 	assert_true(wait_for(&c, "etc/gone.conf", "old"));
 	assert_true(wait_for(&c, "etc/kept.conf", "kept"));
+	/* the snapshot c takes below runs to two pages (4 MiB each at most),
+	 * with c's own file in the second: a snapshot's pages list c's own
+	 * changes too, or its end would forget them */
+	make_file(&a, "big1", 3u << 20, '1');
+	make_file(&a, "big2", 3u << 20, '2');
+	assert_true(wait_for_size(&c, "big2", 3u << 20));
+	assert_int_equal(sg_store_resolve(c.st, "etc", &x), 0);
+	assert_int_equal(sg_store_create(c.st, NULL, x.id, "c-own.conf", SG_TYPE_FILE, 0644, 0, 0,
+	                                 "mine", 4, sg_now_ns(), NULL),
+	                 0);
+	assert_true(wait_for(&a, "etc/c-own.conf", "mine"));
+	assert_true(wait_for(&b, "etc/c-own.conf", "mine"));
 
 	/* c goes away; a deletes; c writes while away */
 	node_away(&c);
@@ -1619,9 +1806,16 @@ static void test_snapshot_catch_up(void **state)
 	assert_true(wait_for(&a, "etc/while-away.conf", "new"));
 	assert_true(wait_for(&b, "etc/while-away.conf", "new"));
 	assert_true(wait_for(&c, "etc/kept.conf", "kept"));
-	sg_repl_stats_get(c.r, &rs);
+	/* counted just after the reconcile that removed gone.conf */
+	for (int i = 0; i < 500; i++) {
+		sg_repl_stats_get(c.r, &rs);
+		if (rs.snapshots_received >= 1)
+			break;
+		usleep(10000);
+	}
 	assert_true(rs.snapshots_received >= 1);
 	assert_int_equal(rs.forgotten, 1);
+	assert_true(wait_for(&c, "etc/c-own.conf", "mine"));
 	/* and nothing brings the deleted file back to a or b */
 	usleep(300000);
 	assert_int_equal(sg_store_resolve(a.st, "etc/gone.conf", &x), -ENOENT);
@@ -1638,6 +1832,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_garbage_is_dropped_and_counted),
 	    cmocka_unit_test(test_two_nodes_converge),
+	    cmocka_unit_test(test_push_moves_pull_cursor),
+	    cmocka_unit_test(test_pull_leaves_out_own),
 	    cmocka_unit_test(test_smaller_max_file_passes_over),
 	    cmocka_unit_test(test_file_too_large_for_wire_not_sent),
 	    cmocka_unit_test(test_peer_holds_by_pulls),

@@ -102,6 +102,7 @@ static struct raw raw_msg_mv(const sg_msg *m, uint32_t magic, uint16_t version)
 		raw_le(&b, m->since, 8);
 		raw_le(&b, m->max_bytes, 4);
 		raw_le(&b, m->known_incarnation, 8);
+		raw_le(&b, m->flags, 1);
 		break;
 	case SG_MSG_CHANGES:
 		raw_le(&b, m->next, 8);
@@ -113,6 +114,10 @@ static struct raw raw_msg_mv(const sg_msg *m, uint32_t magic, uint16_t version)
 			raw_le(&b, m->vv[i].origin, 8);
 			raw_le(&b, m->vv[i].seq, 8);
 		}
+		break;
+	case SG_MSG_PUSH:
+		raw_le(&b, m->since, 8);
+		raw_le(&b, m->next, 8);
 		break;
 	case SG_MSG_ACK:
 		raw_le(&b, m->code, 4);
@@ -349,6 +354,7 @@ static void assert_change_equal(const sg_change *o, const sg_change *d)
 static void assert_msg_equal(const sg_msg *o, const sg_msg *d)
 {
 	int pull = o->type == SG_MSG_PULL, changes = o->type == SG_MSG_CHANGES;
+	int push = o->type == SG_MSG_PUSH;
 	int has_changes = changes || o->type == SG_MSG_PUSH, has_peers = pull || changes;
 
 	assert_int_equal(o->type, d->type);
@@ -356,10 +362,11 @@ static void assert_msg_equal(const sg_msg *o, const sg_msg *d)
 	assert_int_equal(o->incarnation, d->incarnation);
 	assert_string_equal(o->node_name, d->node_name);
 	assert_string_equal(o->listen_url, d->listen_url);
-	assert_int_equal(pull ? o->since : 0, d->since);
+	assert_int_equal(pull || push ? o->since : 0, d->since);
 	assert_int_equal(pull ? o->max_bytes : 0, d->max_bytes);
 	assert_int_equal(pull ? o->known_incarnation : 0, d->known_incarnation);
-	assert_int_equal(changes ? o->next : 0, d->next);
+	assert_int_equal(pull ? o->flags : 0, d->flags);
+	assert_int_equal(changes || push ? o->next : 0, d->next);
 	assert_int_equal(changes ? o->more : 0, d->more);
 	assert_int_equal(changes ? o->snapshot : 0, d->snapshot);
 	if (changes) {
@@ -468,11 +475,24 @@ static void test_round_trip_pull(void **state)
 
 	(void)state;
 	round_trip(&m);
+	m.flags = SG_PULL_OWN_HELD;
+	round_trip(&m);
+	m.flags = SG_PULL_IN_SNAPSHOT;
+	round_trip(&m);
 	m.npeers = 0;
 	m.peers = NULL;
 	m.listen_url = "";
 	m.known_incarnation = 0;
 	round_trip(&m);
+	m.flags = 0x4; /* no such flag */
+	refused(&m);
+	{
+		void *buf = NULL;
+		size_t len = 0;
+
+		assert_int_equal(sg_wire_encode(&m, &buf, &len), -EINVAL);
+		assert_null(buf);
+	}
 }
 
 static void test_round_trip_changes(void **state)
@@ -511,6 +531,39 @@ static void test_round_trip_push(void **state)
 	m.changes = &sample_changes[3];
 	m.nchanges = 1;
 	round_trip(&m);
+	m.since = 5; /* the range of the sender's log it holds whole */
+	m.next = 9;
+	round_trip(&m);
+	m.since = 0;
+	round_trip(&m);
+	m.nchanges = 0; /* a range with nothing for peers in it */
+	m.changes = NULL;
+	round_trip(&m);
+}
+
+/* A push's range: both 0, or since < next; anything else is refused. */
+static void test_push_range(void **state)
+{
+	sg_msg m = sample_header(SG_MSG_PUSH);
+	void *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	m.changes = &sample_changes[3];
+	m.nchanges = 1;
+	accepted(&m, NULL);
+	m.since = 3; /* a start without an end */
+	refused(&m);
+	assert_int_equal(sg_wire_encode(&m, &buf, &len), -EINVAL);
+	m.next = 3; /* empty */
+	refused(&m);
+	assert_int_equal(sg_wire_encode(&m, &buf, &len), -EINVAL);
+	m.next = 2; /* backwards */
+	refused(&m);
+	assert_int_equal(sg_wire_encode(&m, &buf, &len), -EINVAL);
+	m.next = UINT64_MAX;
+	accepted(&m, NULL);
+	assert_null(buf);
 }
 
 static void test_round_trip_ack(void **state)
@@ -552,7 +605,7 @@ static void test_other_fields_ignored(void **state)
 static void test_layout(void **state)
 {
 	static const unsigned char want[] = {
-	    0x53, 0x47, 0x4c, 0x31, 0x02, 0x00, 0x04, 0x00, /* "SGL1", version 2, ACK */
+	    0x53, 0x47, 0x4c, 0x31, 0x03, 0x00, 0x04, 0x00, /* "SGL1", version 3, ACK */
 	    0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* node_id */
 	    0x02, 0,    0,    0,    0,    0,    0,    0,    /* incarnation */
 	    0x01, 'n',  0x00, 0x00,                         /* node_name "n", listen_url "" */
@@ -602,8 +655,9 @@ static void test_bad_magic_version(void **state)
 	refused_raw(NULL, raw_msg_mv(&m, 0x324c4753u, SG_WIRE_VERSION), NULL, -EBADMSG);
 	refused_raw(NULL, raw_msg_mv(&m, 0x53474c31u, SG_WIRE_VERSION), NULL, -EBADMSG);
 	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 0), NULL, -EBADMSG);
-	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 1), NULL, -EBADMSG); /* the old format */
-	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 3), NULL, -EBADMSG);
+	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 1), NULL, -EBADMSG); /* old formats */
+	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 2), NULL, -EBADMSG);
+	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 4), NULL, -EBADMSG);
 	refused_raw(NULL, raw_msg_mv(&m, SG_WIRE_MAGIC, 0x0100), NULL, -EBADMSG);
 }
 
@@ -1393,6 +1447,7 @@ int main(void)
 	    cmocka_unit_test(test_layout),
 	    cmocka_unit_test(test_change_size),
 	    cmocka_unit_test(test_bad_magic_version),
+	    cmocka_unit_test(test_push_range),
 	    cmocka_unit_test(test_bad_type),
 	    cmocka_unit_test(test_truncated_everywhere),
 	    cmocka_unit_test(test_trailing_byte),

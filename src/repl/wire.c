@@ -257,7 +257,10 @@ static int msg_check(const sg_msg *m, size_t *size)
 	n += strlen(m->node_name) + strlen(m->listen_url);
 	switch (m->type) {
 	case SG_MSG_PULL:
-		n += 8 + 4 + 8;
+		if (m->flags & ~SG_PULL_FLAGS) {
+			return -EINVAL;
+		}
+		n += 8 + 4 + 8 + 1;
 		break;
 	case SG_MSG_CHANGES:
 		if (m->more > 1 || m->snapshot > 1 || !horizon_ok(&m->horizon) ||
@@ -265,6 +268,12 @@ static int msg_check(const sg_msg *m, size_t *size)
 			return -EINVAL;
 		}
 		n += 8 + 1 + 1 + 8 * 3 + 2 + m->nvv * WIRE_VV_ENTRY;
+		break;
+	case SG_MSG_PUSH:
+		if (m->next ? m->since >= m->next : m->since != 0) {
+			return -EINVAL;
+		}
+		n += 8 + 8;
 		break;
 	case SG_MSG_ACK:
 		n += 4;
@@ -387,6 +396,7 @@ int sg_wire_encode(const sg_msg *m, void **out, size_t *len)
 		p = put_le(p, m->since, 8);
 		p = put_le(p, m->max_bytes, 4);
 		p = put_le(p, m->known_incarnation, 8);
+		p = put_le(p, m->flags, 1);
 		break;
 	case SG_MSG_CHANGES:
 		p = put_le(p, m->next, 8);
@@ -398,6 +408,10 @@ int sg_wire_encode(const sg_msg *m, void **out, size_t *len)
 			p = put_le(p, m->vv[i].origin, 8);
 			p = put_le(p, m->vv[i].seq, 8);
 		}
+		break;
+	case SG_MSG_PUSH:
+		p = put_le(p, m->since, 8);
+		p = put_le(p, m->next, 8);
 		break;
 	case SG_MSG_ACK:
 		p = put_le(p, m->code, 4);
@@ -715,7 +729,8 @@ static int parse_msg(struct dec *d, sg_msg *m)
 		m->since = rd_uint(r, 8);
 		m->max_bytes = (uint32_t)rd_uint(r, 4);
 		m->known_incarnation = rd_uint(r, 8);
-		rc = r->bad ? -EBADMSG : parse_peers(d, m);
+		m->flags = (uint32_t)rd_uint(r, 1);
+		rc = r->bad || (m->flags & ~SG_PULL_FLAGS) ? -EBADMSG : parse_peers(d, m);
 		break;
 	case SG_MSG_CHANGES:
 		m->next = rd_uint(r, 8);
@@ -729,7 +744,11 @@ static int parse_msg(struct dec *d, sg_msg *m)
 		rc = rc ? rc : parse_peers(d, m);
 		break;
 	case SG_MSG_PUSH:
-		rc = parse_changes(d, m);
+		m->since = rd_uint(r, 8);
+		m->next = rd_uint(r, 8);
+		rc = r->bad || (m->next ? m->since >= m->next : m->since != 0)
+		         ? -EBADMSG
+		         : parse_changes(d, m);
 		break;
 	case SG_MSG_ACK:
 		m->code = (uint32_t)rd_uint(r, 4);

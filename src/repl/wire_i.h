@@ -22,8 +22,9 @@
  */
 
 #define SG_WIRE_MAGIC 0x314c4753u
-/* 2: CHANGES carries the snapshot flag, the purge horizon and the version vector */
-#define SG_WIRE_VERSION 2
+/* 2: CHANGES carries the snapshot flag, the purge horizon and the version vector;
+ * 3: PUSH carries the range of the sender's log it holds whole, PULL flags */
+#define SG_WIRE_VERSION 3
 /* most version vector entries one CHANGES message carries */
 #define SG_WIRE_VV_MAX 4096
 /* the largest file content one change carries (decoders accept it whatever
@@ -37,6 +38,16 @@ enum sg_msg_type {
 	SG_MSG_PUSH = 3,    /* fresh changes, unasked */
 	SG_MSG_ACK = 4,     /* reply to PUSH: `code` 0 or an errno */
 };
+
+/* PULL flags */
+/* the requester holds every change of its own origin the responder could
+ * list: a listing that is not a snapshot leaves them out */
+#define SG_PULL_OWN_HELD 0x1u
+/* the requester is taking a snapshot: its cursor is within one, which it
+ * takes to the end even if its cursor is below the responder's purge
+ * horizon (the requester starts it again if the horizon moves meanwhile) */
+#define SG_PULL_IN_SNAPSHOT 0x2u
+#define SG_PULL_FLAGS (SG_PULL_OWN_HELD | SG_PULL_IN_SNAPSHOT)
 
 /** Limits a decoder enforces; a message past any of them is refused. */
 typedef struct sg_wire_limits {
@@ -54,13 +65,18 @@ typedef struct sg_msg {
 	const char *node_name;  /* the sender's name: 1..64 printable ASCII bytes, no spaces */
 	const char *listen_url; /* the sender's own URL, "" if it does not listen */
 
-	/* PULL */
-	uint64_t since;             /* responder version already consumed by the requester */
+	/* PULL: responder version already consumed by the requester. PUSH: with
+	 * `next`, the range (since, next] of the sender's log this push holds
+	 * whole, as a CHANGES page listing it would (both 0: not whole; a
+	 * receiver that holds the sender's log up to `since` and takes every
+	 * change may move its pull cursor to `next`) */
+	uint64_t since;
 	uint32_t max_bytes;         /* largest CHANGES page the requester accepts */
 	uint64_t known_incarnation; /* responder incarnation the cursor belongs to (0: none) */
+	uint32_t flags;             /* PULL: SG_PULL_* */
 
 	/* CHANGES (a reply to PULL) and PUSH */
-	uint64_t next; /* CHANGES: pass as `since` next time */
+	uint64_t next; /* CHANGES: pass as `since` next time; PUSH: see since */
 	uint32_t more; /* CHANGES: 1 if more changes are waiting */
 	/* CHANGES: 1 when this page lists the responder's log from its start (the
 	 * requester's cursor was 0, for another incarnation, or below the
@@ -85,11 +101,12 @@ typedef struct sg_msg {
 
 /*
  * Field presence per type, in this order after the header:
- *   PULL:    since u64, max_bytes u32, known_incarnation u64, npeers u16, peers str16...
+ *   PULL:    since u64, max_bytes u32, known_incarnation u64, flags u8, npeers u16,
+ *            peers str16...
  *   CHANGES: next u64, more u8, snapshot u8, horizon (hlc u64, origin u64, seq u64),
  *            nvv u16, vv (origin u64, seq u64)..., nchanges u32, changes...,
  *            npeers u16, peers str16...
- *   PUSH:    nchanges u32, changes...
+ *   PUSH:    since u64, next u64 (both 0, or since < next), nchanges u32, changes...
  *   ACK:     code u32
  */
 
@@ -112,6 +129,7 @@ int sg_wire_encode(const sg_msg *m, void **out, size_t *len);
  * all-zero stamp), data only for files (<= max_file) and symlinks
  * (1..SG_PATH_MAX bytes), none for directories and tombstones; xattrs only on
  * live entries, at most 256, names "user." + 1..250 bytes, values <= 65536.
+ * PULL: no flags but SG_PULL_FLAGS. PUSH: since and next both 0, or since < next.
  * CHANGES: more and snapshot 0 or 1; horizon all zero, or hlc and origin
  * non-zero; at most SG_WIRE_VV_MAX vv entries, origins non-zero and strictly
  * increasing, seqs non-zero.

@@ -732,6 +732,61 @@ static sg_change typed_change(const char *path, uint32_t type, uint64_t hlc, uin
 	return c;
 }
 
+static void make_local(sg_store *st, const char *name, const char *data)
+{
+	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, name, SG_TYPE_FILE, 0644, 0, 0, data,
+	                                 strlen(data), now_ns(), NULL),
+	                 0);
+}
+
+/* The log without one origin's entries: the others as the full listing has
+ * them, in version order; those left out still count against max. */
+static void test_changes_except(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	uint64_t h = hlc_now(), local = sg_store_node_id(st), v0 = sg_store_version(st);
+	struct rows all, mine, theirs;
+	sg_change c;
+
+	make_local(st, "l1", "a");
+	c = file_change("r1", "b", h, NODE_B, 1);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+	make_local(st, "l2", "c");
+	c = file_change("r2", "d", h + 1, NODE_B, 2);
+	assert_int_equal(sg_store_apply(st, &c), 0);
+
+	changes(st, v0, 0, &all);
+	assert_int_equal(all.n, 4);
+	memset(&mine, 0, sizeof(mine));
+	assert_int_equal(sg_store_changes_after_except(st, v0, 0, NODE_B, collect_cb, &mine), 0);
+	assert_int_equal(mine.n, 2);
+	assert_string_equal(mine.v[0].path, "l1");
+	assert_string_equal(mine.v[1].path, "l2");
+	assert_int_equal(mine.v[1].version, all.v[2].version);
+	assert_int_equal(mine.v[1].len, 1);
+	memset(&theirs, 0, sizeof(theirs));
+	assert_int_equal(sg_store_changes_after_except(st, v0, 0, local, collect_cb, &theirs), 0);
+	assert_int_equal(theirs.n, 2);
+	assert_string_equal(theirs.v[0].path, "r1");
+	assert_string_equal(theirs.v[1].path, "r2");
+	assert_int_equal(theirs.v[1].stamp.origin, NODE_B);
+	rows_free(&theirs);
+	/* max counts rows read: the first two are l1 and r1 (left out) */
+	memset(&theirs, 0, sizeof(theirs));
+	assert_int_equal(sg_store_changes_after_except(st, v0, 2, local, collect_cb, &theirs), 0);
+	assert_int_equal(theirs.n, 1);
+	assert_string_equal(theirs.v[0].path, "r1");
+	/* origin 0 leaves nothing out */
+	rows_free(&mine);
+	memset(&mine, 0, sizeof(mine));
+	assert_int_equal(sg_store_changes_after_except(st, v0, 0, 0, collect_cb, &mine), 0);
+	assert_int_equal(mine.n, 4);
+	rows_free(&all);
+	rows_free(&mine);
+	rows_free(&theirs);
+}
+
 static void test_lww_apply(void **state)
 {
 	struct fx *f = *state;
@@ -4689,6 +4744,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_xattrs_in_changes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lww_apply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes_except, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_explicit_stamps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_map_growth, setup_small_map, teardown),
