@@ -1626,8 +1626,10 @@ static void test_refused_peers_counted(void **state)
 	node_stop(&a);
 }
 
-/* A raw PULL from a made-up node, as a peer with cursor `since` into a's log sends it. */
-static sg_msg *pull_raw(struct node *a, uint64_t node, uint64_t since, uint64_t inc)
+/* A raw PULL from a made-up node, as a peer with cursor `since` into a's log
+ * sends it, with SG_PULL_* flags. */
+static sg_msg *pull_raw_flags(struct node *a, uint64_t node, uint64_t since, uint64_t inc,
+                              uint32_t flags)
 {
 	sg_msg pull, *m = NULL;
 	nng_msg *reply = NULL;
@@ -1643,6 +1645,7 @@ static sg_msg *pull_raw(struct node *a, uint64_t node, uint64_t since, uint64_t 
 	pull.max_bytes = 1 << 20;
 	pull.since = since;
 	pull.known_incarnation = inc;
+	pull.flags = flags;
 	assert_int_equal(sg_wire_encode(&pull, &buf, &len), 0);
 	assert_int_equal(send_raw(a->url, buf, len, &reply), 0);
 	free(buf);
@@ -1650,6 +1653,11 @@ static sg_msg *pull_raw(struct node *a, uint64_t node, uint64_t since, uint64_t 
 	nng_msg_free(reply);
 	assert_int_equal(m->type, SG_MSG_CHANGES);
 	return m;
+}
+
+static sg_msg *pull_raw(struct node *a, uint64_t node, uint64_t since, uint64_t inc)
+{
+	return pull_raw_flags(a, node, since, inc, 0);
 }
 
 static void test_gc_waits_for_pullers(void **state)
@@ -1720,6 +1728,13 @@ static void test_gc_waits_for_pullers(void **state)
 	m = pull_raw(&a, 0x8888, v_tomb, inc);
 	assert_int_equal(m->snapshot, 0);
 	assert_int_equal(m->nchanges, 0);
+	sg_wire_free(m);
+	/* below it, but within a snapshot it is taking: that snapshot goes on,
+	 * with the horizon its puller compares with the first page's */
+	m = pull_raw_flags(&a, 0x8888, 1, inc, SG_PULL_IN_SNAPSHOT);
+	assert_int_equal(m->snapshot, 0);
+	assert_int_equal(m->horizon.hlc, g.horizon.stamp.hlc);
+	assert_int_equal(m->more, 0);
 	sg_wire_free(m);
 	sg_repl_stats_get(a.r, &rs);
 	assert_int_equal(rs.snapshots_served, 2);
