@@ -1302,7 +1302,6 @@ static void snap_finish(sg_repl *r, struct peer *p, const sg_msg *last)
 
 /* ---- the server: answer PULL and PUSH ---- */
 
-/* Answer m; adv: this node's URL as the requester can reach it. */
 /*
  * A push held the range (since, next] of its sender's log whole, as a page of
  * a pull would have listed it, and every change of it was taken (none
@@ -1331,6 +1330,7 @@ static void push_covers(sg_repl *r, const sg_msg *m)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* Answer m; adv: this node's URL as the requester can reach it. */
 static nng_msg *serve(sg_repl *r, const sg_msg *m, const char *adv)
 {
 	const char *urls[MAX_PEERS];

@@ -631,18 +631,31 @@ static int wait_holds(struct node *n)
 	return 0;
 }
 
-/* Wait (at most 5 s) for n to have applied `want` remote changes. */
-static int wait_applied(struct node *n, uint64_t want)
+/* Wait (at most 5 s) for the counter at `off` in n's sg_repl_stats to reach `want`. */
+static int wait_stat(struct node *n, size_t off, uint64_t want)
 {
 	sg_repl_stats rs;
 
 	for (int i = 0; i < 500; i++) {
+		uint64_t v;
+
 		sg_repl_stats_get(n->r, &rs);
-		if (rs.applied >= want)
+		memcpy(&v, (const char *)&rs + off, sizeof(v));
+		if (v >= want)
 			return 1;
 		usleep(10000);
 	}
 	return 0;
+}
+
+static int wait_applied(struct node *n, uint64_t want)
+{
+	return wait_stat(n, offsetof(sg_repl_stats, applied), want);
+}
+
+static int wait_pulls(struct node *n, uint64_t want)
+{
+	return wait_stat(n, offsetof(sg_repl_stats, pulls), want);
 }
 
 /*
@@ -723,20 +736,6 @@ static void test_push_moves_pull_cursor(void **state)
 	node_stop(&a);
 }
 
-/* Wait (at most 5 s) for n to have made `want` pulls. */
-static int wait_pulls(struct node *n, uint64_t want)
-{
-	sg_repl_stats rs;
-
-	for (int i = 0; i < 500; i++) {
-		sg_repl_stats_get(n->r, &rs);
-		if (rs.pulls >= want)
-			return 1;
-		usleep(10000);
-	}
-	return 0;
-}
-
 /*
  * A pull (not a snapshot's page) leaves out the puller's own changes: a's
  * writes, pushed to b, do not come back to a when a pulls from b. b's own
@@ -756,13 +755,7 @@ static void test_pull_leaves_out_own(void **state)
 	node_start(&b, "beta", a.url);
 	make_file(&a, "first", 10, 'a');
 	assert_true(wait_for(&b, "first", "aaaaaaaaaa"));
-	for (int i = 0; i < 500; i++) { /* a has learned b */
-		stats_of(&a, &rs);
-		if (rs.peers == 1)
-			break;
-		usleep(10000);
-	}
-	assert_int_equal(rs.peers, 1);
+	assert_true(wait_stat(&a, offsetof(sg_repl_stats, peers), 1)); /* a has learned b */
 	/* a's first pull from b: a snapshot, a's own changes too */
 	stats_of(&a, &rs);
 	pulls = rs.pulls;
@@ -1822,13 +1815,8 @@ static void test_snapshot_catch_up(void **state)
 	assert_true(wait_for(&b, "etc/while-away.conf", "new"));
 	assert_true(wait_for(&c, "etc/kept.conf", "kept"));
 	/* counted just after the reconcile that removed gone.conf */
-	for (int i = 0; i < 500; i++) {
-		sg_repl_stats_get(c.r, &rs);
-		if (rs.snapshots_received >= 1)
-			break;
-		usleep(10000);
-	}
-	assert_true(rs.snapshots_received >= 1);
+	assert_true(wait_stat(&c, offsetof(sg_repl_stats, snapshots_received), 1));
+	sg_repl_stats_get(c.r, &rs);
 	assert_int_equal(rs.forgotten, 1);
 	assert_true(wait_for(&c, "etc/c-own.conf", "mine"));
 	/* and nothing brings the deleted file back to a or b */
