@@ -699,8 +699,9 @@ static int warm_hold(sg_store *st, MDB_txn **txn, const char **base, uint64_t *l
  * flags, and `lower` at byte 12: 16 + 2 x the nodes), its node offsets
  * from byte 16, and in each node the child's page number in the first six
  * bytes. Every offset and page number is checked against the page and the
- * map before it is used; a page that does not look right ends that tree's
- * walk. At most half of max_mapped is mapped so.
+ * map before it is used; a root that does not look right ends that tree's
+ * walk, a page below it is passed over. At most half of max_mapped is
+ * mapped so.
  *
  * The walk takes a new snapshot every warm_chunk pages (64): a cold store
  * reads each page from the disk, and while a snapshot is held a map growth

@@ -164,6 +164,12 @@ static int horizon_ok(const sg_stamp *h)
 	return h->hlc != 0 && h->origin != 0;
 }
 
+/* A push's range of its sender's log: none (both 0), or since < next. */
+static int push_range_ok(uint64_t since, uint64_t next)
+{
+	return next ? since < next : since == 0;
+}
+
 /* A version vector: at most SG_WIRE_VV_MAX entries, origins increasing, nothing zero. */
 static int vv_ok(const sg_vv_entry *vv, size_t n)
 {
@@ -270,7 +276,7 @@ static int msg_check(const sg_msg *m, size_t *size)
 		n += 8 + 1 + 1 + 8 * 3 + 2 + m->nvv * WIRE_VV_ENTRY;
 		break;
 	case SG_MSG_PUSH:
-		if (m->next ? m->since >= m->next : m->since != 0) {
+		if (!push_range_ok(m->since, m->next)) {
 			return -EINVAL;
 		}
 		n += 8 + 8;
@@ -746,9 +752,7 @@ static int parse_msg(struct dec *d, sg_msg *m)
 	case SG_MSG_PUSH:
 		m->since = rd_uint(r, 8);
 		m->next = rd_uint(r, 8);
-		rc = r->bad || (m->next ? m->since >= m->next : m->since != 0)
-		         ? -EBADMSG
-		         : parse_changes(d, m);
+		rc = r->bad || !push_range_ok(m->since, m->next) ? -EBADMSG : parse_changes(d, m);
 		break;
 	case SG_MSG_ACK:
 		m->code = (uint32_t)rd_uint(r, 4);
