@@ -201,6 +201,9 @@ typedef struct sg_note {
 	 *  filesystem's own, the kernel already knows), SG_NOTE_PUT (sg_store_put:
 	 *  local and replicated, but the kernel does not know of it) */
 	int local;
+	/** 1: a new regular file without content, as create(2) makes it; what it
+	 *  holds is usually written, and noted, a moment later */
+	int empty_new;
 } sg_note;
 
 /** Values of sg_note.local; every non-zero one is a local change to replicate. */

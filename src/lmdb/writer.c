@@ -471,8 +471,10 @@ static int refused(const sg_stamp *stamp, const struct sg_rec *rec)
 
 /* ---- notes for the observer ---- */
 
-static void note(struct wctx *w, uint64_t id, uint64_t parent, const char *name, uint64_t old_id,
-                 uint32_t type, uint64_t version, int local)
+/* Note a change for the observer; the note, or NULL if there was no memory
+ * for it (the observer misses it; the change itself stands). */
+static sg_note *note(struct wctx *w, uint64_t id, uint64_t parent, const char *name,
+                     uint64_t old_id, uint32_t type, uint64_t version, int local)
 {
 	struct note_slot *s;
 
@@ -480,7 +482,7 @@ static void note(struct wctx *w, uint64_t id, uint64_t parent, const char *name,
 		size_t cap = w->cap ? w->cap * 2 : 64;
 		struct note_slot *n = realloc(w->notes, cap * sizeof(*n));
 		if (!n)
-			return; /* the observer misses one note; the change itself stands */
+			return NULL;
 		w->notes = n;
 		w->cap = cap;
 	}
@@ -493,6 +495,8 @@ static void note(struct wctx *w, uint64_t id, uint64_t parent, const char *name,
 	s->n.version = version;
 	s->n.type = type;
 	s->n.local = local;
+	s->n.empty_new = 0;
+	return &s->n;
 }
 
 /* ---- entry helpers ---- */
@@ -824,6 +828,7 @@ static int op_create(struct wctx *w, struct sg_op *op)
 	struct sg_rec p, rec, old;
 	uint64_t eid = 0, id;
 	uint32_t etype;
+	sg_note *n;
 	int rc;
 
 	rc = get_dir(w, op->parent, &p, NULL);
@@ -864,7 +869,9 @@ static int op_create(struct wctx *w, struct sg_op *op)
 	if (rc)
 		return rc;
 	sg_rec_to_attr(id, &rec, &op->out);
-	note(w, id, op->parent, op->name, eid, op->type, rec.version, op->stamp == NULL);
+	n = note(w, id, op->parent, op->name, eid, op->type, rec.version, op->stamp == NULL);
+	if (n && op->type == SG_TYPE_FILE && op->len == 0)
+		n->empty_new = 1;
 	return 0;
 }
 

@@ -120,15 +120,20 @@ struct sg_repl {
 	pthread_cond_t cond;
 	int stop;
 	_Atomic int stopping; /* r->stop, for the server threads */
-	int push_pending, push_delete;
+	/* the changes committed since the workers were last woken for a push:
+	 * some (push_pending), among them a delete, or a change that is neither
+	 * a delete nor a new empty file (push_plain); since push_first_ns */
+	int push_pending, push_delete, push_plain;
 	int64_t push_first_ns;
+	int64_t last_push_ns; /* when the workers were last woken for a push */
+	int64_t push_gap_ns;
 	int pull_all; /* sg_repl_sync_now(): the next round pulls from every peer, now */
 	struct peer *peers[MAX_PEERS];
 	size_t npeers;
 
 	char **patterns;
 	size_t npatterns;
-	unsigned max_offset_ms, push_delay_ms, pull_interval_ms;
+	unsigned max_offset_ms, push_delay_ms, create_delay_ms, pull_interval_ms;
 
 	pthread_mutex_t qlock; /* the quarantine, filled by the peer workers */
 	struct held *quarantine;
@@ -1968,6 +1973,28 @@ static int64_t gc_period_ns(const sg_repl *r)
 	return (int64_t)ms * 1000000;
 }
 
+/* When the pending push is due: a delete holds it the delete window, for the
+ * create that may follow (an editor's save); new empty files alone hold it
+ * the create window, for their content (a file's create and its write are
+ * then one change to send and to apply, not two); anything else, now. And
+ * never sooner than the push gap after the last push: a change after a quiet
+ * spell goes at once, a stream of them goes in pushes at most one per gap.
+ * Each push costs each peer a message, a store batch and an answer, and
+ * several thread hand-offs on both ends, whatever it carries. */
+static int64_t push_due(const sg_repl *r)
+{
+	int64_t gap = r->last_push_ns + r->push_gap_ns;
+	int64_t due;
+
+	if (r->push_delete)
+		due = r->push_first_ns + (int64_t)r->push_delay_ms * 1000000;
+	else if (r->push_plain)
+		due = r->push_first_ns;
+	else
+		due = r->push_first_ns + (int64_t)r->create_delay_ms * 1000000;
+	return due > gap ? due : gap;
+}
+
 /* The scheduler: wake the workers for pushes right after commits, and for
  * anti-entropy pulls with up to three random peers every pull interval
  * (every peer, at once, when sg_repl_sync_now() asked); every round (each
@@ -2003,10 +2030,11 @@ static void *sync_main(void *arg)
 		}
 
 		if (r->push_pending) {
-			int64_t due_at = r->push_first_ns +
-			                 (r->push_delete ? (int64_t)r->push_delay_ms * 1000000 : 0);
+			int64_t due_at = push_due(r);
+
 			if (now >= due_at) {
-				r->push_pending = r->push_delete = 0;
+				r->push_pending = r->push_delete = r->push_plain = 0;
+				r->last_push_ns = now;
 				for (size_t i = 0; i < r->npeers; i++) {
 					r->peers[i]->want_push = 1;
 					pthread_cond_signal(&r->peers[i]->cond);
@@ -2068,7 +2096,8 @@ void sg_repl_sync_now(sg_repl *r)
 void sg_repl_on_commit(void *arg, const sg_note *notes, size_t n)
 {
 	sg_repl *r = arg;
-	int wake = 0, del = 0;
+	int wake = 0, del = 0, plain = 0;
+	int64_t due;
 
 	for (size_t i = 0; i < n; i++) {
 		if (notes[i].local == SG_NOTE_REMOTE || sg_repl_local_only(r, notes[i].name))
@@ -2076,15 +2105,22 @@ void sg_repl_on_commit(void *arg, const sg_note *notes, size_t n)
 		wake = 1;
 		if (notes[i].type == SG_TYPE_TOMBSTONE)
 			del = 1;
+		else if (!notes[i].empty_new)
+			plain = 1;
 	}
 	if (!wake)
 		return;
 	pthread_mutex_lock(&r->lock);
+	due = r->push_pending ? push_due(r) : INT64_MAX;
 	if (!r->push_pending)
 		r->push_first_ns = sg_mono_ns();
 	r->push_pending = 1;
 	r->push_delete |= del;
-	pthread_cond_signal(&r->cond);
+	r->push_plain |= plain;
+	/* the scheduler sleeps until the push it knows of is due: wake it only
+	 * if this one is due sooner */
+	if (push_due(r) < due)
+		pthread_cond_signal(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -2231,6 +2267,8 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	r->qmax =
 	    o->max_quarantine_bytes ? o->max_quarantine_bytes : SG_REPL_QUARANTINE_BYTES_DEFAULT;
 	r->push_delay_ms = o->push_delay_ms ? o->push_delay_ms : 150;
+	r->create_delay_ms = o->create_delay_ms ? o->create_delay_ms : 5;
+	r->push_gap_ns = (int64_t)(o->push_gap_ms ? o->push_gap_ms : 10) * 1000000;
 	r->pull_interval_ms = o->pull_interval_ms ? o->pull_interval_ms : 1000;
 	r->grace_ms =
 	    o->tombstone_grace_ms ? o->tombstone_grace_ms : SG_REPL_TOMBSTONE_GRACE_DEFAULT;

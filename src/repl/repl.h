@@ -40,6 +40,13 @@ typedef struct sg_repl_opts {
 	size_t max_quarantine_bytes;
 	unsigned
 	    push_delay_ms; /**< window that folds a delete into a following create; default 150 */
+	/** how long a push of only new empty files (as create(2) makes them)
+	 *  waits for their content, which then goes with them as one change;
+	 *  default 5 */
+	unsigned create_delay_ms;
+	/** pushes go at most one per this many ms: a change after a quiet
+	 *  spell goes at once, a stream of them in batches; default 10 */
+	unsigned push_gap_ms;
 	unsigned pull_interval_ms; /**< anti-entropy period; default 1000 */
 	const char
 	    *local_only; /**< ':'-separated fnmatch patterns of names never sent; NULL: default */

@@ -244,6 +244,8 @@ static void pki_write(const char *dir)
 	write_file(dir, "intruder.key", INTRUDER_KEY);
 }
 static unsigned test_pull_ms = 100;     /* the nodes' pull interval */
+static unsigned test_push_gap_ms;       /* the nodes' push gap; 0: default */
+static unsigned test_create_delay_ms;   /* the nodes' create window; 0: default */
 static uint64_t reader_at = UINT64_MAX; /* how far the (pretend) mirror has read the log */
 
 static uint64_t log_reader(void *ctx)
@@ -272,6 +274,8 @@ static void node_repl(struct node *n, const char *name, const char *peer)
 	}
 	ro.npeers = peer ? 1 : 0;
 	ro.pull_interval_ms = test_pull_ms;
+	ro.push_gap_ms = test_push_gap_ms;
+	ro.create_delay_ms = test_create_delay_ms;
 	ro.tombstone_grace_ms = test_grace_ms;
 	ro.max_quarantine_bytes = test_quarantine;
 	ro.log_reader = log_reader;
@@ -400,10 +404,10 @@ static void test_garbage_is_dropped_and_counted(void **state)
 	node_stop(&a);
 }
 
-/* Wait (at most 5 s) for `path` on n to hold `want` (NULL: to be gone). */
-static int wait_for(struct node *n, const char *path, const char *want)
+/* Wait (at most `ms`) for `path` on n to hold `want` (NULL: to be gone). */
+static int wait_for_ms(struct node *n, const char *path, const char *want, int ms)
 {
-	for (int i = 0; i < 500; i++) {
+	for (int i = 0; i < ms / 10; i++) {
 		sg_attr x;
 		void *data = NULL;
 		size_t len = 0;
@@ -419,6 +423,12 @@ static int wait_for(struct node *n, const char *path, const char *want)
 		usleep(10000);
 	}
 	return 0;
+}
+
+/* wait_for_ms() for at most 5 s. */
+static int wait_for(struct node *n, const char *path, const char *want)
+{
+	return wait_for_ms(n, path, want, 5000);
 }
 
 /* Wait (at most 5 s) for path to be a file of `size` bytes on n. */
@@ -732,6 +742,82 @@ static void test_push_moves_pull_cursor(void **state)
 	stats_of(&b, &rs);
 	assert_int_equal(rs.malformed, 0);
 	assert_int_equal(rs.refused, 0);
+	node_stop(&b);
+	node_stop(&a);
+}
+
+/* The push counter of n, and what its one peer has acknowledged. */
+static uint64_t pushes_of(struct node *n)
+{
+	sg_repl_stats rs;
+
+	stats_of(n, &rs);
+	return rs.pushes;
+}
+
+/*
+ * When pushes go. A new empty file waits for its content (the create
+ * window), and goes with it as one change. A change made within the push
+ * gap after a push waits for the gap's end, and the changes made meanwhile
+ * go as one push. After a quiet spell a change goes at once. Both windows
+ * are 2 s here, long enough to see from the test, and pulls are a minute
+ * apart, so only pushes bring a's changes to b.
+ */
+static void test_push_gap_and_create_window(void **state)
+{
+	struct node a, b;
+	sg_repl_stats rs;
+	sg_attr f;
+	char name[32];
+	uint64_t p0;
+
+	(void)state;
+	test_pull_ms = 60000;
+	test_push_gap_ms = 2000;
+	test_create_delay_ms = 2000;
+	node_start(&a, "alpha", NULL);
+	node_start(&b, "beta", a.url);
+	assert_true(wait_stat(&a, offsetof(sg_repl_stats, peers), 1)); /* a has learned b */
+	p0 = pushes_of(&a);
+
+	/* an empty file, as create(2) makes it, is not pushed alone... */
+	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "new.conf", SG_TYPE_FILE, 0644, 0,
+	                                 0, NULL, 0, sg_now_ns(), &f),
+	                 0);
+	usleep(300000);
+	assert_int_equal(pushes_of(&a), p0);
+	assert_true(wait_for(&b, "new.conf", NULL)); /* not there */
+	/* ...its content, written next, goes at once (no push for 2 s before
+	 * it), with the create as one change */
+	assert_int_equal(
+	    sg_store_write(a.st, NULL, f.id, "content", 7, sg_now_ns(), sg_now_ns(), NULL), 0);
+	assert_true(wait_for(&b, "new.conf", "content"));
+	assert_int_equal(pushes_of(&a), p0 + 1);
+	stats_of(&b, &rs);
+	assert_int_equal(rs.applied, 1);
+
+	/* changes right after a push wait for the gap, then go together */
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "g%d", i);
+		make_file(&a, name, 10, 'g');
+	}
+	usleep(300000);
+	stats_of(&b, &rs);
+	assert_int_equal(rs.applied, 1);
+	assert_int_equal(pushes_of(&a), p0 + 1);
+	assert_true(wait_for(&b, "g4", "gggggggggg"));
+	assert_true(wait_applied(&b, 6));
+	assert_int_equal(pushes_of(&a), p0 + 2);
+
+	/* after a quiet spell of a gap, a change goes at once: well within
+	 * the gap */
+	usleep(2100000);
+	make_file(&a, "quiet", 5, 'q');
+	assert_true(wait_for_ms(&b, "quiet", "qqqqq", 1500));
+	assert_int_equal(pushes_of(&a), p0 + 3);
+	stats_of(&b, &rs);
+	assert_int_equal(rs.applied, 7);
+	assert_int_equal(rs.malformed, 0);
 	node_stop(&b);
 	node_stop(&a);
 }
@@ -1837,6 +1923,7 @@ int main(void)
 	    cmocka_unit_test(test_two_nodes_converge),
 	    cmocka_unit_test(test_push_moves_pull_cursor),
 	    cmocka_unit_test(test_pull_leaves_out_own),
+	    cmocka_unit_test(test_push_gap_and_create_window),
 	    cmocka_unit_test(test_smaller_max_file_passes_over),
 	    cmocka_unit_test(test_file_too_large_for_wire_not_sent),
 	    cmocka_unit_test(test_peer_holds_by_pulls),
