@@ -746,11 +746,14 @@ static void test_push_moves_pull_cursor(void **state)
 	node_stop(&a);
 }
 
-/* The push counter of n, and what its one peer has acknowledged. */
-static uint64_t pushes_of(struct node *n)
+/* The push counter of n, once it has reached `want` (at most 5 s): a push
+ * counts when its answer is in, a moment after the peer applied it. */
+static uint64_t pushes_after(struct node *n, uint64_t want)
 {
 	sg_repl_stats rs;
 
+	wait_stat(n, offsetof(sg_repl_stats, pushes), want);
+	usleep(100000); /* a push after it would count by now */
 	stats_of(n, &rs);
 	return rs.pushes;
 }
@@ -760,7 +763,7 @@ static uint64_t pushes_of(struct node *n)
  * window), and goes with it as one change. A change made within the push
  * gap after a push waits for the gap's end, and the changes made meanwhile
  * go as one push. After a quiet spell a change goes at once. Both windows
- * are 2 s here, long enough to see from the test, and pulls are a minute
+ * are 3 s here, long enough to see from the test, and pulls are a minute
  * apart, so only pushes bring a's changes to b.
  */
 static void test_push_gap_and_create_window(void **state)
@@ -773,26 +776,26 @@ static void test_push_gap_and_create_window(void **state)
 
 	(void)state;
 	test_pull_ms = 60000;
-	test_push_gap_ms = 2000;
-	test_create_delay_ms = 2000;
+	test_push_gap_ms = 3000;
+	test_create_delay_ms = 3000;
 	node_start(&a, "alpha", NULL);
 	node_start(&b, "beta", a.url);
 	assert_true(wait_stat(&a, offsetof(sg_repl_stats, peers), 1)); /* a has learned b */
-	p0 = pushes_of(&a);
+	p0 = pushes_after(&a, 0);
 
 	/* an empty file, as create(2) makes it, is not pushed alone... */
 	assert_int_equal(sg_store_create(a.st, NULL, SG_ROOT_ID, "new.conf", SG_TYPE_FILE, 0644, 0,
 	                                 0, NULL, 0, sg_now_ns(), &f),
 	                 0);
 	usleep(300000);
-	assert_int_equal(pushes_of(&a), p0);
+	assert_int_equal(pushes_after(&a, 0), p0);
 	assert_true(wait_for(&b, "new.conf", NULL)); /* not there */
-	/* ...its content, written next, goes at once (no push for 2 s before
-	 * it), with the create as one change */
+	/* ...its content, written next, goes at once (no push for a gap
+	 * before it), with the create as one change */
 	assert_int_equal(
 	    sg_store_write(a.st, NULL, f.id, "content", 7, sg_now_ns(), sg_now_ns(), NULL), 0);
 	assert_true(wait_for(&b, "new.conf", "content"));
-	assert_int_equal(pushes_of(&a), p0 + 1);
+	assert_int_equal(pushes_after(&a, p0 + 1), p0 + 1);
 	stats_of(&b, &rs);
 	assert_int_equal(rs.applied, 1);
 
@@ -804,17 +807,17 @@ static void test_push_gap_and_create_window(void **state)
 	usleep(300000);
 	stats_of(&b, &rs);
 	assert_int_equal(rs.applied, 1);
-	assert_int_equal(pushes_of(&a), p0 + 1);
+	assert_int_equal(pushes_after(&a, 0), p0 + 1);
 	assert_true(wait_for(&b, "g4", "gggggggggg"));
 	assert_true(wait_applied(&b, 6));
-	assert_int_equal(pushes_of(&a), p0 + 2);
+	assert_int_equal(pushes_after(&a, p0 + 2), p0 + 2);
 
 	/* after a quiet spell of a gap, a change goes at once: well within
-	 * the gap */
-	usleep(2100000);
+	 * a gap */
+	usleep(3100000);
 	make_file(&a, "quiet", 5, 'q');
-	assert_true(wait_for_ms(&b, "quiet", "qqqqq", 1500));
-	assert_int_equal(pushes_of(&a), p0 + 3);
+	assert_true(wait_for_ms(&b, "quiet", "qqqqq", 2500));
+	assert_int_equal(pushes_after(&a, p0 + 3), p0 + 3);
 	stats_of(&b, &rs);
 	assert_int_equal(rs.applied, 7);
 	assert_int_equal(rs.malformed, 0);
