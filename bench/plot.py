@@ -230,7 +230,8 @@ def plot_repl(tmp):
                 g.append("plot " + cdf_lines(dat, items[kind]))
         g.append("unset multiplot")
         gnuplot("\n".join(g) + "\n", png)
-    tp = out.get("throughput") or []
+    # the round of each writer count that the report shows (tput_pick)
+    tp = [r for r in out.get("throughput") or [] if r.get("shown", True)]
     if tp:
         dat = os.path.join(tmp, "tput.dat")
         series, lats, idx = [], [], 0

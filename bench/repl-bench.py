@@ -1068,6 +1068,34 @@ def tput_run(cfg, system, writers, seconds, tag):
 # ---- run
 
 
+def tput_pick(tp):
+    """Mark (r["shown"]) the round of each writer count whose sigilfs/etcd rate
+    ratio is the median of the rounds' (the lower of the middle two for an even
+    count; without etcd, the round of the median sigilfs rate). The report's
+    figures and the plot are that round's. Returns {"W": [each round's ratio
+    (or sigilfs rate), in round order]}."""
+    per = {}
+    for r in tp:
+        r["shown"] = False
+        per.setdefault(r["writers"], {}).setdefault(r.get("round", 0), {})[r["system"]] = r
+    ratios = {}
+    for w, by_round in per.items():
+        scored = []
+        with_etcd = any("etcd" in x for x in by_round.values())
+        for rnd in sorted(by_round):
+            s_ = (by_round[rnd].get("sigilfs") or {}).get("replicated_per_s")
+            e_ = (by_round[rnd].get("etcd") or {}).get("replicated_per_s")
+            if s_ is not None and not with_etcd:
+                scored.append((s_, rnd))
+            elif s_ is not None and e_:
+                scored.append((s_ / e_, rnd))
+        ratios[str(w)] = [v for v, _ in scored]
+        if scored:
+            for r in by_round[sorted(scored)[(len(scored) - 1) // 2][1]].values():
+                r["shown"] = True
+    return ratios
+
+
 def run(cfg_path, out_path):
     with open(cfg_path) as f:
         cfg = json.load(f)
@@ -1136,17 +1164,23 @@ def run(cfg_path, out_path):
     # has applied every write; the systems alternate, writer count by writer count
     if "throughput" in phases and cfg.get("tput_seconds", 0) > 0:
         out["throughput"] = []
-        for w in cfg["tput_writers"]:
-            for name in ("sigilfs", "etcd") if cfg["baseline"] == "etcd" else ("sigilfs",):
-                log("throughput %s: %d writer(s) for %g s" % (name, w, cfg["tput_seconds"]))
-                try:
-                    r = tput_run(cfg, name, w, cfg["tput_seconds"], "tput-%s-%d-%s" % (name, w, run_id))
-                except Exception as ex:
-                    r = {"system": name, "writers": w, "error": "exception: %r" % (ex,)}
-                out["throughput"].append(r)
-                if r.get("error"):
-                    out["errors"].append("throughput: " + r["error"])
-                time.sleep(1)
+        rounds = max(1, cfg.get("tput_rounds", 1))
+        for rnd in range(rounds):
+            for w in cfg["tput_writers"]:
+                for name in ("sigilfs", "etcd") if cfg["baseline"] == "etcd" else ("sigilfs",):
+                    log("throughput %s: %d writer(s) for %g s, round %d of %d"
+                        % (name, w, cfg["tput_seconds"], rnd + 1, rounds))
+                    try:
+                        r = tput_run(cfg, name, w, cfg["tput_seconds"],
+                                     "tput-%s-%d-%d-%s" % (name, w, rnd, run_id))
+                    except Exception as ex:
+                        r = {"system": name, "writers": w, "error": "exception: %r" % (ex,)}
+                    r["round"] = rnd
+                    out["throughput"].append(r)
+                    if r.get("error"):
+                        out["errors"].append("throughput: " + r["error"])
+                    time.sleep(1)
+        out["throughput_rounds"] = tput_pick(out["throughput"])
 
     # partition convergence
     for rnd in range(cfg["rounds"] if "partition" in phases else 0):
@@ -1357,8 +1391,16 @@ def report(out_path, meta_path, md_path):
                          if p == 50 else ""))
 
     # replicated write throughput
-    tp = out.get("throughput", [])
+    # each writer count's figures are those of its median round (tput_pick);
+    # samples from before rounds existed have one run each, all shown
+    tp = [r for r in out.get("throughput", []) if r.get("shown", True)]
     tps = {(r["system"], r["writers"]): r for r in tp}
+    trounds = out.get("throughput_rounds", {})
+
+    def rounds_txt(w):
+        """The rounds' rate ratios of writer count w, if there were several."""
+        v = trounds.get(str(w)) or []
+        return "" if len(v) < 2 else "; median of %d rounds: %s" % (len(v), ", ".join("%.2f" % x for x in v))
 
     def rate(v):
         return "n/a" if v is None else "%.0f /s" % v
@@ -1372,7 +1414,8 @@ def report(out_path, meta_path, md_path):
             continue
         rows.append(("throughput, %d writer%s: writes replicated to C per second" % (w, "" if w == 1 else "s"),
                      rate(sr.get("replicated_per_s")), rate(er.get("replicated_per_s")),
-                     rratio(sr.get("replicated_per_s"), er.get("replicated_per_s")) + " (rate)",
+                     rratio(sr.get("replicated_per_s"), er.get("replicated_per_s")) + " (rate%s)"
+                     % rounds_txt(w),
                      "all writes made on A in %g s (etcd: puts on member 1) divided by the time from the start "
                      "until C had applied the last (etcd: member 3's revision); rate ratio: above 1 sigilfs is "
                      "faster" % cfg["tput_seconds"]))
@@ -1443,7 +1486,7 @@ def report(out_path, meta_path, md_path):
             continue
         x = a / b_
         T.append(("replicated writes, %d writer%s (applied on C per second)" % (w, "" if w == 1 else "s"),
-                  rate(a), rate(b_), "%.2f (rate)" % x, ">= 10 x etcd",
+                  rate(a), rate(b_), "%.2f (rate%s)" % (x, rounds_txt(w)), ">= 10 x etcd",
                   "yes" if x >= 10 else "**no** (%.2fx etcd, %.1fx short)" % (x, 10 / x)))
     fcv = [r for r in parts if r["system"] == "sigilfs" and (r.get("c_converge") or {}).get("seconds") is not None]
     ecv = [r for r in parts if r["system"] == "etcd" and (r.get("c_converge") or {}).get("seconds") is not None]
@@ -1629,9 +1672,12 @@ def report(out_path, meta_path, md_path):
                  "5 ms (sigilfs: the live entry count in C's `/.sigil/status`; etcd: member 3's revision, a "
                  "serializable count-only range) until C has applied every write. Replicated throughput = writes "
                  "/ (time from the start until C had the last). sigilfs and etcd alternate, writer count by writer "
-                 "count. Per-write latencies and the progress on C over time are in the samples file."
+                 "count%s. Per-write latencies and the progress on C over time are in the samples file."
                  % (", ".join(str(w) for w in cfg.get("tput_writers", [])), cfg["tput_seconds"],
-                    cfg.get("tput_size", 1024), cfg.get("tput_size", 1024)))
+                    cfg.get("tput_size", 1024), cfg.get("tput_size", 1024),
+                    "" if cfg.get("tput_rounds", 1) < 2 else
+                    ", in %d rounds; each writer count's figures are those of the round whose sigilfs/etcd ratio "
+                    "is the median of the rounds' (the rows give every round's ratio)" % cfg["tput_rounds"]))
     L.append("- Nothing is pinned to CPUs (no taskset): daemons, etcd members and the Python driver share "
              "all CPUs with whatever else runs on the machine.")
     L.append("- Raw samples: `%s`." % meta.get("samples_rel", "bench/results/repl-samples.json"))

@@ -17,7 +17,9 @@
 # on any one convergence, 120 s), BENCH_POLL_MS (re-read interval on C, 1),
 # BENCH_GAP_MS (pause between samples, 20), BENCH_TPUT_SECONDS (seconds
 # each throughput run writes, 5; 0 skips), BENCH_TPUT_WRITERS (writer counts,
-# "1 8"), BENCH_TPUT_SIZE (bytes per write, 1024), BENCH_PHASES (which phases:
+# "1 8"), BENCH_TPUT_ROUNDS (rounds of the throughput runs, sigilfs and etcd
+# alternating, 3: the report shows the median round), BENCH_TPUT_SIZE (bytes
+# per write, 1024), BENCH_PHASES (which phases:
 # "latency frozen throughput partition"), BENCH_OUT (report path),
 # BENCH_OPTS (more sigilfs mount options for every node, e.g.
 # pull_interval=60000; none by default), BENCH_KEEP=1 (keep the work dir),
@@ -44,6 +46,7 @@ GAP_MS=${BENCH_GAP_MS:-20}
 TPUT_SECONDS=${BENCH_TPUT_SECONDS:-5}
 TPUT_WRITERS=${BENCH_TPUT_WRITERS:-1 8}
 TPUT_SIZE=${BENCH_TPUT_SIZE:-1024}
+TPUT_ROUNDS=${BENCH_TPUT_ROUNDS:-3}
 PHASES=${BENCH_PHASES:-latency frozen throughput partition}
 OPTS=${BENCH_OPTS:-}
 OUT=${BENCH_OUT:-$HERE/results/repl.md}
@@ -124,7 +127,7 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
 trap 'say "terminated"; exit 143' TERM
 
-for v in N N_DELETE FILES MODIFY DELETE PART_WRITERS ROUNDS N_FROZEN TIMEOUT POLL_MS GAP_MS TPUT_SECONDS TPUT_SIZE; do
+for v in N N_DELETE FILES MODIFY DELETE PART_WRITERS ROUNDS N_FROZEN TIMEOUT POLL_MS GAP_MS TPUT_SECONDS TPUT_SIZE TPUT_ROUNDS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a whole number, not '${!v}'"
 done
 [ "$N_DELETE" -le "$N" ] || N_DELETE=$N # the deletes remove the files the creates made
@@ -350,7 +353,7 @@ cat >"$WORK/config.json" <<EOF
   "files": $FILES, "modify": $MODIFY, "delete": $DELETE, "file_size": 1024, "dirs": 100,
   "part_writers": $PART_WRITERS,
   "rounds": $ROUNDS, "converge_timeout": $TIMEOUT, "converge_poll": 0.02,
-  "tput_seconds": $TPUT_SECONDS, "tput_writers": [$(echo $TPUT_WRITERS | tr ' ' ',')], "tput_size": $TPUT_SIZE,
+  "tput_seconds": $TPUT_SECONDS, "tput_writers": [$(echo $TPUT_WRITERS | tr ' ' ',')], "tput_size": $TPUT_SIZE, "tput_rounds": $TPUT_ROUNDS,
   "phases": $(jq_list $PHASES), "work": "$WORK",
   "scheme": "$SCHEME",
   "opts": "$OPTS",
@@ -367,7 +370,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 OTHERS=$(pgrep -x sigilfs | grep -cvxF -f <(printf '%s\n' "${DPIDS[@]}"))
 # bound: the phases are bounded inside; this is the backstop
 nw=$(echo $TPUT_WRITERS | wc -w)
-RUN_LIMIT=$((600 + N * 3 + N_FROZEN * 11 + (FILES / 10 + 4 * TIMEOUT) * ROUNDS + nw * 2 * (TPUT_SECONDS + TIMEOUT + 10)))
+RUN_LIMIT=$((600 + N * 3 + N_FROZEN * 11 + (FILES / 10 + 4 * TIMEOUT) * ROUNDS + nw * 2 * (TPUT_ROUNDS > 0 ? TPUT_ROUNDS : 1) * (TPUT_SECONDS + TIMEOUT + 10)))
 say "measuring (backstop ${RUN_LIMIT} s)"
 # in the background and waited for, so that a signal to this script runs the
 # trap at once (bash defers traps while a foreground child runs)
@@ -383,7 +386,7 @@ SAMPLES=${OUT%.md}-samples.json
 cp "$WORK/out.json" "$SAMPLES"
 cmd="$(cd "$ROOT" && pwd)/bench/repl-bench.sh"
 for v in BENCH_N BENCH_N_DELETE BENCH_N_FROZEN BENCH_FILES BENCH_MODIFY BENCH_DELETE BENCH_PART_WRITERS BENCH_ROUNDS BENCH_TLS BENCH_BASELINE \
-	BENCH_TIMEOUT BENCH_POLL_MS BENCH_GAP_MS BENCH_TPUT_SECONDS BENCH_TPUT_WRITERS BENCH_TPUT_SIZE BENCH_PHASES \
+	BENCH_TIMEOUT BENCH_POLL_MS BENCH_GAP_MS BENCH_TPUT_SECONDS BENCH_TPUT_WRITERS BENCH_TPUT_ROUNDS BENCH_TPUT_SIZE BENCH_PHASES \
 	BENCH_OPTS; do
 	[ -n "${!v:-}" ] && cmd="$v=\"${!v}\" $cmd"
 done
