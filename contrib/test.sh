@@ -26,7 +26,7 @@ failed_logs() {
 		grep -q '^:test-result: \(FAIL\|ERROR\)' "$t" || continue
 		f=${t%.trs}.log
 		echo "=== $f: failed checks"
-		grep -A 12 '^FAIL - \|^not ok\|ERROR\|Sanitizer' "$f" | head -n 80
+		grep -A 16 '^FAIL - \|^not ok\|ERROR\|Sanitizer' "$f" | head -n 80
 		echo "=== $f: its last lines"
 		tail -n 40 "$f"
 	done

@@ -36,8 +36,10 @@ static void member_line(void *ctx, const sg_repl_peer *p)
 		fprintf(c->f, "  never answered");
 	if (p->failures)
 		fprintf(c->f, ", %u failures in a row", p->failures);
-	fprintf(c->f, ", pulled to its v%" PRIu64 ", pushed up to our v%" PRIu64 "\n", p->pulled,
-	        p->pushed);
+	fprintf(c->f,
+	        ", pulled to its v%" PRIu64 ", pushed up to our v%" PRIu64
+	        ", it pulled from us from v%" PRIu64 "\n",
+	        p->pulled, p->pushed, p->pulled_by);
 }
 
 /* ---- peers as status shows them ---- */

@@ -263,7 +263,25 @@ rl_converged() {
 		d=$(diff <(printf '%s\n' "$first") <(printf '%s\n' "$m") | head -n 30)
 		ev+=("diff ${nodes[0]} (<) vs $n (>):" "$d")
 	done
-	fail "$msg (within $t s)" "${ev[@]}"
+	fail "$msg (within $t s)" "${ev[@]}" "$(rl_peers_evidence)"
+}
+
+# rl_peers_evidence: for a failure's evidence, each running node's view of its
+# peers (`sigilctl peers`: up or down, failures in a row, last answer, cursors),
+# to tell a peer that is not asked from one that does not answer. Nodes frozen
+# by rl_sigstop are named, not asked.
+rl_peers_evidence() {
+	local n p q out ctl=${SIGILCTL:-$(dirname "$SIGILFS")/sigilctl}
+	for n in $(printf '%s\n' "${!RL_PORT_OF[@]}" | sort); do
+		p=$(rl_pid "$n")
+		[ -n "$p" ] && sg_alive "$p" || continue
+		for q in "${RL_STOPPED[@]}"; do
+			[ "$q" == "$p" ] && continue 2
+		done
+		out=$(timeout 10 "$ctl" -d "$(sg_data "$n")" peers 2>&1 | grep -v '^#')
+		printf 'peers of %s: %s\n' "$n" "$(sed 's/  */ /g' <<<"$out" | tr '\n' ';')"
+	done
+	[ ${#RL_STOPPED[@]} -eq 0 ] || printf 'frozen (SIGSTOP): %s\n' "${RL_STOPPED[*]}"
 }
 
 rl_same2() { # equal in two successive looks
@@ -331,7 +349,7 @@ rl_arrives() {
 	if sg_wait "$t" "$@"; then
 		ok "$msg"
 	else
-		fail "$msg (within $t s)" "still failing: $*"
+		fail "$msg (within $t s)" "still failing: $*" "$(rl_peers_evidence)"
 	fi
 }
 

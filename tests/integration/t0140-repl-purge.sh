@@ -54,6 +54,16 @@ purged_all() {
 	[ $GC_RC -eq 0 ] && [ "$(gc_field tombstones)" == "0 left" ] &&
 		[[ $(gc_field horizon) == "version "[1-9]* ]]
 }
+# purges NAME MSG: one check that within G + T seconds node NAME purges every
+# tombstone; on failure its last gc output (which peer holds the purge back)
+# and every node's view of its peers are the evidence
+purges() {
+	if sg_wait $((G + T)) purged_all "$1"; then
+		ok "$2"
+	else
+		fail "$2 (within $((G + T)) s)" "gc on $1: $(tr '\n' ';' <<<"$GC")" "$(rl_peers_evidence)"
+	fi
+}
 # repl_stat NAME KEY: a counter of node NAME's status --json replication object
 repl_stat() {
 	timeout 30 "$CTL" -d "$(sg_data "$1")" status --json 2>/dev/null |
@@ -102,7 +112,7 @@ fi
 	"it ran $((SECONDS - STOPPED))s after, the grace is ${G}s: too slow a machine for this check"
 rl_sigcont c
 rl_arrives $T "c takes the delete once thawed" rl_gone "$C/old-del"
-rl_arrives $((G + T)) "once every peer has it, a purges the tombstone" purged_all a
+purges a "once every peer has it, a purges the tombstone"
 check_eq "0" "$(repl_stat c snapshots_received)" "c needed no snapshot for that"
 
 # ---- c cut off past the grace while a deletes; c writes meanwhile
@@ -114,14 +124,13 @@ printf 'written on c while away\n' >"$C/while-away"
 mkdir "$C/away-dir"
 printf 'in a dir made on c while away\n' >"$C/away-dir/f"
 rl_converged $T a b -- "a and b converge without c"
-rl_arrives $((G + T)) "a purges the deletes' tombstones (c, silent past the grace, holds nothing back)" \
-	purged_all a
+purges a "a purges the deletes' tombstones (c, silent past the grace, holds nothing back)"
 gc a
 check "a's gc counts them purged: 5 (4 for del/, 1 for gone), and old-del's before" python3 -c '
 import re, sys
 m = re.search(r"^purged +\d+ tombstones now, (\d+) since start$", sys.argv[1], re.M)
 assert m and int(m.group(1)) >= 6, sys.argv[1]' "$GC"
-rl_arrives $((G + T)) "b purges them too" purged_all b
+purges b "b purges them too"
 sg_umount c
 start c || sg_done
 rl_converged 30 a b c -- "c, back, converges with a and b"
@@ -143,8 +152,8 @@ check "a served a snapshot" test "$(repl_stat a snapshots_served)" -ge 1
 # ---- c frozen past a purge, then thawed (no restart): its cursor is behind the horizon
 rl_sigstop c
 rm "$A/z1"
-rl_arrives $((G + T)) "a purges z1's tombstone while c is frozen" purged_all a
-rl_arrives $((G + T)) "b purges it too" purged_all b
+purges a "a purges z1's tombstone while c is frozen"
+purges b "b purges it too"
 BEFORE=$(repl_stat a snapshots_served)
 rl_sigcont c
 rl_converged 30 a b c -- "c, thawed, converges"

@@ -231,6 +231,8 @@ for n in b c; do
 	check "peers lists $n ($(rl_node_id $n)) as up" \
 		grep -qE "^tcp://127\.0\.0\.1:${RL_PORT_OF[$n]} +$(rl_node_id $n)  up  " <<<"$OUT"
 done
+check "peers gives each peer's cursors: pulled, pushed, and where its pull from a started" \
+	test "$(grep -cE ", pulled to its v[0-9]+, pushed up to our v[0-9]+, it pulled from us from v[0-9]+\$" <<<"$OUT")" -eq 2
 ctl -d "$DA" conflicts
 check_eq "0|" "$RC|$OUT" "conflicts on a fresh cluster: exit 0, nothing listed"
 ctl -d "$DA" check
