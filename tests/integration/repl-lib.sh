@@ -267,9 +267,10 @@ rl_converged() {
 }
 
 # rl_peers_evidence: for a failure's evidence, each running node's view of its
-# peers (`sigilctl peers`: up or down, failures in a row, last answer, cursors),
-# to tell a peer that is not asked from one that does not answer. Nodes frozen
-# by rl_sigstop are named, not asked.
+# peers (`sigilctl peers`: up or down, failures in a row, last answer, cursors)
+# and its replication and transport counters (malformed messages, refused
+# handshakes), to tell a peer that is not asked from one that does not answer.
+# Nodes frozen by rl_sigstop are named, not asked.
 rl_peers_evidence() {
 	local n p q out ctl=${SIGILCTL:-$(dirname "$SIGILFS")/sigilctl}
 	for n in $(printf '%s\n' "${!RL_PORT_OF[@]}" | sort); do
@@ -278,8 +279,10 @@ rl_peers_evidence() {
 		for q in "${RL_STOPPED[@]}"; do
 			[ "$q" == "$p" ] && continue 2
 		done
-		out=$(timeout 10 "$ctl" -d "$(sg_data "$n")" peers 2>&1 | grep -v '^#')
+		out=$(timeout 10 "$ctl" -d "$(sg_data "$n")" peers 2>&1 | grep -v '^this node')
 		printf 'peers of %s: %s\n' "$n" "$(sed 's/  */ /g' <<<"$out" | tr '\n' ';')"
+		out=$(timeout 10 "$ctl" -d "$(sg_data "$n")" status 2>&1 | grep -E '^(replication|transport) ')
+		printf '  %s\n' "$(sed 's/  */ /g' <<<"$out" | tr '\n' ';')"
 	done
 	[ ${#RL_STOPPED[@]} -eq 0 ] || printf 'frozen (SIGSTOP): %s\n' "${RL_STOPPED[*]}"
 }
