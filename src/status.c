@@ -263,8 +263,9 @@ static void status(const sg_status_src *s, FILE *f)
 		        rs.malformed, rs.oversized, rs.pushes, rs.pulls, rs.pushes_as_pulls);
 		fprintf(f,
 		        "transport   TLS handshakes %" PRIu64 " refused (by this node), %" PRIu64
-		        " failed (peer not from the cluster CA); %" PRIu64 " protocol errors\n",
-		        rs.tls_refused, rs.tls_failed, rs.proto_errors);
+		        " failed (peer not from the cluster CA); %" PRIu64
+		        " protocol errors; %" PRIu64 " connections renewed (no answer for 5 s)\n",
+		        rs.tls_refused, rs.tls_failed, rs.proto_errors, rs.renewed);
 		fprintf(f,
 		        "purge       %" PRIu64 " tombstones purged; snapshots: %" PRIu64
 		        " served, %" PRIu64 " taken, %" PRIu64 " entries dropped by them\n",
@@ -371,6 +372,9 @@ static void metrics(const sg_status_src *s, FILE *f)
 		M("sigil_repl_proto_errors_total", "counter",
 		  "Connections dropped for not speaking the replication protocol.", PRIu64,
 		  rs.proto_errors);
+		M("sigil_repl_connections_renewed_total", "counter",
+		  "Connections to a peer closed for a new one after 5 s without an answer.", PRIu64,
+		  rs.renewed);
 		M("sigil_repl_pushes_total", "counter", "Pushes answered by a peer.", PRIu64,
 		  rs.pushes);
 		M("sigil_repl_pulls_total", "counter", "Pulls answered by a peer.", PRIu64,
@@ -570,14 +574,15 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 		        ", \"too_large\": %" PRIu64 ", \"malformed\": %" PRIu64
 		        ", \"oversized\": %" PRIu64 ", \"tls_refused\": %" PRIu64
 		        ", \"tls_failed\": %" PRIu64 ", \"proto_errors\": %" PRIu64
-		        ", \"pushes\": %" PRIu64 ", \"pulls\": %" PRIu64
-		        ", \"pushes_as_pulls\": %" PRIu64 ", \"tombstones_purged\": %" PRIu64
-		        ", \"snapshots_served\": %" PRIu64 ", \"snapshots_received\": %" PRIu64
-		        ", \"snapshot_dropped\": %" PRIu64 "},\n",
+		        ", \"connections_renewed\": %" PRIu64 ", \"pushes\": %" PRIu64
+		        ", \"pulls\": %" PRIu64 ", \"pushes_as_pulls\": %" PRIu64
+		        ", \"tombstones_purged\": %" PRIu64 ", \"snapshots_served\": %" PRIu64
+		        ", \"snapshots_received\": %" PRIu64 ", \"snapshot_dropped\": %" PRIu64
+		        "},\n",
 		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.deferred, rs.too_large,
 		        rs.malformed, rs.oversized, rs.tls_refused, rs.tls_failed, rs.proto_errors,
-		        rs.pushes, rs.pulls, rs.pushes_as_pulls, rs.purged, rs.snapshots_served,
-		        rs.snapshots_received, rs.forgotten);
+		        rs.renewed, rs.pushes, rs.pulls, rs.pushes_as_pulls, rs.purged,
+		        rs.snapshots_served, rs.snapshots_received, rs.forgotten);
 		struct peer_list l;
 
 		peers_get(s, &l);

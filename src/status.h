@@ -40,7 +40,7 @@ int sg_status_write(void *src, const char *name, FILE *f);
  * before the first commit), version, lag_ms, commits, pushes,
  * push_failures}, or null when off), replication ({applied, stale, held,
  * refused, deferred, too_large, malformed, oversized, tls_refused,
- * tls_failed, proto_errors, pushes, pulls, tombstones_purged,
+ * tls_failed, proto_errors, connections_renewed, pushes, pulls, tombstones_purged,
  * snapshots_served, snapshots_received, snapshot_dropped} as in
  * sg_repl_stats, or null when off) and peers: [{url, node_id (null until it
  * answered), name (as it introduced itself, or null), state ("up" or

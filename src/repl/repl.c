@@ -41,6 +41,10 @@
 #define ADV_MAX 300             /* an advertised URL: at most 256 bytes on the wire */
 #define MAX_PULLERS 256         /* nodes whose pull cursors into this store are remembered */
 #define TOO_LARGE_SEEN 64       /* changes passed over for their size, remembered to count once */
+/* A peer that has failed every exchange this long gets a new connection (at
+ * most once per this long): see peer_renew() */
+#define RENEW_AFTER_NS (5 * 1000000000LL)
+#define CLOSES_STUCK_MAX 8 /* sockets NNG did not close in time: renew no more */
 
 struct peer {
 	char *url;
@@ -58,6 +62,12 @@ struct peer {
 	_Atomic uint64_t push_acked;
 	_Atomic int64_t next_try_ns; /* back off after failures */
 	_Atomic unsigned failures;
+	/* its worker's: when the failures in a row began, and when its
+	 * connection was last renewed (peer_renew) */
+	int64_t fail_since_ns, renewed_ns;
+	/* under r->lock: what the dialers of its earlier sockets counted
+	 * (NNG's "auth", "proto" + "reject"), so that the totals stay counters */
+	uint64_t auth_base, proto_base;
 	/* each peer has its own worker, so a frozen peer holds up nobody else */
 	sg_repl *r;
 	pthread_t thread;
@@ -142,6 +152,7 @@ struct sg_repl {
 	_Atomic uint64_t applied, stale, quarantined, malformed, refused, pushes, pulls, deferred;
 	_Atomic uint64_t purged, snap_served, snap_received, forgotten, oversized, too_large;
 	_Atomic uint64_t push_cursor; /* pushes that moved a pull cursor (push_covers) */
+	_Atomic uint64_t renewed;     /* connections dropped for a new one (peer_renew) */
 
 	/* the latest changes passed over for their size, so that each is counted
 	 * and logged once, not at every page that lists it */
@@ -1530,6 +1541,7 @@ static int transport_read(sg_repl *r, struct tstats *t, struct peer **ps, uint64
 {
 	nng_dialer ds[MAX_PEERS];
 	int open[MAX_PEERS];
+	uint64_t auth_base[MAX_PEERS], proto_base[MAX_PEERS];
 	nng_stat *all;
 	size_t n;
 
@@ -1539,6 +1551,8 @@ static int transport_read(sg_repl *r, struct tstats *t, struct peer **ps, uint64
 	for (size_t i = 0; i < n; i++) {
 		open[i] = r->peers[i]->open;
 		ds[i] = r->peers[i]->dialer;
+		auth_base[i] = r->peers[i]->auth_base;
+		proto_base[i] = r->peers[i]->proto_base;
 		if (ps)
 			ps[i] = r->peers[i];
 	}
@@ -1555,10 +1569,10 @@ static int transport_read(sg_repl *r, struct tstats *t, struct peer **ps, uint64
 	}
 	for (size_t i = 0; i < n; i++) {
 		nng_stat *d = open[i] ? stat_scope(all, "dialer", nng_dialer_id(ds[i])) : NULL;
-		uint64_t a = stat_of(d, "auth");
+		uint64_t a = auth_base[i] + stat_of(d, "auth");
 
 		t->auth_out += a;
-		t->proto_out += stat_of(d, "proto") + stat_of(d, "reject");
+		t->proto_out += proto_base[i] + stat_of(d, "proto") + stat_of(d, "reject");
 		if (auth)
 			auth[i] = a;
 	}
@@ -1613,17 +1627,72 @@ static void transport_watch(sg_repl *r)
 
 /* ---- the client: push and pull ---- */
 
+static void close_bounded(const nng_socket *socks, size_t n);
+static _Atomic int closes_stuck; /* close_bounded()'s closes not done in time, not done yet */
+
+/*
+ * Close p's socket, so that its next exchange dials anew: for a peer that
+ * has failed every exchange for RENEW_AFTER_NS. NNG redials a connection
+ * that breaks, but a request that times out leaves its connection open, and
+ * nothing else is tried while that connection stays: a connection on which
+ * no answer comes back, whatever holds it up at either end, would keep the
+ * peer out of reach for as long as it stays open. A peer that is down loses
+ * nothing by it (its dialer was retrying anyway). Not while NNG leaves
+ * closes hanging (nanomsg/nng#1813, see close_bounded()): each would hold a
+ * thread for good. Called by p's worker only.
+ */
+static void peer_renew(sg_repl *r, struct peer *p, int64_t now)
+{
+	uint64_t auth = 0, proto = 0;
+	nng_socket old;
+	nng_stat *all;
+	int had = 0;
+
+	if (atomic_load(&closes_stuck) >= CLOSES_STUCK_MAX)
+		return;
+	p->renewed_ns = now;
+	/* what its dialer counted, carried over (transport_read) */
+	if (nng_stats_get(&all) == 0) {
+		nng_stat *d = stat_scope(all, "dialer", nng_dialer_id(p->dialer));
+
+		auth = stat_of(d, "auth");
+		proto = stat_of(d, "proto") + stat_of(d, "reject");
+		nng_stats_free(all);
+	}
+	pthread_mutex_lock(&r->lock);
+	if (!r->stop && p->open) {
+		old = p->sock;
+		p->open = 0;
+		p->auth_base += auth;
+		p->proto_base += proto;
+		had = 1;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!had)
+		return;
+	atomic_fetch_add(&r->renewed, 1);
+	sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-REPL-RENEW",
+	       "%s has not answered for %lld s: a new connection to it", p->url,
+	       (long long)((now - p->fail_since_ns) / 1000000000LL));
+	close_bounded(&old, 1);
+}
+
 static void peer_failed(sg_repl *r, struct peer *p, const char *what, int rc)
 {
 	int64_t backoff = 200000000LL << (p->failures < 5 ? p->failures : 5);
+	int64_t now = sg_mono_ns();
 
 	if (backoff > 5000000000LL)
 		backoff = 5000000000LL;
-	if (p->failures == 0)
+	if (p->failures == 0) {
 		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-REPL-PEER-DOWN", "%s with %s failed: %s",
 		       what, p->url, strerror(-rc));
+		p->fail_since_ns = now;
+	}
 	p->failures++;
-	p->next_try_ns = sg_mono_ns() + backoff;
+	p->next_try_ns = now + backoff;
+	if (now - p->fail_since_ns >= RENEW_AFTER_NS && now - p->renewed_ns >= RENEW_AFTER_NS)
+		peer_renew(r, p, now);
 }
 
 static void peer_ok(struct peer *p)
@@ -2374,8 +2443,10 @@ static void *closer_main(void *arg)
 	abandoned = c->abandoned;
 	pthread_cond_signal(&c->cond);
 	pthread_mutex_unlock(&c->lock);
-	if (abandoned)
+	if (abandoned) {
+		atomic_fetch_sub(&closes_stuck, 1);
 		closer_free(c);
+	}
 	return NULL;
 }
 
@@ -2414,8 +2485,10 @@ static void close_bounded(const nng_socket *socks, size_t n)
 		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
 			break;
 	done = c->done;
-	if (!done)
+	if (!done) {
 		c->abandoned = 1;
+		atomic_fetch_add(&closes_stuck, 1);
+	}
 	pthread_mutex_unlock(&c->lock);
 	if (done)
 		closer_free(c);
@@ -2508,6 +2581,7 @@ void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out)
 	out->oversized = atomic_load(&r->oversized);
 	out->too_large = atomic_load(&r->too_large);
 	out->pushes_as_pulls = atomic_load(&r->push_cursor);
+	out->renewed = atomic_load(&r->renewed);
 	{
 		struct tstats t;
 

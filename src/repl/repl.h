@@ -135,6 +135,10 @@ typedef struct sg_repl_stats {
 	 *  the push held a range of that log whole, as a pull's page would, and
 	 *  every change of it was taken, so the next pull starts after it */
 	uint64_t pushes_as_pulls;
+	/** connections to a peer closed for a new one, after every exchange
+	 *  with it failed for 5 s (at most one per 5 s per peer): a peer that
+	 *  is down, or one that takes requests and does not answer them */
+	uint64_t renewed;
 } sg_repl_stats;
 
 void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out);

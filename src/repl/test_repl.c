@@ -1344,6 +1344,66 @@ static void test_wrong_reply_type_is_malformed(void **state)
 	node_stop(&a);
 }
 
+/* The connections a fake peer took: when each came (monotonic ns). */
+static struct {
+	pthread_mutex_t lock;
+	int n;
+	int64_t at[8];
+} conns = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void conn_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p, (void)ev, (void)arg;
+	pthread_mutex_lock(&conns.lock);
+	if (conns.n < 8)
+		conns.at[conns.n] = sg_mono_ns();
+	conns.n++;
+	pthread_mutex_unlock(&conns.lock);
+}
+
+static int conns_count(void)
+{
+	int n;
+
+	pthread_mutex_lock(&conns.lock);
+	n = conns.n;
+	pthread_mutex_unlock(&conns.lock);
+	return n;
+}
+
+/* A peer that takes requests and never answers them: the connection stays
+ * open, so NNG never dials it again on its own. After 5 s without an answer
+ * the node closes it and dials anew, not sooner, and counts it. */
+static void test_silent_peer_gets_new_connection(void **state)
+{
+	struct node a;
+	nng_socket fake;
+	char url[64];
+	sg_repl_stats rs;
+	int64_t first_fail;
+
+	(void)state;
+	conns.n = 0;
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", free_port());
+	assert_int_equal(nng_rep0_open(&fake), 0);
+	assert_int_equal(nng_pipe_notify(fake, NNG_PIPE_EV_ADD_POST, conn_added, NULL), 0);
+	assert_int_equal(nng_listen(fake, url, NULL, 0), 0);
+	node_start(&a, "alpha", url);
+	/* the first request times out after 3 s; 5 s of failures after that,
+	 * and the next failure renews: about 11 s; 30 s for a slow machine */
+	for (int i = 0; i < 300 && conns_count() < 2; i++)
+		usleep(100000);
+	sg_repl_stats_get(a.r, &rs);
+	first_fail = conns.at[0] + 3000000000LL; /* REQ_TIMEOUT_MS after it connected */
+	assert_int_equal(conns_count() >= 2, 1);
+	assert_int_equal(rs.renewed >= 1, 1);
+	/* not before the peer had failed for 5 s */
+	assert_true(conns.at[1] - first_fail >= 5000000000LL);
+	assert_true(one_peer(&a).failures >= 2);
+	node_stop(&a);
+	nng_close(fake);
+}
+
 static void list_url(void *ctx, const sg_repl_peer *p)
 {
 	char *buf = ctx;
@@ -1939,6 +1999,7 @@ int main(void)
 	    cmocka_unit_test(test_failed_push_retried),
 	    cmocka_unit_test(test_failed_push_retried_between_pulls),
 	    cmocka_unit_test(test_wrong_reply_type_is_malformed),
+	    cmocka_unit_test(test_silent_peer_gets_new_connection),
 	    cmocka_unit_test(test_learned_urls_match_transport),
 	    cmocka_unit_test(test_wildcard_listen_advertises_dialable),
 	    cmocka_unit_test(test_refused_peers_counted),
