@@ -1639,9 +1639,9 @@ static _Atomic int closes_stuck; /* close_bounded()'s closes not done in time, n
  * peer out of reach for as long as it stays open. A peer that is down loses
  * nothing by it (its dialer was retrying anyway). Not while NNG leaves
  * closes hanging (nanomsg/nng#1813, see close_bounded()): each would hold a
- * thread for good. Called by p's worker only.
+ * thread for good. Called by p's worker only; 1 if it closed the socket.
  */
-static void peer_renew(sg_repl *r, struct peer *p, int64_t now)
+static int peer_renew(sg_repl *r, struct peer *p, int64_t now)
 {
 	uint64_t auth = 0, proto = 0;
 	nng_socket old;
@@ -1649,7 +1649,7 @@ static void peer_renew(sg_repl *r, struct peer *p, int64_t now)
 	int had = 0;
 
 	if (atomic_load(&closes_stuck) >= CLOSES_STUCK_MAX)
-		return;
+		return 0;
 	p->renewed_ns = now;
 	/* what its dialer counted, carried over (transport_read) */
 	if (nng_stats_get(&all) == 0) {
@@ -1669,12 +1669,13 @@ static void peer_renew(sg_repl *r, struct peer *p, int64_t now)
 	}
 	pthread_mutex_unlock(&r->lock);
 	if (!had)
-		return;
+		return 0;
 	atomic_fetch_add(&r->renewed, 1);
 	sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-REPL-RENEW",
 	       "%s has not answered for %lld s: a new connection to it", p->url,
 	       (long long)((now - p->fail_since_ns) / 1000000000LL));
 	close_bounded(&old, 1);
+	return 1;
 }
 
 static void peer_failed(sg_repl *r, struct peer *p, const char *what, int rc)
@@ -1691,8 +1692,10 @@ static void peer_failed(sg_repl *r, struct peer *p, const char *what, int rc)
 	}
 	p->failures++;
 	p->next_try_ns = now + backoff;
-	if (now - p->fail_since_ns >= RENEW_AFTER_NS && now - p->renewed_ns >= RENEW_AFTER_NS)
-		peer_renew(r, p, now);
+	/* a new connection is tried at the next round, not after the backoff */
+	if (now - p->fail_since_ns >= RENEW_AFTER_NS && now - p->renewed_ns >= RENEW_AFTER_NS &&
+	    peer_renew(r, p, now))
+		p->next_try_ns = 0;
 }
 
 static void peer_ok(struct peer *p)
