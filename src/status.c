@@ -254,13 +254,14 @@ static void status(const sg_status_src *s, FILE *f)
 		}
 		free(l.v);
 		fprintf(f,
-		        "replication %" PRIu64 " applied, %" PRIu64 " stale, %" PRIu64
-		        " held (clock ahead), %" PRIu64 " refused, %" PRIu64 " deferred, %" PRIu64
-		        " too large, %" PRIu64 " malformed messages, %" PRIu64
+		        "replication %" PRIu64 " applied, %" PRIu64 " already here, %" PRIu64
+		        " stale, %" PRIu64 " held (clock ahead), %" PRIu64 " refused, %" PRIu64
+		        " deferred, %" PRIu64 " too large, %" PRIu64 " malformed messages, %" PRIu64
 		        " oversized messages; %" PRIu64 " pushes, %" PRIu64 " pulls, %" PRIu64
 		        " pushes received in place of a pull\n",
-		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.deferred, rs.too_large,
-		        rs.malformed, rs.oversized, rs.pushes, rs.pulls, rs.pushes_as_pulls);
+		        rs.applied, rs.duplicates, rs.stale, rs.quarantined, rs.refused,
+		        rs.deferred, rs.too_large, rs.malformed, rs.oversized, rs.pushes, rs.pulls,
+		        rs.pushes_as_pulls);
 		fprintf(f,
 		        "transport   TLS handshakes %" PRIu64 " refused (by this node), %" PRIu64
 		        " failed (peer not from the cluster CA); %" PRIu64
@@ -344,6 +345,9 @@ static void metrics(const sg_status_src *s, FILE *f)
 		sg_repl_stats_get(s->repl, &rs);
 		M("sigil_repl_applied_total", "counter", "Remote changes applied.", PRIu64,
 		  rs.applied);
+		M("sigil_repl_duplicates_total", "counter",
+		  "Remote changes received that were here already (the same stamp).", PRIu64,
+		  rs.duplicates);
 		M("sigil_repl_stale_total", "counter", "Remote changes older than held, refused.",
 		  PRIu64, rs.stale);
 		M("sigil_repl_held_total", "counter", "Remote changes held: stamped too far ahead.",
@@ -569,20 +573,21 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 
 		sg_repl_stats_get(s->repl, &rs);
 		fprintf(f,
-		        "  \"replication\": {\"applied\": %" PRIu64 ", \"stale\": %" PRIu64
-		        ", \"held\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"deferred\": %" PRIu64
-		        ", \"too_large\": %" PRIu64 ", \"malformed\": %" PRIu64
-		        ", \"oversized\": %" PRIu64 ", \"tls_refused\": %" PRIu64
-		        ", \"tls_failed\": %" PRIu64 ", \"proto_errors\": %" PRIu64
-		        ", \"connections_renewed\": %" PRIu64 ", \"pushes\": %" PRIu64
-		        ", \"pulls\": %" PRIu64 ", \"pushes_as_pulls\": %" PRIu64
-		        ", \"tombstones_purged\": %" PRIu64 ", \"snapshots_served\": %" PRIu64
-		        ", \"snapshots_received\": %" PRIu64 ", \"snapshot_dropped\": %" PRIu64
-		        "},\n",
-		        rs.applied, rs.stale, rs.quarantined, rs.refused, rs.deferred, rs.too_large,
-		        rs.malformed, rs.oversized, rs.tls_refused, rs.tls_failed, rs.proto_errors,
-		        rs.renewed, rs.pushes, rs.pulls, rs.pushes_as_pulls, rs.purged,
-		        rs.snapshots_served, rs.snapshots_received, rs.forgotten);
+		        "  \"replication\": {\"applied\": %" PRIu64 ", \"duplicates\": %" PRIu64
+		        ", \"stale\": %" PRIu64 ", \"held\": %" PRIu64 ", \"refused\": %" PRIu64
+		        ", \"deferred\": %" PRIu64 ", \"too_large\": %" PRIu64
+		        ", \"malformed\": %" PRIu64 ", \"oversized\": %" PRIu64
+		        ", \"tls_refused\": %" PRIu64 ", \"tls_failed\": %" PRIu64
+		        ", \"proto_errors\": %" PRIu64 ", \"connections_renewed\": %" PRIu64
+		        ", \"pushes\": %" PRIu64 ", \"pulls\": %" PRIu64
+		        ", \"pushes_as_pulls\": %" PRIu64 ", \"tombstones_purged\": %" PRIu64
+		        ", \"snapshots_served\": %" PRIu64 ", \"snapshots_received\": %" PRIu64
+		        ", \"snapshot_dropped\": %" PRIu64 "},\n",
+		        rs.applied, rs.duplicates, rs.stale, rs.quarantined, rs.refused,
+		        rs.deferred, rs.too_large, rs.malformed, rs.oversized, rs.tls_refused,
+		        rs.tls_failed, rs.proto_errors, rs.renewed, rs.pushes, rs.pulls,
+		        rs.pushes_as_pulls, rs.purged, rs.snapshots_served, rs.snapshots_received,
+		        rs.forgotten);
 		struct peer_list l;
 
 		peers_get(s, &l);

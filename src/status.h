@@ -38,7 +38,7 @@ int sg_status_write(void *src, const char *name, FILE *f);
  * store's version vector: [{node_id, name (null if never heard of), seq}],
  * origins increasing), saves, conflicts, mirror ({path, branch, head (null
  * before the first commit), version, lag_ms, commits, pushes,
- * push_failures}, or null when off), replication ({applied, stale, held,
+ * push_failures}, or null when off), replication ({applied, duplicates, stale, held,
  * refused, deferred, too_large, malformed, oversized, tls_refused,
  * tls_failed, proto_errors, connections_renewed, pushes, pulls, tombstones_purged,
  * snapshots_served, snapshots_received, snapshot_dropped} as in

@@ -1982,7 +1982,7 @@ int sg_store_apply_many(sg_store *st, const sg_change *c, size_t n, int *rcs)
 	}
 	sg_writer_submit_many(st, ops, k);
 	for (size_t j = 0; j < k; j++)
-		rcs[ops[j].id] = ops[j].rc;
+		rcs[ops[j].id] = ops[j].rc == 0 && ops[j].held ? SG_APPLY_HELD : ops[j].rc;
 	free(ops);
 	return 0;
 }

@@ -450,10 +450,15 @@ int sg_store_removexattr(sg_store *st, const sg_stamp *stamp, uint64_t id, const
  */
 int sg_store_apply(sg_store *st, const sg_change *c);
 
+/** sg_store_apply_many()'s result for a change this store held already,
+ *  with the same stamp (a redelivery): nothing was done */
+#define SG_APPLY_HELD 1
+
 /**
  * Apply n changes as sg_store_apply() would, queued together so that the
  * writer commits them in as few transactions as it can, in order.
- * @param[out] rcs  each change's result (0, -ESTALE, ...)
+ * @param[out] rcs  each change's result: 0 (applied), SG_APPLY_HELD (held
+ *                  already; sg_store_apply() says 0 for it), -ESTALE, ...
  * @return 0 once all are done (per-change results in rcs), -ENOMEM.
  */
 int sg_store_apply_many(sg_store *st, const sg_change *c, size_t n, int *rcs);

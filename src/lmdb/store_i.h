@@ -97,6 +97,7 @@ struct sg_op {
 	uint64_t count; /* OP_PURGE: purged; OP_RECONCILE: dropped */
 	uint64_t last;  /* OP_PURGE: the last version examined (0: the end was reached) */
 	int rc;
+	int held; /* OP_APPLY: the change was here already (the same stamp): nothing done */
 	sg_attr out;
 	int early; /* a local change: acknowledged before its commit when deferral is on */
 	int done;

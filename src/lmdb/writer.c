@@ -1758,6 +1758,8 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 	uint64_t pid = 0, eid = 0, id;
 	uint32_t etype;
 	int rc, exists;
+
+	op->held = 0; /* an op may run again (nested, or after the map grew) */
 	int64_t now = sg_now_ns();
 
 	rc = apply_parent(w, &c->stamp, c->path, &pid, leaf);
@@ -1789,8 +1791,10 @@ static int op_apply(struct wctx *w, struct sg_op *op)
 			    (unsigned long long)rec.origin);
 			return -ESTALE;
 		}
-		if (rc == 0)
-			return 0; /* already applied: redelivery is harmless */
+		if (rc == 0) {
+			op->held = 1; /* already applied: redelivery is harmless */
+			return 0;
+		}
 		/* a live version the change's writer never saw loses: keep it as a conflict */
 		held = (sg_stamp){rec.hlc, rec.origin, rec.seq};
 		rc = 0;

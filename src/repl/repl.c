@@ -149,7 +149,8 @@ struct sg_repl {
 	struct held *quarantine;
 	size_t nquarantine, qbytes, qmax;
 
-	_Atomic uint64_t applied, stale, quarantined, malformed, refused, pushes, pulls, deferred;
+	_Atomic uint64_t applied, duplicates, stale, quarantined, malformed, refused, pushes, pulls,
+	    deferred;
 	_Atomic uint64_t purged, snap_served, snap_received, forgotten, oversized, too_large;
 	_Atomic uint64_t push_cursor; /* pushes that moved a pull cursor (push_covers) */
 	_Atomic uint64_t renewed;     /* connections dropped for a new one (peer_renew) */
@@ -855,10 +856,14 @@ static void refused(sg_repl *r, const sg_change *c, int rc)
 }
 
 /* Count one store result. 1: refused for a reason of its own (worth another
- * try once the rest of its batch is in); 0: settled (applied, stale, or
- * deferred for a transient error). */
+ * try once the rest of its batch is in); 0: settled (applied, held already,
+ * stale, or deferred for a transient error). */
 static int settle(sg_repl *r, const sg_change *c, int rc, struct outcome *o)
 {
+	if (rc == SG_APPLY_HELD) {
+		atomic_fetch_add(&r->duplicates, 1);
+		return 0;
+	}
 	if (rc == 0) {
 		atomic_fetch_add(&r->applied, 1);
 		sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-REPL-APPLIED", "%s from %016llx", c->path,
@@ -2570,6 +2575,7 @@ void sg_repl_stats_get(sg_repl *r, sg_repl_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->applied = atomic_load(&r->applied);
+	out->duplicates = atomic_load(&r->duplicates);
 	out->stale = atomic_load(&r->stale);
 	out->quarantined = atomic_load(&r->quarantined);
 	out->malformed = atomic_load(&r->malformed);

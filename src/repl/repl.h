@@ -89,7 +89,10 @@ void sg_repl_sync_now(sg_repl *r);
 
 /** Counters, for status and tests. */
 typedef struct sg_repl_stats {
-	uint64_t applied;       /**< remote changes applied */
+	uint64_t applied; /**< remote changes applied */
+	/** remote changes this node held already, with the same stamp: the
+	 *  same change by push and again by a pull, or from two peers' logs */
+	uint64_t duplicates;
 	uint64_t stale;         /**< remote changes refused as older than what is held (or deleted
 	                             and purged here) */
 	uint64_t quarantined;   /**< pulled changes stamped too far in the future, held until

@@ -107,7 +107,7 @@ for n in b c; do
 done
 check "status shows the conflict count" grep -q '^conflicts *0 ' "$SG_WORK/status.txt"
 check "status shows the replication counters, deferred, too large and oversized messages too" \
-	grep -qE '^replication [0-9]+ applied, 0 stale, 0 held \(clock ahead\), 0 refused, 0 deferred, 0 too large, 0 malformed messages, 0 oversized messages; [0-9]+ pushes, [0-9]+ pulls, [0-9]+ pushes received in place of a pull$' \
+	grep -qE '^replication [0-9]+ applied, [0-9]+ already here, 0 stale, 0 held \(clock ahead\), 0 refused, 0 deferred, 0 too large, 0 malformed messages, 0 oversized messages; [0-9]+ pushes, [0-9]+ pulls, [0-9]+ pushes received in place of a pull$' \
 	"$SG_WORK/status.txt"
 check "status shows the transport counters: TLS handshakes refused and failed, protocol errors, connections renewed" \
 	grep -qE '^transport +TLS handshakes 0 refused \(by this node\), 0 failed \(peer not from the cluster CA\); [0-9]+ protocol errors; [0-9]+ connections renewed \(no answer for 5 s\)$' \
@@ -155,7 +155,7 @@ for n, line in enumerate(text.splitlines(), 1):
 required = """sigil_store_version sigil_store_entries sigil_store_tombstones sigil_store_map_bytes
  sigil_store_used_bytes sigil_store_commits_total sigil_store_journal_batches_total sigil_store_checkpoints_total sigil_store_map_trims_total sigil_store_changes_total sigil_store_deferred_total
  sigil_store_lost_total sigil_fs_saves_total sigil_fs_inodes sigil_fs_inodes_full sigil_conflicts sigil_mirror_version sigil_repl_applied_total
- sigil_repl_pushes_total sigil_repl_pulls_total sigil_repl_pushes_as_pulls_total sigil_repl_malformed_total sigil_repl_deferred_total
+ sigil_repl_duplicates_total sigil_repl_pushes_total sigil_repl_pulls_total sigil_repl_pushes_as_pulls_total sigil_repl_malformed_total sigil_repl_deferred_total
  sigil_repl_too_large_total sigil_repl_oversized_total sigil_repl_tls_refused_total sigil_repl_tls_failed_total
  sigil_repl_proto_errors_total sigil_repl_connections_renewed_total sigil_peer_up
  sigil_peer_last_answer_seconds sigil_peer_lag_changes sigil_peer_lag_seconds""".split()
@@ -205,7 +205,7 @@ assert j["vector"] == [{"node_id": sys.argv[2], "name": "a", "seq": int(sys.argv
 assert j["data"] == sys.argv[4], j["data"]
 assert j["conflicts"] == 0 and isinstance(j["replication"], dict)
 rep = j["replication"]
-for k in ("applied", "stale", "held", "refused", "deferred", "too_large", "malformed", "oversized",
+for k in ("applied", "duplicates", "stale", "held", "refused", "deferred", "too_large", "malformed", "oversized",
           "tls_refused", "tls_failed", "proto_errors", "connections_renewed", "pushes", "pulls", "pushes_as_pulls", "tombstones_purged",
           "snapshots_served", "snapshots_received", "snapshot_dropped"):
     assert isinstance(rep.get(k), int), (k, rep)

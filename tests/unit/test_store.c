@@ -825,12 +825,25 @@ static void test_lww_apply(void **state)
 	assert_stamp_equal(&x.stamp, &c.stamp);
 	assert_content(st, x.id, "v2", 2);
 
-	/* equal: a no-op that succeeds */
+	/* equal: a no-op that succeeds; sg_store_apply_many() says it was held */
 	c = file_change("r", "zz", h + 10, NODE_B, 3);
 	assert_int_equal(sg_store_apply(st, &c), 0);
 	assert_int_equal(sg_store_version(st), v + 2);
 	assert_int_equal(sg_store_resolve(st, "r", &x), 0);
 	assert_content(st, x.id, "v2", 2);
+	{
+		sg_change two[2] = {c, file_change("r-new", "n", h + 11, NODE_B, 4)};
+		int rcs[2] = {-1, -1};
+
+		assert_int_equal(sg_store_apply_many(st, two, 2, rcs), 0);
+		assert_int_equal(rcs[0], SG_APPLY_HELD);
+		assert_int_equal(rcs[1], 0);
+		assert_int_equal(sg_store_version(st), v + 3);
+		/* held again, now that it is here */
+		assert_int_equal(sg_store_apply_many(st, &two[1], 1, rcs), 0);
+		assert_int_equal(rcs[0], SG_APPLY_HELD);
+		assert_int_equal(sg_store_version(st), v + 3);
+	}
 
 	/* same hlc: the origin breaks the tie */
 	c = file_change("r", "low", h + 10, 0x1000, 1);
