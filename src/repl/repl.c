@@ -1549,6 +1549,7 @@ static int transport_read(sg_repl *r, struct tstats *t, struct peer **ps, uint64
 	uint64_t auth_base[MAX_PEERS], proto_base[MAX_PEERS];
 	nng_stat *all;
 	size_t n;
+	int rv;
 
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_lock(&r->lock);
@@ -1561,10 +1562,13 @@ static int transport_read(sg_repl *r, struct tstats *t, struct peer **ps, uint64
 		if (ps)
 			ps[i] = r->peers[i];
 	}
+	/* under the lock, so that a renewal (which carries a dialer's counts
+	 * into the base, then closes it) is seen whole or not at all */
+	rv = nng_stats_get(&all);
 	pthread_mutex_unlock(&r->lock);
 	if (np)
 		*np = n;
-	if (nng_stats_get(&all) != 0)
+	if (rv != 0)
 		return -ENOTSUP;
 	if (r->lst_ok) {
 		nng_stat *l = stat_scope(all, "listener", nng_listener_id(r->lst));
@@ -1648,7 +1652,6 @@ static _Atomic int closes_stuck; /* close_bounded()'s closes not done in time, n
  */
 static int peer_renew(sg_repl *r, struct peer *p, int64_t now)
 {
-	uint64_t auth = 0, proto = 0;
 	nng_socket old;
 	nng_stat *all;
 	int had = 0;
@@ -1656,20 +1659,18 @@ static int peer_renew(sg_repl *r, struct peer *p, int64_t now)
 	if (atomic_load(&closes_stuck) >= CLOSES_STUCK_MAX)
 		return 0;
 	p->renewed_ns = now;
-	/* what its dialer counted, carried over (transport_read) */
-	if (nng_stats_get(&all) == 0) {
-		nng_stat *d = stat_scope(all, "dialer", nng_dialer_id(p->dialer));
-
-		auth = stat_of(d, "auth");
-		proto = stat_of(d, "proto") + stat_of(d, "reject");
-		nng_stats_free(all);
-	}
 	pthread_mutex_lock(&r->lock);
 	if (!r->stop && p->open) {
+		/* what its dialer counted, carried over (transport_read) */
+		if (nng_stats_get(&all) == 0) {
+			nng_stat *d = stat_scope(all, "dialer", nng_dialer_id(p->dialer));
+
+			p->auth_base += stat_of(d, "auth");
+			p->proto_base += stat_of(d, "proto") + stat_of(d, "reject");
+			nng_stats_free(all);
+		}
 		old = p->sock;
 		p->open = 0;
-		p->auth_base += auth;
-		p->proto_base += proto;
 		had = 1;
 	}
 	pthread_mutex_unlock(&r->lock);
