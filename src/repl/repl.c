@@ -45,6 +45,7 @@
  * most once per this long): see peer_renew() */
 #define RENEW_AFTER_NS (5 * 1000000000LL)
 #define CLOSES_STUCK_MAX 8 /* sockets NNG did not close in time: renew no more */
+#define FINAL_PUSH_MS 1000 /* how long a stop waits for the push it sends */
 
 struct peer {
 	char *url;
@@ -74,6 +75,7 @@ struct peer {
 	int thread_started;
 	pthread_cond_t cond;        /* with r->lock: work for this peer */
 	int want_push, want_pull;   /* under r->lock */
+	int final;                  /* under r->lock: sg_repl_stop() waits for this push */
 	int push_retry;             /* under r->lock: a push failed or was not all taken */
 	int push_refused;           /* its worker's: the last push was not all taken */
 	_Atomic int64_t last_ok_ns; /* monotonic time of the last good exchange, 0: never */
@@ -2002,6 +2004,15 @@ static void quarantine_retry(sg_repl *r)
 }
 
 /* A peer's worker: push and pull with that one peer when asked. */
+/* The round that took sg_repl_stop()'s push is over: tell it. Under r->lock. */
+static void final_done(sg_repl *r, struct peer *p, int fin)
+{
+	if (fin) {
+		p->final = 0;
+		pthread_cond_broadcast(&r->cond);
+	}
+}
+
 static void *peer_main(void *arg)
 {
 	struct peer *p = arg;
@@ -2010,7 +2021,7 @@ static void *peer_main(void *arg)
 	sg_thread_name("sigil-peer");
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
-		int push, pull;
+		int push, pull, fin;
 
 		while (!r->stop && !p->want_push && !p->want_pull)
 			pthread_cond_wait(&p->cond, &r->lock);
@@ -2018,12 +2029,16 @@ static void *peer_main(void *arg)
 			break;
 		push = p->want_push;
 		pull = p->want_pull;
+		fin = p->final;
 		p->want_push = p->want_pull = 0;
-		if (atomic_load(&p->self))
+		if (atomic_load(&p->self)) {
+			final_done(r, p, fin);
 			continue;
+		}
 		if (p->next_try_ns > sg_mono_ns()) {
 			/* backing off: the next round retries, the push too */
 			p->push_retry |= push;
+			final_done(r, p, fin);
 			continue;
 		}
 		pthread_mutex_unlock(&r->lock);
@@ -2034,6 +2049,7 @@ static void *peer_main(void *arg)
 		pthread_mutex_lock(&r->lock);
 		if (push)
 			p->push_retry = 1; /* the scheduler asks again next round */
+		final_done(r, p, fin);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
@@ -2508,6 +2524,41 @@ static void close_bounded(const nng_socket *socks, size_t n)
 		       n, CLOSE_WAIT_MS);
 }
 
+/*
+ * What this node has not pushed yet (held by the push gap or a window, or
+ * committed as the observer was let go) goes now, to the peers that answer,
+ * and the stop waits up to FINAL_PUSH_MS for it: a change made just before
+ * an unmount reaches the peers now, not by a pull once this node is back. A
+ * peer that does not take it in time gets it so. A worker with nothing of
+ * this node's to push sends nothing.
+ */
+static void final_push(sg_repl *r)
+{
+	struct timespec ts = sg_mono_deadline(sg_mono_ns() + (int64_t)FINAL_PUSH_MS * 1000000);
+	int waiting = 0;
+
+	pthread_mutex_lock(&r->lock);
+	r->push_pending = r->push_delete = r->push_plain = 0;
+	r->last_push_ns = sg_mono_ns();
+	for (size_t i = 0; i < r->npeers; i++) {
+		struct peer *p = r->peers[i];
+
+		if (atomic_load(&p->self) || atomic_load(&p->failures) || !p->thread_started)
+			continue;
+		p->want_push = p->final = 1;
+		pthread_cond_signal(&p->cond);
+		waiting = 1;
+	}
+	while (waiting) {
+		waiting = 0;
+		for (size_t i = 0; i < r->npeers; i++)
+			waiting |= r->peers[i]->final;
+		if (waiting && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 void sg_repl_stop(sg_repl *r)
 {
 	nng_socket socks[MAX_PEERS];
@@ -2515,6 +2566,7 @@ void sg_repl_stop(sg_repl *r)
 
 	if (!r)
 		return;
+	final_push(r);
 	pthread_mutex_lock(&r->lock);
 	r->stop = 1; /* from here peer_open() opens nothing, no peer is added */
 	atomic_store(&r->stopping, 1);

@@ -831,6 +831,35 @@ static void test_push_gap_and_create_window(void **state)
  * change in the same range does. The first pull of each is a snapshot,
  * which lists everything; the nodes pull again only when told to.
  */
+/* A change still held by the push gap when replication stops goes before
+ * the stop ends: the peer has it without pulling (its pulls are an hour
+ * apart, and this node's listener is closed by then). */
+static void test_stop_sends_pending_push(void **state)
+{
+	struct node a, b;
+	uint64_t p0;
+
+	(void)state;
+	test_pull_ms = 3600000;
+	test_push_gap_ms = 3000;
+	node_start(&a, "alpha", NULL);
+	node_start(&b, "beta", a.url);
+	assert_true(wait_stat(&a, offsetof(sg_repl_stats, peers), 1)); /* a has learned b */
+	p0 = pushes_after(&a, 0);
+	make_file(&a, "first", 3, 'f'); /* after a quiet spell: pushed at once */
+	assert_true(wait_for(&b, "first", "fff"));
+	assert_int_equal(pushes_after(&a, p0 + 1), p0 + 1);
+	make_file(&a, "last", 4, 'l'); /* within the gap: held */
+	usleep(200000);
+	assert_true(wait_for_ms(&b, "last", NULL, 10)); /* not there yet */
+	node_away(&a);
+	assert_true(wait_for_ms(&b, "last", "llll", 10));
+	test_pull_ms = 100;
+	test_push_gap_ms = 0;
+	node_stop(&b);
+	node_stop(&a); /* its replication is stopped already */
+}
+
 static void test_pull_leaves_out_own(void **state)
 {
 	struct node a, b;
@@ -1989,6 +2018,7 @@ int main(void)
 	    cmocka_unit_test(test_two_nodes_converge),
 	    cmocka_unit_test(test_push_moves_pull_cursor),
 	    cmocka_unit_test(test_pull_leaves_out_own),
+	    cmocka_unit_test(test_stop_sends_pending_push),
 	    cmocka_unit_test(test_push_gap_and_create_window),
 	    cmocka_unit_test(test_smaller_max_file_passes_over),
 	    cmocka_unit_test(test_file_too_large_for_wire_not_sent),
