@@ -137,6 +137,7 @@ struct sg_repl {
 	 * a delete nor a new empty file (push_plain); since push_first_ns */
 	int push_pending, push_delete, push_plain;
 	int64_t push_first_ns;
+	uint64_t own_top;     /* the version of this node's latest change noted (for peers) */
 	int64_t last_push_ns; /* when the workers were last woken for a push */
 	int64_t push_gap_ns;
 	int pull_all; /* sg_repl_sync_now(): the next round pulls from every peer, now */
@@ -2191,12 +2192,15 @@ void sg_repl_on_commit(void *arg, const sg_note *notes, size_t n)
 {
 	sg_repl *r = arg;
 	int wake = 0, del = 0, plain = 0;
+	uint64_t top = 0;
 	int64_t due;
 
 	for (size_t i = 0; i < n; i++) {
 		if (notes[i].local == SG_NOTE_REMOTE || sg_repl_local_only(r, notes[i].name))
 			continue;
 		wake = 1;
+		if (notes[i].version > top)
+			top = notes[i].version;
 		if (notes[i].type == SG_TYPE_TOMBSTONE)
 			del = 1;
 		else if (!notes[i].empty_new)
@@ -2211,6 +2215,8 @@ void sg_repl_on_commit(void *arg, const sg_note *notes, size_t n)
 	r->push_pending = 1;
 	r->push_delete |= del;
 	r->push_plain |= plain;
+	if (top > r->own_top)
+		r->own_top = top;
 	/* the scheduler sleeps until the push it knows of is due: wake it only
 	 * if this one is due sooner */
 	if (push_due(r) < due)
@@ -2525,12 +2531,13 @@ static void close_bounded(const nng_socket *socks, size_t n)
 }
 
 /*
- * What this node has not pushed yet (held by the push gap or a window, or
- * committed as the observer was let go) goes now, to the peers that answer,
- * and the stop waits up to FINAL_PUSH_MS for it: a change made just before
- * an unmount reaches the peers now, not by a pull once this node is back. A
- * peer that does not take it in time gets it so. A worker with nothing of
- * this node's to push sends nothing.
+ * What this node has not pushed yet (held by the push gap or a window) goes
+ * now, to the peers that answer, and the stop waits up to FINAL_PUSH_MS for
+ * it: a change made just before an unmount reaches the peers now, not by a
+ * pull once this node is back. A peer that does not take it in time gets it
+ * so. Peers this node has pushed its latest change to are not asked (nor
+ * waited for: the worker of a peer that went away may be in an exchange
+ * that times out only after REQ_TIMEOUT_MS).
  */
 static void final_push(sg_repl *r)
 {
@@ -2543,7 +2550,8 @@ static void final_push(sg_repl *r)
 	for (size_t i = 0; i < r->npeers; i++) {
 		struct peer *p = r->peers[i];
 
-		if (atomic_load(&p->self) || atomic_load(&p->failures) || !p->thread_started)
+		if (atomic_load(&p->self) || atomic_load(&p->failures) || !p->thread_started ||
+		    atomic_load(&p->push_since) >= r->own_top)
 			continue;
 		p->want_push = p->final = 1;
 		pthread_cond_signal(&p->cond);
