@@ -746,6 +746,15 @@ static void test_push_moves_pull_cursor(void **state)
 	node_stop(&a);
 }
 
+/* Node a, and node b that knows a; returns once a has learned b (so that
+ * a's pushes go to b). */
+static void pair_start(struct node *a, struct node *b)
+{
+	node_start(a, "alpha", NULL);
+	node_start(b, "beta", a->url);
+	assert_true(wait_stat(a, offsetof(sg_repl_stats, peers), 1));
+}
+
 /* The push counter of n, once it has reached `want` (at most 5 s): a push
  * counts when its answer is in, a moment after the peer applied it. */
 static uint64_t pushes_after(struct node *n, uint64_t want)
@@ -778,9 +787,7 @@ static void test_push_gap_and_create_window(void **state)
 	test_pull_ms = 60000;
 	test_push_gap_ms = 3000;
 	test_create_delay_ms = 3000;
-	node_start(&a, "alpha", NULL);
-	node_start(&b, "beta", a.url);
-	assert_true(wait_stat(&a, offsetof(sg_repl_stats, peers), 1)); /* a has learned b */
+	pair_start(&a, &b);
 	p0 = pushes_after(&a, 0);
 
 	/* an empty file, as create(2) makes it, is not pushed alone... */
@@ -842,9 +849,7 @@ static void test_stop_sends_pending_push(void **state)
 	(void)state;
 	test_pull_ms = 3600000;
 	test_push_gap_ms = 3000;
-	node_start(&a, "alpha", NULL);
-	node_start(&b, "beta", a.url);
-	assert_true(wait_stat(&a, offsetof(sg_repl_stats, peers), 1)); /* a has learned b */
+	pair_start(&a, &b);
 	p0 = pushes_after(&a, 0);
 	make_file(&a, "first", 3, 'f'); /* after a quiet spell: pushed at once */
 	assert_true(wait_for(&b, "first", "fff"));
