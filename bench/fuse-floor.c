@@ -3,7 +3,7 @@
  * does no work at all.
  *
  *	fuse-floor serve MNT MODE     a FUSE daemon in the foreground, until unmounted
- *	fuse-floor probe DIR N        time N open+read+close, creates and unlinks
+ *	fuse-floor probe DIR N        time N open+read+close, creates, unlinks, saves
  *
  * serve: a root directory that holds one 1 KiB file, "f"; any other name is
  * not there, but can be created (the new file is forgotten at once: its
@@ -20,7 +20,10 @@
  *
  * probe: on DIR/f (after 20 untimed) N times open O_RDONLY, read 1 KiB,
  * close; then N times create a new name (O_CREAT|O_EXCL), write 1 KiB,
- * close; then unlink those N; prints each operation's p50 and p99 in
+ * close; then unlink those N; then N editor saves (open cfg.tmp with
+ * O_CREAT|O_TRUNC, write 1 KiB, fsync, close, rename over cfg: the save of
+ * fs-bench.c, whose fsync the floor daemon answers at once where sigilfs
+ * writes its journal); prints each operation's p50 and p99 in
  * microseconds and its rate. Run both pinned to one CPU (taskset), as
  * fs-bench.sh runs its single-threaded figures.
  *
@@ -151,6 +154,19 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, 0);
 }
 
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino, (void)datasync, (void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+	fuse_reply_err(req, 0);
+}
+
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	(void)ino, (void)nlookup;
@@ -168,6 +184,8 @@ static const struct fuse_lowlevel_ops ops = {
     .flush = op_flush,
     .release = op_release,
     .unlink = op_unlink,
+    .fsync = op_fsync,
+    .rename = op_rename,
 };
 
 static int serve(const char *mnt, const char *m)
@@ -227,7 +245,7 @@ static void report(const char *what, long long *s, int n, long long wall)
 
 static int probe(const char *dir, int n)
 {
-	char path[4096], buf[FILE_SIZE];
+	char path[4096], dst[4096], buf[FILE_SIZE];
 	long long *s = calloc((size_t)n, sizeof(long long)), t0 = 0, wall;
 
 	if (!s)
@@ -275,6 +293,23 @@ static int probe(const char *dir, int n)
 		s[i] = now_ns() - t;
 	}
 	report("unlink", s, n, now_ns() - t0);
+	snprintf(path, sizeof(path), "%s/cfg.tmp", dir);
+	snprintf(dst, sizeof(dst), "%s/cfg", dir);
+	for (int i = -WARMUP; i < n; i++) {
+		long long t = now_ns();
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (i == 0)
+			t0 = t;
+		if (fd < 0 || write(fd, buf, sizeof(buf)) != FILE_SIZE || fsync(fd) != 0 ||
+		    close(fd) != 0 || rename(path, dst) != 0) {
+			perror(path);
+			return 1;
+		}
+		if (i >= 0)
+			s[i] = now_ns() - t;
+	}
+	report("editor-save", s, n, now_ns() - t0);
 	free(s);
 	return 0;
 }

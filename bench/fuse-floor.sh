@@ -1,6 +1,7 @@
 #!/bin/bash
-# fuse-floor.sh: the round trips' floor under fs.md's open+read+close, create
-# and unlink figures: the same loops on tmpfs, bindfs over tmpfs, sigilfs and
+# fuse-floor.sh: the round trips' floor under fs.md's open+read+close, create,
+# unlink and editor save figures: the same loops on tmpfs, the disk (a
+# directory beside the work dir's others), bindfs over tmpfs, sigilfs and
 # a FUSE daemon that does no work (bench/fuse-floor.c) in its three open
 # modes, in turn within each round, every daemon and the probe pinned to
 # CPU 0. Prints a Markdown table (p50, p99 in us and the rate, medians over
@@ -59,7 +60,7 @@ read -ra FUSE_FLAGS <<<"$(pkg-config --cflags --libs fuse3)"
 gcc -O2 -Wall -Wextra -o "$WORK/fuse-floor" "$HERE/fuse-floor.c" "${FUSE_FLAGS[@]}" ||
 	die "cannot build fuse-floor.c"
 cp "$SRC_SIGILFS" "$WORK/sigilfs"
-mkdir -p "$WORK/tmpfs" "$WORK/bindfs" "$WORK/sigilfs.mnt" "$WORK/data"
+mkdir -p "$WORK/tmpfs" "$WORK/bindfs" "$WORK/sigilfs.mnt" "$WORK/data" "$WORK/disk"
 mount -t tmpfs -o size=256m tmpfs "$WORK/tmpfs" || die "cannot mount tmpfs"
 MNTS+=("$WORK/tmpfs")
 mkdir "$WORK/tmpfs/plain" "$WORK/tmpfs/under"
@@ -86,13 +87,15 @@ done
 [ "$n" -eq 3 ] || die "the fuse-floor daemons did not mount"
 for p in "${DPIDS[@]}"; do taskset -a -p -c 0 "$p" >/dev/null; done
 head -c 1024 /dev/urandom >"$WORK/tmpfs/plain/f"
+cp "$WORK/tmpfs/plain/f" "$WORK/disk/f"
 cp "$WORK/tmpfs/plain/f" "$WORK/bindfs/f"
 cp "$WORK/tmpfs/plain/f" "$WORK/sigilfs.mnt/f"
 
-FS=(tmpfs bindfs sigilfs floor-open floor-noopen floor-noflush)
+FS=(tmpfs disk bindfs sigilfs floor-open floor-noopen floor-noflush)
 dir_of() {
 	case $1 in
 	tmpfs) echo "$WORK/tmpfs/plain" ;;
+	disk) echo "$WORK/disk" ;;
 	bindfs) echo "$WORK/bindfs" ;;
 	sigilfs) echo "$WORK/sigilfs.mnt" ;;
 	*) echo "$WORK/$1" ;;
@@ -115,7 +118,7 @@ med() {
 }
 echo "| operation | file system | p50 (us) | p99 (us) | ops/s | / tmpfs | / bindfs |"
 echo "|---|---|---|---|---|---|---|"
-for op in open+read+close create+write+close unlink; do
+for op in open+read+close create+write+close unlink editor-save; do
 	t=$(med tmpfs $op rate) b=$(med bindfs $op rate)
 	for f in "${FS[@]}"; do
 		rate=$(med "$f" $op rate)
