@@ -46,6 +46,7 @@
 #include "util.h"
 
 #define PAGE_CHANGES 20000    /* changes per batch */
+#define PAGE_BYTES (64 << 20) /* ...and content copied: a page stops past it */
 #define SETTLE_BATCHES 64     /* the objects of at most this many batches stay in memory */
 #define SETTLE_OBJECTS 1000   /* ...none of a batch with more */
 #define MAX_PACKS 16          /* the folder folds the smallest packs beyond this */
@@ -68,6 +69,8 @@ struct chg {
 	char *path;
 	uint32_t type, mode, uid, gid;
 	git_oid oid; /* blob of a file or symlink */
+	char *data;  /* its content until the blob is made (batch_blobs) */
+	size_t len;
 	sg_xattr *x;
 	size_t nx;
 	uint64_t version, origin, hlc;
@@ -539,7 +542,9 @@ struct batch {
 	uint64_t last; /* the page's last version */
 	uint64_t upto; /* a restore writes: read only what the observer told of */
 	int stopped;   /* ...and the page stopped there */
+	int full;      /* the page stopped at PAGE_BYTES: more to do */
 	size_t seen;
+	size_t bytes; /* content copied */
 	int err;
 };
 
@@ -578,13 +583,14 @@ static int collect(void *ctx, const sg_change *c)
 	k->origin = c->stamp.origin;
 	k->hlc = c->stamp.hlc;
 	k->id = c->id;
-	if (c->type == SG_TYPE_FILE || c->type == SG_TYPE_SYMLINK) {
-		int rc = git_blob_create_from_buffer(&k->oid, b->m->repo, c->data ? c->data : "",
-		                                     c->len);
-		if (rc < 0) {
-			b->err = sg_git_err(rc, "blob");
-			return 1;
-		}
+	/* a copy of the content: the blob is made after the scan, which holds
+	 * the store's open transaction (and with it every local change) */
+	if ((c->type == SG_TYPE_FILE || c->type == SG_TYPE_SYMLINK) && c->len) {
+		if (!(k->data = malloc(c->len)))
+			goto oom;
+		memcpy(k->data, c->data, c->len);
+		k->len = c->len;
+		b->bytes += c->len;
 	}
 	if (c->nxattrs) {
 		if (!(k->x = calloc(c->nxattrs, sizeof(*k->x))))
@@ -605,6 +611,10 @@ static int collect(void *ctx, const sg_change *c)
 			k->nx++;
 		}
 	}
+	if (b->bytes >= PAGE_BYTES) {
+		b->full = 1;
+		return 1;
+	}
 	return 0;
 oom:
 	b->err = -ENOMEM;
@@ -613,6 +623,7 @@ oom:
 
 static void chg_free(struct chg *k)
 {
+	free(k->data);
 	for (size_t i = 0; i < k->nx; i++) {
 		free((char *)k->x[i].name);
 		free((void *)k->x[i].value);
@@ -626,6 +637,26 @@ static void batch_free(struct batch *b)
 	for (size_t i = 0; i < b->n; i++)
 		chg_free(&b->v[i]);
 	free(b->v);
+}
+
+/* The blobs of a page's files and symlinks, out of the store's
+ * transaction. 0, or -errno. */
+static int batch_blobs(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct chg *k = &b->v[i];
+		int rc;
+
+		if (k->type != SG_TYPE_FILE && k->type != SG_TYPE_SYMLINK)
+			continue;
+		rc = git_blob_create_from_buffer(&k->oid, b->m->repo, k->data ? k->data : "",
+		                                 k->len);
+		if (rc < 0)
+			return sg_git_err(rc, "blob");
+		free(k->data);
+		k->data = NULL;
+	}
+	return 0;
 }
 
 static int by_path_version(const void *a, const void *b)
@@ -1934,6 +1965,8 @@ static int batch(sg_mirror *m)
 	rc = sg_store_changes_after(m->st, m->cursor, PAGE_CHANGES, collect, &b);
 	if (b.err)
 		rc = b.err;
+	if (rc >= 0)
+		rc = batch_blobs(&b);
 	if (rc < 0)
 		goto out;
 	if (!b.seen) {
@@ -2041,7 +2074,7 @@ static int batch(sg_mirror *m)
 	/* the folder looks only when there may be something to fold */
 	if (bd.made && atomic_fetch_add(&m->packs_live, 1) + 1 > MAX_PACKS)
 		folder_kick(m->folder);
-	rc = b.seen == PAGE_CHANGES ? 1 : 0;
+	rc = b.seen == PAGE_CHANGES || b.full ? 1 : 0;
 out:
 	if (rc < 0) {
 		/* what libgit2 said, before the cleanup below overwrites it */

@@ -376,6 +376,30 @@ store_has_it() { read -r s v _ <<<"$(mirror_state "$D")" && [ -n "$s" ] && [ "$s
 sg_wait 5 store_has_it
 [ -n "$s" ] && [ "$v" -lt "$s" ] && ok "with commit_interval=1h the write waits (store $s, mirror $v)" ||
 	fail "with commit_interval=1h the write waits" "store $s, mirror $v"
+# ---- a page of the log stops once it has copied 64 MiB of content (the
+# mirror copies what it reads, leaves the store's transaction, then makes the
+# blobs). Three files of 24 MiB and a small one after them wait for the
+# mirror; sigilctl diff has it take in everything first: two pages.
+for i in 1 2 3; do
+	head -c $((24 << 20)) /dev/urandom >"$SG_WORK/huge$i"
+	cp "$SG_WORK/huge$i" "$M/huge$i" || fail "write huge$i (24 MiB)"
+done
+printf 'after the huge files\n' >"$M/after-huge"
+out=$(timeout 300 "$CTL" -d "$D" diff HEAD 2>&1)
+check_eq 0 "$?" "sigilctl diff HEAD with 72 MiB waiting: the mirror took it all in, nothing differs ($out)"
+for i in 1 2 3; do
+	check "HEAD holds huge$i (24 MiB) as written" \
+		sh -c "git --git-dir='$REPO' cat-file blob refs/heads/a:huge$i | cmp -s - '$SG_WORK/huge$i'"
+done
+check_eq "after the huge files" "$(g show refs/heads/a:after-huge 2>&1)" \
+	"HEAD holds the file written after them"
+# one origin, no restore: one page makes one commit
+c3=$(g log -1 --format=%H refs/heads/a -- huge3 2>&1) ca=$(g log -1 --format=%H refs/heads/a -- after-huge 2>&1)
+check_ne "$c3" "$ca" "huge3 and the file after it came in two commits: two pages"
+check_eq "$c3" "$(g rev-parse refs/heads/a~1 2>&1)" "... one right after the other"
+read -r s v _ <<<"$(mirror_state "$D")"
+check_eq "$s" "$v" "the mirror's version is the store's after the flush"
+rm -f "$M"/huge[123] "$SG_WORK"/huge[123]
 # ---- large files go into the pack whole: nine 1 MiB files, each the first
 # with one byte changed, in one batch of over 8 MiB (libgit2's packbuilder).
 # Its delta search would store eight of them as deltas; over the mirror's
