@@ -464,7 +464,9 @@ L.append("- A local change is acknowledged once it is applied to the store's ope
          "store had a %s-entry directory from the latency runs, which deepens its B-trees." % E["R_ENTRIES"])
 L.append("- create, unlink and mkdir are acknowledged before they are durable, and applied to the store's open transaction on the "
          "FUSE thread itself (the store's writer thread writes journal batches without holding that transaction up), but each is "
-         "still several FUSE round trips to the daemon (a create+write+close: LOOKUP, CREATE, WRITE, FLUSH, RELEASE; a "
+         "still several FUSE round trips to the daemon (a create+write+close: GETATTR of the directory, LOOKUP, CREATE, WRITE, "
+         "FLUSH, RELEASE; an unlink: GETATTR of the directory, UNLINK. The GETATTR comes because the kernel checks permissions "
+         "(default_permissions) and a create or unlink before marked the directory's attributes stale. A "
          "write-only handle writes directly, past the page cache, which spares the GETXATTR of security.capability the "
          "kernel asks before every write through the cache), and a checkpoint (an LMDB commit, in a "
          "lull or at least every 5 s under load) holds them up while it runs: ext4 and tmpfs (and bindfs over tmpfs) only change "
@@ -472,6 +474,9 @@ L.append("- create, unlink and mkdir are acknowledged before they are durable, a
 L.append("- open+read+close through any FUSE mount costs round trips to the daemon that tmpfs does not have: OPEN, and RELEASE "
          "(sent after close returns). sigilfs opens a read-only handle with FOPEN_NOFLUSH, so close sends no FLUSH; bindfs pays "
          "a FLUSH too. stat and reads of an open file are served from the kernel's caches (cache_timeout 10 s, keep_cache).")
+L.append("- How far these round trips let any FUSE file system go here: `bench/fuse-floor.sh` runs the same open+read+close, "
+         "create and unlink on a FUSE daemon that does no work, with sigilfs's requests and without OPEN or FLUSH "
+         "([`fs-floor.md`](fs-floor.md)).")
 L.append("- The virtual disk here acknowledges fsync quickly (ext4 write+fsync p50 in the table above), which makes the bare-disk "
          "editor save a hard baseline.\n")
 L.append("## How it was measured\n")
