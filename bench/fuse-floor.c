@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timing.h"
+
 #define FILE_INO 2
 #define FILE_SIZE 1024
 #define TIMEOUT 10.0
@@ -221,24 +223,9 @@ static int serve(const char *mnt, const char *m)
 	return rc;
 }
 
-static long long now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static void report(const char *what, long long *s, int n, long long wall)
 {
-	qsort(s, (size_t)n, sizeof(*s), cmp);
+	qsort(s, (size_t)n, sizeof(*s), cmp_ll);
 	printf("%s p50 %.1f us p99 %.1f us rate %.0f /s\n", what, s[n / 2] / 1e3,
 	       s[(int)(n * 0.99)] / 1e3, n / (wall / 1e9));
 }

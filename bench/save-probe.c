@@ -25,23 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timing.h"
+
 #define WARMUP 20   /* steps: untimed saves first */
 #define BLOCKS 2048 /* dio: the file's 4 KiB blocks */
-
-static long long now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static int steps(int argc, char **argv)
 {
@@ -94,7 +81,7 @@ static int steps(int argc, char **argv)
 		s[5][i - WARMUP] = t[5] - t[0];
 	}
 	for (int k = 0; k < 6; k++) {
-		qsort(s[k], (size_t)n, sizeof(long long), cmp);
+		qsort(s[k], (size_t)n, sizeof(long long), cmp_ll);
 		printf("%s %.1f %.1f\n", step[k], s[k][n / 2] / 1e3,
 		       s[k][(long)n * 99 / 100] / 1e3);
 	}
@@ -141,7 +128,7 @@ static int dio(int argc, char **argv)
 		}
 		s[i] = now_ns() - t0;
 	}
-	qsort(s, (size_t)n, sizeof(*s), cmp);
+	qsort(s, (size_t)n, sizeof(*s), cmp_ll);
 	printf("%d %.1f %.1f\n", gap, s[n / 2] / 1e3, s[(long)n * 99 / 100] / 1e3);
 	close(fd);
 	return 0;
