@@ -329,6 +329,10 @@ int sg_store_listxattr(sg_store *st, uint64_t id, char **out, size_t *len);
  * List the log: every entry whose latest version is > `after`, in version
  * order, at most `max` of them (0: no limit), with paths built.
  * Tombstones are listed as changes of type SG_TYPE_TOMBSTONE.
+ * cb may run while the store holds the lock of the writer's open
+ * transaction (the listing reads it): every local change on the node then
+ * waits for cb. It should copy what it needs, and leave slow work
+ * (compression, I/O) until the call has returned.
  */
 int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_cb cb, void *ctx);
 
