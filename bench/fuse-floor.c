@@ -9,8 +9,8 @@
  * not there, but can be created (the new file is forgotten at once: its
  * writes are acknowledged and dropped) and unlinked. Attributes and entries
  * are cached 10 s, and the kernel checks permissions (default_permissions),
- * as on sigilfs. One thread reads /dev/fuse (the cheapest
- * loop libfuse has). MODE says what an open of "f" costs:
+ * as on sigilfs. One thread reads /dev/fuse (the cheapest loop libfuse has).
+ * MODE says what an open of "f" costs:
  *   open     OPEN answered with keep_cache, and noflush for a read-only
  *            handle (what sigilfs answers): OPEN, then RELEASE after close
  *   noopen   OPEN answered ENOSYS once, so the kernel sends no OPEN nor

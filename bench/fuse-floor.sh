@@ -1,7 +1,7 @@
 #!/bin/bash
 # fuse-floor.sh: the round trips' floor under fs.md's open+read+close, create,
 # unlink and editor save figures: the same loops on tmpfs, the disk (a
-# directory beside the work dir's others), bindfs over tmpfs, sigilfs and
+# directory of the work dir, on BENCH_DIR's disk), bindfs over tmpfs, sigilfs and
 # a FUSE daemon that does no work (bench/fuse-floor.c) in its three open
 # modes, in turn within each round, every daemon and the probe pinned to
 # CPU 0. Prints a Markdown table (p50, p99 in us and the rate, medians over
