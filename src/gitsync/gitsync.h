@@ -59,8 +59,9 @@ void sg_mirror_stop(sg_mirror *m);
 /** Store observer: wake the mirror (chain it from the commit observer). */
 void sg_mirror_on_commit(void *m, const sg_note *notes, size_t n);
 
-/** Commit everything the store holds now, without waiting for the interval;
- *  returns once it is committed. 0 or a negative errno. */
+/** Commit everything the store holds now, without waiting for the interval:
+ *  every change acknowledged before the call, committed to the store or not
+ *  yet. Returns once it is in a Git commit. 0 or a negative errno. */
 int sg_mirror_flush(sg_mirror *m);
 
 typedef struct sg_mirror_stats {

@@ -3197,8 +3197,14 @@ void sg_mirror_on_commit(void *arg, const sg_note *notes, size_t n)
 
 int sg_mirror_flush(sg_mirror *m)
 {
-	uint64_t want = sg_store_version(m->st);
+	uint64_t want;
 	int rc;
+
+	/* a write acknowledged before the flush may not be committed yet: the
+	 * log, and the version, count it once it is */
+	if ((rc = sg_store_settle(m->st)) < 0)
+		return rc;
+	want = sg_store_version(m->st);
 
 	pthread_mutex_lock(&m->lock);
 	if (m->stop) {

@@ -170,7 +170,7 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
 	return remove(p);
 }
 
-static int mfx_setup(void **state)
+static int mfx_setup_with(void **state, int64_t sync_delay_ns)
 {
 	struct mfx *f = calloc(1, sizeof(*f));
 	sg_store_opts so = {0};
@@ -188,7 +188,8 @@ static int mfx_setup(void **state)
 	snprintf(f->repo_path, sizeof(f->repo_path), "%s/mirror.git", f->dir);
 	so.dir = sdir;
 	so.node_id = 0xaaaa;
-	so.sync_delay_ns = -1; /* each change is committed when its call returns */
+	so.sync_delay_ns = sync_delay_ns;
+	so.linger_ns = sync_delay_ns;
 	if (sg_store_open(&f->st, &so) < 0)
 		return -1;
 	mo.store = f->st;
@@ -202,6 +203,19 @@ static int mfx_setup(void **state)
 		return -1;
 	*state = f;
 	return 0;
+}
+
+/* Each change is committed when its call returns. */
+static int mfx_setup(void **state)
+{
+	return mfx_setup_with(state, -1);
+}
+
+/* Local changes are acknowledged and held, for an hour, before their commit
+ * (as the daemon's are, for up to a few milliseconds). */
+static int mfx_setup_held(void **state)
+{
+	return mfx_setup_with(state, 3600LL * 1000000000);
 }
 
 static int mfx_teardown(void **state)
@@ -564,6 +578,30 @@ static void test_renames_are_moves(void **state)
 	free(msg);
 }
 
+/* A flush takes in what was acknowledged before it, committed to the store
+ * or not yet (`sigilctl diff HEAD` right after a write). */
+static void test_flush_takes_acknowledged(void **state)
+{
+	struct mfx *f = *state;
+	git_object *o = NULL;
+	char **v;
+	size_t n;
+
+	/* the writer idle, a lone change commits at once; the next is held */
+	local_write(f, "first", "1\n");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	local_write(f, "held", "acknowledged\n");
+	assert_int_equal(sg_mirror_flush(f->m), 0);
+	v = messages(f, &n);
+	assert_int_equal(n, 2);
+	assert_true(lists(v[0], "added", "held"));
+	messages_free(v);
+	assert_int_equal(git_revparse_single(&o, f->repo, "refs/heads/a:held"), 0);
+	assert_int_equal(git_object_type(o), GIT_OBJECT_BLOB);
+	assert_memory_equal(git_blob_rawcontent((git_blob *)o), "acknowledged\n", 13);
+	git_object_free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -578,6 +616,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_type_changes_list_every_path, mfx_setup,
 	                                    mfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_renames_are_moves, mfx_setup, mfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_takes_acknowledged, mfx_setup_held,
+	                                    mfx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

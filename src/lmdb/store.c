@@ -2224,9 +2224,16 @@ int sg_store_sync_async(sg_store *st, void (*done)(void *arg, int rc), void *arg
 	return rc;
 }
 
+int sg_store_settle(sg_store *st)
+{
+	struct sg_op op = {.kind = OP_SYNC, .flags = SYNC_KEEP_ERR};
+
+	return submit(st, &op, NULL);
+}
+
 int sg_store_checkpoint(sg_store *st)
 {
-	struct sg_op op = {.kind = OP_SYNC, .flags = 1};
+	struct sg_op op = {.kind = OP_SYNC, .flags = SYNC_CHECKPOINT};
 
 	return submit(st, &op, NULL);
 }

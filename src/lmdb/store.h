@@ -605,6 +605,13 @@ int sg_store_check(sg_store *st, sg_check_cb cb, void *ctx, uint64_t *checked);
  *  or the sync's own error. */
 int sg_store_sync(sg_store *st);
 
+/** Returns once every change acknowledged before the call is committed and
+ *  on disk, so that sg_store_version() counts it: for a reader of the log
+ *  that must see what was just written. Unlike sg_store_sync() it leaves a
+ *  lost commit's error to the next sg_store_sync(). @return 0, or the error
+ *  of the commit it waited for. */
+int sg_store_settle(sg_store *st);
+
 /**
  * sg_store_sync() without waiting: `done(arg, rc)` is called once, with
  * what sg_store_sync() would return, when the barrier is reached. It runs

@@ -74,8 +74,12 @@ enum sg_op_kind {
 	OP_PUT,
 	OP_PURGE,
 	OP_RECONCILE,
-	OP_SYNC,
+	OP_SYNC, /* flags: SYNC_CHECKPOINT, SYNC_KEEP_ERR */
 };
+
+/* OP_SYNC's flags */
+#define SYNC_CHECKPOINT 1u /* and commit the journal to LMDB */
+#define SYNC_KEEP_ERR 2u   /* leave a lost commit's error to the next sync */
 
 /** One queued mutation; lives on the caller's stack until done. */
 struct sg_op {

@@ -2554,7 +2554,7 @@ static void post_run(sg_store *st, const struct post *p, int err, size_t acked)
 		struct sg_op *op = p->waiters[i];
 		if (op->kind == OP_SYNC) {
 			/* a lost commit of acknowledged changes is told once, here */
-			int wb = atomic_exchange(&st->wb_err, 0);
+			int wb = op->flags & SYNC_KEEP_ERR ? 0 : atomic_exchange(&st->wb_err, 0);
 			op->rc = err ? err : wb;
 			continue;
 		}
@@ -3015,7 +3015,7 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 		}
 		if (op->kind == OP_SYNC) {
 			w->need_sync = 1;
-			if (op->flags)
+			if (op->flags & SYNC_CHECKPOINT)
 				w->cp_asked = 1; /* sg_store_checkpoint() */
 			op->rc = 0;
 			waiter_add(w, op);
