@@ -88,25 +88,34 @@ def sigcont(pid):
     os.kill(pid, signal.SIGCONT)
 
 
+def stat_cpu(path):
+    """(comm, user + system seconds) from a /proc stat file."""
+    with open(path) as f:
+        st = f.read()
+    f = st[st.rindex(")") + 2:].split()  # fields from the 3rd (state) on
+    return st[st.index("(") + 1:st.rindex(")")], (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_cpu(pid):
-    """(CPU seconds, context switches) a process has used so far: user + system
-    time of all its threads (/proc/PID/stat), and the voluntary + involuntary
-    switches of its live threads (/proc/PID/task/*/status); None if it is gone."""
+    """(CPU seconds, context switches, {thread name: CPU seconds}) a process
+    has used so far: user + system time of all its threads (/proc/PID/stat),
+    the voluntary + involuntary switches of its live threads
+    (/proc/PID/task/*/status), and their CPU by name (/proc/PID/task/*/stat;
+    a thread that ended is in the first figure only); None if it is gone."""
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-        f = st[st.rindex(")") + 2:].split()  # fields from the 3rd (state) on
-        cpu = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-        sw = 0
+        cpu = stat_cpu("/proc/%d/stat" % pid)[1]
+        sw, names = 0, {}
         for t in os.listdir("/proc/%d/task" % pid):
             try:
                 with open("/proc/%d/task/%s/status" % (pid, t)) as g:
                     for line in g:
                         if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
                             sw += int(line.split()[1])
-            except OSError:
+                comm, c = stat_cpu("/proc/%d/task/%s/stat" % (pid, t))
+                names[comm] = names.get(comm, 0.0) + c
+            except (OSError, ValueError):
                 pass  # a thread that just ended
-        return cpu, sw
+        return cpu, sw, names
     except (OSError, ValueError, IndexError):
         return None
 
@@ -133,23 +142,39 @@ class CpuMeter:
         self.t0 = self._snap()
 
     def stop(self):
-        """{"procs": {name: cpu s}, "ctxsw": {name: n}, "busy": fraction of all CPUs, "ncpu"}."""
+        """{"procs": {name: cpu s}, "ctxsw": {name: n}, "threads": {name: {thread
+        name: cpu s}}, "busy": fraction of all CPUs, "ncpu"}."""
         (p0, m0), (p1, m1) = self.t0, self._snap()
         ok = [n for n in self.pids if p0[n] and p1[n]]
         return {"procs": {n: p1[n][0] - p0[n][0] for n in ok},
                 "ctxsw": {n: p1[n][1] - p0[n][1] for n in ok},
+                "threads": {n: {t: c - p0[n][2].get(t, 0.0) for t, c in p1[n][2].items()} for n in ok},
                 "busy": (m1[0] - m0[0]) / (m1[1] - m0[1]) if m1[1] > m0[1] else None,
                 "ncpu": os.cpu_count()}
 
 
+def thread_words(threads):
+    """A daemon's CPU per write by thread name ({name: s}), largest first:
+    "FUSE 70, mirror 19, ..."; NNG's own threads together; under 0.5 µs left
+    out."""
+    g = {}
+    for t, s in threads.items():
+        k = "FUSE" if t == "sigilfs" else "nng" if t.startswith("nng:") else t.replace("sigil-", "", 1)
+        g[k] = g.get(k, 0.0) + s
+    v = sorted(((s, k) for k, s in g.items() if s * 1e6 >= 0.5), reverse=True)
+    return ", ".join("%s %.0f" % (k, s * 1e6) for s, k in v) or "none over 0.5 µs"
+
+
 def cpu_per_write(r):
     """A throughput record's CPU per write: {"procs": s (the system's processes
-    together), "per": {name: s}, "children": s (the writers), "ctxsw": n (the
-    system's processes), "busy", "ncpu"}; None if not measured."""
+    together), "per": {name: s}, "threads": {name: {thread name: s}},
+    "children": s (the writers), "ctxsw": n (the system's processes), "busy",
+    "ncpu"}; None if not measured."""
     c, n = r.get("cpu") if r else None, r.get("total") if r else None
     if not c or not n or not c.get("procs"):
         return None
     return {"procs": sum(c["procs"].values()) / n, "per": {k: v / n for k, v in c["procs"].items()},
+            "threads": {k: {t: x / n for t, x in v.items()} for k, v in (c.get("threads") or {}).items()},
             "children": c["children"] / n, "ctxsw": sum(c["ctxsw"].values()) / n,
             "busy": c["busy"] or 0.0, "ncpu": c["ncpu"]}
 
@@ -1620,6 +1645,11 @@ def report(out_path, meta_path, md_path):
                   % (cpu_us(sc, "procs"), ", ".join("%s %.0f µs" % (n, v * 1e6) for n, v in sorted(sc["per"].items())),
                      cpu_us(sc, "children"), sc["ncpu"], 100 * sc["busy"], sc["ctxsw"], need * 1e6, sc["ncpu"],
                      cap, cap / b_, sc["ncpu"] / (10 * b_) * 1e6))
+            if sc["threads"]:
+                o += (" By thread, in µs per write (%s): %s."
+                      % ("FUSE: the daemon's FUSE workers and main thread; the others by their names",
+                         "; ".join("%s: %s" % (n, thread_words(sc["threads"][n]))
+                                   for n in sorted(sc["threads"]))))
             if ec:
                 o += (" etcd's members used %s per put (%s), its writers %s."
                       % (cpu_us(ec, "procs"),
