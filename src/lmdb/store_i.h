@@ -291,5 +291,9 @@ void sg_writer_submit_many(sg_store *st, struct sg_op *ops, size_t n);
  * writer.c's definition is weak and returns 0; tests/unit/test_store.c
  * links its own. */
 int sg_writer_undo_fault(void);
+/* Another: nonzero makes a checkpoint's LMDB commit fail with EIO (an
+ * acknowledged change lost, which no real failure brings on demand).
+ * Weak in writer.c likewise; tests/unit/test_store.c links its own. */
+int sg_writer_commit_fault(void);
 
 #endif

@@ -177,6 +177,11 @@ __attribute__((weak)) int sg_writer_undo_fault(void)
 	return 0;
 }
 
+__attribute__((weak)) int sg_writer_commit_fault(void)
+{
+	return 0;
+}
+
 /* Put back, last first, every row the flat op changed. 0 or -errno: the
  * open transaction is then beyond repair. */
 static int undo_run(struct wctx *w)
@@ -2628,6 +2633,9 @@ static int txn_checkpoint(sg_store *st, struct wctx *w)
 			mrc = MDB_MAP_FULL;
 		else
 			err = rc;
+	} else if (sg_writer_commit_fault()) {
+		mdb_txn_abort(w->parent);
+		mrc = EIO;
 	} else {
 		mrc = mdb_txn_commit(w->parent); /* frees the transaction, even when it fails */
 	}

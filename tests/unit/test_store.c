@@ -3739,6 +3739,74 @@ static void test_undo_fails(void **state)
 	mk(st, SG_ROOT_ID, "after", SG_TYPE_FILE, "a", NULL);
 }
 
+static int journal_fd(const char *dir); /* with the journal tests, below */
+
+/* The other seam: a checkpoint's commit fails when asked. */
+int sg_writer_commit_fault(void);
+static int commit_fault;
+int sg_writer_commit_fault(void)
+{
+	return commit_fault;
+}
+
+/*
+ * An acknowledged change whose commit fails is lost. sg_store_settle() (the
+ * mirror's barrier before a diff or a restore) reports that, and leaves it to
+ * the next sg_store_sync(): an application's fsync must still hear of it,
+ * once. With the journal, its write fails too (/dev/full), so that the
+ * change's only way to disk is the failing checkpoint.
+ */
+static void test_settle_keeps_lost_commit(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	sg_store_stats s0, s1;
+	int jfd = -1, saved = -1, full, rc;
+	sg_attr x;
+
+	/* checkpointed: the open transaction then holds nothing durable (a
+	 * failed checkpoint of journaled changes breaks the store instead) */
+	mk(st, SG_ROOT_ID, "kept", SG_TYPE_FILE, "k", NULL);
+	assert_int_equal(sg_store_checkpoint(st), 0);
+	assert_int_equal(sg_store_stats_get(st, &s0), 0);
+	if (!no_journal) {
+		assert_true((jfd = journal_fd(f->dir)) >= 0);
+		assert_true((saved = dup(jfd)) >= 0);
+		assert_true((full = open("/dev/full", O_WRONLY | O_CLOEXEC)) >= 0);
+		assert_int_equal(dup2(full, jfd), jfd);
+		close(full);
+	}
+	commit_fault = 1;
+	mk(st, SG_ROOT_ID, "lost", SG_TYPE_FILE, "l", NULL);
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	assert_int_equal(s1.deferred - s0.deferred, 1); /* acknowledged, not committed */
+	rc = sg_store_settle(st);
+	if (no_journal)
+		assert_int_equal(rc, -EIO); /* held for the hour: the settle's commit lost it */
+	else /* the writer may try the batch, and lose it, before the settle */
+		assert_true(rc == -EIO || rc == 0);
+	commit_fault = 0;
+	if (!no_journal) {
+		assert_int_equal(dup2(saved, jfd), jfd);
+		close(saved);
+	}
+	assert_int_equal(sg_store_stats_get(st, &s1), 0);
+	assert_int_equal(s1.lost - s0.lost, 1);
+	/* not broken: nothing durable was lost, changes go on */
+	mk(st, SG_ROOT_ID, "later", SG_TYPE_FILE, "x", NULL);
+	assert_int_equal(sg_store_sync(st), -EIO); /* the settle left it */
+	assert_int_equal(sg_store_sync(st), 0);    /* told once */
+	assert_int_equal(sg_store_resolve(st, "lost", &x), -ENOENT);
+	assert_int_equal(sg_store_resolve(st, "kept", &x), 0);
+	assert_int_equal(sg_store_resolve(st, "later", &x), 0);
+}
+
+static int teardown_fault(void **state)
+{
+	commit_fault = 0; /* a failed assertion skips the test's own reset */
+	return teardown(state);
+}
+
 struct listed {
 	const char *const *paths;
 };
@@ -4787,6 +4855,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_purge_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_purge_guard, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_undo_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_settle_keeps_lost_commit, setup_deferred_hold,
+	                                    teardown_fault),
 	    cmocka_unit_test_setup_teardown(test_visible_first, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vv, setup, teardown),
