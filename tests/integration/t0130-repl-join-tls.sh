@@ -43,6 +43,8 @@ for ((i = 0; i < 300; i++)); do
 done
 rl_arrives $T "c's file reaches a through b" test -f "$A/var/lib/x/y/blob"
 rl_arrives $T "a's file reaches c through b" rl_has "$C/etc/app/app.conf" "listen = 80"
+# the delete below is a's: b's files must be there first
+rl_arrives $T "b's files reach a" test -f "$A/var/lib/x/n-7" -a -f "$A/var/lib/x/n-299"
 rm "$A/var/lib/x/n-7"
 mkdir "$C/old"
 printf 'moved\n' >"$C/old/f"
