@@ -333,8 +333,19 @@ int sg_store_listxattr(sg_store *st, uint64_t id, char **out, size_t *len);
  * transaction (the listing reads it): every local change on the node then
  * waits for cb. It should copy what it needs, and leave slow work
  * (compression, I/O) until the call has returned.
+ * A long listing is read in several reads, each going on after the last
+ * row it handed over, so that the lock is let go every half millisecond or
+ * so: an entry changed during the call may then be listed twice, at its old
+ * version and at its new one (versions only grow, so it is never missed).
  */
 int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_cb cb, void *ctx);
+
+/**
+ * Every entry's latest change, as sg_store_changes_after(st, 0, 0, ...),
+ * but in one read: the listing is the store at one moment, each entry once.
+ * Local changes wait for the whole of it.
+ */
+int sg_store_changes_all(sg_store *st, sg_change_cb cb, void *ctx);
 
 /**
  * As sg_store_changes_after(), but the entries whose latest change has the

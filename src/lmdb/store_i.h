@@ -158,8 +158,12 @@ struct sg_store {
 	 * sync_delay_ns (0: every change commits before its call returns).
 	 * While one is open it is published here and readers borrow it. */
 	pthread_mutex_t wtxn_lock; /* held by the writer while it uses wtxn, and by a borrower */
-	MDB_txn *wtxn;             /* the open transaction with acknowledged changes, or NULL */
-	struct wctx *wctx;         /* the writer's state (writer.c), under wtxn_lock */
+	/* threads waiting in sg_wtxn_lock(), and the times one got it after a
+	 * wait: a long listing lets them have it between its reads */
+	atomic_uint wtxn_waiting;
+	_Atomic uint64_t wtxn_grants;
+	MDB_txn *wtxn;     /* the open transaction with acknowledged changes, or NULL */
+	struct wctx *wctx; /* the writer's state (writer.c), under wtxn_lock */
 	uint64_t sync_delay_ns, linger_ns;
 	_Atomic int wb_err; /* a commit of acknowledged changes failed */
 	_Atomic uint64_t deferred,
@@ -291,6 +295,17 @@ void sg_writer_submit_many(sg_store *st, struct sg_op *ops, size_t n);
  * writer.c's definition is weak and returns 0; tests/unit/test_store.c
  * links its own. */
 int sg_writer_undo_fault(void);
+
+/* Take wtxn_lock; a wait is counted (wtxn_waiting, wtxn_grants). */
+static inline void sg_wtxn_lock(sg_store *st)
+{
+	if (pthread_mutex_trylock(&st->wtxn_lock) == 0)
+		return;
+	atomic_fetch_add(&st->wtxn_waiting, 1);
+	pthread_mutex_lock(&st->wtxn_lock);
+	atomic_fetch_sub(&st->wtxn_waiting, 1);
+	atomic_fetch_add(&st->wtxn_grants, 1);
+}
 /* Another: nonzero makes a checkpoint's LMDB commit fail with EIO (an
  * acknowledged change lost, which no real failure brings on demand).
  * Weak in writer.c likewise; tests/unit/test_store.c links its own. */

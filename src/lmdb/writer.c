@@ -2781,7 +2781,7 @@ static int txn_durable(sg_store *st, struct wctx *w)
 		post_tell(st->visible, st->visible_ctx, &p);
 		p.shown = 1;
 		rc = sg_journal_write(st, &jb, seq);
-		pthread_mutex_lock(&st->wtxn_lock);
+		sg_wtxn_lock(st);
 		w->jbusy = 0;
 		pthread_cond_broadcast(&w->jdone);
 		w->jspare = jb;
@@ -2832,7 +2832,7 @@ static int txn_commit(sg_store *st, struct wctx *w)
  * journaled transaction whose checkpoint is due. */
 static void flush_open(sg_store *st, struct wctx *w)
 {
-	pthread_mutex_lock(&st->wtxn_lock);
+	sg_wtxn_lock(st);
 	if (!w->parent)
 		pthread_mutex_unlock(&st->wtxn_lock);
 	else if (w->acked || w->changed || w->nwait || !w->durable || cp_due(st, w))
@@ -3010,7 +3010,7 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 		free(rel);
 		return;
 	}
-	pthread_mutex_lock(&st->wtxn_lock);
+	sg_wtxn_lock(st);
 	for (; i < n; i++) {
 		struct sg_op *op = ops[i];
 		struct snap s;
@@ -3055,7 +3055,7 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 					settled = 1;
 					rc = settle_freed(st);
 				}
-				pthread_mutex_lock(&st->wtxn_lock);
+				sg_wtxn_lock(st);
 				if (rc == 0) {
 					i = (size_t)-1; /* from the start: the loop's i++ makes it 0
 					                 */
@@ -3080,7 +3080,7 @@ static void run_batch(sg_store *st, struct sg_op **ops, size_t n, struct wctx *w
 			txn_checkpoint(st, w); /* the map grows with no transaction open */
 			ops_done(st, rel, nrel);
 			nrel = 0;
-			pthread_mutex_lock(&st->wtxn_lock);
+			sg_wtxn_lock(st);
 			if ((rc = map_grow(st)) < 0 && !settled) {
 				settled = 1;
 				rc = settle_freed(st);
@@ -3182,7 +3182,7 @@ static void *writer_main(void *arg)
 		abort();
 	avail_refresh(&w);
 	pthread_cond_init(&w.jdone, NULL);
-	pthread_mutex_lock(&st->wtxn_lock);
+	sg_wtxn_lock(st);
 	st->wctx = &w;
 	pthread_mutex_unlock(&st->wtxn_lock);
 	for (;;) {
@@ -3249,7 +3249,7 @@ static void *writer_main(void *arg)
 			break;
 		}
 	}
-	pthread_mutex_lock(&st->wtxn_lock);
+	sg_wtxn_lock(st);
 	st->wctx = NULL;
 	pthread_mutex_unlock(&st->wtxn_lock);
 	free(w.waiters);

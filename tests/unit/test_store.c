@@ -3801,6 +3801,151 @@ static void test_settle_keeps_lost_commit(void **state)
 	assert_int_equal(sg_store_resolve(st, "later", &x), 0);
 }
 
+/* ---- a long listing lets local changes in ---- */
+
+#define SL_FILES 100
+#define SL_ROW_US 1000 /* the listing takes SL_FILES ms at least */
+
+struct slow_list {
+	sg_store *st;
+	atomic_int seen;
+	int rc;
+	size_t n;
+	struct {
+		char path[16];
+		uint64_t version;
+	} rows[2 * SL_FILES + 8];
+};
+
+static int slow_cb(void *ctx, const sg_change *c)
+{
+	struct slow_list *l = ctx;
+
+	if (l->n < sizeof(l->rows) / sizeof(l->rows[0])) {
+		snprintf(l->rows[l->n].path, sizeof(l->rows[l->n].path), "%s", c->path);
+		l->rows[l->n++].version = c->version;
+	}
+	usleep(SL_ROW_US);
+	atomic_fetch_add(&l->seen, 1);
+	return 0;
+}
+
+static void *slow_list_main(void *arg)
+{
+	struct slow_list *l = arg;
+
+	l->rc = sg_store_changes_after(l->st, 0, 0, slow_cb, l);
+	return NULL;
+}
+
+static size_t listed(const struct slow_list *l, const char *path, uint64_t *last)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->rows[i].path, path) == 0) {
+			k++;
+			*last = l->rows[i].version;
+		}
+	return k;
+}
+
+/*
+ * A listing of the log, whose callback is slow, does not hold local changes
+ * up until it ends: with the journal it reads the writer's open transaction
+ * under its lock, and lets the lock go every half millisecond (between rows).
+ * Rows only move forward, so a file changed before the listing reached it is
+ * listed once, at its new version; one changed after is listed twice; one
+ * created meanwhile is listed at the end. Without the journal the listing
+ * reads a snapshot and holds nothing: the same holds.
+ */
+static void test_listing_lets_changes_in(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct slow_list *l = calloc(1, sizeof(*l));
+	sg_attr early, late, made;
+	uint64_t ids[SL_FILES], v;
+	pthread_t t;
+	int seen_then, tries = 0;
+
+	assert_non_null(l);
+	for (int i = 0; i < SL_FILES; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "l%03d", i);
+		ids[i] = mk(st, SG_ROOT_ID, name, SG_TYPE_FILE, "x", NULL);
+	}
+	l->st = st;
+	assert_int_equal(pthread_create(&t, NULL, slow_list_main, l), 0);
+	while (atomic_load(&l->seen) < 5 && tries++ < 2000) /* at most 2 s */
+		usleep(1000);
+	assert_true(atomic_load(&l->seen) >= 5);
+	assert_int_equal(sg_store_write(st, NULL, ids[2], "e", 1, now_ns(), now_ns(), &early), 0);
+	assert_int_equal(
+	    sg_store_write(st, NULL, ids[SL_FILES - 2], "l", 1, now_ns(), now_ns(), &late), 0);
+	assert_int_equal(sg_store_create(st, NULL, SG_ROOT_ID, "made", SG_TYPE_FILE, 0644, 0, 0,
+	                                 "m", 1, now_ns(), &made),
+	                 0);
+	seen_then = atomic_load(&l->seen);
+	pthread_join(t, NULL);
+	assert_int_equal(l->rc, 0);
+	/* the changes were done while the listing was at most half way */
+	assert_true(seen_then < SL_FILES / 2);
+	assert_int_equal(listed(l, "l002", &v), 2); /* listed, changed, listed again */
+	assert_int_equal(v, early.version);
+	assert_int_equal(listed(l, "l098", &v), 1); /* changed before the listing got there */
+	assert_int_equal(v, late.version);
+	assert_int_equal(listed(l, "made", &v), 1);
+	assert_int_equal(v, made.version);
+	assert_int_equal(listed(l, "l050", &v), 1);
+	assert_int_equal(l->n, SL_FILES + 2);
+	free(l);
+}
+
+/* sg_store_changes_all(): one read, each entry once, whatever changes meanwhile. */
+static int all_cb(void *ctx, const sg_change *c)
+{
+	return slow_cb(ctx, c);
+}
+
+static void *all_list_main(void *arg)
+{
+	struct slow_list *l = arg;
+
+	l->rc = sg_store_changes_all(l->st, all_cb, l);
+	return NULL;
+}
+
+static void test_changes_all_one_read(void **state)
+{
+	struct fx *f = *state;
+	sg_store *st = f->st;
+	struct slow_list *l = calloc(1, sizeof(*l));
+	uint64_t ids[SL_FILES / 4], v;
+	sg_attr a;
+	pthread_t t;
+	int tries = 0;
+
+	assert_non_null(l);
+	for (int i = 0; i < SL_FILES / 4; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "l%03d", i);
+		ids[i] = mk(st, SG_ROOT_ID, name, SG_TYPE_FILE, "x", NULL);
+	}
+	l->st = st;
+	assert_int_equal(pthread_create(&t, NULL, all_list_main, l), 0);
+	while (atomic_load(&l->seen) < 5 && tries++ < 2000)
+		usleep(1000);
+	assert_true(atomic_load(&l->seen) >= 5);
+	assert_int_equal(sg_store_write(st, NULL, ids[2], "e", 1, now_ns(), now_ns(), &a), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(l->rc, 0);
+	assert_int_equal(l->n, SL_FILES / 4);
+	assert_int_equal(listed(l, "l002", &v), 1);
+	assert_true(v < a.version);
+	free(l);
+}
+
 static int teardown_fault(void **state)
 {
 	commit_fault = 0; /* a failed assertion skips the test's own reset */
@@ -4857,6 +5002,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_undo_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_settle_keeps_lost_commit, setup_deferred_hold,
 	                                    teardown_fault),
+	    cmocka_unit_test_setup_teardown(test_listing_lets_changes_in, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes_all_one_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_visible_first, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vv, setup, teardown),
