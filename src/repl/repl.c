@@ -125,6 +125,11 @@ struct sg_repl {
 	int64_t auth_last_ns, proto_last_ns;
 	pthread_t srv[SERVER_THREADS];
 	int nsrv;
+	/* a server thread's reply send (read) against the close of rep
+	 * (write): NNG 1.5 can panic in nng_ctx_send() when the socket closes
+	 * during it ("pthread_mutex_lock: Invalid argument", seen in test_repl
+	 * under load; nanomsg/nng#2238 reports the same) */
+	pthread_rwlock_t srv_lock;
 	pthread_t sync;
 	int sync_started;
 
@@ -1484,9 +1489,17 @@ static void *server_main(void *arg)
 		nng_msg_free(in);
 		if (!out)
 			continue; /* dropped: the requester times out */
+		pthread_rwlock_rdlock(&r->srv_lock);
+		if (atomic_load(&r->stopping)) {
+			/* the socket may be closing: no send (the requester times out) */
+			pthread_rwlock_unlock(&r->srv_lock);
+			nng_msg_free(out);
+			break;
+		}
 		nng_aio_set_msg(aio, out);
 		nng_ctx_send(ctx, aio);
-		nng_aio_wait(aio);
+		nng_aio_wait(aio); /* within SERVE_POLL_MS, the aio's timeout */
+		pthread_rwlock_unlock(&r->srv_lock);
 		rv = nng_aio_result(aio);
 		if (rv)
 			nng_msg_free(out);
@@ -2380,6 +2393,7 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	pthread_mutex_init(&r->nlock, NULL);
 	pthread_mutex_init(&r->rdlock, NULL);
 	pthread_mutex_init(&r->biglock, NULL);
+	pthread_rwlock_init(&r->srv_lock, NULL);
 	sg_cond_init_mono(&r->cond);
 	rc = patterns_parse(r, o->local_only ? o->local_only : SG_REPL_LOCAL_ONLY_DEFAULT);
 	if (!rc && need_tls) {
@@ -2598,6 +2612,9 @@ void sg_repl_stop(sg_repl *r)
 	for (size_t i = 0; i < r->npeers; i++)
 		if (r->peers[i]->thread_started)
 			pthread_join(r->peers[i]->thread, NULL);
+	/* no reply is being sent (stopping is set: none starts after this) */
+	pthread_rwlock_wrlock(&r->srv_lock);
+	pthread_rwlock_unlock(&r->srv_lock);
 	/* the server threads wake with NNG_ECLOSED, or within SERVE_POLL_MS */
 	if (r->rep_open)
 		close_bounded(&r->rep, 1);
@@ -2626,6 +2643,7 @@ void sg_repl_stop(sg_repl *r)
 	pthread_mutex_destroy(&r->nlock);
 	pthread_mutex_destroy(&r->rdlock);
 	pthread_mutex_destroy(&r->biglock);
+	pthread_rwlock_destroy(&r->srv_lock);
 	pthread_cond_destroy(&r->cond);
 	free(r->name);
 	free(r->listen);
