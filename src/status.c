@@ -685,7 +685,7 @@ static int digest_one(void *ctx, const sg_change *c)
 int sg_tree_digest(sg_store *st, const char *local_only, char out[33], uint64_t *entries)
 {
 	struct digest d = {local_only, 0, 0, 0};
-	int rc = sg_store_changes_all(st, digest_one, &d); /* each entry once */
+	int rc = sg_store_changes_after_atomic(st, 0, 0, digest_one, &d); /* each entry once */
 
 	if (rc < 0)
 		return rc;

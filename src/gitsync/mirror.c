@@ -960,15 +960,6 @@ static int by_ren_tomb(const void *a, const void *b)
 
 static int by_chg_id(const void *a, const void *b)
 {
-	const struct chg *p = *(const struct chg *const *)a, *q = *(const struct chg *const *)b;
-
-	if (p->id != q->id)
-		return p->id < q->id ? -1 : 1;
-	return p->version < q->version ? -1 : p->version > q->version;
-}
-
-static int by_chg_id_only(const void *a, const void *b)
-{
 	uint64_t x = (*(const struct chg *const *)a)->id, y = (*(const struct chg *const *)b)->id;
 	return x < y ? -1 : x > y;
 }
@@ -982,11 +973,7 @@ static const struct chg *moved_by(const struct build *bd, uint64_t tomb)
 	if (!bd->nren || !(r = bsearch(&key, bd->ren, bd->nren, sizeof(*r), by_ren_tomb)))
 		return NULL;
 	k.id = r->moved;
-	c = bd->nbyid ? bsearch(&kp, bd->byid, bd->nbyid, sizeof(*c), by_chg_id_only) : NULL;
-	/* an entry listed twice in the batch (changed during its listing): its
-	 * latest change */
-	while (c && c + 1 < bd->byid + bd->nbyid && (c[1])->id == k.id)
-		c++;
+	c = bd->nbyid ? bsearch(&kp, bd->byid, bd->nbyid, sizeof(*c), by_chg_id) : NULL;
 	return c && (*c)->type != SG_TYPE_TOMBSTONE ? *c : NULL;
 }
 
@@ -1975,7 +1962,9 @@ static int batch(sg_mirror *m)
 	if (m->open) /* a restore writes: its versions are known once noted */
 		b.upto = m->noted;
 	pthread_mutex_unlock(&m->lock);
-	rc = sg_store_changes_after(m->st, m->cursor, PAGE_CHANGES, collect, &b);
+	/* one read: a file read before a directory above it was moved or
+	 * removed would otherwise stay in the commit (both in one run) */
+	rc = sg_store_changes_after_atomic(m->st, m->cursor, PAGE_CHANGES, collect, &b);
 	if (b.err)
 		rc = b.err;
 	if (rc >= 0)

@@ -1767,11 +1767,12 @@ int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_c
 	return scan_after(st, st->log, after, max, 0, change_row, &u);
 }
 
-int sg_store_changes_all(sg_store *st, sg_change_cb cb, void *ctx)
+int sg_store_changes_after_atomic(sg_store *st, uint64_t after, size_t max, sg_change_cb cb,
+                                  void *ctx)
 {
 	struct change_cb u = {cb, ctx, 0};
 
-	return scan_after(st, st->log, 0, 0, 1, change_row, &u);
+	return scan_after(st, st->log, after, max, 1, change_row, &u);
 }
 
 int sg_store_changes_after_except(sg_store *st, uint64_t after, size_t max, uint64_t except,

@@ -341,11 +341,14 @@ int sg_store_listxattr(sg_store *st, uint64_t id, char **out, size_t *len);
 int sg_store_changes_after(sg_store *st, uint64_t after, size_t max, sg_change_cb cb, void *ctx);
 
 /**
- * Every entry's latest change, as sg_store_changes_after(st, 0, 0, ...),
- * but in one read: the listing is the store at one moment, each entry once.
- * Local changes wait for the whole of it.
+ * As sg_store_changes_after(), but in one read: the listing is the store at
+ * one moment, each entry once, for a reader that needs that (a digest of
+ * the tree; the mirror, whose commit would otherwise hold a file read before
+ * a directory above it was renamed or removed). Local changes wait for the
+ * whole of it.
  */
-int sg_store_changes_all(sg_store *st, sg_change_cb cb, void *ctx);
+int sg_store_changes_after_atomic(sg_store *st, uint64_t after, size_t max, sg_change_cb cb,
+                                  void *ctx);
 
 /**
  * As sg_store_changes_after(), but the entries whose latest change has the

@@ -3902,7 +3902,8 @@ static void test_listing_lets_changes_in(void **state)
 	free(l);
 }
 
-/* sg_store_changes_all(): one read, each entry once, whatever changes meanwhile. */
+/* sg_store_changes_after_atomic(): one read, each entry once, whatever
+ * changes meanwhile. */
 static int all_cb(void *ctx, const sg_change *c)
 {
 	return slow_cb(ctx, c);
@@ -3912,11 +3913,11 @@ static void *all_list_main(void *arg)
 {
 	struct slow_list *l = arg;
 
-	l->rc = sg_store_changes_all(l->st, all_cb, l);
+	l->rc = sg_store_changes_after_atomic(l->st, 0, 0, all_cb, l);
 	return NULL;
 }
 
-static void test_changes_all_one_read(void **state)
+static void test_changes_atomic_one_read(void **state)
 {
 	struct fx *f = *state;
 	sg_store *st = f->st;
@@ -5003,7 +5004,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_settle_keeps_lost_commit, setup_deferred_hold,
 	                                    teardown_fault),
 	    cmocka_unit_test_setup_teardown(test_listing_lets_changes_in, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_changes_all_one_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes_atomic_one_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_visible_first, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vv, setup, teardown),
