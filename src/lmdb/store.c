@@ -1613,11 +1613,12 @@ typedef int (*row_fn)(sg_store *st, MDB_txn *txn, const MDB_val *key, const MDB_
                       void *arg);
 
 /*
- * A listing's read lets the writer's lock go this often. With the journal, a
- * read of durable state borrows the writer's open transaction and holds its
- * lock (borrow()), and every local change waits meanwhile: a mirror batch of
- * 4,000 changes held it 25 to 65 ms, and a pull's page 10 to 28 ms, on a
- * 3-node loopback cluster under a steady create loop.
+ * A listing's read lets the writer's lock go this often (not an atomic
+ * listing's: the mirror's and the tree digest's). With the journal, a read
+ * of durable state borrows the writer's open transaction and holds its lock
+ * (borrow()), and every local change waits meanwhile: a pull's page held it
+ * 10 to 28 ms (and a mirror batch of 4,000 changes 22 to 65 ms) on a 3-node
+ * loopback cluster under a steady create loop.
  */
 #define SCAN_HOLD_NS 500000LL
 

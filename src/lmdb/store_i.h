@@ -282,6 +282,17 @@ void sg_journal_reset(sg_store *st);
  * is not open already); else -EBUSY. 0, or -errno: do not borrow. */
 int sg_writer_make_durable_locked(sg_store *st, int may_wait);
 
+/* Take wtxn_lock; a wait is counted (wtxn_waiting, wtxn_grants). */
+static inline void sg_wtxn_lock(sg_store *st)
+{
+	if (pthread_mutex_trylock(&st->wtxn_lock) == 0)
+		return;
+	atomic_fetch_add(&st->wtxn_waiting, 1);
+	pthread_mutex_lock(&st->wtxn_lock);
+	atomic_fetch_sub(&st->wtxn_waiting, 1);
+	atomic_fetch_add(&st->wtxn_grants, 1);
+}
+
 /* ---- writer.c ---- */
 int sg_writer_start(sg_store *st);
 void sg_writer_stop(sg_store *st);
@@ -296,16 +307,6 @@ void sg_writer_submit_many(sg_store *st, struct sg_op *ops, size_t n);
  * links its own. */
 int sg_writer_undo_fault(void);
 
-/* Take wtxn_lock; a wait is counted (wtxn_waiting, wtxn_grants). */
-static inline void sg_wtxn_lock(sg_store *st)
-{
-	if (pthread_mutex_trylock(&st->wtxn_lock) == 0)
-		return;
-	atomic_fetch_add(&st->wtxn_waiting, 1);
-	pthread_mutex_lock(&st->wtxn_lock);
-	atomic_fetch_sub(&st->wtxn_waiting, 1);
-	atomic_fetch_add(&st->wtxn_grants, 1);
-}
 /* Another: nonzero makes a checkpoint's LMDB commit fail with EIO (an
  * acknowledged change lost, which no real failure brings on demand).
  * Weak in writer.c likewise; tests/unit/test_store.c links its own. */
