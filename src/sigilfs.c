@@ -334,8 +334,16 @@ static int ctl_git(sg_status_src *s, const char *req, FILE *body, char *err, siz
 		}
 		/* the mirror first takes in what the store holds, so HEAD is now */
 		if ((rc = sg_mirror_flush(s->mirror)) < 0) {
+			const char *why = "";
+			sg_store_stats ss;
+
+			if (sg_store_stats_get(s->store, &ss) == 0 && ss.refusing)
+				why =
+				    "the store refuses changes and reads since a checkpoint failed "
+				    "(see the log; restart sigilfs, once the disk works, to replay "
+				    "its journal); ";
 			snprintf(mirror_err, sizeof(mirror_err), "%s", strerror(-rc));
-			snprintf(err, errlen, "the mirror cannot commit: %s", mirror_err);
+			snprintf(err, errlen, "%sthe mirror cannot commit: %s", why, mirror_err);
 			goto out;
 		}
 		go.repo = s->mirror_path;

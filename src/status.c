@@ -190,6 +190,11 @@ static void status(const sg_status_src *s, FILE *f)
 	        "store       version %" PRIu64 ", %" PRIu64 " entries, %" PRIu64
 	        " tombstones, %" PRIu64 " of %" PRIu64 " bytes of map used\n",
 	        sg_store_version(s->store), ss.entries, ss.tombstones, ss.used_bytes, ss.map_size);
+	if (ss.refusing)
+		fputs("store       REFUSING CHANGES AND READS: a checkpoint failed (see the log); "
+		      "its changes are in the journal only: restart sigilfs, once the disk "
+		      "works, to replay it\n",
+		      f);
 	fprintf(f,
 	        "writes      %" PRIu64 " saves, %" PRIu64 " commits for %" PRIu64
 	        " changes; %" PRIu64 " acknowledged before their commit, %" PRIu64
@@ -308,6 +313,10 @@ static void metrics(const sg_status_src *s, FILE *f)
 	  "Local changes acknowledged before their commit (sync_delay).", PRIu64, ss.deferred);
 	M("sigil_store_lost_total", "counter",
 	  "Acknowledged local changes lost to a failed commit.", PRIu64, ss.lost);
+	M("sigil_store_refusing_changes", "gauge",
+	  "1 while the store refuses every change and read after a failed checkpoint (until a "
+	  "restart).",
+	  "d", ss.refusing);
 	M("sigil_fs_saves_total", "counter", "File contents saved (one per save).", PRIu64,
 	  fs.saves);
 	M("sigil_fs_read_requests_total", "counter", "Read requests that reached sigilfs.", PRIu64,
@@ -543,10 +552,12 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 	        ", \"journal_batches\": %" PRIu64 ", \"checkpoints\": %" PRIu64
 	        ", \"changes\": %" PRIu64 ", \"deferred\": %" PRIu64 ", \"lost\": %" PRIu64
 	        ", \"map_trims\": %" PRIu64 ", \"map_single_page_faults\": %s"
-	        ", \"branch_pages\": %" PRIu64 ", \"branch_pages_mapped_at_open\": %" PRIu64 "},\n",
+	        ", \"branch_pages\": %" PRIu64 ", \"branch_pages_mapped_at_open\": %" PRIu64
+	        ", \"refusing_changes\": %s},\n",
 	        sg_store_version(s->store), ss.entries, ss.tombstones, ss.map_size, ss.used_bytes,
 	        ss.commits, ss.journal_batches, ss.checkpoints, ss.ops, ss.deferred, ss.lost,
-	        ss.map_trims, ss.map_single ? "true" : "false", ss.branch_pages, ss.map_warmed);
+	        ss.map_trims, ss.map_single ? "true" : "false", ss.branch_pages, ss.map_warmed,
+	        ss.refusing ? "true" : "false");
 	fputs("  \"vector\": [", f);
 	sg_store_vv(s->store, vv_json, &vo);
 	fputs("],\n", f);

@@ -386,8 +386,17 @@ static int borrow(sg_store *st, MDB_txn **txn, int durable)
 	return -1;
 }
 
+/*
+ * A store that refuses changes (st->broken) lost from view what its last
+ * checkpoint should have committed: changes made durable in the journal,
+ * which only a restart's replay brings back. It serves no read then: an
+ * older state of the tree, files gone and contents rolled back without an
+ * error, is worse than EIO for configuration.
+ */
 int sg_rd_begin(sg_store *st, MDB_txn **txn)
 {
+	if (atomic_load(&st->broken))
+		return -EIO;
 	if (borrow(st, txn, 0) == 0)
 		return 0;
 	/* nothing uncommitted: a snapshot */
@@ -396,6 +405,8 @@ int sg_rd_begin(sg_store *st, MDB_txn **txn)
 
 int sg_rd_begin_committed(sg_store *st, MDB_txn **txn)
 {
+	if (atomic_load(&st->broken))
+		return -EIO;
 	/* with the journal, durable changes live in the writer's open
 	 * transaction until its checkpoint: borrow it once all it holds is */
 	if (st->jn && borrow(st, txn, 1) == 0)
@@ -1241,6 +1252,7 @@ int sg_store_stats_get(sg_store *st, sg_store_stats *out)
 	out->map_trims = atomic_load(&st->map_trims);
 	out->map_warmed = atomic_load(&st->map_warmed);
 	out->map_warm_snapshots = atomic_load(&st->warm_snapshots);
+	out->refusing = atomic_load(&st->broken);
 	pthread_rwlock_rdlock(&st->map_lock);
 	out->map_single = st->uffd >= 0;
 	mdb_env_info(st->env, &info);

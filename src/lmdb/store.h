@@ -284,11 +284,17 @@ typedef struct sg_store_stats {
 	uint64_t map_warm_snapshots; /**< read snapshots the warm-up took for it */
 	int map_single;              /**< 1: a fault maps only its page (fault-around off) */
 	uint64_t conflicts;          /**< conflicts recorded (as sg_store_conflicts lists them) */
+	int refusing;                /**< 1: a checkpoint (or the undo of a failed change)
+	                                  failed and lost from view changes the journal holds:
+	                                  every change and every read fails with EIO until
+	                                  the daemon restarts and replays the journal */
 } sg_store_stats;
 
 int sg_store_stats_get(sg_store *st, sg_store_stats *out);
 
 /* ---- reads (each is one short read transaction) ------------------------- */
+/* After a failed checkpoint (sg_store_stats.refusing) every read returns
+ * -EIO: the store's view lacks changes its journal holds. */
 
 /** Find child `name` of `parent`. -ENOENT if absent or a tombstone, -ENOTDIR if parent is
  *  not a directory, -ENAMETOOLONG for a name over SG_NAME_MAX. */

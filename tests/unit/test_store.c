@@ -3704,6 +3704,7 @@ static void test_undo_fails(void **state)
 	struct fx *f = *state;
 	sg_store *st = f->st;
 	uint64_t h0 = hlc_now(), n;
+	sg_store_stats ss;
 	sg_change c;
 	sg_attr x;
 	int rc;
@@ -3726,11 +3727,17 @@ static void test_undo_fails(void **state)
 	assert_int_equal(rc, -EIO);
 	assert_true(sg_store_create(st, NULL, SG_ROOT_ID, "refused", SG_TYPE_FILE, 0644, 0, 0, "r",
 	                            1, now_ns(), &x) < 0);
-	assert_int_equal(sg_store_resolve(st, "zd", &x), -ENOENT);
+	/* its view lost what the open transaction held: it reads nothing either */
+	assert_int_equal(sg_store_stats_get(st, &ss), 0);
+	assert_int_equal(ss.refusing, 1);
+	assert_int_equal(sg_store_resolve(st, "keep", &x), -EIO);
+	assert_int_equal(sg_store_resolve(st, "zd", &x), -EIO);
 
 	sg_store_close(st);
 	assert_int_equal(sg_store_open(&f->st, &f->opts), 0);
 	st = f->st;
+	assert_int_equal(sg_store_stats_get(st, &ss), 0);
+	assert_int_equal(ss.refusing, 0);
 	assert_int_equal(sg_store_resolve(st, "keep", &x), 0);
 	assert_content(st, x.id, "kept", 4);
 	assert_int_equal(sg_store_resolve(st, "zd", &x), -ENOENT);
@@ -3792,7 +3799,8 @@ static void test_settle_keeps_lost_commit(void **state)
 	}
 	assert_int_equal(sg_store_stats_get(st, &s1), 0);
 	assert_int_equal(s1.lost - s0.lost, 1);
-	/* not broken: nothing durable was lost, changes go on */
+	/* not broken: nothing durable was lost, changes (and reads) go on */
+	assert_int_equal(s1.refusing, 0);
 	mk(st, SG_ROOT_ID, "later", SG_TYPE_FILE, "x", NULL);
 	assert_int_equal(sg_store_sync(st), -EIO); /* the settle left it */
 	assert_int_equal(sg_store_sync(st), 0);    /* told once */
