@@ -6,7 +6,7 @@ pkgs="build-essential autoconf automake libtool pkg-config
 libfuse3-dev fuse3 liblmdb-dev lmdb-utils libnng-dev libgit2-dev libcmocka-dev
 libsystemd-dev libinih-dev
 git vim rsync tar attr acl perl python3 procps psmisc util-linux coreutils
-clang libclang-rt-14-dev openssl iproute2 btrfs-progs"
+clang libclang-rt-14-dev openssl iproute2 btrfs-progs e2fsprogs"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -182,6 +182,7 @@ sg_package_of() {
 	mdb_dump | mdb_load | mdb_stat) echo lmdb-utils ;;
 	mountpoint | mount | umount | losetup | fallocate) echo util-linux ;;
 	mkfs.btrfs | btrfs) echo btrfs-progs ;;
+	mkfs.ext4) echo e2fsprogs ;;
 	timeout | sha256sum | stat | dd | mkfifo | mknod | cp | mv | ln) echo coreutils ;;
 	*) echo "$1" ;;
 	esac
