@@ -230,6 +230,11 @@ static void status(const sg_status_src *s, FILE *f)
 			fprintf(f, ", %" PRIu64 " pushes, %" PRIu64 " failed", ms.pushes,
 			        ms.push_failures);
 		fputc('\n', f);
+		if (ms.failing_ms)
+			fprintf(f,
+			        "mirror      FAILING for %" PRId64 " s, %" PRIu64
+			        " failed batches since start: %s\n",
+			        ms.failing_ms / 1000, ms.failures, ms.error);
 	} else {
 		fprintf(f, "mirror      off\n");
 	}
@@ -346,6 +351,11 @@ static void metrics(const sg_status_src *s, FILE *f)
 		M("sigil_mirror_pushes_total", "counter", "Mirror pushes done.", PRIu64, ms.pushes);
 		M("sigil_mirror_push_failures_total", "counter", "Mirror pushes failed.", PRIu64,
 		  ms.push_failures);
+		M("sigil_mirror_commit_failures_total", "counter",
+		  "Mirror batches that failed to commit (each is redone).", PRIu64, ms.failures);
+		M("sigil_mirror_failing_seconds", "gauge",
+		  "How long the mirror's commits have failed in a row, 0 when the last worked.",
+		  ".3f", (double)ms.failing_ms / 1000.0);
 	}
 	if (s->repl) {
 		sg_repl_stats rs;
@@ -572,10 +582,13 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 		fprintf(f,
 		        ", \"branch\": \"%s\", \"head\": %s%s%s, \"version\": %" PRIu64
 		        ", \"lag_ms\": %" PRId64 ", \"commits\": %" PRIu64 ", \"pushes\": %" PRIu64
-		        ", \"push_failures\": %" PRIu64 "},\n",
+		        ", \"push_failures\": %" PRIu64 ", \"commit_failures\": %" PRIu64
+		        ", \"failing_ms\": %" PRId64 ", \"error\": ",
 		        ms.branch, *ms.head ? "\"" : "", *ms.head ? ms.head : "null",
 		        *ms.head ? "\"" : "", ms.version, ms.lag_ms, ms.commits, ms.pushes,
-		        ms.push_failures);
+		        ms.push_failures, ms.failures, ms.failing_ms);
+		json_str(f, ms.failing_ms ? ms.error : NULL);
+		fputs("},\n", f);
 	} else {
 		fputs("  \"mirror\": null,\n", f);
 	}

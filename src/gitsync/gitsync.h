@@ -72,6 +72,9 @@ typedef struct sg_mirror_stats {
 	uint64_t push_failures; /**< failed push attempts */
 	char head[41];          /**< hex id of the branch's head commit, "" before the first */
 	char branch[80];        /**< refs/heads/NAME */
+	uint64_t failures;      /**< batches that failed to commit, since start */
+	int64_t failing_ms;     /**< how long the batches have failed, 0: the last one worked */
+	char error[200];        /**< why the last batch failed, while failing_ms > 0 */
 } sg_mirror_stats;
 
 void sg_mirror_stats_get(sg_mirror *m, sg_mirror_stats *out);

@@ -154,8 +154,11 @@ struct sg_mirror {
 	uint64_t packs_seen;
 	_Atomic int packs_live; /* packs not folded, as the folder last counted, plus new ones */
 	struct folder *folder;
-	struct pusher *pusher; /* NULL without a remote */
-	char last_err[256];    /* why the last batch failed (mirror thread only) */
+	struct pusher *pusher;     /* NULL without a remote */
+	char last_err[256];        /* why the last batch failed (mirror thread only) */
+	_Atomic uint64_t failures; /* batches failed since start */
+	int64_t fail_since_ms;     /* under lock: wall ms of the first failure in a row, 0 */
+	char fail_err[200];        /* under lock: why the last batch failed, while failing */
 };
 
 /*
@@ -1358,8 +1361,9 @@ out:
 	return rc;
 }
 
-static int repo_open(sg_mirror *m);
+static int repo_open(sg_mirror *m, int may_create);
 static int packs_rescan(sg_mirror *m);
+static int meta_reload(sg_mirror *m);
 
 /* Let go of the repository (the next batch opens it afresh). */
 static void repo_close(sg_mirror *m)
@@ -1375,23 +1379,36 @@ static void repo_close(sg_mirror *m)
 	m->repo = NULL;
 }
 
+/* Open the repository afresh, with the head's tree and metadata. On a
+ * failure it stays closed, so that the next batch tries again: a batch on an
+ * open repository without the head's tree would build on an empty one. */
 static int reopen(sg_mirror *m)
 {
 	int rc;
 
 	repo_close(m);
-	if ((rc = repo_open(m)) < 0)
-		return rc;
+	/* the repository the mirror has used: a path that lost it (a disk not
+	 * mounted back yet) gets no new one */
+	if ((rc = repo_open(m, 0)) < 0)
+		goto fail;
 	if (m->has_head) {
 		git_commit *c = NULL;
 		rc = git_commit_lookup(&c, m->repo, &m->head);
 		if (rc == 0)
 			rc = git_commit_tree(&m->tree, c);
 		git_commit_free(c);
-		if (rc < 0)
-			return sg_git_err(rc, "reopen");
+		if (rc < 0) {
+			rc = sg_git_err(rc, "reopen");
+			goto fail;
+		}
 	}
-	return 0;
+	/* the metadata file as that tree holds it: a failed batch may have
+	 * changed the copy in memory */
+	if ((rc = meta_reload(m)) == 0)
+		return 0;
+fail:
+	repo_close(m);
+	return rc;
 }
 
 /* ---- a small pack, written directly ----
@@ -1916,17 +1933,35 @@ out:
 	return rc;
 }
 
+/* The metadata file as the head's tree holds it. A tree without one gives
+ * none; one that cannot be read is an error (the batch fails and is redone:
+ * committing without it would drop every file's metadata); one that does
+ * not parse is rebuilt, as at the start. */
 static int meta_reload(sg_mirror *m)
 {
+	git_tree_entry *te = NULL;
 	char *buf = NULL, err[128];
 	size_t len;
-	int rc = 0;
+	int rc;
 
 	sg_gitmeta_clear(&m->meta);
-	if (m->tree && blob_read(m->repo, m->tree, SG_GIT_META, &buf, &len) == 0)
-		rc = sg_gitmeta_parse(&m->meta, buf, len, err, sizeof(err));
+	if (!m->tree)
+		return 0;
+	rc = git_tree_entry_bypath(&te, m->tree, SG_GIT_META);
+	git_tree_entry_free(te);
+	if (rc == GIT_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return sg_git_err(rc, SG_GIT_META);
+	if ((rc = blob_read(m->repo, m->tree, SG_GIT_META, &buf, &len)) < 0)
+		return rc;
+	if (sg_gitmeta_parse(&m->meta, buf, len, err, sizeof(err)) < 0) {
+		sg_log(SG_LOG_WARNING, DOMAIN, "SIGIL-GIT-META", "%s in %s: %s; rebuilding it",
+		       SG_GIT_META, m->head_hex, err);
+		sg_gitmeta_clear(&m->meta);
+	}
 	free(buf);
-	return rc;
+	return 0;
 }
 
 static int by_path_version_p(const void *a, const void *b)
@@ -1957,7 +1992,7 @@ static int batch(sg_mirror *m)
 	int rc;
 
 	if ((rc = packs_fresh(m)) < 0)
-		return rc;
+		goto out;
 	pthread_mutex_lock(&m->lock);
 	if (m->open) /* a restore writes: its versions are known once noted */
 		b.upto = m->noted;
@@ -2083,11 +2118,11 @@ out:
 		snprintf(m->last_err, sizeof(m->last_err), "%s",
 		         git_error_last() && git_error_last()->message ? git_error_last()->message
 		                                                       : strerror(-rc));
-		/* nothing moved: forget the batch's objects and metadata, redo later */
-		if (odb_settle(m) < 0)
-			repo_close(m); /* reopened at the next batch */
-		else if (meta_reload(m) < 0)
-			sg_gitmeta_clear(&m->meta);
+		/* nothing moved: forget the batch's objects and metadata; what
+		 * cannot be settled or read again is opened afresh (and its
+		 * metadata read) by the next batch, which redoes this one */
+		if (odb_settle(m) < 0 || meta_reload(m) < 0)
+			repo_close(m);
 	}
 	free(bd.objs);
 	free(bd.ren);
@@ -2679,6 +2714,11 @@ static void *mirror_main(void *arg)
 			 * (after a failure: one interval after it) */
 			last_ns = rc < 0 ? sg_mono_ns() : started;
 			if (rc < 0) {
+				atomic_fetch_add(&m->failures, 1);
+				if (!m->fail_since_ms)
+					m->fail_since_ms = sg_now_ns() / 1000000;
+				snprintf(m->fail_err, sizeof(m->fail_err), "%.40s (%.150s)",
+				         strerror(-rc), m->last_err);
 				if (!failing++)
 					sg_log(SG_LOG_ERR, DOMAIN, "SIGIL-GIT-COMMIT-FAILED",
 					       "cannot commit to the mirror %s: %s (%s); retrying",
@@ -2695,6 +2735,8 @@ static void *mirror_main(void *arg)
 					sg_log(SG_LOG_NOTICE, DOMAIN, "SIGIL-GIT-COMMIT-OK",
 					       "the mirror commits again");
 				failing = 0;
+				m->fail_since_ms = 0;
+				m->fail_err[0] = '\0';
 				if (m->cursor >= sg_store_version(m->st)) {
 					atomic_store(&m->pending_since_ms, 0);
 					first_ns = 0;
@@ -2935,12 +2977,12 @@ static void repo_tune(sg_mirror *m)
 	git_config_free(cfg);
 }
 
-static int repo_open(sg_mirror *m)
+static int repo_open(sg_mirror *m, int may_create)
 {
 	char head[200];
 	int rc = git_repository_open_bare(&m->repo, m->path);
 
-	if (rc == GIT_ENOTFOUND) {
+	if (rc == GIT_ENOTFOUND && may_create) {
 		char *parent = strdup(m->path), *s;
 		if (!parent)
 			return -ENOMEM;
@@ -3098,7 +3140,7 @@ int sg_mirror_start(sg_mirror **out, const sg_mirror_opts *o)
 		return -ENOMEM;
 	}
 	leftovers_remove(m);
-	if ((rc = repo_open(m)) < 0 || (rc = head_load(m)) < 0) {
+	if ((rc = repo_open(m, 1)) < 0 || (rc = head_load(m)) < 0) {
 		if (rc != -EIO)
 			sg_log(SG_LOG_DEBUG, DOMAIN, "SIGIL-GIT-OPEN",
 			       "cannot read the mirror %s: %s", m->path, git_msg());
@@ -3252,6 +3294,13 @@ void sg_mirror_stats_get(sg_mirror *m, sg_mirror_stats *out)
 		out->lag_ms = 0;
 	snprintf(out->head, sizeof(out->head), "%s", m->head_hex);
 	snprintf(out->branch, sizeof(out->branch), "%s", m->branch);
+	out->failures = atomic_load(&m->failures);
+	if (m->fail_since_ms) {
+		out->failing_ms = sg_now_ns() / 1000000 - m->fail_since_ms;
+		if (out->failing_ms < 1)
+			out->failing_ms = 1;
+		snprintf(out->error, sizeof(out->error), "%s", m->fail_err);
+	}
 	pthread_mutex_unlock(&m->lock);
 }
 
