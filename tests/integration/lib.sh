@@ -201,6 +201,52 @@ sg_require_tools() {
 	[ $missing -eq 0 ] || sg_done
 }
 
+# ---- a disk that fails: an ext4 image, loop-mounted in the work dir (the
+# teardown unmounts it with the work dir's other mounts)
+
+# sg_disk_make DIR SIZE: a new ext4 image of SIZE, $SG_WORK/NAME.img (NAME:
+# DIR's last component), loop-mounted at DIR; the script stops if it fails.
+# Call it before mounting: a Git mirror on a disk that fails can reach
+# libgit2's leak in git_packbuilder_write's error path, which
+# tests/lsan.supp matches only with whole stacks (fast_unwind_on_malloc=0,
+# set here for the daemons started after it).
+sg_disk_make() {
+	local img=$SG_WORK/$(basename "$1").img
+	export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+	mkdir -p "$1"
+	truncate -s "$2" "$img"
+	check "mkfs.ext4 on a $2 image ($(basename "$img"))" mkfs.ext4 -q -F "$img" || sg_done
+	sg_disk_mount "$1"
+}
+
+# sg_disk_mount DIR: mount DIR's image at DIR again (the disk is back).
+sg_disk_mount() {
+	check "mount -o loop $(basename "$1").img at $1" \
+		mount -o loop "$SG_WORK/$(basename "$1").img" "$1" || sg_done
+}
+
+# SG_EXT4_SHUTDOWN: python3 code that defines ext4_shutdown(PATH, FLAG): the
+# ext4 holding PATH fails at once (EXT4_IOC_SHUTDOWN, _IOR('X', 125, __u32)):
+# every read and write of it gives EIO from then on. FLAG 1 flushes ext4's own
+# journal first (a disk that fails); 2 does not, so what ext4 had not
+# committed is lost when it is mounted again (a power cut).
+SG_EXT4_SHUTDOWN='
+import fcntl, os, struct, sys
+def ext4_shutdown(path, flag):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, 0x8004587D, struct.pack("I", flag))
+    finally:
+        os.close(fd)
+'
+
+# sg_disk_fail DIR FLAG MSG: one check MSG that the ext4 at DIR shuts down
+# (SG_EXT4_SHUTDOWN's FLAG).
+sg_disk_fail() {
+	check "$3" python3 -c "$SG_EXT4_SHUTDOWN
+ext4_shutdown(sys.argv[1], int(sys.argv[2]))" "$1" "$2"
+}
+
 # ---- processes and mounts
 
 # sg_alive PID: PID is a running process (a zombie is not: nothing may reap a

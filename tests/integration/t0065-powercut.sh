@@ -16,12 +16,10 @@ sg_require_tools python3 git mkfs.ext4 mount umount timeout
 CTL=${SIGILCTL:-$(dirname "$SIGILFS")/sigilctl}
 [ -x "$CTL" ] || sg_hard_error "sigilctl is not built: $CTL (set SIGILCTL)"
 export GIT_CONFIG_NOSYSTEM=1 HOME=$SG_WORK
-img=$SG_WORK/ext4.img disk=$SG_WORK/disk mnt=$SG_WORK/node/mnt
+disk=$SG_WORK/disk mnt=$SG_WORK/node/mnt
 LOGS=$SG_WORK/logs # outside the image
-mkdir -p "$disk" "$LOGS"
-truncate -s 256M "$img"
-check "mkfs.ext4 on a 256 MiB image" mkfs.ext4 -q -F "$img" || sg_done
-check "mount -o loop the ext4 image" mount -o loop "$img" "$disk" || sg_done
+mkdir -p "$LOGS"
+sg_disk_make "$disk" 256M
 
 # storm.py write DIR LOG: new files, fsync'd; "done NAME" logged after the
 # fsync returned. storm.py verify DIR LOG: every logged file, whole.
@@ -67,18 +65,14 @@ for round in 1 2; do
 	W=$!
 	going() { [ "$(grep -c '^done' "$LOGS/r$round" 2>/dev/null)" -ge 300 ]; }
 	check "round $round: the storm is under way (300 fsync'd saves)" sg_wait 30 going
-	check "round $round: the power fails (EXT4_IOC_SHUTDOWN, NOLOGFLUSH) during the storm" python3 -c '
-import fcntl, os, struct, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 2))' "$disk"
+	sg_disk_fail "$disk" 2 "round $round: the power fails (EXT4_IOC_SHUTDOWN, NOLOGFLUSH) during the storm"
 	check "round $round: the writer stops" sg_wait 30 sg_dead "$W"
 	wait "$W" 2>/dev/null
 	n=$(grep -c '^done' "$LOGS/r$round")
 	sg_umount "$mnt"
 	check "round $round: the daemon exits after the unmount" sg_wait 30 sg_dead "$pid"
 	check "round $round: the image unmounts" umount "$disk" || sg_done
-	check "round $round: the image mounts again (ext4 replays its own journal)" \
-		mount -o loop "$img" "$disk" || sg_done
+	sg_disk_mount "$disk" # ext4 replays its own journal
 	sg_mount_dirs "$mnt" "$disk/data" "node=pc,commit_interval=1s" || sg_done
 	for r in $(seq 1 "$round"); do
 		out=$(python3 "$SG_WORK/storm.py" verify "$MNT/r$r" "$LOGS/r$r")

@@ -16,11 +16,8 @@ sg_require_tools python3 sha256sum mkfs.ext4 mount umount timeout
 
 CTL=${SIGILCTL:-$(dirname "$SIGILFS")/sigilctl}
 [ -x "$CTL" ] || sg_hard_error "sigilctl is not built: $CTL (set SIGILCTL)"
-img=$SG_WORK/ext4.img disk=$SG_WORK/disk mnt=$SG_WORK/node/mnt
-mkdir -p "$disk"
-truncate -s 128M "$img"
-check "mkfs.ext4 on a 128 MiB image" mkfs.ext4 -q -F "$img" || sg_done
-check "mount -o loop the ext4 image" mount -o loop "$img" "$disk" || sg_done
+disk=$SG_WORK/disk mnt=$SG_WORK/node/mnt
+sg_disk_make "$disk" 128M
 
 # save PATH TEXT: write TEXT to PATH and fsync it; prints the error, if any
 cat >"$SG_WORK/save.py" <<'PY'
@@ -54,8 +51,8 @@ sleep 1.5
 # and fsync'd (into the journal only) and the disk fails, with
 # EXT4_IOC_SHUTDOWN (_IOR('X', 125, __u32)), flag 1: the ext4 journal is
 # flushed, then every read and write of the fs gives EIO.
-check "5 files saved and fsync'd, then the ext4 under the data dir shuts down" python3 -c '
-import fcntl, hashlib, os, struct, sys
+check "5 files saved and fsync'd, then the ext4 under the data dir shuts down" python3 -c "$SG_EXT4_SHUTDOWN"'
+import hashlib
 mnt, disk, sums = sys.argv[1:]
 with open(sums, "a") as out:
     for i in range(16, 21):
@@ -66,8 +63,7 @@ with open(sums, "a") as out:
         os.fsync(fd)
         os.close(fd)
         out.write("%s  %s\n" % (hashlib.sha256(body).hexdigest(), rel))
-fd = os.open(disk, os.O_RDONLY)
-fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 1))' "$MNT" "$disk" "$SG_WORK/saved.sums" || sg_done
+ext4_shutdown(disk, 1)' "$MNT" "$disk" "$SG_WORK/saved.sums" || sg_done
 check_eq 20 "$(wc -l <"$SG_WORK/saved.sums")" "20 files saved and fsync'd before the disk failed"
 check "the disk now fails: a write to it gives EIO" \
 	sh -c "! printf x 2>/dev/null >'$disk/probe' && ! ls '$disk/probe' 2>/dev/null"
@@ -126,7 +122,7 @@ sg_umount "$mnt"
 # (sg_umount cannot read the pid file off the failed disk: wait here)
 check "the daemon exits after the unmount" sg_wait 30 sg_dead "$pid0"
 check "the failed ext4 unmounts" umount "$disk" || sg_done
-check "the image mounts again (the disk is back)" mount -o loop "$img" "$disk" || sg_done
+sg_disk_mount "$disk"
 sg_mount_dirs "$mnt" "$disk/data" "node=eio" || sg_done
 check "after the restart: every file fsync'd before the failure is intact" \
 	sh -c "cd '$MNT' && sha256sum --quiet -c '$SG_WORK/saved.sums'"

@@ -16,11 +16,8 @@ T=30 # seconds for convergence (well under 5 s expected)
 rl_ports 3
 rl_pki a b c
 PA=${RL_PORT[0]} PB=${RL_PORT[1]} PC=${RL_PORT[2]}
-img=$SG_WORK/ext4.img disk=$(sg_data c)
-mkdir -p "$disk"
-truncate -s 128M "$img"
-check "mkfs.ext4 on a 128 MiB image" mkfs.ext4 -q -F "$img" || sg_done
-check "mount -o loop the ext4 image as c's data dir" mount -o loop "$img" "$disk" || sg_done
+disk=$(sg_data c)
+sg_disk_make "$disk" 128M
 start_c() { rl_start c "$PC" "$(rl_url "$PA");$(rl_url "$PB")"; }
 rl_start a "$PA" "$(rl_url "$PB");$(rl_url "$PC")" || sg_done
 rl_start b "$PB" "$(rl_url "$PA");$(rl_url "$PC")" || sg_done
@@ -34,16 +31,14 @@ pid_c=$(rl_pid c)
 # wait out c's checkpoint of what it took (a second after, in a lull), so
 # that the five files below are in its journal only when the disk fails
 sleep 1.5
-check "c saves five files (fsync'd), then its disk fails (EXT4_IOC_SHUTDOWN)" python3 -c '
-import fcntl, os, struct, sys
+check "c saves five files (fsync'd), then its disk fails (EXT4_IOC_SHUTDOWN)" python3 -c "$SG_EXT4_SHUTDOWN"'
 mnt, disk = sys.argv[1:]
 for i in range(5):
     fd = os.open(os.path.join(mnt, "etc", "c%d.conf" % i), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.write(fd, b"from c %d\n" % i)
     os.fsync(fd)
     os.close(fd)
-fd = os.open(disk, os.O_RDONLY)
-fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 1))' "$C" "$disk" || sg_done
+ext4_shutdown(disk, 1)' "$C" "$disk" || sg_done
 err=$(python3 -c '
 import os, sys
 try:
@@ -65,7 +60,7 @@ sg_daemon_alive "$pid_c" "c's daemon runs on"
 sg_umount c
 check "c's daemon exits after the unmount" sg_wait 30 sg_dead "$pid_c"
 check "c's failed disk unmounts" umount "$disk" || sg_done
-check "c's disk is back (the image mounted again)" mount -o loop "$img" "$disk" || sg_done
+sg_disk_mount "$disk"
 start_c || sg_done
 rl_converged $T a b c -- "c restarted: all three converge"
 got=$(for n in a b c; do for i in 0 1 2 3 4; do cat "$(sg_mnt $n)/etc/c$i.conf" 2>&1; done; done | sort | uniq -c | awk '{ print $1 }' | sort -u)

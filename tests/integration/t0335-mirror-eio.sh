@@ -9,53 +9,25 @@
 # then holds exactly the files of the mount.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${SIGIL_TESTLIB:-$(dirname "$0")/lib.sh}" || exit 99
+. "$(dirname "$0")/mirror-lib.sh" || exit 99
 sg_require_tools git python3 mkfs.ext4 mount umount timeout sort diff
 
 CTL=${SIGILCTL:-$(dirname "$SIGILFS")/sigilctl}
 [ -x "$CTL" ] || sg_hard_error "sigilctl is not built: $CTL (set SIGILCTL)"
 export GIT_CONFIG_NOSYSTEM=1 HOME=$SG_WORK
 T=15 # seconds the mirror may take to commit (one commit a second expected)
-img=$SG_WORK/ext4.img disk=$SG_WORK/disk
+disk=$SG_WORK/disk
 REPO=$disk/mirror.git
-mkdir -p "$disk"
-truncate -s 128M "$img"
-check "mkfs.ext4 on a 128 MiB image" mkfs.ext4 -q -F "$img" || sg_done
-check "mount -o loop the ext4 image" mount -o loop "$img" "$disk" || sg_done
+sg_disk_make "$disk" 128M
 
 sg_mount a "mirror=$REPO,commit_interval=1s" || sg_done
-g() { git --git-dir="$REPO" "$@"; }
-# mstat KEY: the mirror's KEY from status --json
-mstat() {
-	timeout 10 "$CTL" -d "$DATA" status --json 2>/dev/null |
-		python3 -c '
-import json, sys
-j = json.load(sys.stdin)
-v = j["store"]["version"] if sys.argv[1] == "store" else j["mirror"][sys.argv[1]]
-print("" if v is None else v)' "$1"
-}
-caught_up() { # the mirror holds every store version, and the branch is its head
-	local s v h
-	s=$(mstat store) v=$(mstat version) h=$(mstat head)
-	[ -n "$s" ] && [ "$s" == "$v" ] && [ "$(g rev-parse -q --verify refs/heads/a 2>/dev/null)" == "$h" ]
-}
-# same_tree: HEAD's files (their paths and contents) are the mount's
-same_tree() {
-	local want got
-	want=$(cd "$MNT" && find . -path ./.sigil -prune -o -type f -print | sed 's|^\./||' | sort |
-		while read -r f; do printf '%s %s\n' "$f" "$(git hash-object "$f")"; done)
-	got=$(g ls-tree -r refs/heads/a | awk '$4 != ".sigil" { print $4, $3 }' | sort)
-	[ "$want" == "$got" ]
-}
 
 mkdir -p "$MNT/etc"
 for i in 1 2 3 4 5; do printf 'a%d\n' "$i" >"$MNT/etc/a$i.conf"; done
 check "before the failure, the mirror commits the first files" sg_wait $T caught_up
 head0=$(g rev-parse refs/heads/a)
 
-check "the ext4 under the mirror shuts down (EXT4_IOC_SHUTDOWN)" python3 -c '
-import fcntl, os, struct, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 1))' "$disk" || sg_done
+sg_disk_fail "$disk" 1 "the ext4 under the mirror shuts down (EXT4_IOC_SHUTDOWN)" || sg_done
 
 # writes do not wait for the mirror: each of these returns at once
 okw=0
@@ -67,7 +39,6 @@ sed -i 's/a2/a2 changed/' "$MNT/etc/a2.conf" && okw=$((okw + 1))
 check_eq 12 "$okw" "10 saves, a delete and a sed -i work while the mirror's disk fails"
 check_eq "b7|a2 changed" "$(cat "$MNT/etc/b7.conf")|$(cat "$MNT/etc/a2.conf")" "and read back"
 
-failing() { [ "$(mstat failing_ms)" -gt 0 ] 2>/dev/null; }
 if sg_wait $T failing; then
 	ok "the JSON status shows the mirror failing ($(mstat commit_failures) failed batches, error: $(mstat error))"
 else
@@ -93,7 +64,7 @@ sg_daemon_alive "$PID" "the daemon runs on"
 # mirror's open files keep it until it lets them go) and the image mounted
 # again (its shut-down instance writes nothing more)
 check "the failed ext4 is detached (umount -l)" umount -l "$disk" || sg_done
-check "the image mounts again at the same path" mount -o loop "$img" "$disk" || sg_done
+sg_disk_mount "$disk"
 check "the mirror commits again, without a restart" sg_wait 30 caught_up
 check_eq "0|" "$(mstat failing_ms)|$(mstat error)" "the JSON status shows it failing no more"
 check "HEAD's tree holds exactly the mount's files" same_tree
