@@ -137,7 +137,8 @@ static void usage(const char *prog)
 	    "  -o max_mapped=N        the most of the store mapped into the daemon (its\n"
 	    "                         RSS); past it, pages are unmapped and stay in the page\n"
 	    "                         cache (default 16M)\n"
-	    "  -o threads=N           FUSE worker threads, 1 to 64 (default 4)\n"
+	    "  -o threads=N           FUSE worker threads, 1 to 64 (default: one per CPU,\n"
+	    "                         2 to 16)\n"
 	    "\n"
 	    "replication (needs node=):\n"
 	    "  -o listen=URL          serve peers on URL: tls+tcp://HOST:PORT, or tcp:// by "
@@ -788,7 +789,7 @@ int main(int argc, char *argv[])
 	struct stat sb;
 	int lockfd = -1, notify_fd = -1, rc = 1, err, log_level = SG_LOG_INFO;
 	double timeout = 10.0;
-	unsigned threads = 0; /* sg_fs_run(): SG_FS_THREADS */
+	unsigned threads = 0; /* sg_fs_run(): sg_fs_default_threads() */
 
 	malloc_tune();
 	sg_log_init("sigilfs", 0, SG_LOG_INFO);

@@ -1710,13 +1710,22 @@ int sg_fs_signals(sg_fs *fs)
 	return 0;
 }
 
+unsigned sg_fs_default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < SG_FS_THREADS_MIN)
+		return SG_FS_THREADS_MIN;
+	return n > SG_FS_THREADS_MAX ? SG_FS_THREADS_MAX : (unsigned)n;
+}
+
 int sg_fs_run(sg_fs *fs, int single, unsigned threads)
 {
 	struct fuse_loop_config *cfg;
 	int rc;
 
 	if (!threads)
-		threads = SG_FS_THREADS;
+		threads = sg_fs_default_threads();
 	if (single) {
 		rc = fuse_session_loop(fs->se);
 		return rc < 0 ? rc : 0;
@@ -1726,10 +1735,12 @@ int sg_fs_run(sg_fs *fs, int single, unsigned threads)
 	/* At most `threads` workers, all kept. A request that finds every
 	 * worker asleep wakes one, and with more workers than CPUs those
 	 * wakeups cost more than the parallelism gives: on 2 CPUs, with 4
-	 * callers, 10 workers took 5.2 context switches per op where 4 took
-	 * 3.1, and unlinks and mkdirs ran 1.1 to 1.4 times as fast with 4
-	 * (bench/results/fs-threads.md). No handler waits for a journal write:
-	 * fsync is answered from the writer thread (sync_reply). */
+	 * callers, 2 workers took 1.9 context switches and 30 us of CPU per op
+	 * where 4 took 3.3 and 38 us, and ran every op that reaches the daemon
+	 * faster (bench/results/fs-threads.md). Two at least, so that a worker held
+	 * up by a cold page of the store leaves another. No handler waits for
+	 * a journal write: fsync is answered from the writer thread
+	 * (sync_reply). */
 	fuse_loop_cfg_set_clone_fd(cfg, 1);
 	fuse_loop_cfg_set_max_threads(cfg, threads);
 	fuse_loop_cfg_set_idle_threads(cfg, threads);

@@ -30,11 +30,15 @@ int sg_fs_new(sg_fs **out, sg_store *st, const sg_fs_opts *opts, struct fuse_arg
 /** Mount on `mountpoint`. 0 or -errno (FUSE has logged why). */
 int sg_fs_mount(sg_fs *fs, const char *mountpoint);
 
-/** FUSE worker threads when the config does not say (`threads`). */
-#define SG_FS_THREADS 4
+/** FUSE worker threads when the config does not say (`threads`): one per
+ *  online CPU, at least SG_FS_THREADS_MIN, at most SG_FS_THREADS_MAX. */
+#define SG_FS_THREADS_MIN 2
+#define SG_FS_THREADS_MAX 16
+unsigned sg_fs_default_threads(void);
 
 /** Serve requests until unmounted or sg_fs_exit(): with `threads` worker
- *  threads (0: SG_FS_THREADS), or on the calling thread alone if single. */
+ *  threads (0: sg_fs_default_threads()), or on the calling thread alone if
+ *  single. */
 int sg_fs_run(sg_fs *fs, int single, unsigned threads);
 
 /** Ask sg_fs_run() to return (async-signal-safe through FUSE's own handlers). */

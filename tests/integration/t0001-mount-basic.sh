@@ -182,10 +182,15 @@ fi
 # ---- threads=N: at most N FUSE workers (the threads that keep the program's
 # name, beside the main one). With one worker, 4 writers fsyncing at once and
 # a reader all get through: the fsyncs do not hold the worker (the store's
-# writer thread answers them once the journal write is done).
+# writer thread answers them once the journal write is done). Without
+# threads=, one worker per online CPU, at least 2 and at most 16.
 fuse_workers() { grep -cx sigilfs /proc/"$1"/task/*/comm | awk -F: '{ n += $NF } END { print n - 1 }'; }
-for n in 1 3; do
-	sg_mount a "threads=$n" || sg_done
+cpus=$(getconf _NPROCESSORS_ONLN)
+default_threads=$((cpus < 2 ? 2 : cpus > 16 ? 16 : cpus))
+for arg in threads=1 threads=3 ""; do
+	n=${arg#threads=}
+	[ -z "$arg" ] && n=$default_threads
+	sg_mount a "$arg" || sg_done
 	mkdir -p "$MNT/thr"
 	jobs_pids=()
 	for i in 1 2 3 4; do
@@ -198,12 +203,12 @@ for n in 1 3; do
 	jobs_pids+=($!)
 	bad=0
 	for p in "${jobs_pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
-	check_eq 0 "$bad" "threads=$n: 4 writers (25 fsync'd writes each) and a reader, at once, all finish within 60 s"
+	check_eq 0 "$bad" "${arg:-default}: 4 writers (25 fsync'd writes each) and a reader, at once, all finish within 60 s"
 	sizes=$(stat -c %s "$MNT"/thr/f* | sort -u | tr '\n' ' ')
-	check_eq "1024 " "$sizes" "threads=$n: each writer's file holds its last 1 KiB"
+	check_eq "1024 " "$sizes" "${arg:-default}: each writer's file holds its last 1 KiB"
 	w=$(fuse_workers "$PID")
-	[ "$w" -ge 1 ] && [ "$w" -le "$n" ] && ok "threads=$n: $w FUSE worker(s) served it (at most $n)" ||
-		fail "threads=$n: between 1 and $n FUSE workers" "$(cat /proc/"$PID"/task/*/comm | sort | uniq -c)"
+	[ "$w" -ge 1 ] && [ "$w" -le "$n" ] && ok "${arg:-default}: $w FUSE worker(s) served it (at most $n)" ||
+		fail "${arg:-default}: between 1 and $n FUSE workers" "$(cat /proc/"$PID"/task/*/comm | sort | uniq -c)"
 	sg_umount a
 done
 
