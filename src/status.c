@@ -186,6 +186,7 @@ static void status(const sg_status_src *s, FILE *f)
 	fprintf(f, "mountpoint  %s\n", s->mountpoint);
 	fprintf(f, "data        %s\n", s->data_dir);
 	fprintf(f, "up          %" PRId64 " s\n", up);
+	fprintf(f, "fuse        %u worker threads at most\n", fs.workers);
 	fprintf(f,
 	        "store       version %" PRIu64 ", %" PRIu64 " entries, %" PRIu64
 	        " tombstones, %" PRIu64 " of %" PRIu64 " bytes of map used\n",
@@ -333,6 +334,7 @@ static void metrics(const sg_status_src *s, FILE *f)
 	M("sigil_fs_invalidations_total", "counter", "Kernel cache invalidations sent.", PRIu64,
 	  fs.invalidations);
 	M("sigil_fs_inodes", "gauge", "Inodes the kernel holds or has open.", PRIu64, fs.inodes);
+	M("sigil_fs_workers", "gauge", "FUSE worker threads at most (1 with -s).", "u", fs.workers);
 	M("sigil_fs_inodes_full", "gauge",
 	  "Of those, inodes with open handles or a buffer (the others take 16-32 bytes).", PRIu64,
 	  fs.inodes_full);
@@ -571,6 +573,7 @@ void sg_status_write_json(const sg_status_src *s, FILE *f)
 	fputs("  \"vector\": [", f);
 	sg_store_vv(s->store, vv_json, &vo);
 	fputs("],\n", f);
+	fprintf(f, "  \"fuse_workers\": %u,\n", fs.workers);
 	fprintf(f, "  \"saves\": %" PRIu64 ",\n  \"conflicts\": %" PRIu64 ",\n", fs.saves,
 	        ss.conflicts);
 	if (s->mirror) {

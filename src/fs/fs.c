@@ -1638,6 +1638,7 @@ void sg_fs_stats_get(sg_fs *fs, sg_fs_stats *out)
 	out->bytes_written = atomic_load(&fs->bytes_written);
 	out->saves = atomic_load(&fs->saves);
 	out->invalidations = atomic_load(&fs->invalidations);
+	out->workers = atomic_load(&fs->workers);
 	size_t full, compact;
 	sg_itable_counts(&fs->inodes, &full, &compact);
 	out->inodes = full + compact;
@@ -1726,6 +1727,7 @@ int sg_fs_run(sg_fs *fs, int single, unsigned threads)
 
 	if (!threads)
 		threads = sg_fs_default_threads();
+	atomic_store(&fs->workers, single ? 1 : threads);
 	if (single) {
 		rc = fuse_session_loop(fs->se);
 		return rc < 0 ? rc : 0;

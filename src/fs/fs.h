@@ -71,6 +71,8 @@ typedef struct sg_fs_stats {
 	uint64_t inodes;        /**< inodes the kernel holds or has open, now */
 	uint64_t inodes_full;   /**< of them, those with open handles or a buffer (the
 	                             rest cost 16-32 bytes each) */
+	unsigned workers;       /**< FUSE worker threads at most (1 with -s); 0 until
+	                             the loop runs */
 } sg_fs_stats;
 
 void sg_fs_stats_get(sg_fs *fs, sg_fs_stats *out);

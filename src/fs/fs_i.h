@@ -96,6 +96,7 @@ struct sg_fs {
 	pthread_cond_t inval_cond;
 	struct inval *inval_head, *inval_tail;
 	_Atomic uint64_t invalidations;
+	_Atomic unsigned workers; /* the loop's bound on FUSE workers, once it runs */
 	_Atomic uint64_t reads, writes, bytes_read, bytes_written, saves;
 
 	/* fsyncs handed to the store, not yet answered (sync_async): the

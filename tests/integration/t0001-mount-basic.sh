@@ -191,6 +191,11 @@ for arg in threads=1 threads=3 ""; do
 	n=${arg#threads=}
 	[ -z "$arg" ] && n=$default_threads
 	sg_mount a "$arg" || sg_done
+	grep -qx "fuse        $n worker threads at most" "$MNT/.sigil/status" &&
+		grep -qx "sigil_fs_workers $n" "$MNT/.sigil/metrics" &&
+		ok "${arg:-default}: the status and the metrics say $n worker threads at most" ||
+		fail "${arg:-default}: the status and the metrics say $n worker threads at most" \
+			"$(grep -E '^fuse |^sigil_fs_workers' "$MNT/.sigil/status" "$MNT/.sigil/metrics")"
 	mkdir -p "$MNT/thr"
 	jobs_pids=()
 	for i in 1 2 3 4; do

@@ -154,7 +154,7 @@ for n, line in enumerate(text.splitlines(), 1):
     samples.setdefault(m.group(1), []).append((m.group(2) or "", float(m.group(4))))
 required = """sigil_store_version sigil_store_entries sigil_store_tombstones sigil_store_map_bytes
  sigil_store_used_bytes sigil_store_commits_total sigil_store_journal_batches_total sigil_store_checkpoints_total sigil_store_map_trims_total sigil_store_changes_total sigil_store_deferred_total
- sigil_store_lost_total sigil_fs_saves_total sigil_fs_inodes sigil_fs_inodes_full sigil_conflicts sigil_mirror_version sigil_repl_applied_total
+ sigil_store_lost_total sigil_fs_saves_total sigil_fs_inodes sigil_fs_inodes_full sigil_fs_workers sigil_conflicts sigil_mirror_version sigil_repl_applied_total
  sigil_repl_duplicates_total sigil_repl_pushes_total sigil_repl_pulls_total sigil_repl_pushes_as_pulls_total sigil_repl_malformed_total sigil_repl_deferred_total
  sigil_repl_too_large_total sigil_repl_oversized_total sigil_repl_tls_refused_total sigil_repl_tls_failed_total
  sigil_repl_proto_errors_total sigil_repl_connections_renewed_total sigil_peer_up
@@ -198,6 +198,7 @@ assert j["node"] == "a", j["node"]
 assert j["node_id"] == sys.argv[2], j["node_id"]
 assert j["store"]["version"] == int(sys.argv[3]), (j["store"]["version"], sys.argv[3])
 assert j["store"]["lost"] == 0 and j["store"]["deferred"] >= 3, j["store"]
+assert j["fuse_workers"] >= 2, j["fuse_workers"]
 st = j["store"]
 assert isinstance(st["map_single_page_faults"], bool), st
 assert 0 <= st["branch_pages_mapped_at_open"] <= st["branch_pages"], st
