@@ -789,7 +789,7 @@ int main(int argc, char *argv[])
 	struct stat sb;
 	int lockfd = -1, notify_fd = -1, rc = 1, err, log_level = SG_LOG_INFO;
 	double timeout = 10.0;
-	unsigned threads = 0; /* sg_fs_run(): sg_fs_default_threads() */
+	unsigned threads = 0; /* sg_fs_run(): one per CPU */
 
 	malloc_tune();
 	sg_log_init("sigilfs", 0, SG_LOG_INFO);

@@ -1711,7 +1711,8 @@ int sg_fs_signals(sg_fs *fs)
 	return 0;
 }
 
-unsigned sg_fs_default_threads(void)
+/* One worker per online CPU, SG_FS_THREADS_MIN to SG_FS_THREADS_MAX. */
+static unsigned default_threads(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -1726,7 +1727,7 @@ int sg_fs_run(sg_fs *fs, int single, unsigned threads)
 	int rc;
 
 	if (!threads)
-		threads = sg_fs_default_threads();
+		threads = default_threads();
 	atomic_store(&fs->workers, single ? 1 : threads);
 	if (single) {
 		rc = fuse_session_loop(fs->se);

@@ -34,11 +34,10 @@ int sg_fs_mount(sg_fs *fs, const char *mountpoint);
  *  online CPU, at least SG_FS_THREADS_MIN, at most SG_FS_THREADS_MAX. */
 #define SG_FS_THREADS_MIN 2
 #define SG_FS_THREADS_MAX 16
-unsigned sg_fs_default_threads(void);
 
 /** Serve requests until unmounted or sg_fs_exit(): with `threads` worker
- *  threads (0: sg_fs_default_threads()), or on the calling thread alone if
- *  single. */
+ *  threads (0: one per online CPU, as above), or on the calling thread
+ *  alone if single. */
 int sg_fs_run(sg_fs *fs, int single, unsigned threads);
 
 /** Ask sg_fs_run() to return (async-signal-safe through FUSE's own handlers). */
