@@ -123,13 +123,18 @@ struct sg_repl {
 	 * refuses (0: quiet), so that a refusing peer is logged once per spell */
 	uint64_t auth_seen, proto_seen;
 	int64_t auth_last_ns, proto_last_ns;
-	pthread_t srv[SERVER_THREADS];
+	/* the server threads, each with its aio (owned here: sg_repl_stop()
+	 * stops it). They end, and close their contexts, before rep closes:
+	 * NNG 1.5 can panic when a context's send or close meets the close of
+	 * its socket ("pthread_mutex_lock: Invalid argument" in nng_ctx_send(),
+	 * "pthread_mutex_unlock: Invalid argument" in nng_ctx_close(), both
+	 * seen in test_repl under load; nanomsg/nng#2238 reports the first) */
+	struct server {
+		sg_repl *r;
+		nng_aio *aio;
+		pthread_t thread;
+	} srv[SERVER_THREADS];
 	int nsrv;
-	/* a server thread's reply send (read) against the close of rep
-	 * (write): NNG 1.5 can panic in nng_ctx_send() when the socket closes
-	 * during it ("pthread_mutex_lock: Invalid argument", seen in test_repl
-	 * under load; nanomsg/nng#2238 reports the same) */
-	pthread_rwlock_t srv_lock;
 	pthread_t sync;
 	int sync_started;
 
@@ -1450,17 +1455,14 @@ static nng_msg *serve(sg_repl *r, const sg_msg *m, const char *adv)
 
 static void *server_main(void *arg)
 {
-	sg_repl *r = arg;
-	nng_aio *aio;
+	struct server *sv = arg;
+	sg_repl *r = sv->r;
+	nng_aio *aio = sv->aio;
 	nng_ctx ctx;
 
 	sg_thread_name("sigil-server");
-	if (nng_aio_alloc(&aio, NULL, NULL))
+	if (nng_ctx_open(&ctx, r->rep))
 		return NULL;
-	if (nng_ctx_open(&ctx, r->rep)) {
-		nng_aio_free(aio);
-		return NULL;
-	}
 	for (;;) {
 		nng_msg *in, *out;
 		sg_msg *m;
@@ -1489,25 +1491,21 @@ static void *server_main(void *arg)
 		nng_msg_free(in);
 		if (!out)
 			continue; /* dropped: the requester times out */
-		pthread_rwlock_rdlock(&r->srv_lock);
 		if (atomic_load(&r->stopping)) {
-			/* the socket may be closing: no send (the requester times out) */
-			pthread_rwlock_unlock(&r->srv_lock);
+			/* stopping: no send (the requester times out) */
 			nng_msg_free(out);
 			break;
 		}
 		nng_aio_set_msg(aio, out);
 		nng_ctx_send(ctx, aio);
 		nng_aio_wait(aio); /* within SERVE_POLL_MS, the aio's timeout */
-		pthread_rwlock_unlock(&r->srv_lock);
 		rv = nng_aio_result(aio);
 		if (rv)
 			nng_msg_free(out);
 		if (rv == NNG_ECLOSED)
 			break;
 	}
-	nng_ctx_close(ctx);
-	nng_aio_free(aio);
+	nng_ctx_close(ctx); /* rep is still open: sg_repl_stop() joins first */
 	return NULL;
 }
 
@@ -2393,7 +2391,6 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 	pthread_mutex_init(&r->nlock, NULL);
 	pthread_mutex_init(&r->rdlock, NULL);
 	pthread_mutex_init(&r->biglock, NULL);
-	pthread_rwlock_init(&r->srv_lock, NULL);
 	sg_cond_init_mono(&r->cond);
 	rc = patterns_parse(r, o->local_only ? o->local_only : SG_REPL_LOCAL_ONLY_DEFAULT);
 	if (!rc && need_tls) {
@@ -2430,8 +2427,15 @@ int sg_repl_start(sg_repl **out, const sg_repl_opts *o)
 			goto fail;
 		}
 		for (int i = 0; i < SERVER_THREADS; i++) {
-			if (pthread_create(&r->srv[i], NULL, server_main, r))
+			struct server *sv = &r->srv[i];
+
+			sv->r = r;
+			if (nng_aio_alloc(&sv->aio, NULL, NULL))
 				break;
+			if (pthread_create(&sv->thread, NULL, server_main, sv)) {
+				nng_aio_free(sv->aio);
+				break;
+			}
 			r->nsrv++;
 		}
 	}
@@ -2612,14 +2616,18 @@ void sg_repl_stop(sg_repl *r)
 	for (size_t i = 0; i < r->npeers; i++)
 		if (r->peers[i]->thread_started)
 			pthread_join(r->peers[i]->thread, NULL);
-	/* no reply is being sent (stopping is set: none starts after this) */
-	pthread_rwlock_wrlock(&r->srv_lock);
-	pthread_rwlock_unlock(&r->srv_lock);
-	/* the server threads wake with NNG_ECLOSED, or within SERVE_POLL_MS */
+	/* the server threads end before rep closes (struct server): a stopped
+	 * aio ends the wait in progress and fails any later one, and stopping
+	 * is set, so each leaves its loop and closes its context */
+	for (int i = 0; i < r->nsrv; i++)
+		nng_aio_stop(r->srv[i].aio);
+	for (int i = 0; i < r->nsrv; i++) {
+		pthread_join(r->srv[i].thread, NULL);
+		nng_aio_free(r->srv[i].aio);
+	}
+	r->nsrv = 0;
 	if (r->rep_open)
 		close_bounded(&r->rep, 1);
-	for (int i = 0; i < r->nsrv; i++)
-		pthread_join(r->srv[i], NULL);
 	for (size_t i = 0; i < r->npeers; i++) {
 		pthread_cond_destroy(&r->peers[i]->cond);
 		snap_drop(r->peers[i]);
@@ -2643,7 +2651,6 @@ void sg_repl_stop(sg_repl *r)
 	pthread_mutex_destroy(&r->nlock);
 	pthread_mutex_destroy(&r->rdlock);
 	pthread_mutex_destroy(&r->biglock);
-	pthread_rwlock_destroy(&r->srv_lock);
 	pthread_cond_destroy(&r->cond);
 	free(r->name);
 	free(r->listen);
